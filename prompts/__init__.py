@@ -1,0 +1,1 @@
+"""Versioned prompt manifests, their checksums, the resolver and anti-injection sanitisation."""

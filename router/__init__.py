@@ -1,0 +1,1 @@
+"""The router: an OpenAI-compatible gateway in front of runtime pods and external providers."""
