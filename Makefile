@@ -12,7 +12,8 @@ EXTRAS ?= dev,runtime,model
 # Debian packages the tests use: a real Redis, a real browser, network namespaces.
 APT_PACKAGES := redis-server chromium iproute2 procps
 
-.PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin bench run clean
+.PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
+	bench bench-runtime bench-router bench-operator bench-swap bench-prompts
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -62,6 +63,31 @@ unit: install ## Unit tests (no cluster)
 test: system-deps install ## Everything CI runs: unit tests, then e2e on a real control plane
 	$(PYTEST) tests
 	@if [ -f e2e/cluster.mk ]; then $(MAKE) --no-print-directory e2e; fi
+
+# Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
+# ratio against a baseline run side by side in the same run, because these machines are noisy.
+BENCHES := runtime router operator swap prompts
+
+bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
+
+bench-runtime: install ## Runtime vs llama-server vs llama-cpp-python's server, 1 and 8 streams
+	$(PY) tests/bench/bench_runtime.py
+
+bench-router: install ## Router overhead vs calling the backend directly
+	$(PY) tests/bench/bench_router.py
+
+bench-operator: install ## 200 InferenceModels applied at once, on the real control plane
+	$(PY) tests/bench/bench_operator.py
+
+bench-swap: install ## Swap time and failed requests under load, in place and blue/green
+	$(PY) tests/bench/bench_swap.py
+
+bench-prompts: install ## Warm and cold PromptResolver.resolve
+	$(PY) tests/bench/bench_prompts.py
+
+run: install ## Local embedded mode: the bundled model behind the router, no cluster
+	@if [ -f router/cli.py ] || $(PY) -c "import inferflux.cli" 2>/dev/null; then $(VENV)/bin/inferctl up; \
+	else echo "make run: local mode (inferctl up) is not built yet; see issue #11" >&2; exit 1; fi
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf $(CACHE)/typecheck .mypy_cache .ruff_cache .pytest_cache
