@@ -42,7 +42,7 @@ crds-check: install ## Fail when crds/*.yaml drifted from the API types
 # mypy reads the packages through a tree of links named as they are imported (inferflux.<sub>),
 # because the folders themselves are named otherwise and `operator/` would clash with the stdlib.
 TYPECHECK_TREE := $(CACHE)/typecheck/inferflux
-PACKAGE_DIRS := crds:crds operator:operator router:router runtime:runtime_image prompts:prompts
+PACKAGE_DIRS := crds:crds operator:operator router:router runtime:runtime_image prompts:prompts cli:cli
 
 lint: install ## ruff check, ruff format --check and mypy, all clean
 	$(VENV)/bin/ruff check .
@@ -86,8 +86,7 @@ bench-prompts: install ## Warm and cold PromptResolver.resolve
 	$(PY) tests/bench/bench_prompts.py
 
 run: install ## Local embedded mode: the bundled model behind the router, no cluster
-	@if [ -f router/cli.py ] || $(PY) -c "import inferflux.cli" 2>/dev/null; then $(VENV)/bin/inferctl up; \
-	else echo "make run: local mode (inferctl up) is not built yet; see issue #11" >&2; exit 1; fi
+	$(VENV)/bin/inferctl up
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf $(CACHE)/typecheck .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""``inferctl``: the InferFlux command line (local mode, chat, admin commands, model pulls)."""
