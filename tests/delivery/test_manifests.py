@@ -1,0 +1,118 @@
+"""The kustomize base in manifests/: least-privilege RBAC, restricted pods, and CRDs in step with crds/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+Grant = tuple[str, str, str]
+
+ALL_WRITE = ("get", "list", "watch", "create", "patch", "update", "delete")
+
+# The operator's grants, exactly (docs/deploy.md explains each). Anything more is a failure.
+OPERATOR_GRANTS: set[Grant] = {
+    *{("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")},
+    *{("", "namespaces", v) for v in ("get", "list", "watch")},
+    *{
+        ("inferflux.io", r, v)
+        for r in ("inferencemodels", "prompts")
+        for v in ("get", "list", "watch", "patch")
+    },
+    *{
+        ("inferflux.io", r, v)
+        for r in ("inferencemodels/status", "prompts/status")
+        for v in ("get", "patch", "update")
+    },
+    *{("apps", "deployments", v) for v in ALL_WRITE},
+    *{("", r, v) for r in ("services", "configmaps") for v in ALL_WRITE},
+    *{("networking.k8s.io", "networkpolicies", v) for v in ALL_WRITE},
+    *{("discovery.k8s.io", "endpointslices", v) for v in ("get", "list", "watch")},
+    *{("", "pods", v) for v in ("get", "list", "watch")},
+    *{("", "secrets", v) for v in ("get", "create", "patch")},
+    *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+}
+
+
+def grants(role: dict[str, Any]) -> set[Grant]:
+    """Every (apiGroup, resource, verb) a Role or ClusterRole allows; wildcards fail loudly."""
+    out: set[Grant] = set()
+    for rule in role["rules"]:
+        for part in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[part], f"{role['metadata']['name']}: wildcard in {part}"
+        out |= {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return out
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
+
+
+def bound_roles(objs: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
+    """The Roles and ClusterRoles bound to a ServiceAccount by the bindings in objs."""
+    roles = {(o["kind"], o["metadata"]["name"]): o for o in objs if o["kind"] in ("Role", "ClusterRole")}
+    out = []
+    for b in objs:
+        if b["kind"] in ("RoleBinding", "ClusterRoleBinding") and any(
+            s["kind"] == "ServiceAccount" and s["name"] == account for s in b["subjects"]
+        ):
+            out.append(roles[(b["roleRef"]["kind"], b["roleRef"]["name"])])
+    return out
+
+
+def test_operator_has_exactly_its_grants(kustomize_base: list[dict[str, Any]]) -> None:
+    roles = bound_roles(kustomize_base, "inferflux-operator")
+    assert roles, "the operator's ServiceAccount is bound to nothing"
+    assert set().union(*(grants(r) for r in roles)) == OPERATOR_GRANTS
+
+
+def test_operator_cannot_enumerate_secrets(kustomize_base: list[dict[str, Any]]) -> None:
+    allowed = set().union(*(grants(r) for r in bound_roles(kustomize_base, "inferflux-operator")))
+    assert not {("", "secrets", "list"), ("", "secrets", "watch")} & allowed
+
+
+def test_router_reads_only_configmaps(kustomize_base: list[dict[str, Any]]) -> None:
+    roles = bound_roles(kustomize_base, "inferflux-router")
+    allowed = set().union(*(grants(r) for r in roles))
+    assert {v for _, _, v in allowed} <= {"get", "list", "watch"}
+    assert {(g, r) for g, r, _ in allowed} == {("", "configmaps")}
+    namespaced = [r for r in roles if r["kind"] == "Role"]
+    assert [r["rules"][0]["resourceNames"] for r in namespaced] == [["inferflux-routing"]]
+
+
+def test_workloads_run_as_their_own_accounts(kustomize_base: list[dict[str, Any]]) -> None:
+    deployments = by_kind(kustomize_base, "Deployment")
+    assert {n: d["spec"]["template"]["spec"]["serviceAccountName"] for n, d in deployments.items()} == {
+        "inferflux-operator": "inferflux-operator",
+        "inferflux-router": "inferflux-router",
+    }
+
+
+def test_every_pod_is_restricted(
+    kustomize_base: list[dict[str, Any]], pod_security: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    workloads = [o for o in kustomize_base if o["kind"] in ("Deployment", "Pod", "Job")]
+    assert workloads
+    assert {o["metadata"]["name"]: pod_security(o) for o in workloads} == {
+        o["metadata"]["name"]: [] for o in workloads
+    }
+
+
+def test_namespace_enforces_restricted(kustomize_base: list[dict[str, Any]]) -> None:
+    (ns,) = by_kind(kustomize_base, "Namespace").values()
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_selectors_use_name_and_instance(kustomize_base: list[dict[str, Any]]) -> None:
+    for d in by_kind(kustomize_base, "Deployment").values():
+        selector = d["spec"]["selector"]["matchLabels"]
+        assert {"app.kubernetes.io/name", "app.kubernetes.io/instance"} <= selector.keys()
+        assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
+
+
+@pytest.mark.parametrize("name", ["inferencemodel.yaml", "prompt.yaml"])
+def test_crds_are_copies_of_the_generated_ones(repo: Path, name: str) -> None:
+    copy = repo / "manifests" / "base" / "crds" / name
+    assert copy.read_text() == (repo / "crds" / name).read_text(), "re-render manifests from the chart"
