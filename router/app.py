@@ -1,0 +1,212 @@
+"""The router as one plain ASGI application: a path table, a request-id layer, and the lifespan.
+
+No framework sits on the hot path: a request is one dict lookup away from its handler. Handlers
+raise `UpstreamError` for anything the client should hear about; this module turns it into the
+OpenAI error shape, and turns anything unexpected into a 500 without leaking a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from inferflux.router.asgi import (
+    ClientGone,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    send_bytes,
+    send_error,
+    send_json,
+)
+from inferflux.router.balancer import Balancer
+from inferflux.router.discovery import Apply, RouteSource, TableHolder
+from inferflux.router.dispatch import Dispatcher
+from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.health import Readiness
+from inferflux.router.inference_api import InferenceRoutes
+from inferflux.router.metrics import Metrics
+from inferflux.router.openai_api import ROUTES, OpenAIRoutes
+from inferflux.router.replay import MemoryReplayStore, ReplayStore
+from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
+from inferflux.router.settings import Settings
+from inferflux.router.upstream import Timeouts, UpstreamClient
+
+log = logging.getLogger("inferflux.router")
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def request_id(scope: Scope) -> str:
+    """The client's ``x-request-id`` when it is sane (printable, at most 128 bytes), else a new one."""
+    given = header(scope, b"x-request-id")
+    if given and len(given) <= 128 and given.isascii() and given.decode().isprintable():
+        return given.decode()
+    return secrets.token_hex(16)
+
+
+class Router:
+    """The whole gateway; ``await router(scope, receive, send)`` is the ASGI entry point."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: RouteSource | None = None,
+        store: ReplayStore | None = None,
+        keys: KeyHolder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.metrics = Metrics()
+        self.holder = TableHolder()
+        self.client = UpstreamClient(
+            Timeouts(
+                settings.connect_timeout_seconds,
+                settings.first_byte_timeout_seconds,
+                settings.total_timeout_seconds,
+            )
+        )
+        self.dispatcher = Dispatcher(
+            self.holder, self.client, Balancer(settings.prefix_load_factor), self.metrics, settings.retries
+        )
+        self.keys = keys or (
+            KeyringFile(settings.resume_keys_file)
+            if settings.resume_keys_file
+            else KeyHolder(ephemeral_keyring())
+        )
+        self.store = store or MemoryReplayStore(
+            settings.replay_max_streams, settings.replay_max_chunks, settings.replay_linger_seconds
+        )
+        self.openai = OpenAIRoutes(self.dispatcher, self.metrics, settings.prefix_chars)
+        self.inference = InferenceRoutes(
+            self.dispatcher,
+            self.store,
+            self.keys,
+            self.metrics,
+            settings.heartbeat_seconds,
+            settings.resume_ttl_seconds,
+        )
+        self.readiness = Readiness()
+        self.readiness.add(
+            "routes_loaded", lambda: (self.holder.loaded, f"generation {self.holder.generation}")
+        )
+        self.routes: dict[tuple[str, str], Handler] = {("GET", "/v1/models"): self.openai.models}
+        for path in ROUTES:
+            self.routes[("POST", path)] = self.openai.proxy
+        self.routes[("POST", "/api/v1/inference")] = self.inference.infer
+        self.routes[("POST", "/api/v1/inference:stream")] = self.inference.stream
+        for path, handler in (
+            ("/healthz", self.healthz),
+            ("/livez", self.healthz),
+            ("/readyz", self.readyz),
+            ("/metrics", self.metrics_page),
+        ):
+            self.routes[("GET", path)] = handler
+        self._paths = {path for _, path in self.routes}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http(scope, receive, send)
+        elif kind == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Dispatch one request, adding ``x-request-id`` to whatever response goes out."""
+        rid = scope["inferflux.request_id"] = request_id(scope)
+        stamp = (b"x-request-id", rid.encode())
+        started = False
+
+        async def send_stamped(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), stamp]
+            await send(message)
+
+        handler = self.routes.get((scope["method"], scope["path"]))
+        try:
+            if handler is None:
+                raise self._no_route(scope)
+            await handler(scope, receive, send_stamped)
+        except ClientGone:
+            return
+        except UpstreamError as error:
+            if not started:
+                await send_error(send_stamped, error)
+        except Exception as error:
+            log.exception("unexpected %s on %s", type(error).__name__, scope["path"])
+            if not started:
+                await send_error(
+                    send_stamped, UpstreamError(ErrorCode.UPSTREAM_ERROR, "internal error", status=500)
+                )
+
+    def _no_route(self, scope: Scope) -> UpstreamError:
+        if scope["path"] in self._paths:
+            return UpstreamError(ErrorCode.BAD_REQUEST, f"method {scope['method']} not allowed", status=405)
+        return UpstreamError(ErrorCode.NOT_FOUND, f"no route {scope['path']}")
+
+    async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The process is up and its event loop answers."""
+        await send_json(send, 200, {"status": "ok"})
+
+    async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """200 when every readiness check passes, else 503; the body lists each check."""
+        ready, checks = await self.readiness.evaluate()
+        await send_json(
+            send, 200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks}
+        )
+
+    async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Prometheus text exposition of every ``inferflux_router_`` metric."""
+        body = generate_latest(self.metrics.registry)
+        await send_bytes(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+
+    def apply(self) -> Apply:
+        """The callback a `RouteSource` feeds tables into."""
+        return self.holder.swap
+
+    async def start(self) -> None:
+        """Load the first table (a file loads synchronously), then follow changes in the background."""
+        if self.source is not None:
+            self._tasks.append(asyncio.ensure_future(self.source.run(self.holder.swap)))
+        if isinstance(self.keys, KeyringFile):
+            self._tasks.append(asyncio.ensure_future(self._follow_keys(self.keys)))
+
+    async def _follow_keys(self, keys: KeyringFile) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            with contextlib.suppress(OSError):
+                if keys.reload() is not None:
+                    log.info("resume keys reloaded; signing with %s", keys.keyring.signing[0])
+
+    async def stop(self) -> None:
+        """Stop background work and close upstream connections."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.inference.close()
+        await self.client.close()
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """ASGI lifespan: start on startup, stop on shutdown."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as error:
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

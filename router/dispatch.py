@@ -1,0 +1,172 @@
+"""From a ``model`` to an open upstream response: route lookup, admission, replica choice, retry.
+
+`Dispatcher.exchange` is the single path every proxied request takes. It admits the request
+through the model's `Limiter`, picks a replica with the model's balancing policy, and when that
+replica fails before sending a byte, tries another one. The caller reads the response inside the
+context; leaving it (normally, by error or by cancellation) frees the replica and the slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from inferflux.crds.inferencemodel import Balancer as Policy
+from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
+from inferflux.router.balancer import Balancer, Choice
+from inferflux.router.discovery import TableHolder
+from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.limiter import Limiter
+from inferflux.router.metrics import Metrics
+from inferflux.router.upstream import UpstreamClient
+
+
+@dataclass
+class Exchange:
+    """An upstream response whose headers have arrived, and where it came from."""
+
+    response: aiohttp.ClientResponse
+    endpoint: Endpoint
+    route: ModelRoute
+
+
+def prompt_prefix(document: Mapping[str, Any], chars: int) -> bytes:
+    """The start of the prompt, the key prefix-aware balancing hashes (messages or prompt)."""
+    messages = document.get("messages")
+    if isinstance(messages, list):
+        parts: list[str] = []
+        size = 0
+        for message in messages:
+            content = message.get("content") if isinstance(message, dict) else None
+            text = content if isinstance(content, str) else str(content)
+            parts.append(text)
+            size += len(text)
+            if size >= chars:
+                break
+        return "\x1e".join(parts)[:chars].encode()
+    prompt = document.get("prompt")
+    if isinstance(prompt, list):
+        prompt = prompt[0] if prompt else ""
+    return str(prompt or document.get("input") or "")[:chars].encode()
+
+
+class Dispatcher:
+    """Everything needed to send a request for a model to one of its replicas."""
+
+    def __init__(
+        self,
+        holder: TableHolder,
+        client: UpstreamClient,
+        balancer: Balancer,
+        metrics: Metrics,
+        retries: int = 1,
+    ) -> None:
+        self.holder = holder
+        self.client = client
+        self.balancer = balancer
+        self.metrics = metrics
+        self.retries = retries
+        self.limiters: dict[str, Limiter] = {}
+        holder.on_swap(self._on_swap)
+
+    def _on_swap(self, table: RoutingTable) -> None:
+        for name, route in table.models.items():
+            limiter = self.limiters.get(name)
+            if limiter is not None:
+                limiter.resize(route.max_concurrency, route.max_queue)
+        self.balancer.forget(
+            {endpoint.url for route in table.models.values() for endpoint in route.endpoints}
+        )
+        self.metrics.table_generation.set(self.holder.generation)
+
+    def route(self, model: str) -> ModelRoute:
+        """The route serving ``model``; unknown names are 404, names with no replica 503."""
+        route = self.holder.table.models.get(model)
+        if route is None:
+            raise UpstreamError(ErrorCode.NOT_FOUND, f"model {model!r} is not served here", param="model")
+        if not route.endpoints:
+            reason = "has an external provider route" if route.provider else "has no ready replica"
+            raise UpstreamError(ErrorCode.UNAVAILABLE, f"model {model!r} {reason}", retry_after=1)
+        return route
+
+    def limiter(self, model: str, route: ModelRoute) -> Limiter:
+        """The model's limiter, created on its first request."""
+        limiter = self.limiters.get(model)
+        if limiter is None:
+            limiter = self.limiters[model] = Limiter(route.max_concurrency, route.max_queue)
+        return limiter
+
+    def choose(self, model: str, route: ModelRoute, tried: set[str], prefix: bytes | None) -> Choice | None:
+        """A replica not tried yet, by the model's policy; None when every replica was tried."""
+        endpoints = [endpoint for endpoint in route.endpoints if endpoint.url not in tried]
+        if not endpoints:
+            return None
+        policy = route.balancer
+        if policy == Policy.PREFIX_HASH and prefix is not None:
+            choice = self.balancer.prefix_hash(endpoints, prefix)
+        else:
+            choice = self.balancer.least_outstanding(endpoints)
+        label = "preferred" if choice.preferred and not tried else ("retry" if tried else "spilled")
+        self.metrics.balancer_decisions.labels(model, str(policy), label).inc()
+        return choice
+
+    @asynccontextmanager
+    async def exchange(
+        self, model: str, path: str, body: bytes, headers: dict[str, str], prefix: bytes | None = None
+    ) -> AsyncIterator[Exchange]:
+        """Admit, choose, send, and retry on another replica while nothing has been received."""
+        route = self.route(model)
+        limiter = self.limiter(model, route)
+        self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
+        try:
+            await limiter.acquire()
+        finally:
+            self.metrics.queue_depth.labels(model).set(limiter.queued)
+        in_flight = self.metrics.in_flight.labels(model)
+        in_flight.inc()
+        try:
+            tried: set[str] = set()
+            while True:
+                current = self.holder.table.models.get(model) or route
+                choice = self.choose(model, current, tried, prefix)
+                if choice is None:
+                    raise UpstreamError(
+                        ErrorCode.UNAVAILABLE, f"every replica of {model!r} failed", retry_after=1
+                    )
+                url = choice.endpoint.url
+                tried.add(url)
+                self.balancer.acquire(url)
+                try:
+                    response = await self.client.post(url + path, body, headers)
+                except UpstreamError as error:
+                    self.balancer.release(url)
+                    self._count_failure(model, url, error)
+                    if error.retryable and len(tried) <= self.retries:
+                        self.metrics.retries.labels(model).inc()
+                        continue
+                    raise
+                outcome = "ok" if response.status < 400 else "error"
+                try:
+                    yield Exchange(response, choice.endpoint, current)
+                except BaseException:
+                    outcome = "aborted"
+                    raise
+                finally:
+                    if response.content.at_eof():
+                        response.release()
+                    else:
+                        response.close()  # the upstream sees the disconnect and stops generating
+                    self.balancer.release(url)
+                    self.metrics.balancer_outcomes.labels(model, choice.endpoint.pod or url, outcome).inc()
+                return
+        finally:
+            in_flight.dec()
+            limiter.release()
+
+    def _count_failure(self, model: str, url: str, error: UpstreamError) -> None:
+        self.metrics.upstream_errors.labels(model, error.code.value).inc()
+        self.metrics.balancer_outcomes.labels(model, url, "failed").inc()

@@ -1,0 +1,223 @@
+"""The seeds' contract: ``POST /api/v1/inference`` and the resumable ``POST /api/v1/inference:stream``.
+
+A new stream gets an id, and a producer task that reads the upstream stream into the replay
+buffer. The connection that asked for it is just a reader of that buffer, so when it drops, the
+producer carries on and a reconnect with a resume token reads on from the token's offset: nothing
+lost, nothing repeated. Every event the reader sends carries a token for the offset after it, and
+heartbeats carry fresh ones, so a client always holds a token younger than the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from inferflux.router.asgi import (
+    SSE_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    cancel_on_disconnect,
+    read_body,
+    send_json,
+)
+from inferflux.router.contract import InferenceRequest, ResumeRequest
+from inferflux.router.dispatch import Dispatcher
+from inferflux.router.errors import ErrorCode, UpstreamError, error_body
+from inferflux.router.metrics import Metrics
+from inferflux.router.replay import DATA, Evicted, ReplayStore
+from inferflux.router.resume import KeyHolder, TokenError, sign, verify
+from inferflux.router.sse import DONE, frame, iter_data
+from inferflux.router.upstream import classify_status
+
+log = logging.getLogger("inferflux.router.inference")
+
+
+def validate(model: type[InferenceRequest] | type[ResumeRequest], document: Any) -> Any:
+    """``document`` as ``model``, or a 400 naming the first problem."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise UpstreamError(ErrorCode.BAD_REQUEST, f"{where}: {first['msg']}") from None
+
+
+def upstream_call(request: InferenceRequest, stream: bool) -> tuple[str, bytes]:
+    """The OpenAI path and body that serve ``request`` on a runtime pod."""
+    body = request.model_dump(exclude_none=True)
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    path = "/v1/chat/completions" if request.messages is not None else "/v1/completions"
+    return path, orjson.dumps(body)
+
+
+def text_of(choice: dict[str, Any]) -> str:
+    """The generated text in one choice, whether chat (message/delta) or completion (text)."""
+    part = choice.get("delta") or choice.get("message")
+    if isinstance(part, dict):
+        return part.get("content") or ""
+    return choice.get("text") or ""
+
+
+def parse_json(body: bytes) -> Any:
+    """The request JSON, or a 400."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(ErrorCode.BAD_REQUEST, "request body is not valid JSON") from None
+
+
+class InferenceRoutes:
+    """Handlers for ``/api/v1/inference`` and ``/api/v1/inference:stream``."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        store: ReplayStore,
+        keys: KeyHolder,
+        metrics: Metrics,
+        heartbeat_seconds: float = 15.0,
+        token_ttl_seconds: float = 300.0,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.store = store
+        self.keys = keys
+        self.metrics = metrics
+        self.heartbeat_seconds = heartbeat_seconds
+        self.token_ttl_seconds = token_ttl_seconds
+        self.producers: set[asyncio.Task[None]] = set()
+
+    def _headers(self, scope: Scope) -> dict[str, str]:
+        return {"content-type": "application/json", "x-request-id": scope["inferflux.request_id"]}
+
+    async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Generate the whole answer and return it in one JSON document."""
+        request: InferenceRequest = validate(InferenceRequest, parse_json(await read_body(receive)))
+        path, body = upstream_call(request, stream=False)
+        self.dispatcher.route(request.model)
+
+        async def answer() -> None:
+            async with self.dispatcher.exchange(request.model, path, body, self._headers(scope)) as ex:
+                payload = await ex.response.read()
+                if ex.response.status >= 400:
+                    raise classify_status(ex.response.status)
+            document = orjson.loads(payload)
+            choice = (document.get("choices") or [{}])[0]
+            result = {
+                "id": document.get("id") or scope["inferflux.request_id"],
+                "model": request.model,
+                "output": text_of(choice),
+                "finish_reason": choice.get("finish_reason"),
+                "usage": document.get("usage"),
+            }
+            await send_json(send, 200, result)
+
+        await cancel_on_disconnect(receive, answer())
+
+    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Start a stream, or resume one from a token, and read it out as SSE."""
+        document = parse_json(await read_body(receive))
+        if isinstance(document, dict) and "resume_token" in document:
+            resume: ResumeRequest = validate(ResumeRequest, document)
+            try:
+                stream_id, offset = verify(self.keys.keyring, resume.resume_token)
+            except TokenError as error:
+                self.metrics.resumes.labels("rejected" if error.status == 401 else "expired").inc()
+                code = ErrorCode.AUTH if error.status == 401 else ErrorCode.NOT_FOUND
+                raise UpstreamError(code, error.message, status=error.status) from None
+            if not await self.store.exists(stream_id):
+                self.metrics.resumes.labels("evicted").inc()
+                raise UpstreamError(ErrorCode.NOT_FOUND, "stream is no longer buffered", status=410)
+            self.metrics.resumes.labels("resumed").inc()
+        else:
+            request: InferenceRequest = validate(InferenceRequest, document)
+            self.dispatcher.route(request.model)
+            stream_id, offset = secrets.token_hex(16), 0
+            await self.store.create(stream_id)
+            task = asyncio.ensure_future(self._produce(stream_id, request, self._headers(scope)))
+            self.producers.add(task)
+            task.add_done_callback(self.producers.discard)
+        await cancel_on_disconnect(receive, self._read_out(send, stream_id, offset))
+
+    async def _produce(self, stream_id: str, request: InferenceRequest, headers: dict[str, str]) -> None:
+        """Copy the upstream stream into the replay buffer, ending with ``done`` or ``error``."""
+        path, body = upstream_call(request, stream=True)
+        finish: dict[str, Any] = {"finish_reason": None, "usage": None}
+        try:
+            async with self.dispatcher.exchange(request.model, path, body, headers) as ex:
+                if ex.response.status >= 400:
+                    raise classify_status(ex.response.status)
+                async for data in iter_data(ex.response.content.iter_any()):
+                    if data == DONE:
+                        break
+                    event = orjson.loads(data)
+                    if "error" in event:
+                        raise UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream reported an error mid-stream")
+                    finish["usage"] = event.get("usage") or finish["usage"]
+                    for choice in event.get("choices") or []:
+                        finish["finish_reason"] = choice.get("finish_reason") or finish["finish_reason"]
+                        text = text_of(choice)
+                        if text:
+                            await self.store.append(stream_id, DATA, orjson.dumps(text))
+            await self.store.append(stream_id, "done", orjson.dumps(finish))
+        except Evicted:
+            return
+        except UpstreamError as error:
+            await self._fail(stream_id, error)
+        except Exception as error:  # a broken upstream must end the stream, never leave readers hanging
+            log.warning("stream %s failed: %s", stream_id, type(error).__name__)
+            await self._fail(stream_id, UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream failed"))
+
+    async def _fail(self, stream_id: str, error: UpstreamError) -> None:
+        self.metrics.upstream_errors.labels("-", error.code.value).inc()
+        with contextlib.suppress(Evicted):
+            await self.store.append(stream_id, "error", orjson.dumps(error.body()))
+
+    async def _read_out(self, send: Send, stream_id: str, offset: int) -> None:
+        """Send the buffer from ``offset`` as it fills, with heartbeats, until ``done`` or ``error``."""
+        ttl = self.token_ttl_seconds
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        token = sign(self.keys.keyring, stream_id, offset, ttl)
+        opening = frame("resume", {"stream_id": stream_id, "offset": offset, "resume_token": token})
+        await send({"type": "http.response.body", "body": opening, "more_body": True})
+        next_beat = time.monotonic() + self.heartbeat_seconds
+        while True:
+            try:
+                entries = await self.store.read(stream_id, offset, max(0.0, next_beat - time.monotonic()))
+            except Evicted:
+                gone = error_body(ErrorCode.NOT_FOUND, "stream is no longer buffered")
+                await send({"type": "http.response.body", "body": frame("error", gone), "more_body": False})
+                return
+            out: list[bytes] = []
+            for entry in entries:
+                if entry.kind != DATA:
+                    out.append(b"event: " + entry.kind.encode() + b"\ndata: " + entry.payload + b"\n\n")
+                    await send({"type": "http.response.body", "body": b"".join(out), "more_body": False})
+                    return
+                offset = entry.offset + 1
+                token = sign(self.keys.keyring, stream_id, offset, ttl)
+                out.append(
+                    b'id: %d\nevent: data\ndata: {"offset":%d,"text":%s,"resume_token":"%s"}\n\n'
+                    % (entry.offset, entry.offset, entry.payload, token.encode())
+                )
+            if time.monotonic() >= next_beat:
+                token = sign(self.keys.keyring, stream_id, offset, ttl)
+                out.append(frame("heartbeat", {"offset": offset, "resume_token": token}))
+                next_beat = time.monotonic() + self.heartbeat_seconds
+            if out:
+                await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+
+    async def close(self) -> None:
+        """Stop every producer (router shutdown)."""
+        for task in list(self.producers):
+            task.cancel()
+        await asyncio.gather(*self.producers, return_exceptions=True)

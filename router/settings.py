@@ -1,0 +1,85 @@
+"""The router's settings, all read from the environment (``INFERFLUX_*``), documented in docs/router.md."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+
+class SettingsError(ValueError):
+    """A setting is malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults a local run wants."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    routes_file: str = ""
+    routes_configmap: str = ""  # "namespace/name"
+    kubeconfig: str = ""  # empty: in-cluster service account
+    resume_keys_file: str = ""
+    heartbeat_seconds: float = 15.0
+    resume_ttl_seconds: float = 300.0
+    replay_max_streams: int = 1024
+    replay_max_chunks: int = 8192
+    replay_linger_seconds: float = 300.0
+    connect_timeout_seconds: float = 5.0
+    first_byte_timeout_seconds: float = 60.0
+    total_timeout_seconds: float = 600.0
+    retries: int = 1
+    prefix_chars: int = 256
+    prefix_load_factor: float = 1.25
+    file_poll_seconds: float = 0.2
+    log_level: str = "info"
+
+
+_ENV = {
+    "host": "INFERFLUX_ROUTER_HOST",
+    "port": "INFERFLUX_ROUTER_PORT",
+    "routes_file": "INFERFLUX_ROUTES_FILE",
+    "routes_configmap": "INFERFLUX_ROUTES_CONFIGMAP",
+    "kubeconfig": "INFERFLUX_KUBECONFIG",
+    "resume_keys_file": "INFERFLUX_RESUME_KEYS_FILE",
+    "heartbeat_seconds": "INFERFLUX_HEARTBEAT_SECONDS",
+    "resume_ttl_seconds": "INFERFLUX_RESUME_TTL_SECONDS",
+    "replay_max_streams": "INFERFLUX_REPLAY_MAX_STREAMS",
+    "replay_max_chunks": "INFERFLUX_REPLAY_MAX_CHUNKS",
+    "replay_linger_seconds": "INFERFLUX_REPLAY_LINGER_SECONDS",
+    "connect_timeout_seconds": "INFERFLUX_CONNECT_TIMEOUT_SECONDS",
+    "first_byte_timeout_seconds": "INFERFLUX_FIRST_BYTE_TIMEOUT_SECONDS",
+    "total_timeout_seconds": "INFERFLUX_TOTAL_TIMEOUT_SECONDS",
+    "retries": "INFERFLUX_ROUTER_RETRIES",
+    "prefix_chars": "INFERFLUX_PREFIX_CHARS",
+    "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
+    "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",
+    "log_level": "INFERFLUX_LOG_LEVEL",
+}
+
+
+def env_names() -> dict[str, str]:
+    """Setting name to environment variable, for the docs and their drift test."""
+    return dict(_ENV)
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default ``os.environ``); a malformed value raises `SettingsError`."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = environ.get(_ENV[field.name])
+        if raw is None or raw == "":
+            continue
+        kind = type(getattr(Settings(), field.name))
+        try:
+            values[field.name] = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{_ENV[field.name]}={raw!r} is not a valid {kind.__name__}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.routes_configmap and settings.routes_configmap.count("/") != 1:
+        raise SettingsError("INFERFLUX_ROUTES_CONFIGMAP must be namespace/name")
+    if settings.heartbeat_seconds <= 0 or settings.resume_ttl_seconds <= 0:
+        raise SettingsError("INFERFLUX_HEARTBEAT_SECONDS and INFERFLUX_RESUME_TTL_SECONDS must be positive")
+    return settings

@@ -1,0 +1,130 @@
+"""Fixtures: fake OpenAI backends (mock_openai.py) and the real router served by uvicorn on a port."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import uvicorn
+
+from inferflux.router.app import Router
+from inferflux.router.discovery import FileSource
+from inferflux.router.resume import KeyHolder
+from inferflux.router.settings import Settings
+
+
+def _load_mock() -> Any:
+    path = Path(__file__).with_name("mock_openai.py")
+    spec = importlib.util.spec_from_file_location("inferflux_tests_mock_openai", path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mock_openai = _load_mock()
+MockOpenAI = mock_openai.MockOpenAI
+MockState = mock_openai.MockState
+
+
+def route(endpoints: list[str], **extra: Any) -> dict[str, Any]:
+    """One model's entry in a routing table document."""
+    return {
+        "name": extra.pop("name", "m"),
+        "engine": "llamacpp",
+        "endpoints": [{"url": url, "pod": f"pod-{i}"} for i, url in enumerate(endpoints)],
+        **extra,
+    }
+
+
+class Harness:
+    """A running router with its routes file, and an HTTP client pointed at it."""
+
+    def __init__(self, router: Router, routes_file: Path, url: str, session: aiohttp.ClientSession) -> None:
+        self.router = router
+        self.routes_file = routes_file
+        self.url = url
+        self.session = session
+
+    def post(self, path: str, document: Any, **kwargs: Any) -> Any:
+        """POST JSON to the router (use as ``async with``)."""
+        return self.session.post(self.url + path, json=document, **kwargs)
+
+    def write_routes(self, models: dict[str, Any]) -> None:
+        """Publish a new table the way the operator (or inferctl) does: write, then rename."""
+        temporary = self.routes_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"version": 1, "models": models}))
+        temporary.replace(self.routes_file)
+
+    async def wait_generation(self, generation: int, within: float = 1.0) -> float:
+        """Seconds until the router applied table number ``generation``; fails after ``within``."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while self.router.holder.generation < generation:
+            assert loop.time() - start < within, "routing table change not applied in time"
+            await asyncio.sleep(0.01)
+        return loop.time() - start
+
+
+@pytest.fixture(name="route")
+def route_fixture() -> Callable[..., dict[str, Any]]:
+    """The `route` helper, for tests (conftest modules are not importable in importlib mode)."""
+    return route
+
+
+@pytest.fixture
+async def mocks() -> AsyncIterator[Callable[..., Any]]:
+    started: list[Any] = []
+
+    async def make(**state: Any) -> Any:
+        mock = await MockOpenAI(MockState(**state)).start()
+        started.append(mock)
+        return mock
+
+    yield make
+    for mock in started:
+        await mock.stop()
+
+
+@pytest.fixture
+async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """Start a router over a routes file: ``await make_router(models, **settings)``."""
+    running: list[tuple[uvicorn.Server, asyncio.Task[None], aiohttp.ClientSession]] = []
+
+    async def make(models: dict[str, Any], keys: KeyHolder | None = None, **overrides: Any) -> Harness:
+        routes_file = tmp_path / "routes.json"
+        settings = Settings(routes_file=str(routes_file), file_poll_seconds=0.05, **overrides)
+        source = FileSource(str(routes_file), settings.file_poll_seconds)
+        router = Router(settings, source, keys=keys)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            router, lifespan="on", access_log=False, log_level="warning", http="httptools"
+        )
+        server = uvicorn.Server(config)
+        session = aiohttp.ClientSession()
+        harness = Harness(router, routes_file, f"http://127.0.0.1:{port}", session)
+        harness.write_routes(models)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        running.append((server, task, session))
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
+            await asyncio.sleep(0.01)
+        await harness.wait_generation(1)
+        return harness
+
+    yield make
+    for server, task, session in running:
+        await session.close()
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
