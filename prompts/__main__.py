@@ -1,0 +1,7 @@
+"""Entry point of ``python -m inferflux.prompts``."""
+
+import sys
+
+from inferflux.prompts.cli import main
+
+sys.exit(main())
