@@ -104,3 +104,24 @@ def restricted_violations(obj: dict[str, Any]) -> list[str]:
 @pytest.fixture(scope="session")
 def pod_security() -> Callable[[dict[str, Any]], list[str]]:
     return restricted_violations
+
+
+ChartRenderer = Callable[..., list[dict[str, Any]]]
+
+
+@pytest.fixture(scope="session")
+def render_chart(helm: Path, tmp_path_factory: pytest.TempPathFactory) -> ChartRenderer:
+    """`helm template` of the chart with some values, as objects (test hooks included)."""
+    folder = tmp_path_factory.mktemp("values")
+
+    def render(
+        values: dict[str, Any] | None = None, *extra: str, namespace: str = "inferflux-system"
+    ) -> list[dict[str, Any]]:
+        path = folder / f"values-{len(list(folder.iterdir()))}.yaml"
+        path.write_text(yaml.safe_dump(values or {}))
+        chart = str(REPO / "helm" / "inferflux")
+        argv = [str(helm), "template", "inferflux", chart, "-n", namespace, "-f", str(path), *extra]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True)
+        return load_all(out.stdout)
+
+    return render
