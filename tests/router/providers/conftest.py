@@ -1,0 +1,73 @@
+"""Fixtures for the provider tests: fake provider servers, a routing table builder, metric readers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+HERE = Path(__file__).parent
+
+
+def _load(name: str) -> ModuleType:
+    """A sibling helper module (importlib mode puts no test folder on sys.path)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fake_common = _load("fake_common")
+fake_openai = _load("fake_openai")
+fake_anthropic = _load("fake_anthropic")
+
+
+APPS = {"openai": fake_openai.app, "anthropic": fake_anthropic.app}
+
+
+@pytest.fixture
+async def start_fake() -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+    """Start fake provider servers (``openai`` or ``anthropic`` wire format); all stop at teardown."""
+    runners: list[Any] = []
+
+    async def start(kind: str) -> Any:
+        fake, runner = await fake_common.serve(APPS[kind])
+        runners.append(runner)
+        return fake
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def openai_server(start_fake: Callable[[str], Awaitable[Any]]) -> Any:
+    """A fake OpenAI-wire server; ``.url`` has no ``/v1``."""
+    return await start_fake("openai")
+
+
+@pytest.fixture
+async def anthropic_server(start_fake: Callable[[str], Awaitable[Any]]) -> Any:
+    """A fake Anthropic Messages API server."""
+    return await start_fake("anthropic")
+
+
+@pytest.fixture
+def metric() -> Callable[..., float]:
+    """Read a sample of the default Prometheus registry (0 when absent)."""
+
+    def read(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return read
