@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     stale = stale_files(desired)
     if args.check:
         for path in changed + stale:
-            print(f"drifted: {path.relative_to(REPO)} (run helm/render_manifests.py)", file=sys.stderr)
+            shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+            print(f"drifted: {shown} (run helm/render_manifests.py)", file=sys.stderr)
         return 1 if changed or stale else 0
     for path in stale:
         path.unlink()
