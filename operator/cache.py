@@ -1,0 +1,56 @@
+"""The operator's view of the cluster: the latest body of every watched object, by key.
+
+kopf's watch streams feed it (one handler per resource kind); reconcilers read from it instead of
+calling the API server, so an event storm costs no extra requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    """The (namespace, name) of an object body."""
+    meta = body.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+class ObjectCache:
+    """Latest bodies of one kind of object, by (namespace, name)."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[Key, dict[str, Any]] = {}
+
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
+        """Record a watch event (``DELETED`` removes the object); returns the object's key."""
+        key = key_of(body)
+        if event_type == "DELETED":
+            self._bodies.pop(key, None)
+        else:
+            self._bodies[key] = dict(body)
+        return key
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """The latest body, or None when the object is not (or no longer) there."""
+        return self._bodies.get(key)
+
+    def values(self) -> Iterator[dict[str, Any]]:
+        """Every cached body."""
+        return iter(list(self._bodies.values()))
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+
+@dataclass
+class ClusterCache:
+    """One ObjectCache per watched kind."""
+
+    models: ObjectCache = field(default_factory=ObjectCache)
+    deployments: ObjectCache = field(default_factory=ObjectCache)
+    pods: ObjectCache = field(default_factory=ObjectCache)
+    prompts: ObjectCache = field(default_factory=ObjectCache)

@@ -1,0 +1,79 @@
+"""Wire the operator together: settings, the API client, the cache, the services and their queues.
+
+Also the kopf settings that keep kopf's own traces off our objects: standalone (no peering
+resources), and the ``inferflux.io/`` prefix for any finalizer or annotation kopf might write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import kopf
+from kubernetes_asyncio import client
+
+from inferflux.operator.cache import ClusterCache, Key
+from inferflux.operator.model_service import ModelService
+from inferflux.operator.prompt_service import PromptService
+from inferflux.operator.routing_service import RoutingPublisher
+from inferflux.operator.settings import Settings
+from inferflux.operator.storage import Storage
+from inferflux.operator.workqueue import WorkQueue
+
+PREFIX = "inferflux.io"
+MODEL_WORKERS = 16
+PROMPT_WORKERS = 4
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    """kopf configured for InferFlux: our prefixes, no peering, no events of its own."""
+    settings = kopf.OperatorSettings()
+    settings.peering.standalone = True
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False  # our services post the Events users need
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    return settings
+
+
+@dataclass
+class Operator:
+    """The running parts of one operator process."""
+
+    settings: Settings
+    cache: ClusterCache
+    storage: Storage
+    models: WorkQueue[Key]
+    prompts: WorkQueue[Key]
+    routing: RoutingPublisher
+
+    def start(self) -> None:
+        """Start the queue workers and the routing publisher on the running loop."""
+        self.models.start()
+        self.prompts.start()
+        self.routing.start()
+
+    async def stop(self) -> None:
+        """Stop every background task."""
+        await self.models.stop()
+        await self.prompts.stop()
+        await self.routing.stop()
+
+
+def build_operator(settings: Settings, api: client.ApiClient) -> Operator:
+    """An Operator talking to the cluster through ``api``."""
+    cache = ClusterCache()
+    storage = Storage(api)
+    model_service = ModelService(storage, cache, settings)
+    prompt_service = PromptService(storage, cache)
+    return Operator(
+        settings=settings,
+        cache=cache,
+        storage=storage,
+        models=WorkQueue("models", model_service.reconcile, MODEL_WORKERS),
+        prompts=WorkQueue("prompts", prompt_service.reconcile, PROMPT_WORKERS),
+        routing=RoutingPublisher(storage, cache, settings),
+    )

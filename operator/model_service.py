@@ -1,0 +1,149 @@
+"""Reconcile one InferenceModel: validate, apply its objects, and report status and Events.
+
+Level-based: it looks only at the model's latest body and its Deployment in the cache, never at
+what changed, so running it twice, late, or after a restart converges to the same objects.
+Unchanged objects are not re-sent; unchanged status is not re-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from inferflux.crds.inferencemodel import KIND, Engine, InferenceModel
+from inferflux.operator.cache import ClusterCache, Key
+from inferflux.operator.networkpolicy import render_network_policies
+from inferflux.operator.render.deployment import render_deployment
+from inferflux.operator.render.labels import REVISION_LABEL, owned_by, revision_hash, selector_labels
+from inferflux.operator.render.service import new_admin_token, render_admin_secret, render_service
+from inferflux.operator.reporter import report_status
+from inferflux.operator.settings import Settings
+from inferflux.operator.status import Stall, compute_status
+from inferflux.operator.storage import Storage
+from inferflux.operator.validation import (
+    INVALID_SPEC,
+    SECRET_NOT_FOUND,
+    referenced_secrets,
+    secret_stall,
+    spec_stall,
+)
+
+log = logging.getLogger(__name__)
+
+SECRET_RECHECK_SECONDS = 15.0
+DRIFT_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What this process last applied for a model, so unchanged specs are not re-sent."""
+
+    uid: str
+    generation: int
+    revision: str
+    at: float
+    stall: Stall | None
+
+
+def _drifted(deployment: dict[str, Any] | None, revision: str, replicas: int) -> bool:
+    """The Deployment is gone, or no longer what was applied."""
+    if deployment is None:
+        return True
+    spec = deployment.get("spec") or {}
+    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
+    return labels.get(REVISION_LABEL) != revision or spec.get("replicas") != replicas
+
+
+class ModelService:
+    """Turns InferenceModels into runtime objects and status."""
+
+    def __init__(self, storage: Storage, cache: ClusterCache, settings: Settings) -> None:
+        self._storage = storage
+        self._cache = cache
+        self._settings = settings
+        self._applied: dict[Key, Applied] = {}
+
+    async def reconcile(self, key: Key) -> float | None:
+        """Bring ``key``'s objects and status up to date; returns when to look again, if ever."""
+        body = self._cache.models.get(key)
+        if body is None:
+            self._applied.pop(key, None)  # deleted: owner references let the GC remove the rest
+            return None
+        try:
+            model = InferenceModel.from_body(body)
+        except ValidationError as error:
+            await self._report_invalid(body, error)
+            return None
+        revision = revision_hash(model)
+        applied = self._applied.get(key)
+        deployment = self._cache.deployments.get(key)
+        if applied is None or self._needs_apply(model, revision, applied, deployment):
+            applied = self._applied[key] = await self._apply(model, revision)
+            deployment = self._cache.deployments.get(key)
+        await self._write_status(model, revision, deployment, applied.stall)
+        if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
+            return SECRET_RECHECK_SECONDS
+        if model.spec.engine != Engine.PROVIDER and _drifted(deployment, revision, model.spec.replicas):
+            return DRIFT_GRACE_SECONDS
+        return None
+
+    def _needs_apply(
+        self, model: InferenceModel, revision: str, applied: Applied, deployment: dict[str, Any] | None
+    ) -> bool:
+        if (applied.uid, applied.generation) != (model.metadata.uid or "", model.metadata.generation):
+            return True
+        age = time.monotonic() - applied.at
+        if applied.stall is not None:
+            return applied.stall.reason == SECRET_NOT_FOUND and age >= SECRET_RECHECK_SECONDS
+        pods = model.spec.engine != Engine.PROVIDER
+        return pods and age >= DRIFT_GRACE_SECONDS and _drifted(deployment, revision, model.spec.replicas)
+
+    async def _stall(self, model: InferenceModel) -> Stall | None:
+        stall = spec_stall(model, self._settings)
+        namespace = model.metadata.namespace or ""
+        for ref in [] if stall else referenced_secrets(model):
+            stall = secret_stall(ref, namespace, await self._storage.get("Secret", namespace, ref.name))
+            if stall:
+                break
+        return stall
+
+    async def _apply(self, model: InferenceModel, revision: str) -> Applied:
+        stall = await self._stall(model)
+        if stall is None and model.spec.engine != Engine.PROVIDER:
+            writes: list[Awaitable[object]] = [self._storage.apply(render_deployment(model, self._settings))]
+            writes.append(self._storage.apply(render_service(model)))
+            policies = render_network_policies(model, selector_labels(model), self._settings.network)
+            writes += [self._storage.apply(owned_by(policy, model)) for policy in policies]
+            if model.spec.engine == Engine.LLAMACPP:
+                writes.append(self._storage.create_if_missing(render_admin_secret(model, new_admin_token())))
+            await asyncio.gather(*writes)
+            log.info("applied %s/%s revision %s", model.metadata.namespace, model.metadata.name, revision)
+        return Applied(model.metadata.uid or "", model.metadata.generation, revision, time.monotonic(), stall)
+
+    async def _write_status(
+        self, model: InferenceModel, revision: str, deployment: dict[str, Any] | None, stall: Stall | None
+    ) -> None:
+        status = compute_status(model, revision, deployment, stall)
+        await report_status(self._storage, KIND, model.metadata, model.status, status)
+
+    async def _report_invalid(self, body: dict[str, Any], error: ValidationError) -> None:
+        """A body the API types reject (the CRD schema should prevent it): Stalled, with the first error."""
+        meta = body.get("metadata") or {}
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"spec is invalid at {where}: {first.get('msg', '')}"[:1024]
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        conditions = [
+            {"type": t, "status": s, "reason": INVALID_SPEC, "message": message, "lastTransitionTime": now}
+            for t, s in (("Ready", "False"), ("Stalled", "True"))
+        ]
+        status = {"observedGeneration": meta.get("generation"), "conditions": conditions}
+        old = (body.get("status") or {}).get("conditions") or []
+        if [(c.get("type"), c.get("message")) for c in old] != [(c["type"], message) for c in conditions]:
+            await self._storage.patch_status(KIND, meta.get("namespace", ""), meta.get("name", ""), status)

@@ -1,0 +1,126 @@
+"""The runtime Deployment of one InferenceModel.
+
+One Deployment per model, named after it. Its selector uses only labels that never change, and the
+pod template carries the revision label, so a new serving spec rolls out as a new ReplicaSet with
+surge and no unavailability: old pods keep serving until the new ones are Ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferflux.crds.inferencemodel import Engine, InferenceModel
+from inferflux.operator.render.engine import (
+    ADMIN_TOKEN_DIR,
+    ADMIN_TOKEN_KEY,
+    gpu_count,
+    llamacpp_container,
+    vllm_container,
+)
+from inferflux.operator.render.labels import (
+    REVISION_LABEL,
+    RUNTIME_PORT,
+    admin_secret_name,
+    object_meta,
+    pod_labels,
+    revision_hash,
+    selector_labels,
+)
+from inferflux.operator.render.probes import probes
+from inferflux.operator.render.security import (
+    SCRATCH_DIR,
+    SHM_DIR,
+    container_security_context,
+    pod_security_context,
+)
+from inferflux.operator.render.volume import model_volume
+from inferflux.operator.settings import Settings
+
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def resources(model: InferenceModel) -> dict[str, dict[str, str]]:
+    """Requests and limits from the spec; a vLLM pod also gets its GPUs unless the spec names them."""
+    spec = model.spec.resources
+    rendered = {
+        "requests": {name: str(value) for name, value in spec.requests.items()},
+        "limits": {name: str(value) for name, value in spec.limits.items()},
+    }
+    if model.spec.engine == Engine.VLLM and GPU_RESOURCE not in rendered["limits"]:
+        rendered["limits"][GPU_RESOURCE] = str(gpu_count(model))
+    return {key: value for key, value in rendered.items() if value}
+
+
+def scratch_volumes(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Writable scratch (volumes, mounts) under a read-only root: /tmp, and shared memory for vLLM."""
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": SCRATCH_DIR}]
+    if engine == Engine.VLLM:
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "dshm", "mountPath": SHM_DIR})
+    return volumes, mounts
+
+
+def admin_token_volume(model: InferenceModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The admin API token Secret as a read-only file (volume, mount)."""
+    volume = {
+        "name": "admin-token",
+        "secret": {
+            "secretName": admin_secret_name(model),
+            "items": [{"key": ADMIN_TOKEN_KEY, "path": ADMIN_TOKEN_KEY}],
+            "defaultMode": 0o440,
+        },
+    }
+    return volume, {"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": True}
+
+
+def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, Any]:
+    """The Deployment serving ``model`` (engines llamacpp and vllm only)."""
+    engine = Engine(model.spec.engine)
+    if model.spec.source is None or engine == Engine.PROVIDER:
+        raise ValueError(f"engine {engine.value} has no runtime pods")
+    weights = model_volume(model.spec.source, settings.runtime_image)
+    volumes, mounts = scratch_volumes(engine)
+    volumes += weights.volumes
+    mounts += weights.mounts
+    if engine == Engine.VLLM:
+        container = vllm_container(model, settings.vllm_image, weights.model_path)
+    else:
+        container = llamacpp_container(model, settings.runtime_image, weights.model_path)
+        token_volume, token_mount = admin_token_volume(model)
+        volumes.append(token_volume)
+        mounts.append(token_mount)
+    container |= {
+        "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
+        "resources": resources(model),
+        "securityContext": container_security_context(),
+        "volumeMounts": mounts,
+        **probes(engine),
+    }
+    labels = pod_labels(model)
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if weights.init_containers:
+        pod_spec["initContainers"] = weights.init_containers
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(model, model.metadata.name),
+        "spec": {
+            "replicas": model.spec.replicas,
+            "revisionHistoryLimit": 3,
+            "progressDeadlineSeconds": model.spec.rollout.progress_deadline_seconds,
+            "selector": {"matchLabels": selector_labels(model)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {REVISION_LABEL: revision_hash(model)}},
+                "spec": pod_spec,
+            },
+        },
+    }

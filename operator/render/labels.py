@@ -1,0 +1,105 @@
+"""Labels, names and the revision hash shared by every object rendered for one InferenceModel.
+
+The label set is a contract with the router, the NetworkPolicies and the dashboards (see the
+shared conventions in docs/operator.md); the revision hash names *what is served*, so that a
+change of weights or engine settings is a new revision while a change of replicas is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Final
+
+import orjson
+
+from inferflux.crds.inferencemodel import InferenceModel
+
+FIELD_MANAGER: Final = "inferflux-operator"
+MODEL_LABEL: Final = "inferflux.io/model"
+REVISION_LABEL: Final = "inferflux.io/revision"
+MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+RUNTIME_PORT: Final = 8080
+REVISION_LENGTH = 10
+
+
+def selector_labels(model: InferenceModel) -> dict[str, str]:
+    """The labels that pick one model's runtime pods; stable across revisions (selectors are immutable)."""
+    return {
+        "app.kubernetes.io/name": "inferflux-runtime",
+        "app.kubernetes.io/instance": model.metadata.name,
+        MODEL_LABEL: model.metadata.name,
+    }
+
+
+def common_labels(model: InferenceModel) -> dict[str, str]:
+    """Labels on every object the operator creates for ``model``."""
+    return {
+        **selector_labels(model),
+        "app.kubernetes.io/component": "runtime",
+        "app.kubernetes.io/part-of": "inferflux",
+        MANAGED_BY: FIELD_MANAGER,
+    }
+
+
+def pod_labels(model: InferenceModel) -> dict[str, str]:
+    """Labels of the runtime pods: the common set plus the revision they serve."""
+    return {**common_labels(model), REVISION_LABEL: revision_hash(model)}
+
+
+def serving_spec(model: InferenceModel) -> dict[str, Any]:
+    """The part of the spec that decides what a pod serves (not how many pods, nor routing)."""
+    spec = model.spec
+    return {
+        "engine": spec.engine,
+        "servedName": model.served_name,
+        "source": spec.source.to_wire() if spec.source else None,
+        "engineArgs": spec.engine_args.to_wire(),
+    }
+
+
+def revision_hash(model: InferenceModel) -> str:
+    """A short, stable hash of the serving spec: equal specs give equal revisions on any machine."""
+    canonical = orjson.dumps(serving_spec(model), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()[:REVISION_LENGTH]
+
+
+def owner_reference(owner: Any) -> dict[str, Any]:
+    """An owner reference to ``owner`` (an InferenceModel or Prompt), so deletion cleans up.
+
+    ``controller: true`` marks the operator's object as the one managing it; ``blockOwnerDeletion``
+    stays false so that deleting the owner never waits on this object.
+    """
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.metadata.name,
+        "uid": owner.metadata.uid or "",
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def object_meta(model: InferenceModel, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """``metadata`` of an object owned by ``model`` in its namespace."""
+    return {
+        "name": name,
+        "namespace": model.metadata.namespace,
+        "labels": labels if labels is not None else common_labels(model),
+        "ownerReferences": [owner_reference(model)],
+    }
+
+
+def admin_secret_name(model: InferenceModel) -> str:
+    """The Secret holding the bearer token of the runtime's admin API (hot swap)."""
+    return f"{model.metadata.name}-admin-token"
+
+
+def service_host(model: InferenceModel) -> str:
+    """The in-cluster DNS name of the model's Service."""
+    return f"{model.metadata.name}.{model.metadata.namespace}.svc"
+
+
+def owned_by(obj: dict[str, Any], owner: Any) -> dict[str, Any]:
+    """``obj`` with an owner reference to ``owner`` (for objects rendered elsewhere)."""
+    meta = {**obj["metadata"], "ownerReferences": [owner_reference(owner)]}
+    return {**obj, "metadata": meta}

@@ -1,0 +1,21 @@
+"""The cluster cache fed by watch events."""
+
+from __future__ import annotations
+
+from inferflux.operator.cache import ObjectCache, key_of
+
+
+def test_events_upsert_and_delete() -> None:
+    cache = ObjectCache()
+    body = {"metadata": {"namespace": "a", "name": "m"}, "spec": {"x": 1}}
+    assert cache.observe(None, body) == ("a", "m")  # the initial listing has no event type
+    assert cache.observe("MODIFIED", {**body, "spec": {"x": 2}}) == ("a", "m")
+    assert cache.get(("a", "m")) == {**body, "spec": {"x": 2}}
+    assert len(cache) == 1
+    cache.observe("DELETED", body)
+    assert cache.get(("a", "m")) is None
+    assert list(cache.values()) == []
+
+
+def test_key_of_tolerates_missing_metadata() -> None:
+    assert key_of({}) == ("", "")

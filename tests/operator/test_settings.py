@@ -1,0 +1,61 @@
+"""Operator settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from inferflux.operator.settings import (
+    DEFAULT_VLLM_IMAGE,
+    SettingsError,
+    parse_namespaces,
+    settings_from_env,
+)
+
+
+def test_defaults_watch_every_namespace_with_versioned_images() -> None:
+    settings = settings_from_env({})
+    assert settings.clusterwide
+    assert settings.operator_namespace == "inferflux-system"
+    assert settings.runtime_image.startswith("ghcr.io/inferflux/runtime:")
+    assert settings.vllm_image == DEFAULT_VLLM_IMAGE
+    assert settings.routing_configmap == "inferflux-routing"
+    assert not settings.air_gapped
+
+
+def test_every_variable_is_read() -> None:
+    settings = settings_from_env(
+        {
+            "INFERFLUX_NAMESPACES": "a, b,,a",
+            "INFERFLUX_OPERATOR_NAMESPACE": "ops",
+            "INFERFLUX_RUNTIME_IMAGE": "r:1",
+            "INFERFLUX_VLLM_IMAGE": "v:2",
+            "INFERFLUX_AIR_GAPPED": "TRUE",
+            "INFERFLUX_ROUTING_CONFIGMAP": "routes",
+            "INFERFLUX_HEALTH_PORT": "9000",
+        }
+    )
+    assert settings.namespaces == ("a", "b")
+    assert not settings.clusterwide
+    assert (settings.operator_namespace, settings.runtime_image, settings.vllm_image) == ("ops", "r:1", "v:2")
+    assert settings.air_gapped
+    assert settings.network.air_gapped
+    assert settings.network.router.namespace == "ops"
+    assert (settings.routing_configmap, settings.health_port) == ("routes", 9000)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"INFERFLUX_AIR_GAPPED": "maybe"}, "INFERFLUX_AIR_GAPPED"),
+        ({"INFERFLUX_HEALTH_PORT": "http"}, "INFERFLUX_HEALTH_PORT"),
+        ({"INFERFLUX_HEALTH_PORT": "70000"}, "INFERFLUX_HEALTH_PORT"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        settings_from_env(env)
+
+
+def test_namespace_list_keeps_order_and_drops_blanks() -> None:
+    assert parse_namespaces(" x ,y,, x") == ("x", "y")
+    assert parse_namespaces("") == ()
