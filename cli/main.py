@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inferflux.cli import pull
+from inferflux.cli import chat, pull, up
 from inferflux.cli.errors import CliError
 
-COMMANDS = (pull,)
+COMMANDS = (up, chat, pull)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,205 @@
+"""The local launcher: a router process and runtime processes kept in line with InferenceModel YAML.
+
+It does what the operator and Kubernetes do in a cluster, on one machine: ``apply`` computes each
+model's revision with the operator's hash, starts the replicas of a new revision beside the old
+ones, moves traffic in one write of the routing table once they are all Ready (blue/green), then
+stops the old ones. A candidate that fails to start is removed and the old revision keeps serving
+(the automatic rollback). Replicas that die are restarted, as a Deployment would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inferflux.crds.inferencemodel import InferenceModel
+from inferflux.operator.local import plan
+from inferflux.operator.local.process import Child, StartError, free_port
+from inferflux.operator.local.resources import Resources
+from inferflux.operator.local.sources import SourceError, materialise
+
+Say = Callable[[str], None]
+ROUTER_READY_SECONDS = 60.0
+
+
+@dataclass
+class Deployment:
+    """The running replicas of one model's active revision."""
+
+    model: InferenceModel
+    revision: str
+    children: list[Child] = field(default_factory=list)
+
+
+@dataclass
+class Commands:
+    """How to start the two kinds of process (the real modules, unless a test says otherwise)."""
+
+    runtime: list[str] = field(default_factory=lambda: [sys.executable, "-m", "inferflux.runtime"])
+    router: list[str] = field(default_factory=lambda: [sys.executable, "-m", "inferflux.router"])
+
+
+class Launcher:
+    """Owns every child process of one ``inferctl up``; ``stop`` leaves none behind."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        model_cache: Path,
+        host: str,
+        port: int,
+        say: Say,
+        commands: Commands | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.model_cache = model_cache
+        self.host = host
+        self.port = port
+        self.say = say
+        self.commands = commands or Commands()
+        self.routes_file = run_dir / "routes.json"
+        self.models: list[InferenceModel] = []
+        self.deployments: dict[str, Deployment] = {}
+        self.router: Child | None = None
+
+    @property
+    def url(self) -> str:
+        """The router's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+    def start_router(self) -> float:
+        """Start the router on an empty table and wait until it is ready."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.write_routes()
+        env = {
+            "INFERFLUX_ROUTER_HOST": self.host,
+            "INFERFLUX_ROUTER_PORT": str(self.port),
+            "INFERFLUX_ROUTES_FILE": str(self.routes_file),
+        }
+        self.router = Child(
+            "router", self.commands.router, env, self.url, self.run_dir / "logs" / "router.log"
+        )
+        return self.router.wait_ready(ROUTER_READY_SECONDS)
+
+    def apply(self, resources: Resources) -> list[str]:
+        """Converge on ``resources``; return one line per model that could not be applied."""
+        problems = []
+        servable = []
+        for model in resources.models:
+            try:
+                plan.check_servable(model)
+                servable.append(model)
+            except plan.PlanError as error:
+                problems.append(str(error))
+        self.models = servable
+        for name in set(self.deployments) - {m.metadata.name for m in servable}:
+            self._retire(self.deployments.pop(name), f"{name} removed")
+        self.write_routes()
+        for model in servable:
+            if plan.needs_runtime(model):
+                try:
+                    self._roll_out(model)
+                except (SourceError, StartError) as error:
+                    problems.append(f"InferenceModel {model.metadata.name}: {error}")
+        self.write_routes()
+        return problems
+
+    def heal(self) -> None:
+        """Restart replicas that exited, as a Deployment's ReplicaSet would."""
+        for deployment in self.deployments.values():
+            dead = [child for child in deployment.children if not child.alive()]
+            for child in dead:
+                self.say(f"{child.name} exited with status {child.popen.returncode}; restarting")
+                deployment.children.remove(child)
+            if dead:
+                self.write_routes()
+                try:
+                    deployment.children += self._start_replicas(deployment.model, len(dead))
+                except (SourceError, StartError) as error:
+                    self.say(f"InferenceModel {deployment.model.metadata.name}: {error}")
+                self.write_routes()
+
+    def stop(self) -> None:
+        """Stop every runtime, then the router."""
+        for deployment in self.deployments.values():
+            self._stop_children(deployment.children)
+        self.deployments.clear()
+        if self.router is not None:
+            self.router.stop()
+            self.router = None
+
+    def write_routes(self) -> None:
+        """Publish the routing table atomically (the router reloads the file when it changes)."""
+        active = {name: d.revision for name, d in self.deployments.items()}
+        replicas = [
+            plan.Replica(model=name, revision=d.revision, url=child.url, name=child.name)
+            for name, d in self.deployments.items()
+            for child in d.children
+            if child.alive()
+        ]
+        table = plan.routing_table(self.models, active, replicas)
+        temp = self.routes_file.with_suffix(".tmp")
+        temp.write_text(json.dumps(table.to_wire(), indent=2, sort_keys=True))
+        os.replace(temp, self.routes_file)
+
+    def _roll_out(self, model: InferenceModel) -> None:
+        name = model.metadata.name
+        revision = plan.revision(model)
+        current = self.deployments.get(name)
+        if current is not None and current.revision == revision:
+            current.model = model
+            self._scale(current, model.spec.replicas)
+            return
+        candidate = Deployment(model, revision, self._start_replicas(model, model.spec.replicas))
+        self.deployments[name] = candidate
+        self.write_routes()
+        if current is not None:
+            self._retire(current, f"{name} moved to revision {revision}")
+
+    def _scale(self, deployment: Deployment, replicas: int) -> None:
+        extra = deployment.children[replicas:]
+        if extra:
+            del deployment.children[replicas:]
+            self.write_routes()
+            self._stop_children(extra)
+        missing = replicas - len(deployment.children)
+        if missing > 0:
+            deployment.children += self._start_replicas(deployment.model, missing)
+
+    def _start_replicas(self, model: InferenceModel, count: int) -> list[Child]:
+        """Start ``count`` replicas and wait until all are Ready; on failure none is left running."""
+        if count == 0 or model.spec.source is None:
+            return []
+        path = materialise(model.spec.source, self.model_cache)
+        revision = plan.revision(model)
+        started: list[Child] = []
+        try:
+            for _ in range(count):
+                port = free_port(self.host)
+                replica = f"{model.metadata.name}-{revision}-{port}"
+                env = plan.runtime_env(model, path, self.host, port)
+                argv = [*self.commands.runtime, *plan.runtime_args(model)]
+                log = self.run_dir / "logs" / f"{replica}.log"
+                started.append(Child(replica, argv, env, f"http://{self.host}:{port}", log))
+                self.say(f"starting {replica} on port {port}")
+            for child in started:
+                took = child.wait_ready(model.spec.rollout.progress_deadline_seconds)
+                self.say(f"{child.name} ready in {took:.1f}s")
+        except BaseException:
+            self._stop_children(started)
+            raise
+        return started
+
+    def _retire(self, deployment: Deployment, why: str) -> None:
+        self.write_routes()
+        self.say(f"{why}: stopping revision {deployment.revision}")
+        self._stop_children(deployment.children)
+
+    @staticmethod
+    def _stop_children(children: list[Child]) -> None:
+        for child in children:
+            child.stop()
