@@ -102,3 +102,9 @@ def test_argocd_cm_patch_carries_the_check_for_both_kinds(repo: Path, health_lua
         script = patch["data"][f"resource.customizations.health.inferflux.io_{kind}"]
         assert run(script, resource(kind, 1, status([READY], 1, kind)))[0] == "Healthy"
         assert script == health_lua
+
+
+def test_docs_carry_the_shipped_snippet(repo: Path) -> None:
+    patch = (repo / "manifests" / "argocd" / "argocd-cm.yaml").read_text()
+    snippet = patch[patch.index("apiVersion:") :].rstrip()
+    assert snippet in (repo / "docs" / "gitops.md").read_text(), "paste manifests/argocd/argocd-cm.yaml"
