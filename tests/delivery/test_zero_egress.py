@@ -122,6 +122,8 @@ def tear_down(topology: Topology) -> None:
     for role in {role for pair in LINKS.values() for role in pair}:
         subprocess.run(["ip", "netns", "del", topology.ns(role)], capture_output=True, check=False)
         shutil.rmtree(Path("/etc/netns") / topology.ns(role), ignore_errors=True)
+    if Path("/etc/netns").is_dir() and not any(Path("/etc/netns").iterdir()):
+        Path("/etc/netns").rmdir()
 
 
 def wait_for_line(proc: subprocess.Popen[str], marker: str, timeout: float) -> None:
