@@ -33,7 +33,7 @@ class Fake:
     url: str
     requests: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
-    key: str = "sk-test-secret-key-0000"
+    key: str | None = "sk-test-secret-key-0000"  # None: no auth, like a runtime pod
 
     def next_fault(self) -> Fault | None:
         """The next scripted fault, consumed; None means behave."""

@@ -86,7 +86,7 @@ def reply(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def app(fake: Fake) -> web.Application:
     async def authorised(request: web.Request) -> web.Response | None:
-        if request.headers.get("Authorization") != f"Bearer {fake.key}":
+        if fake.key is not None and request.headers.get("Authorization") != f"Bearer {fake.key}":
             return error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
         return None
 
