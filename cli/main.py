@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inferflux.cli import chat, prompts, pull, up
+from inferflux.cli import chat, models, prompts, pull, up
 from inferflux.cli.errors import CliError
 
-COMMANDS = (up, chat, prompts, pull)
+COMMANDS = (up, chat, models, prompts, pull)
 
 
 def parser() -> argparse.ArgumentParser:
