@@ -1,0 +1,41 @@
+"""Settings from the environment, and the entry point's one-line failures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from inferflux.router.settings import SettingsError, from_env
+
+
+def test_defaults_and_overrides() -> None:
+    settings = from_env({"INFERFLUX_ROUTER_PORT": "9000", "INFERFLUX_HEARTBEAT_SECONDS": "2.5"})
+    assert (settings.port, settings.heartbeat_seconds, settings.host) == (9000, 2.5, "127.0.0.1")
+    assert from_env({}).port == 8000
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"INFERFLUX_ROUTER_PORT": "eighty"}, "INFERFLUX_ROUTER_PORT"),
+        ({"INFERFLUX_ROUTES_CONFIGMAP": "no-slash"}, "namespace/name"),
+        ({"INFERFLUX_HEARTBEAT_SECONDS": "0"}, "positive"),
+    ],
+)
+def test_bad_values_name_the_variable(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        from_env(environ)
+
+
+def test_entry_point_fails_with_one_readable_line(tmp_path) -> None:
+    routes = tmp_path / "routes.json"
+    routes.write_text("{broken")
+    env = {"INFERFLUX_ROUTES_FILE": str(routes), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "inferflux.router"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "routing table is not JSON" in result.stderr
