@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.namespace:
         settings = dataclasses.replace(settings, namespaces=tuple(dict.fromkeys(args.namespace)))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kubernetes_asyncio").setLevel(logging.WARNING)
+    for noisy in ("kubernetes_asyncio", "kopf.objects", "aiohttp.access"):  # a line per watch event
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(run(settings))
     return 0
 

@@ -1,8 +1,8 @@
 """Which Kubernetes Events a status change deserves, as a pure function.
 
 Users read Events in ``kubectl describe``; they should see each change of what matters once
-(Ready, Stalled, Degraded), not a line per reconcile. So an Event is emitted only when one of those
-conditions changes its status or reason.
+(Ready, Stalled, Degraded, a rollout starting or finishing), not a line per reconcile. So an
+Event is emitted only when one of those conditions changes its status or reason.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from inferflux.crds.meta import Condition, ConditionType, find_condition
 
 NORMAL = "Normal"
 WARNING = "Warning"
+ROLLOUT_REASONS = frozenset({"RollingOut", "RolloutComplete"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ def transition_events(old: Sequence[Condition], new: Sequence[Condition]) -> lis
     degraded = _transition(old, new, ConditionType.DEGRADED)
     if degraded and degraded.status == "True":
         events.append(Event(WARNING, degraded.reason, degraded.message))
+    progressing = _transition(old, new, ConditionType.PROGRESSING)
+    if progressing and progressing.reason in ROLLOUT_REASONS:
+        events.append(Event(NORMAL, progressing.reason, progressing.message))
     ready = _transition(old, new, ConditionType.READY)
     now_stalled = find_condition(new, ConditionType.STALLED)
     if ready and ready.status == "True":

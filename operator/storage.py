@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -58,6 +59,7 @@ class Storage:
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
+        api.user_agent = FIELD_MANAGER  # how the audit log and managedFields name us
 
     async def _call(
         self,
@@ -90,7 +92,8 @@ class Storage:
         """Create ``obj`` unless an object of that name exists; True when it was created now."""
         meta = obj["metadata"]
         try:
-            await self._call("POST", collection_path(obj["kind"], meta["namespace"]), obj)
+            path = collection_path(obj["kind"], meta["namespace"])
+            await self._call("POST", path, obj, query=[("fieldManager", FIELD_MANAGER)])
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -134,7 +137,8 @@ class Storage:
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            # client-go's naming: the object's name and a unique suffix (generateName may not end in ".").
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta["namespace"]},
             "regarding": {
                 "apiVersion": regarding["apiVersion"],
                 "kind": regarding["kind"],

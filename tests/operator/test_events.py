@@ -39,3 +39,14 @@ def test_degradation_and_loss_of_readiness_are_warnings() -> None:
     new = conds(Ready=("False", "NoReadyReplicas"), Degraded=("True", "ReplicasUnavailable"))
     assert [e.reason for e in transition_events(old, new)] == ["ReplicasUnavailable", "NoReadyReplicas"]
     assert {e.type for e in transition_events(old, new)} == {WARNING}
+
+
+def test_rollouts_are_reported_when_they_start_and_finish() -> None:
+    idle = conds(Progressing=("False", "RolloutComplete"))
+    rolling = conds(Progressing=("True", "RollingOut"))
+    assert transition_events(idle, rolling) == [Event(NORMAL, "RollingOut", "Progressing is RollingOut")]
+    assert transition_events(rolling, idle) == [
+        Event(NORMAL, "RolloutComplete", "Progressing is RolloutComplete")
+    ]
+    stalled = conds(Progressing=("False", "SecretNotFound"))
+    assert transition_events(rolling, stalled) == []
