@@ -39,3 +39,13 @@ def test_entry_point_fails_with_one_readable_line(tmp_path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "routing table is not JSON" in result.stderr
+
+
+def test_every_setting_is_documented() -> None:
+    from pathlib import Path
+
+    from inferflux.router.settings import env_names
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "router.md").read_text()
+    missing = [name for name in env_names().values() if f"`{name}`" not in text]
+    assert missing == []
