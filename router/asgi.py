@@ -52,6 +52,14 @@ async def read_body(receive: Receive, limit: int = MAX_BODY) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def parse_json(body: bytes) -> Any:
+    """The request body as JSON, or a 400 in the OpenAI error shape."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(ErrorCode.BAD_REQUEST, "request body is not valid JSON") from None
+
+
 async def send_bytes(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:

@@ -25,6 +25,7 @@ from inferflux.router.asgi import (
     Scope,
     Send,
     cancel_on_disconnect,
+    parse_json,
     read_body,
     send_json,
 )
@@ -66,14 +67,6 @@ def text_of(choice: dict[str, Any]) -> str:
     if isinstance(part, dict):
         return part.get("content") or ""
     return choice.get("text") or ""
-
-
-def parse_json(body: bytes) -> Any:
-    """The request JSON, or a 400."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(ErrorCode.BAD_REQUEST, "request body is not valid JSON") from None
 
 
 class InferenceRoutes:

@@ -23,6 +23,7 @@ from inferflux.router.asgi import (
     Scope,
     Send,
     cancel_on_disconnect,
+    parse_json,
     read_body,
     send_bytes,
     send_error,
@@ -58,10 +59,7 @@ class Call:
 
 def parse_request(body: bytes) -> dict[str, Any]:
     """The JSON request document; anything but an object with a string ``model`` is a 400."""
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamError(ErrorCode.BAD_REQUEST, "request body is not valid JSON") from None
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise UpstreamError(ErrorCode.BAD_REQUEST, "request body must be a JSON object")
     if not isinstance(document.get("model"), str) or not document["model"]:
