@@ -92,10 +92,14 @@ class NetworkPolicySettings:
         scraper_labels = _parse_labels(
             env.get("INFERFLUX_SCRAPER_LABELS", "app.kubernetes.io/name=prometheus")
         )
+        dns_labels = _parse_labels(env.get("INFERFLUX_DNS_LABELS", "k8s-app=kube-dns"))
+        if not dns_labels:
+            raise ValueError("INFERFLUX_DNS_LABELS is empty: it must select the cluster DNS pods")
         return cls(
             router=_component(ns, "router"),
             operator=_component(ns, "operator"),
             scraper=Peer(scraper_ns, _frozen(scraper_labels)) if scraper_ns and scraper_labels else None,
+            dns=Peer(env.get("INFERFLUX_DNS_NAMESPACE") or "kube-system", _frozen(dns_labels)),
             air_gapped=env.get("INFERFLUX_AIR_GAPPED", "false").strip().lower() in ("1", "true", "yes"),
             provider_cidrs=tuple(_split(env.get("INFERFLUX_PROVIDER_CIDRS", ""))),
         )

@@ -159,8 +159,11 @@ def test_settings_from_env() -> None:
             "INFERFLUX_SCRAPER_NAMESPACE": "obs",
             "INFERFLUX_SCRAPER_LABELS": "app=prom, team=sre",
             "INFERFLUX_PROVIDER_CIDRS": "203.0.113.0/24, 198.51.100.0/24",
+            "INFERFLUX_DNS_NAMESPACE": "dns",
+            "INFERFLUX_DNS_LABELS": "app=coredns",
         }
     )
+    assert settings.dns == Peer("dns", {"app": "coredns"})
     assert settings.air_gapped
     assert settings.router.namespace == settings.operator.namespace == "infer"
     assert settings.scraper == Peer("obs", {"app": "prom", "team": "sre"})
@@ -170,6 +173,11 @@ def test_settings_from_env() -> None:
 def test_settings_from_env_reject_a_malformed_label() -> None:
     with pytest.raises(ValueError, match="not key=value"):
         NetworkPolicySettings.from_env({"INFERFLUX_SCRAPER_LABELS": "prometheus"})
+
+
+def test_settings_from_env_reject_an_empty_dns_selector() -> None:
+    with pytest.raises(ValueError, match="INFERFLUX_DNS_LABELS is empty"):
+        NetworkPolicySettings.from_env({"INFERFLUX_DNS_LABELS": " "})
 
 
 def test_settings_from_env_defaults() -> None:

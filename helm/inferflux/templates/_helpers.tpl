@@ -126,3 +126,13 @@ securityContext:
 {{- range $k, $v := . }}{{ $parts = append $parts (printf "%s=%s" $k $v) }}{{ end -}}
 {{- join "," $parts -}}
 {{- end }}
+
+{{/* Pod labels of cluster DNS and of the scraper: the values, or the defaults when left empty (Helm
+merges maps, so defaults in values.yaml could only be added to, never replaced). */}}
+{{- define "inferflux.dnsLabels" -}}
+{{- toYaml (.Values.networkPolicy.dns.podLabels | default (dict "k8s-app" "kube-dns")) -}}
+{{- end }}
+
+{{- define "inferflux.scraperLabels" -}}
+{{- toYaml (.Values.networkPolicy.scraper.podLabels | default (dict "app.kubernetes.io/name" "prometheus")) -}}
+{{- end }}
