@@ -59,7 +59,7 @@ def policy_for(provider: str, settings: PoolSettings) -> backoff.Backoff:
 
 def build_adapter(route: ProviderRoute, api_key: str | None) -> Adapter:
     """The adapter for a provider route; the model id always comes from the route."""
-    if route.name is ProviderName.ANTHROPIC:
+    if route.name == ProviderName.ANTHROPIC:
         return AnthropicAdapter(
             model=route.model, base_url=route.base_url, api_key=api_key, timeout_seconds=route.timeout_seconds
         )

@@ -254,3 +254,20 @@ async def test_embeddings_fall_through_too(trio: Any) -> None:
     assert served.model == "second"
     assert served.body["data"][0]["embedding"][0] == 3.0
     assert len(a.requests) == 1  # retries=0: no second try on A
+
+
+async def test_an_overloaded_anthropic_link_falls_through(start_fake: Start, metric: Any) -> None:
+    claude, runtime = await start_fake("anthropic"), await start_fake("openai")
+    runtime.key = None
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    claude.faults.extend([Fault(529, overloaded)] * 2)  # the first try and its one retry
+    models = {"claude": provider("anthropic", claude, 2.0, ["local"]), "local": local(runtime)}
+    models["claude"]["provider"]["baseURL"] = claude.url
+    before = metric("inferflux_router_upstream_errors_total", provider="anthropic", code="overloaded")
+    served = await make_chain(models, claude.key).chat({"model": "claude", **HELLO})
+    assert served.model == "local"
+    assert len(claude.requests) == 2
+    assert (
+        metric("inferflux_router_upstream_errors_total", provider="anthropic", code="overloaded")
+        == before + 2
+    )
