@@ -1,15 +1,17 @@
-"""API keys: local env/file sources, Kubernetes Secrets (cached, re-read), and redaction from every log."""
+"""API keys: local env/file sources, Kubernetes Secrets on a real API server, and redaction from every log."""
 
 from __future__ import annotations
 
-import base64
+import importlib.util
 import logging
+import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
-from aiohttp import web
 from kubernetes_asyncio import client as kube
 
 from inferflux.crds.inferencemodel import SecretKeyRef
@@ -25,6 +27,7 @@ from inferflux.router.providers.secrets import (
 )
 
 REF = SecretKeyRef(name="openai-creds", key="api.key")
+ROUTER_TESTS = Path(__file__).resolve().parents[1]
 
 
 def test_env_name_is_documented_shape() -> None:
@@ -46,47 +49,41 @@ async def test_missing_local_key_is_unavailable_and_names_the_variable() -> None
     assert "INFERFLUX_PROVIDER_KEY_OPENAI_CREDS_API_KEY" in raised.value.message
 
 
-class FakeApiServer:
-    """The one Kubernetes API call the router makes: GET a Secret (fake API server, real client)."""
+def _control_plane() -> ModuleType:
+    """The router tests' real etcd + kube-apiserver fixture (from .cache/cluster-bin), shared, not copied."""
+    name = "inferflux_tests_router_control_plane"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROUTER_TESTS / "test_configmap_source.py")
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
-    def __init__(self) -> None:
-        self.value = "sk-kube-value-1"
-        self.reads = 0
 
-    def app(self) -> web.Application:
-        async def read(request: web.Request) -> web.Response:
-            self.reads += 1
-            namespace, name = request.match_info["namespace"], request.match_info["name"]
-            if name != "openai-creds":
-                status = {
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "status": "Failure",
-                    "reason": "NotFound",
-                    "code": 404,
-                }
-                return web.json_response(status, status=404)
-            data = {"api.key": base64.b64encode(self.value.encode()).decode()}
-            meta = {"name": name, "namespace": namespace, "resourceVersion": str(self.reads)}
-            return web.json_response({"kind": "Secret", "apiVersion": "v1", "metadata": meta, "data": data})
-
-        application = web.Application()
-        application.router.add_get("/api/v1/namespaces/{namespace}/secrets/{name}", read)
-        return application
+apiserver = _control_plane().apiserver
 
 
 @pytest.fixture
-async def kube_api() -> AsyncIterator[tuple[FakeApiServer, Any]]:
-    server = FakeApiServer()
-    runner = web.AppRunner(server.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    configuration = kube.Configuration(host=f"http://127.0.0.1:{runner.addresses[0][1]}")
-    api_client = kube.ApiClient(configuration)
-    yield server, kube.CoreV1Api(api_client)
-    await api_client.close()
-    await runner.cleanup()
+async def kube_api(apiserver: Path) -> AsyncIterator[Any]:
+    """A CoreV1Api on the real API server, with namespace team-a holding Secret openai-creds."""
+    from kubernetes_asyncio import config
+
+    configuration = kube.Configuration()
+    await config.load_kube_config(config_file=str(apiserver), client_configuration=configuration)
+    async with kube.ApiClient(configuration) as api_client:
+        core = kube.CoreV1Api(api_client)
+        namespace = f"team-{uuid.uuid4().hex[:8]}"
+        await core.create_namespace(kube.V1Namespace(metadata=kube.V1ObjectMeta(name=namespace)))
+        secret = kube.V1Secret(
+            metadata=kube.V1ObjectMeta(name="openai-creds"), string_data={"api.key": "sk-kube-1"}
+        )
+        await core.create_namespaced_secret(namespace, secret)
+        yield core, namespace
+
+
+async def rotate(core: Any, namespace: str, value: str) -> None:
+    await core.patch_namespaced_secret("openai-creds", namespace, {"stringData": {"api.key": value}})
 
 
 class Clock:
@@ -97,31 +94,30 @@ class Clock:
 
 
 async def test_kube_secret_is_cached_refreshed_and_invalidated(kube_api: Any) -> None:
-    server, core = kube_api
+    core, namespace = kube_api
     clock = Clock()
     secrets = KubeSecrets(core, ttl_seconds=60, clock=clock)
-    assert await secrets.get("team-a", REF) == "sk-kube-value-1"
-    server.value = "sk-kube-value-2"  # rotated
-    assert await secrets.get("team-a", REF) == "sk-kube-value-1"  # cached
-    assert server.reads == 1
+    assert await secrets.get(namespace, REF) == "sk-kube-1"
+    await rotate(core, namespace, "sk-kube-2")
+    assert await secrets.get(namespace, REF) == "sk-kube-1"  # cached
     clock.now = 61
-    assert await secrets.get("team-a", REF) == "sk-kube-value-2"  # refreshed after the TTL
-    server.value = "sk-kube-value-3"
-    secrets.invalidate("team-a", REF)  # the provider said 401
-    assert await secrets.get("team-a", REF) == "sk-kube-value-3"
-    assert server.reads == 3
+    assert await secrets.get(namespace, REF) == "sk-kube-2"  # refreshed after the TTL
+    await rotate(core, namespace, "sk-kube-3")
+    secrets.invalidate(namespace, REF)  # the provider said 401
+    assert await secrets.get(namespace, REF) == "sk-kube-3"
 
 
 async def test_missing_kube_secret_or_key_is_a_clear_error(kube_api: Any) -> None:
-    _, core = kube_api
+    core, namespace = kube_api
     secrets = KubeSecrets(core)
     with pytest.raises(UpstreamError) as raised:
-        await secrets.get("team-a", SecretKeyRef(name="other", key="k"))
+        await secrets.get(namespace, SecretKeyRef(name="other", key="k"))
     assert raised.value.code is ErrorCode.UNAVAILABLE
-    assert "team-a/other[k]" in raised.value.message
+    assert f"{namespace}/other[k]" in raised.value.message
     assert "404" in raised.value.message
-    with pytest.raises(UpstreamError):
-        await secrets.get("team-a", SecretKeyRef(name="openai-creds", key="absent"))
+    with pytest.raises(UpstreamError) as no_key:
+        await secrets.get(namespace, SecretKeyRef(name="openai-creds", key="absent"))
+    assert "no such key" in no_key.value.message
 
 
 def test_redaction_scrubs_registered_values_from_any_record(caplog: pytest.LogCaptureFixture) -> None:
