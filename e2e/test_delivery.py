@@ -85,6 +85,8 @@ def restricted_namespace(cli: Cli, name: str) -> str:
         "pod-security.kubernetes.io/enforce-version": "latest",
     }
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    # A namespace left Terminating by an earlier run would swallow what is applied into it.
+    wait_for(f"{name} to finish terminating", lambda: _not_terminating(cli, name), timeout=120)
     cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(ns))
     wait_for(f"the default ServiceAccount of {name}", lambda: cli.get("serviceaccount", "default", name))
     return name
@@ -280,6 +282,31 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
         assert [p["port"] for p in policy["spec"]["egress"][0]["ports"]] == [53, 53]
         routing = wait_for("the routing table", lambda: cli.get("configmap", "inferflux-routing", RELEASE_NS))
         assert "routes.json" in routing["data"]
+
+        # The Argo CD health check on the status this operator really wrote.
+        provider = {
+            "apiVersion": "inferflux.io/v1alpha1",
+            "kind": "InferenceModel",
+            "metadata": {"name": "gpt", "namespace": namespace},
+            "spec": {
+                "engine": "provider",
+                "provider": {
+                    "name": "openai",
+                    "model": "gpt-4o-mini",
+                    "apiKeySecretRef": {"name": "absent", "key": "k"},
+                },
+            },
+        }
+        cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(provider))
+        stalled = wait_for(
+            "gpt Stalled", lambda: _with_condition(cli.get("inferencemodel", "gpt", namespace), "Stalled")
+        )
+        assert argocd_health(stalled) == "Degraded"
+        gemma = wait_for(
+            "gemma status",
+            lambda: _with_condition(cli.get("inferencemodel", "gemma", namespace), "Ready", "*"),
+        )
+        assert argocd_health(gemma) in ("Progressing", "Healthy")
         assert "forbidden" not in log.read_text(errors="replace").lower()
     finally:
         process.terminate()
@@ -298,3 +325,26 @@ def _ok(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def _with_condition(obj: dict[str, Any] | None, type_: str, status: str = "True") -> dict[str, Any] | None:
+    """The object once it has condition ``type_`` with ``status`` (any status for "*")."""
+    for c in (obj or {}).get("status", {}).get("conditions", []):
+        if c["type"] == type_ and status in ("*", c["status"]):
+            return obj
+    return None
+
+
+def argocd_health(obj: dict[str, Any]) -> str:
+    """Argo CD's verdict on an object, from the shipped Lua health check run in Lua 5.1."""
+    from lupa import lua51
+
+    lua = lua51.LuaRuntime()
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute((REPO / "manifests" / "argocd" / "health.lua").read_text())
+    return str(result["status"])
+
+
+def _not_terminating(cli: Cli, name: str) -> bool:
+    found = cli.kubectl("get", "namespace", name, "-o", "json", "--ignore-not-found")
+    return not found.strip() or json.loads(found)["status"].get("phase") != "Terminating"
