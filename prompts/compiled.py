@@ -6,6 +6,7 @@ caches it; rendering then only validates the variables and joins strings.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from inferflux.prompts.template import Template, as_text, compile_template
 from inferflux.prompts.variants import choose_variant
 
 SLICE_SEPARATOR = "\n\n"
+MEMO_SIZE = 1024
 
 
 class VariablesError(ValueError):
@@ -53,6 +55,9 @@ class CompiledPrompt:
     variants: dict[str, dict[str, Template]]
     validator: Draft202012Validator
     names: frozenset[str] = field(default=frozenset())
+    # Validation is a pure function of the variables, and requests repeat them (a product name, a
+    # language): remember recent verdicts for hashable variables instead of re-walking the schema.
+    _valid: OrderedDict[tuple[Any, ...], tuple[str, ...]] = field(default_factory=OrderedDict, compare=False)
 
     @property
     def key(self) -> str:
@@ -64,15 +69,30 @@ class CompiledPrompt:
         chosen = choose_variant(self.spec.id, self.spec.variants, request_id)
         return chosen.name if chosen else None
 
+    def problems(self, variables: dict[str, Any]) -> tuple[str, ...]:
+        """The schema violations of ``variables`` (memoised when they are hashable)."""
+        try:
+            key = tuple(sorted((k, type(v).__name__, v) for k, v in variables.items()))
+            hash(key)
+        except TypeError:
+            return tuple(variable_problems(self.validator, variables))
+        found = self._valid.get(key)
+        if found is None:
+            found = tuple(variable_problems(self.validator, variables))
+            self._valid[key] = found
+            if len(self._valid) > MEMO_SIZE:
+                self._valid.popitem(last=False)
+        return found
+
     def render(self, variables: dict[str, Any], variant: str | None = None, strict: bool = True) -> str:
         """The prompt text for these variables; raises VariablesError when they break the schema.
 
         ``strict=False`` skips the schema (used for the embedded fallback, which may be another
         prompt than the one the variables were meant for); missing variables render empty.
         """
-        problems = variable_problems(self.validator, variables) if strict else []
+        problems = self.problems(variables) if strict else ()
         if problems:
-            raise VariablesError(self.spec.id, problems)
+            raise VariablesError(self.spec.id, list(problems))
         values = {name: as_text(variables.get(name)) for name in self.names}
         replaced = self.variants.get(variant, {}) if variant else {}
         texts = (replaced.get(name, self.base[name]).render(values) for name in self.order)

@@ -25,3 +25,11 @@ REJECTED_TOTAL = Counter("inferflux_prompts_rejected_total", "Prompts a source r
 SANITISED_TOTAL = Counter(
     "inferflux_prompts_sanitised_total", "User texts checked for injection, by verdict.", ["verdict"]
 )
+
+# Children bound once: ``labels()`` costs more than the increment on the warm path.
+CACHE_HIT = CACHE_TOTAL.labels(result="hit")
+CACHE_MISS = CACHE_TOTAL.labels(result="miss")
+RESOLVE_WARM = RESOLVE_SECONDS.labels(outcome="warm")
+SANITISED = {
+    verdict: SANITISED_TOTAL.labels(verdict=verdict) for verdict in ("allow", "sanitised", "blocked")
+}

@@ -28,7 +28,15 @@ from typing import Any
 
 from inferflux.crds.prompt import PromptSpec
 from inferflux.prompts.compiled import CompiledPrompt, compile_prompt
-from inferflux.prompts.metrics import CACHE_TOTAL, FALLBACK_TOTAL, LOADED, RESOLVE_SECONDS, UPDATES_TOTAL
+from inferflux.prompts.metrics import (
+    CACHE_HIT,
+    CACHE_MISS,
+    FALLBACK_TOTAL,
+    LOADED,
+    RESOLVE_SECONDS,
+    RESOLVE_WARM,
+    UPDATES_TOTAL,
+)
 from inferflux.prompts.safety import sanitise_inputs
 from inferflux.prompts.sanitise import Sanitised
 from inferflux.prompts.semver import sort_key
@@ -144,16 +152,17 @@ class PromptResolver:
         clean_variables, clean_user, audit = sanitise_inputs(variables or {}, user)
         compiled, outcome = await self._compiled(ref, started)
         resolved = self._render(compiled, clean_variables, request_id, clean_user, audit, outcome)
-        RESOLVE_SECONDS.labels(outcome=outcome).observe(time.perf_counter() - started)
+        histogram = RESOLVE_WARM if outcome == "warm" else RESOLVE_SECONDS.labels(outcome=outcome)
+        histogram.observe(time.perf_counter() - started)
         return resolved
 
     async def _compiled(self, ref: str, started: float) -> tuple[CompiledPrompt, str]:
         """The compiled prompt for ``ref`` and how it was obtained (warm, cold, stale, fallback)."""
         entry = self._cache.get(ref)
         if entry is not None and entry.expires > time.monotonic():
-            CACHE_TOTAL.labels(result="hit").inc()
+            CACHE_HIT.inc()
             return entry.compiled, "warm"
-        CACHE_TOTAL.labels(result="miss").inc()
+        CACHE_MISS.inc()
         task = self._fetch_task(ref)
         remaining = self.budget - (time.perf_counter() - started)
         try:

@@ -8,12 +8,21 @@ are logged for audit as rule names and a hash of the input, never the text.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import Any
 
-from inferflux.prompts.metrics import SANITISED_TOTAL
+from inferflux.prompts.metrics import SANITISED
 from inferflux.prompts.sanitise import Sanitised, Verdict, sanitise
 
 audit_log = logging.getLogger("inferflux.audit.prompts")
+
+SHORT = 256  # texts up to this length (variables, mostly) have their outcome remembered
+
+
+@lru_cache(maxsize=4096)
+def sanitise_short(text: str) -> Sanitised:
+    """``sanitise`` for short texts, which repeat across requests (names, languages, labels)."""
+    return sanitise(text)
 
 
 class BlockedInputError(ValueError):
@@ -26,8 +35,8 @@ class BlockedInputError(ValueError):
 
 def checked(text: str, where: str, audit: list[Sanitised]) -> str:
     """Sanitise one text, record the verdict, and refuse it when blocked."""
-    outcome = sanitise(text)
-    SANITISED_TOTAL.labels(verdict=outcome.verdict.value).inc()
+    outcome = sanitise_short(text) if len(text) <= SHORT else sanitise(text)
+    SANITISED[outcome.verdict.value].inc()
     if outcome.verdict is not Verdict.ALLOW:
         audit_log.info("prompt input %s", outcome.verdict.value, extra={"where": where, **outcome.audit()})
         audit.append(outcome)
