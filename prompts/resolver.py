@@ -99,6 +99,7 @@ class PromptResolver:
         preload: int = 20,
         embedded: dict[str, CompiledPrompt] | None = None,
         fallback_id: str = DEFAULT_FALLBACK_ID,
+        start_timeout: float = 10.0,
     ) -> None:
         self.sources = list(sources)
         self.ttl = ttl
@@ -106,6 +107,7 @@ class PromptResolver:
         self.preload = preload
         self.embedded = load_embedded() if embedded is None else embedded
         self.fallback_id = fallback_id
+        self.start_timeout = start_timeout
         self._cache: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Task[CompiledPrompt | None]] = {}
         self._watchers: list[asyncio.Task[None]] = []
@@ -116,9 +118,22 @@ class PromptResolver:
         return sum(1 for key in self._cache if "@" not in key)
 
     async def start(self) -> None:
-        """Preload the top prompts and follow the sources' changes."""
+        """Follow the sources' changes and preload the top prompts.
+
+        A source that cannot answer within ``start_timeout`` (an API server down) does not hold the
+        start up: the resolver serves the embedded fallback until that source catches up.
+        """
         for source in self.sources:
             self._watchers.append(asyncio.create_task(self._follow(source)))
+        try:
+            async with asyncio.timeout(self.start_timeout):
+                await self._preload()
+        except TimeoutError:
+            log.warning(
+                "prompt preload did not finish in %.1f s; serving fallbacks meanwhile", self.start_timeout
+            )
+
+    async def _preload(self) -> None:
         wanted: list[str] = []
         for source in self.sources:
             wanted.extend(await source.top(self.preload))
@@ -126,7 +141,7 @@ class PromptResolver:
             await self._load(prompt_id)
 
     async def close(self) -> None:
-        """Stop following changes and drop fetches in flight."""
+        """Stop following changes, drop fetches in flight and close the sources."""
         tasks = [*self._watchers, *self._inflight.values()]
         for task in tasks:
             task.cancel()
@@ -134,6 +149,8 @@ class PromptResolver:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._watchers.clear()
+        for source in self.sources:
+            await source.close()
 
     async def resolve(
         self,

@@ -41,6 +41,10 @@ class PromptSource(Protocol):
         """Ids whose content changed, as they change (runs until cancelled)."""
         ...
 
+    async def close(self) -> None:
+        """Release connections and tasks."""
+        ...
+
 
 def accepted(spec: PromptSpec, where: str) -> bool:
     """Whether a source may serve ``spec``: only when its checksum matches its content."""
@@ -123,3 +127,6 @@ class DirectorySource:
             while not self._changed.empty():
                 yield self._changed.get_nowait()
             await asyncio.sleep(self.poll_interval)
+
+    async def close(self) -> None:
+        """Nothing to release: reads are one-off."""

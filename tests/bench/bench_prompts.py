@@ -54,6 +54,9 @@ class SlowSource:
         await asyncio.Event().wait()
         yield ""
 
+    async def close(self) -> None:
+        pass
+
 
 def baseline_resolver(spec: PromptSpec) -> Callable[[str, dict[str, Any]], Awaitable[str]]:
     """The hand-rolled baseline: look up slices, replace placeholders, join."""

@@ -43,6 +43,9 @@ class SlowSource:
         await asyncio.Event().wait()
         yield ""  # pragma: no cover
 
+    async def close(self) -> None:
+        pass
+
 
 @pytest.fixture
 async def started() -> AsyncIterator[Callable[..., object]]:
@@ -227,3 +230,29 @@ async def test_variants_are_chosen_per_request_id(started) -> None:  # type: ign
     control = next(p for p in picks.values() if p.variant == "control")
     assert "Answer in one sentence." in terse.text
     assert "Answer in one sentence." not in control.text
+
+
+async def test_unreachable_api_server_neither_hangs_start_nor_requests(tmp_path: Path, started) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from inferflux.prompts.configmap_source import ConfigMapSource
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    resolver = await started(ConfigMapSource(kubeconfig=kubeconfig), start_timeout=0.2)
+    assert loop.time() - began < 1.0
+    assert resolver.loaded == 0
+    before = metric("inferflux_prompts_fallback_total", reason="budget")
+    resolved = await resolver.resolve("voice", {"assistant_name": "Ada", "language": "English"})
+    assert (resolved.id, resolved.fallback) == ("voice", True)
+    assert metric("inferflux_prompts_fallback_total", reason="budget") == before + 1

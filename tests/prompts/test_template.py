@@ -71,3 +71,19 @@ def test_bumps(old: str, new: str, step: Bump) -> None:
 
 def test_latest_uses_semver_precedence() -> None:
     assert latest(["1.9.0", "1.10.0", "1.10.0-rc.2", "1.2.0"]) == "1.10.0"
+
+
+def test_remembered_validation_still_rejects_and_tells_types_apart() -> None:
+    spec = make_spec(
+        slices={"s": "{{n}}"},
+        variables={"type": "object", "properties": {"n": {"type": "integer"}}},
+        metadata={},
+    )
+    compiled = compile_prompt(spec)
+    assert compiled.render({"n": 1}) == "1"
+    for _ in range(2):  # the second time answers from memory
+        with pytest.raises(VariablesError, match="fails 'type'"):
+            compiled.render({"n": 1.5})
+    with pytest.raises(VariablesError):
+        compiled.render({"n": True})  # equal to 1 as a dict key, but not an integer to JSON Schema
+    assert compiled.render({"n": [1]}, strict=False) == "[1]"
