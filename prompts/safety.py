@@ -63,3 +63,37 @@ def sanitise_inputs(
     clean_variables = {name: _clean(value, f"variables.{name}", audit) for name, value in variables.items()}
     clean_user = checked(user, "user", audit) if user is not None else None
     return clean_variables, clean_user, tuple(audit)
+
+
+UNTRUSTED_ROLES = frozenset({"user", "tool", "function"})
+
+
+def _clean_content(content: Any, where: str, audit: list[Sanitised]) -> Any:
+    """A message's content: a string, or OpenAI content parts whose ``text`` parts are cleaned."""
+    if isinstance(content, str):
+        return checked(content, where, audit)
+    if isinstance(content, list):
+        return [
+            {**part, "text": checked(part["text"], f"{where}[{i}]", audit)}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for i, part in enumerate(content)
+        ]
+    return content
+
+
+def sanitise_chat(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[Sanitised, ...]]:
+    """OpenAI chat messages with the content of untrusted roles (user, tool) sanitised.
+
+    Roles are kept as they are: the caller decides who may send ``system``; what this guarantees is
+    that text inside a user or tool message cannot pose as another role or smuggle instructions.
+    Raises BlockedInputError when a message is refused.
+    """
+    audit: list[Sanitised] = []
+    cleaned = [
+        {**m, "content": _clean_content(m.get("content"), f"messages[{i}]", audit)}
+        if m.get("role") in UNTRUSTED_ROLES
+        else m
+        for i, m in enumerate(messages)
+    ]
+    return cleaned, tuple(audit)
