@@ -238,8 +238,14 @@ class PromptResolver:
         if task is None:
             task = asyncio.create_task(self._load(ref))
             self._inflight[ref] = task
-            task.add_done_callback(lambda _: self._inflight.pop(ref, None))
+            task.add_done_callback(lambda done: self._fetched(ref, done))
         return task
+
+    def _fetched(self, ref: str, task: asyncio.Task[CompiledPrompt | None]) -> None:
+        """Forget a finished fetch; log its failure when no request was left waiting for it."""
+        self._inflight.pop(ref, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("background fetch of prompt %s failed: %r", split_ref(ref)[0], task.exception())
 
     async def _load(self, ref: str) -> CompiledPrompt | None:
         """Fetch ``ref`` from the first source that has it, compile it and cache it."""

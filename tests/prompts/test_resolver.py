@@ -256,3 +256,19 @@ async def test_unreachable_api_server_neither_hangs_start_nor_requests(tmp_path:
     resolved = await resolver.resolve("voice", {"assistant_name": "Ada", "language": "English"})
     assert (resolved.id, resolved.fallback) == ("voice", True)
     assert metric("inferflux_prompts_fallback_total", reason="budget") == before + 1
+
+
+async def test_a_fetch_failing_after_the_budget_is_logged_not_leaked(
+    started,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import gc
+
+    unhandled: list[object] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: unhandled.append(context))
+    resolver = await started(SlowSource(make_spec(), delay=0.05, error=OSError("down")), preload=0)
+    assert (await resolver.resolve("greeter", {})).fallback
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert unhandled == []
+    assert "background fetch of prompt greeter failed: OSError('down')" in caplog.text
