@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,6 +31,7 @@ from inferflux.router.providers.upstreams import Pool, Upstream
 
 SERVED_BY_HEADER = "x-inferflux-served-by"
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,24 @@ def _record(upstream: Upstream, code: str) -> None:
     if code != "ok":
         metrics.UPSTREAM_ERRORS.labels(adapter.provider, code).inc()
     metrics.BREAKER_STATE.labels(adapter.upstream).set(upstream.breaker.state)
+
+
+async def first_answer(candidates: Sequence[C], attempt: Callable[[C], Awaitable[T]]) -> T:
+    """``attempt`` on each candidate in turn until one answers.
+
+    A failure that may fall through moves on to the next candidate, any other is raised at once;
+    when every candidate failed, the last failure is raised.
+    """
+    last: UpstreamError | None = None
+    for candidate in candidates:
+        try:
+            return await attempt(candidate)
+        except UpstreamError as error:
+            if not falls_through(error):
+                raise
+            last = error
+    assert last is not None, "first_answer needs at least one candidate"
+    raise last
 
 
 class FallbackChain:
@@ -116,44 +135,33 @@ class FallbackChain:
         if not isinstance(requested, str) or not requested:
             raise UpstreamError(ErrorCode.BAD_REQUEST, "model is required", param="model")
         deadline = time.monotonic() + self.deadline_seconds
-        last: UpstreamError | None = None
-        previous: str | None = None
-        for served in chain_of(self.table, requested):
-            if previous is not None and last is not None:
-                metrics.FALLBACKS.labels(previous, served, last.code.value).inc()
-            previous = served
+        names = chain_of(self.table, requested)
+
+        async def link(index: int) -> tuple[str, T]:
+            served = names[index]
             try:
                 return served, await self._link(served, call, deadline)
             except UpstreamError as error:
-                if not falls_through(error):
-                    raise
-                last = error
-        assert last is not None
-        raise last
+                if falls_through(error) and index + 1 < len(names):
+                    metrics.FALLBACKS.labels(served, names[index + 1], error.code.value).inc()
+                raise
+
+        return await first_answer(range(len(names)), link)
 
     async def _link(self, served: str, call: Callable[[Upstream], Awaitable[T]], deadline: float) -> T:
         """``call`` on the first upstream of one link whose breaker lets it through."""
-        route = self.table.models[served]
-        upstreams = await self.pool.upstreams(served, route)
+        upstreams = await self.pool.upstreams(served, self.table.models[served])
         if not upstreams:
             raise UpstreamError(ErrorCode.UNAVAILABLE, f"model {served!r} has no ready endpoint")
-        last: UpstreamError | None = None
-        for upstream in upstreams:
+
+        async def through_breaker(upstream: Upstream) -> T:
             if not upstream.breaker.allow():
                 metrics.BREAKER_SKIPS.labels(upstream.adapter.upstream).inc()
                 metrics.BREAKER_STATE.labels(upstream.adapter.upstream).set(upstream.breaker.state)
-                last = UpstreamError(
-                    ErrorCode.UNAVAILABLE, f"model {served!r} is cooling down after failures"
-                )
-                continue
-            try:
-                return await self._attempts(upstream, call, deadline)
-            except UpstreamError as error:
-                if not falls_through(error):
-                    raise
-                last = error
-        assert last is not None
-        raise last
+                raise UpstreamError(ErrorCode.UNAVAILABLE, f"model {served!r} is cooling down after failures")
+            return await self._attempts(upstream, call, deadline)
+
+        return await first_answer(upstreams, through_breaker)
 
     async def _attempts(
         self, upstream: Upstream, call: Callable[[Upstream], Awaitable[T]], deadline: float

@@ -8,11 +8,14 @@ SDKs, httpx, our adapters and chain).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
+
+from inferflux.router.errors import UpstreamError
 
 
 @dataclass
@@ -62,3 +65,16 @@ def sse(event: str | None, data: str) -> bytes:
     """One server-sent event."""
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {data}\n\n".encode()
+
+
+async def failure(work: Awaitable[Any]) -> UpstreamError:
+    """The `UpstreamError` that ``work`` raises; the test fails when it raises none."""
+    with pytest.raises(UpstreamError) as raised:
+        await work
+    return raised.value
+
+
+async def drain(stream: AsyncIterator[dict[str, Any]], into: list[dict[str, Any]]) -> None:
+    """Collect chunks into ``into`` until the stream ends or fails."""
+    async for chunk in stream:
+        into.append(chunk)

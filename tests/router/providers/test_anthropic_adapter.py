@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_common import Fault
+from fake_common import Fault, drain, failure
 
-from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.errors import ErrorCode
 from inferflux.router.providers.anthropic_adapter import AnthropicAdapter
 
 
 def adapter(server: Any, key: str | None = None, timeout: float = 5.0) -> AnthropicAdapter:
     key = server.key if key is None else key
     return AnthropicAdapter(model="claude-test", base_url=server.url, api_key=key, timeout_seconds=timeout)
-
-
-async def drain(stream: AsyncIterator[dict[str, Any]], into: list[dict[str, Any]]) -> None:
-    async for chunk in stream:
-        into.append(chunk)
 
 
 WEATHER = {
@@ -154,44 +148,38 @@ async def test_error_bodies_map_to_normalised_codes(
     anthropic_server: Any, fault: Any, code: ErrorCode, retry_after: float | None
 ) -> None:
     anthropic_server.faults.append(fault)
-    with pytest.raises(UpstreamError) as raised:
-        await adapter(anthropic_server).chat(CONVERSATION)
-    assert raised.value.code is code
-    assert raised.value.retry_after == retry_after
-    assert raised.value.body()["error"]["code"] == code.value
+    raised = await failure(adapter(anthropic_server).chat(CONVERSATION))
+    assert raised.code is code
+    assert raised.retry_after == retry_after
+    assert raised.body()["error"]["code"] == code.value
 
 
 async def test_invalid_request_from_the_api_is_bad_request(anthropic_server: Any) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        await adapter(anthropic_server).chat({**CONVERSATION, "temperature": 1.5})
-    assert raised.value.code is ErrorCode.BAD_REQUEST
-    assert "temperature" in raised.value.message
+    raised = await failure(adapter(anthropic_server).chat({**CONVERSATION, "temperature": 1.5}))
+    assert raised.code is ErrorCode.BAD_REQUEST
+    assert "temperature" in raised.message
 
 
 async def test_wrong_key_is_auth(anthropic_server: Any) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        await adapter(anthropic_server, key="sk-ant-wrong").chat(CONVERSATION)
-    assert raised.value.code is ErrorCode.AUTH
+    raised = await failure(adapter(anthropic_server, key="sk-ant-wrong").chat(CONVERSATION))
+    assert raised.code is ErrorCode.AUTH
 
 
 async def test_slow_upstream_is_timeout(anthropic_server: Any) -> None:
     anthropic_server.faults.append(Fault(hang_seconds=2))
-    with pytest.raises(UpstreamError) as raised:
-        await adapter(anthropic_server, timeout=0.3).chat(CONVERSATION)
-    assert raised.value.code is ErrorCode.TIMEOUT
+    raised = await failure(adapter(anthropic_server, timeout=0.3).chat(CONVERSATION))
+    assert raised.code is ErrorCode.TIMEOUT
 
 
 async def test_overloaded_event_mid_stream(anthropic_server: Any) -> None:
     anthropic_server.faults.append(Fault(break_stream_after=4))
     chunks: list[dict[str, Any]] = []
-    with pytest.raises(UpstreamError) as raised:
-        await drain(adapter(anthropic_server).chat_stream(CONVERSATION), chunks)
+    raised = await failure(drain(adapter(anthropic_server).chat_stream(CONVERSATION), chunks))
     assert chunks
-    assert raised.value.code is ErrorCode.OVERLOADED
+    assert raised.code is ErrorCode.OVERLOADED
 
 
 async def test_embeddings_are_a_clear_bad_request(anthropic_server: Any) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        await adapter(anthropic_server).embeddings({"model": "x", "input": "a"})
-    assert raised.value.code is ErrorCode.BAD_REQUEST
+    raised = await failure(adapter(anthropic_server).embeddings({"model": "x", "input": "a"}))
+    assert raised.code is ErrorCode.BAD_REQUEST
     assert anthropic_server.requests == []

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from fake_common import Fault
+from fake_common import Fault, drain, failure
 
 from inferflux.crds.inferencemodel import SecretKeyRef
 from inferflux.crds.routing import RoutingTable
@@ -91,7 +91,8 @@ async def test_429_then_timeout_falls_through_to_the_local_runtime(trio: Any, me
     assert served.model == "local"
     assert served.body["model"] == "local"
     assert served.body["choices"][0]["message"]["content"] == "echo: hello"
-    assert elapsed < 0.5 + 1.0  # B's 0.5 s timeout, A's 30 s retry-after not waited for
+    # B's 0.5 s timeout cut its 5 s hang, A's 30 s retry-after was not waited for (slack for a busy CI)
+    assert 0.5 <= elapsed < 3.0
     assert (len(a.requests), len(b.requests), len(runtime.requests)) == (1, 1, 1)
     assert runtime.requests[0][1]["model"] == "local"
     assert (
@@ -118,10 +119,9 @@ async def test_429_then_timeout_falls_through_to_the_local_runtime(trio: Any, me
 async def test_a_bad_request_does_not_fall_through(trio: Any) -> None:
     a, b, runtime = trio
     a.faults.append(Fault(400, {"error": {"message": "bad", "type": "invalid_request_error", "code": None}}))
-    with pytest.raises(UpstreamError) as raised:
-        await chain_for(trio).chat({"model": "primary", **HELLO})
-    assert raised.value.code is ErrorCode.BAD_REQUEST
-    assert raised.value.body()["error"]["type"] == "invalid_request_error"
+    raised = await failure(chain_for(trio).chat({"model": "primary", **HELLO}))
+    assert raised.code is ErrorCode.BAD_REQUEST
+    assert raised.body()["error"]["type"] == "invalid_request_error"
     assert (len(b.requests), len(runtime.requests)) == (0, 0)
 
 
@@ -130,18 +130,16 @@ async def test_every_link_failing_raises_the_last_error(trio: Any) -> None:
     a.faults.append(RATE_LIMIT)
     b.faults.extend([Fault(503, {"error": {"message": "down", "type": "server_error", "code": None}})] * 3)
     runtime.faults.append(Fault(500, {"error": {"message": "boom", "type": "server_error", "code": None}}))
-    with pytest.raises(UpstreamError) as raised:
-        await chain_for(trio).chat({"model": "primary", **HELLO})
-    assert raised.value.code is ErrorCode.UPSTREAM_ERROR
-    assert raised.value.status == 502
+    raised = await failure(chain_for(trio).chat({"model": "primary", **HELLO}))
+    assert raised.code is ErrorCode.UPSTREAM_ERROR
+    assert raised.status == 502
     assert len(b.requests) == 3  # Groq's policy: two retries of an unavailable upstream
 
 
 async def test_unknown_model_is_not_found(trio: Any) -> None:
-    with pytest.raises(UpstreamError) as raised:
-        await chain_for(trio).chat({"model": "nope", **HELLO})
-    assert raised.value.code is ErrorCode.NOT_FOUND
-    assert raised.value.status == 404
+    raised = await failure(chain_for(trio).chat({"model": "nope", **HELLO}))
+    assert raised.code is ErrorCode.NOT_FOUND
+    assert raised.status == 404
 
 
 async def test_missing_key_falls_through_without_calling_the_provider(trio: Any) -> None:
@@ -177,9 +175,10 @@ async def test_groq_waits_out_retry_after_strictly_and_then_holds(trio: Any) -> 
     assert served.model == "second"
     assert time.monotonic() - started >= 1.0  # never earlier than retry-after, even with jitter
     b.faults.append(RATE_LIMIT)
-    with pytest.raises(UpstreamError) as raised:  # 30 s is beyond the wait budget: answered at once
-        await chain.chat({"model": "second", **HELLO})
-    assert raised.value.code is ErrorCode.RATE_LIMITED
+    raised = await failure(
+        chain.chat({"model": "second", **HELLO})
+    )  # 30 s is beyond the wait budget: answered at once
+    assert raised.code is ErrorCode.RATE_LIMITED
     calls = len(b.requests)
     with pytest.raises(UpstreamError):  # held for retry-after: not even called
         await chain.chat({"model": "second", **HELLO})
@@ -232,16 +231,10 @@ async def test_stream_never_falls_through_after_the_first_chunk(trio: Any, metri
     stream = await chain_for(trio).open_stream({"model": "primary", **HELLO})
     assert stream.model == "primary"
     chunks: list[dict[str, Any]] = []
-    with pytest.raises(UpstreamError) as raised:
-        await drain(stream, chunks)
+    raised = await failure(drain(stream, chunks))
     assert len(chunks) == 2
-    assert raised.value.code is ErrorCode.UPSTREAM_ERROR
+    assert raised.code is ErrorCode.UPSTREAM_ERROR
     assert (len(b.requests), len(runtime.requests)) == (0, 0)
-
-
-async def drain(stream: Any, into: list[dict[str, Any]]) -> None:
-    async for chunk in stream:
-        into.append(chunk)
 
 
 async def test_embeddings_fall_through_too(trio: Any) -> None:

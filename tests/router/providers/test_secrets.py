@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from fake_common import failure
 from kubernetes_asyncio import client as kube
 
 from inferflux.crds.inferencemodel import SecretKeyRef
@@ -43,10 +44,9 @@ async def test_local_keys_from_env_then_directory(tmp_path: Path) -> None:
 
 
 async def test_missing_local_key_is_unavailable_and_names_the_variable() -> None:
-    with pytest.raises(UpstreamError) as raised:
-        await LocalSecrets({}).get("team-a", REF)
-    assert raised.value.code is ErrorCode.UNAVAILABLE
-    assert "INFERFLUX_PROVIDER_KEY_OPENAI_CREDS_API_KEY" in raised.value.message
+    raised = await failure(LocalSecrets({}).get("team-a", REF))
+    assert raised.code is ErrorCode.UNAVAILABLE
+    assert "INFERFLUX_PROVIDER_KEY_OPENAI_CREDS_API_KEY" in raised.message
 
 
 def _control_plane() -> ModuleType:
@@ -110,14 +110,12 @@ async def test_kube_secret_is_cached_refreshed_and_invalidated(kube_api: Any) ->
 async def test_missing_kube_secret_or_key_is_a_clear_error(kube_api: Any) -> None:
     core, namespace = kube_api
     secrets = KubeSecrets(core)
-    with pytest.raises(UpstreamError) as raised:
-        await secrets.get(namespace, SecretKeyRef(name="other", key="k"))
-    assert raised.value.code is ErrorCode.UNAVAILABLE
-    assert f"{namespace}/other[k]" in raised.value.message
-    assert "404" in raised.value.message
-    with pytest.raises(UpstreamError) as no_key:
-        await secrets.get(namespace, SecretKeyRef(name="openai-creds", key="absent"))
-    assert "no such key" in no_key.value.message
+    raised = await failure(secrets.get(namespace, SecretKeyRef(name="other", key="k")))
+    assert raised.code is ErrorCode.UNAVAILABLE
+    assert f"{namespace}/other[k]" in raised.message
+    assert "404" in raised.message
+    no_key = await failure(secrets.get(namespace, SecretKeyRef(name="openai-creds", key="absent")))
+    assert "no such key" in no_key.message
 
 
 def test_redaction_scrubs_registered_values_from_any_record(caplog: pytest.LogCaptureFixture) -> None:
