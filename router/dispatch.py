@@ -8,18 +8,18 @@ context; leaving it (normally, by error or by cancellation) frees the replica an
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
 
 from inferflux.crds.inferencemodel import Balancer as Policy
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
 from inferflux.router.balancer import Balancer, Choice
 from inferflux.router.discovery import TableHolder
 from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
 from inferflux.router.upstream import UpstreamClient
@@ -29,7 +29,7 @@ from inferflux.router.upstream import UpstreamClient
 class Exchange:
     """An upstream response whose headers have arrived, and where it came from."""
 
-    response: aiohttp.ClientResponse
+    response: Response
     endpoint: Endpoint
     route: ModelRoute
 
@@ -151,12 +151,19 @@ class Dispatcher:
                     raise
                 outcome = "ok" if response.status < 400 else "error"
                 try:
-                    yield Exchange(response, choice.endpoint, current)
+                    async with asyncio.timeout(self.client.timeouts.total):
+                        yield Exchange(response, choice.endpoint, current)
+                except TimeoutError:
+                    outcome = "timeout"
+                    self.metrics.upstream_errors.labels(model, ErrorCode.TIMEOUT.value).inc()
+                    raise UpstreamError(
+                        ErrorCode.TIMEOUT, "upstream exchange exceeded its total time"
+                    ) from None
                 except BaseException:
                     outcome = "aborted"
                     raise
                 finally:
-                    if response.content.at_eof():
+                    if response.at_eof():
                         response.release()
                     else:
                         response.close()  # the upstream sees the disconnect and stops generating

@@ -149,7 +149,7 @@ class InferenceRoutes:
             async with self.dispatcher.exchange(request.model, path, body, headers) as ex:
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)
-                async for data in iter_data(ex.response.content.iter_any()):
+                async for data in iter_data(ex.response.iter_any()):
                     if data == DONE:
                         break
                     event = orjson.loads(data)

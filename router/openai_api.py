@@ -156,7 +156,7 @@ class OpenAIRoutes:
         events = 0
         last = 0.0
         try:
-            async for chunk in ex.response.content.iter_any():
+            async for chunk in ex.response.iter_any():
                 now = time.perf_counter()
                 if not last:
                     self.metrics.ttft.labels(model).observe(now - started)
@@ -166,7 +166,7 @@ class OpenAIRoutes:
                 events += count_events(chunk)
                 scanner.feed(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (TimeoutError, OSError, Exception) as error:  # aiohttp raises several types mid-body
+        except (TimeoutError, OSError, Exception) as error:  # a connection can fail many ways mid-body
             if isinstance(error, UpstreamError):
                 raise
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")

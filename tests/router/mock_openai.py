@@ -28,6 +28,7 @@ class MockState:
     hang: bool = False
     stall_after: int = -1
     requests: int = 0
+    connections: int = 0
     request_ids: list[str] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
@@ -74,6 +75,7 @@ class MockOpenAI:
                 await asyncio.wait_for(self.server.wait_closed(), 1)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.state.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

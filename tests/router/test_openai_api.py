@@ -110,3 +110,13 @@ async def test_client_disconnect_cancels_the_upstream_stream_at_once(mocks, make
         assert time.monotonic() - start < 1.0, "upstream stream still running after the client left"
     assert backend.state.cancelled == 1
     assert harness.router.dispatcher.balancer.outstanding == {}
+
+
+async def test_upstream_connections_are_reused_after_streams_and_json(mocks, make_router, route) -> None:
+    backend = await mocks()
+    harness = await make_router({"m": route([backend.url])})
+    for stream in (False, True, False, True):
+        body = {"model": "m", "prompt": "x", "stream": stream, "max_tokens": 3}
+        async with harness.post("/v1/completions", body) as response:
+            await response.read()
+    assert backend.state.connections == 1
