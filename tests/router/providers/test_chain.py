@@ -218,16 +218,20 @@ async def test_stream_falls_through_before_the_first_chunk(trio: Any) -> None:
     a, b, _runtime = trio
     a.faults.append(RATE_LIMIT)
     b.faults.append(Fault(hang_seconds=5))
-    stream = await chain_for(trio).open_stream({"model": "primary", **HELLO})
+    chain = chain_for(trio)
+    stream = await chain.open_stream({"model": "primary", **HELLO})
     assert stream.model == "local"
     chunks = [chunk async for chunk in stream]
     assert {chunk["model"] for chunk in chunks} == {"local"}
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "echo:hello"
+    again = [chunk async for chunk in chain.chat_stream({"model": "primary", **HELLO})]
+    assert {chunk["model"] for chunk in again} == {"primary"}  # A has recovered
 
 
 async def test_stream_never_falls_through_after_the_first_chunk(trio: Any, metric: Any) -> None:
     a, b, runtime = trio
     a.faults.append(Fault(break_stream_after=2))
+    errors = metric("inferflux_router_upstream_errors_total", provider="openai", code="upstream_error")
     stream = await chain_for(trio).open_stream({"model": "primary", **HELLO})
     assert stream.model == "primary"
     chunks: list[dict[str, Any]] = []
@@ -235,6 +239,10 @@ async def test_stream_never_falls_through_after_the_first_chunk(trio: Any, metri
     assert len(chunks) == 2
     assert raised.code is ErrorCode.UPSTREAM_ERROR
     assert (len(b.requests), len(runtime.requests)) == (0, 0)
+    assert (
+        metric("inferflux_router_upstream_errors_total", provider="openai", code="upstream_error")
+        == errors + 1
+    )
 
 
 async def test_embeddings_fall_through_too(trio: Any) -> None:
