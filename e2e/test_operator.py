@@ -199,18 +199,9 @@ def operator(
 
 
 @pytest.fixture
-def namespace(admin: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace that enforces the restricted Pod Security profile."""
-    name = f"im-{request.node.name.removeprefix('test_')[:40].replace('_', '-')}-{os.getpid() % 1000}"
-    admin.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
-        }
-    )
-    yield name
-    admin.run("delete", "namespace", name, "--wait=false")
+def namespace(restricted_namespace: str) -> str:
+    """A fresh namespace enforcing Pod Security "restricted" (from e2e/conftest.py)."""
+    return restricted_namespace
 
 
 def wait_condition(

@@ -6,9 +6,11 @@ calling the API server, so an event storm costs no extra requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -24,12 +26,14 @@ class ObjectCache:
 
     def __init__(self) -> None:
         self._bodies: dict[Key, dict[str, Any]] = {}
+        self._parsed: dict[Key, tuple[str, Any]] = {}
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> Key:
         """Record a watch event (``DELETED`` removes the object); returns the object's key."""
         key = key_of(body)
         if event_type == "DELETED":
             self._bodies.pop(key, None)
+            self._parsed.pop(key, None)
         else:
             self._bodies[key] = dict(body)
         return key
@@ -37,6 +41,27 @@ class ObjectCache:
     def get(self, key: Key) -> dict[str, Any] | None:
         """The latest body, or None when the object is not (or no longer) there."""
         return self._bodies.get(key)
+
+    def parsed(self, key: Key, parse: Callable[[dict[str, Any]], T]) -> T | None:
+        """``parse`` of the latest body, computed once per resourceVersion (parsing is not free).
+
+        ``parse`` may raise; nothing is remembered then, so the caller sees the error every time.
+        """
+        body = self._bodies.get(key)
+        if body is None:
+            return None
+        version = (body.get("metadata") or {}).get("resourceVersion") or ""
+        memo = self._parsed.get(key)
+        if memo is not None and memo[0] == version and version:
+            result: T = memo[1]
+            return result
+        value = parse(body)
+        self._parsed[key] = (version, value)
+        return value
+
+    def __iter__(self) -> Iterator[Key]:
+        """Every cached key (a snapshot: the cache may change while the caller awaits)."""
+        return iter(list(self._bodies))
 
     def values(self) -> Iterator[dict[str, Any]]:
         """Every cached body."""

@@ -1,7 +1,7 @@
 """Which Kubernetes Events a status change deserves, as a pure function.
 
 Users read Events in ``kubectl describe``; they should see each change of what matters once
-(Ready, Stalled, Degraded, a rollout starting or finishing), not a line per reconcile. So an
+(Ready, Stalled, Degraded, an update rolling out and done), not a line per reconcile. So an
 Event is emitted only when one of those conditions changes its status or reason.
 """
 
@@ -44,7 +44,8 @@ def transition_events(old: Sequence[Condition], new: Sequence[Condition]) -> lis
     if degraded and degraded.status == "True":
         events.append(Event(WARNING, degraded.reason, degraded.message))
     progressing = _transition(old, new, ConditionType.PROGRESSING)
-    if progressing and progressing.reason in ROLLOUT_REASONS:
+    was_ready = find_condition(old, ConditionType.READY)
+    if progressing and progressing.reason in ROLLOUT_REASONS and was_ready and was_ready.status == "True":
         events.append(Event(NORMAL, progressing.reason, progressing.message))
     ready = _transition(old, new, ConditionType.READY)
     now_stalled = find_condition(new, ConditionType.STALLED)

@@ -31,20 +31,20 @@ def register(registry: kopf.OperatorRegistry, ops: Operator) -> None:
         return info or kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.event(GROUP, VERSION, MODELS, registry=registry)
-    def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def model_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         ops.models.add(ops.cache.models.observe(type, body))
         ops.routing.request()
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
-    def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         namespace, _name = ops.cache.deployments.observe(type, body)
         ops.models.add((namespace, body["metadata"]["labels"][MODEL_LABEL]))
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, registry=registry)
-    def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         ops.cache.pods.observe(type, body)
         ops.routing.request()
 
     @kopf.on.event(GROUP, VERSION, PROMPTS, registry=registry)
-    def prompt_event(type: str | None, body: kopf.Body, **_: Any) -> None:
+    async def prompt_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         ops.prompts.add(ops.cache.prompts.observe(type, body))

@@ -76,17 +76,22 @@ class ModelService:
             self._applied.pop(key, None)  # deleted: owner references let the GC remove the rest
             return None
         try:
-            model = InferenceModel.from_body(body)
+            model = self._cache.models.parsed(key, InferenceModel.from_body) or InferenceModel.from_body(body)
         except ValidationError as error:
             await self._report_invalid(body, error)
             return None
         revision = revision_hash(model)
         applied = self._applied.get(key)
         deployment = self._cache.deployments.get(key)
+        first_sight = False
         if applied is None or self._needs_apply(model, revision, applied, deployment):
             applied = self._applied[key] = await self._apply(model, revision)
             deployment = self._cache.deployments.get(key)
-        await self._write_status(model, revision, deployment, applied.stall)
+            first_sight = (
+                deployment is None and applied.stall is None and model.spec.engine != Engine.PROVIDER
+            )
+        if not first_sight:  # else the new Deployment's watch event brings the first status: one write less
+            await self._write_status(model, revision, deployment, applied.stall)
         if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
             return SECRET_RECHECK_SECONDS
         if model.spec.engine != Engine.PROVIDER and _drifted(deployment, revision, model.spec.replicas):

@@ -25,5 +25,5 @@ async def report_status(
     regarding: dict[str, Any] = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata.to_wire()}
     old_conditions: list[Condition] = getattr(old, "conditions", [])
     for event in transition_events(old_conditions, getattr(new, "conditions", [])):
-        await storage.post_event(regarding, event.type, event.reason, event.note)
+        storage.post_event_soon(regarding, event.type, event.reason, event.note)
     return True

@@ -29,11 +29,13 @@ COALESCE_SECONDS = 0.2
 def parsed_models(cache: ClusterCache) -> list[InferenceModel]:
     """Every cached model that parses (one that does not is reported Stalled by its reconcile)."""
     models = []
-    for body in cache.models.values():
+    for key in cache.models:
         try:
-            models.append(InferenceModel.from_body(body))
+            model = cache.models.parsed(key, InferenceModel.from_body)
         except ValidationError:
             continue
+        if model is not None:
+            models.append(model)
     return models
 
 

@@ -8,6 +8,7 @@ written with a merge patch on the ``/status`` subresource. Nothing here decides 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -59,6 +60,7 @@ class Storage:
 
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
+        self._background: set[asyncio.Task[None]] = set()
         api.user_agent = FIELD_MANAGER  # how the audit log and managedFields name us
 
     async def _call(
@@ -127,6 +129,12 @@ class Storage:
         except ApiException as error:
             if error.status != 404:  # deleted meanwhile: nothing left to report on
                 raise
+
+    def post_event_soon(self, regarding: dict[str, Any], type_: str, reason: str, note: str) -> None:
+        """Post an Event in the background: a reconcile never waits for (or fails on) one."""
+        task = asyncio.create_task(self.post_event(regarding, type_, reason, note))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def post_event(
         self, regarding: dict[str, Any], type_: str, reason: str, note: str, action: str = "Reconcile"

@@ -32,6 +32,17 @@ def pod_is_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
 
 
+def pods_by_model(pods: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Pods grouped by (namespace, model label), so each model looks only at its own."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        model = (meta.get("labels") or {}).get(MODEL_LABEL)
+        if model:
+            grouped.setdefault((meta.get("namespace") or "", model), []).append(pod)
+    return grouped
+
+
 def endpoints_of(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> list[Endpoint]:
     """Ready endpoints of ``model``'s active revision, sorted by pod name for stable output."""
     revision = model.status.active_revision
@@ -79,10 +90,12 @@ def model_route(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> ModelR
 
 def build_routing_table(models: Iterable[InferenceModel], pods: Iterable[dict[str, Any]]) -> RoutingTable:
     """The whole table. When two models claim one served name, the first by namespace/name wins."""
-    pod_list = list(pods)
+    grouped = pods_by_model(pods)
     routes: dict[str, ModelRoute] = {}
     for model in sorted(models, key=lambda m: (m.metadata.namespace or "", m.metadata.name)):
-        routes.setdefault(model.served_name, model_route(model, pod_list))
+        if model.served_name not in routes:
+            own = grouped.get((model.metadata.namespace or "", model.metadata.name), [])
+            routes[model.served_name] = model_route(model, own)
     return RoutingTable(models=routes)
 
 

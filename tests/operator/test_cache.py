@@ -19,3 +19,23 @@ def test_events_upsert_and_delete() -> None:
 
 def test_key_of_tolerates_missing_metadata() -> None:
     assert key_of({}) == ("", "")
+
+
+def test_parsing_is_memoised_per_resource_version() -> None:
+    cache = ObjectCache()
+    calls: list[str] = []
+
+    def parse(body: dict[str, object]) -> str:
+        calls.append("x")
+        return str(body["metadata"])
+
+    meta = {"namespace": "a", "name": "m", "resourceVersion": "1"}
+    cache.observe(None, {"metadata": meta})
+    first = cache.parsed(("a", "m"), parse)
+    assert cache.parsed(("a", "m"), parse) == first
+    assert len(calls) == 1
+    cache.observe("MODIFIED", {"metadata": {**meta, "resourceVersion": "2"}})
+    assert cache.parsed(("a", "m"), parse) != first
+    assert len(calls) == 2
+    assert list(cache) == [("a", "m")]
+    assert cache.parsed(("a", "gone"), parse) is None

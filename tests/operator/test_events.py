@@ -41,12 +41,16 @@ def test_degradation_and_loss_of_readiness_are_warnings() -> None:
     assert {e.type for e in transition_events(old, new)} == {WARNING}
 
 
-def test_rollouts_are_reported_when_they_start_and_finish() -> None:
-    idle = conds(Progressing=("False", "RolloutComplete"))
-    rolling = conds(Progressing=("True", "RollingOut"))
+def test_updates_are_reported_when_they_start_and_finish() -> None:
+    idle = conds(Ready=("True", "Serving"), Progressing=("False", "RolloutComplete"))
+    rolling = conds(Ready=("True", "Serving"), Progressing=("True", "RollingOut"))
     assert transition_events(idle, rolling) == [Event(NORMAL, "RollingOut", "Progressing is RollingOut")]
-    assert transition_events(rolling, idle) == [
-        Event(NORMAL, "RolloutComplete", "Progressing is RolloutComplete")
-    ]
-    stalled = conds(Progressing=("False", "SecretNotFound"))
+    done = Event(NORMAL, "RolloutComplete", "Progressing is RolloutComplete")
+    assert transition_events(rolling, idle) == [done]
+    stalled = conds(Ready=("True", "Serving"), Progressing=("False", "SecretNotFound"))
     assert transition_events(rolling, stalled) == []
+
+
+def test_a_first_rollout_is_reported_once_by_ready() -> None:
+    created = conds(Ready=("Unknown", "Initializing"), Progressing=("True", "RollingOut"))
+    assert transition_events([], created) == []

@@ -1,0 +1,291 @@
+"""200 InferenceModels applied at once, on the real control plane (`make bench-operator`).
+
+Two runs side by side on the same cluster, in fresh namespaces:
+
+- baseline: the 200 Deployments the operator would render, created directly by the client — what
+  the API server, controller manager, scheduler and KWOK cost with no operator in the loop;
+- operator: 200 InferenceModels created at once, with ``python -m inferflux.operator`` running as
+  its own ServiceAccount (RBAC from manifests/), rendering and applying each model's objects.
+
+For each, the latency from sending the create request to seeing the Deployment in a watch (p50,
+p99), and the time until every object is Ready (baseline: every Deployment available). Target: the
+operator's p99 from apply to Deployment created stays under 2 s.
+
+    python tests/bench/bench_operator.py [--models N] [--kubeconfig ADMIN_KUBECONFIG]
+
+Without ``--kubeconfig`` it starts the e2e control plane (e2e/cluster_fixture.py; ``make cluster-bin``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes_asyncio import client, config, watch
+
+from inferflux.crds import InferenceModel
+from inferflux.operator.render.deployment import render_deployment
+from inferflux.operator.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = REPO / ".cache" / "cluster-bin" / "kubectl"
+OPERATOR_NS = "inferflux-system"
+SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+TARGET_P99 = 2.0
+HEALTH_URL = "http://127.0.0.1:18481/healthz"
+DEADLINE = 600.0
+
+
+def model_body(name: str, namespace: str) -> dict[str, Any]:
+    """One small llama.cpp model, as a user would apply it."""
+    return {
+        "apiVersion": "inferflux.io/v1alpha1",
+        "kind": "InferenceModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "engine": "llamacpp",
+            "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SHA},
+            "engineArgs": {"contextSize": 2048},
+        },
+    }
+
+
+def kubectl(kubeconfig: Path, *args: str) -> str:
+    binary = str(KUBECTL) if KUBECTL.exists() else "kubectl"
+    done = subprocess.run(
+        [binary, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench-operator: kubectl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def install(admin: Path, workdir: Path) -> Path:
+    """CRDs and the operator's RBAC; returns a kubeconfig of the operator's ServiceAccount."""
+    base = REPO / "manifests" / "base"
+    for crd in ("inferencemodel.yaml", "prompt.yaml"):
+        kubectl(admin, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / crd))
+    kubectl(admin, "apply", "-f", str(base / "namespace.yaml"), "-f", str(base / "operator-rbac.yaml"))
+    kubectl(admin, "wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io")
+    token = kubectl(admin, "create", "token", "inferflux-operator", "-n", OPERATOR_NS).strip()
+    conf = yaml.safe_load(admin.read_text())
+    context = next(c for c in conf["contexts"] if c["name"] == conf["current-context"])["context"]
+    cluster = next(c for c in conf["clusters"] if c["name"] == context["cluster"])
+    operator_conf = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}],
+        "current-context": "operator",
+    }
+    path = workdir / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(operator_conf))
+    return path
+
+
+@contextlib.contextmanager
+def running_operator(kubeconfig: Path, workdir: Path) -> Iterator[None]:
+    """The operator as a subprocess under its ServiceAccount, until the block ends."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "INFERFLUX_OPERATOR_NAMESPACE": OPERATOR_NS,
+        "INFERFLUX_HEALTH_PORT": "18481",
+    }
+    with (workdir / "operator.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "inferflux.operator"], env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), urllib.request.urlopen(HEALTH_URL, timeout=1):
+                break
+            time.sleep(0.2)
+        else:
+            raise SystemExit(
+                "bench-operator: the operator did not come up; see " + str(workdir / "operator.log")
+            )
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def watch_until(
+    list_fn: Callable[..., Any], namespace: str, done: Callable[[dict[str, Any]], bool], count: int, **kw: Any
+) -> dict[str, float]:
+    """Monotonic time at which each object first satisfies ``done``, until ``count`` of them do."""
+    seen: dict[str, float] = {}
+    async with watch.Watch() as stream, asyncio.timeout(DEADLINE):
+        while len(seen) < count:
+            async for event in stream.stream(list_fn, namespace, timeout_seconds=60, **kw):
+                obj = event["object"]
+                obj = obj if isinstance(obj, dict) else obj.to_dict(serialize=True)
+                name = obj["metadata"]["name"]
+                if name not in seen and done(obj):
+                    seen[name] = time.monotonic()
+                if len(seen) >= count:
+                    break
+    return seen
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    conditions = obj.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def is_available(obj: dict[str, Any]) -> bool:
+    return bool(((obj.get("status") or {}).get("availableReplicas") or 0) >= 1)
+
+
+async def namespace(api: client.ApiClient, name: str) -> None:
+    body = {"metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    await client.CoreV1Api(api).create_namespace(body)
+
+
+async def create_all(
+    create: Callable[[dict[str, Any]], Any], bodies: list[dict[str, Any]]
+) -> dict[str, float]:
+    """Send every create at once; returns the monotonic send time of each."""
+    sent: dict[str, float] = {}
+
+    async def one(body: dict[str, Any]) -> None:
+        sent[body["metadata"]["name"]] = time.monotonic()
+        await create(body)
+
+    await asyncio.gather(*(one(body) for body in bodies))
+    return sent
+
+
+async def run(api: client.ApiClient, kind: str, ns: str, count: int) -> dict[str, float]:
+    """One run: ``kind`` is "baseline" (Deployments) or "operator" (InferenceModels)."""
+    apps, custom = client.AppsV1Api(api), client.CustomObjectsApi(api)
+    await namespace(api, ns)
+    names = [f"m{i:03d}" for i in range(count)]
+    models = [model_body(name, ns) for name in names]
+    created = asyncio.create_task(watch_until(apps.list_namespaced_deployment, ns, lambda _: True, count))
+    if kind == "baseline":
+        finished = asyncio.create_task(watch_until(apps.list_namespaced_deployment, ns, is_available, count))
+        settings = Settings(runtime_image="ghcr.io/inferflux/runtime:bench")
+        bodies = [
+            render_deployment(
+                InferenceModel.from_body({**m, "metadata": {**m["metadata"], "uid": "x"}}), settings
+            )
+            for m in models
+        ]
+        for body in bodies:
+            body["metadata"].pop("ownerReferences")
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        sent = await create_all(lambda b: apps.create_namespaced_deployment(ns, b), bodies)
+    else:
+
+        def list_models(namespace: str, **kw: Any) -> Any:
+            return custom.list_namespaced_custom_object(
+                "inferflux.io", "v1alpha1", namespace, "inferencemodels", **kw
+            )
+
+        finished = asyncio.create_task(watch_until(list_models, ns, is_ready, count))
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        sent = await create_all(
+            lambda b: custom.create_namespaced_custom_object(
+                "inferflux.io", "v1alpha1", ns, "inferencemodels", b
+            ),
+            models,
+        )
+    created_at, ready_at = await created, await finished
+    latencies = sorted(created_at[name] - sent[name] for name in names)
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "max": latencies[-1],
+        "all_ready": max(ready_at.values()) - start,
+    }
+
+
+@contextlib.asynccontextmanager
+async def cluster(kubeconfig: Path | None) -> AsyncIterator[Path]:
+    """The admin kubeconfig of the given cluster, or of an e2e control plane started for the run."""
+    if kubeconfig is not None:
+        yield kubeconfig
+        return
+    module = REPO / "e2e" / "cluster_fixture.py"
+    spec = importlib.util.spec_from_file_location("cluster_fixture", module)
+    if spec is None or spec.loader is None or not module.exists():
+        raise SystemExit("bench-operator: no control plane; pass --kubeconfig or add e2e/cluster_fixture.py")
+    e2e = importlib.util.module_from_spec(spec)
+    sys.modules["cluster_fixture"] = e2e  # before exec: its dataclasses look their module up
+    spec.loader.exec_module(e2e)
+    try:
+        plane = e2e.LocalCluster()
+    except e2e.ClusterError as error:
+        raise SystemExit(f"bench-operator: {error}") from None
+    with plane:
+        yield Path(plane.admin.kubeconfig)
+
+
+def table(rows: dict[str, dict[str, float]], count: int) -> str:
+    lines = [
+        f"bench-operator: {count} objects created at once (seconds; ratio = operator / baseline)",
+        f"{'metric':<34}{'baseline':>10}{'operator':>10}{'ratio':>8}",
+    ]
+    labels = {
+        "p50": "apply -> Deployment created, p50",
+        "p99": "apply -> Deployment created, p99",
+        "max": "apply -> Deployment created, max",
+        "all_ready": "apply -> all Ready",
+    }
+    for key, label in labels.items():
+        base, op = rows["baseline"][key], rows["operator"][key]
+        lines.append(f"{label:<34}{base:>10.3f}{op:>10.3f}{op / base if base else float('nan'):>8.2f}")
+    verdict = "meets" if rows["operator"]["p99"] < TARGET_P99 else "MISSES"
+    lines.append(f"operator p99 {rows['operator']['p99']:.3f}s {verdict} the {TARGET_P99:.0f}s target")
+    return "\n".join(lines)
+
+
+async def main(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
+        workdir = Path(tmp)
+        async with cluster(args.kubeconfig) as admin:
+            operator_kubeconfig = install(admin, workdir)
+            await config.load_kube_config(str(admin))
+            suffix = str(os.getpid())
+            rows: dict[str, dict[str, float]] = {}
+            conf = client.Configuration.get_default_copy()
+            conf.connection_pool_maxsize = 64
+            async with client.ApiClient(conf) as api:
+                try:
+                    rows["baseline"] = await run(api, "baseline", f"bench-base-{suffix}", args.models)
+                    with running_operator(operator_kubeconfig, workdir):
+                        rows["operator"] = await run(api, "operator", f"bench-op-{suffix}", args.models)
+                finally:
+                    for ns in (f"bench-base-{suffix}", f"bench-op-{suffix}"):
+                        with contextlib.suppress(client.ApiException):
+                            await client.CoreV1Api(api).delete_namespace(ns)
+    print(table(rows, args.models))
+    return 0 if rows["operator"]["p99"] < TARGET_P99 else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="admin kubeconfig of a running cluster")
+    sys.exit(asyncio.run(main(parser.parse_args())))
