@@ -31,6 +31,7 @@ def _load(name: str) -> ModuleType:
 fake_common = _load("fake_common")
 fake_openai = _load("fake_openai")
 fake_anthropic = _load("fake_anthropic")
+_load("chain_tables")
 
 
 APPS = {"openai": fake_openai.app, "anthropic": fake_anthropic.app}

@@ -4,60 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from chain_tables import Start, local, make_chain, provider, three_links
 from fake_common import Fault, drain, failure
 
-from inferflux.crds.inferencemodel import SecretKeyRef
-from inferflux.crds.routing import RoutingTable
 from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.providers import FallbackChain, LocalSecrets, Pool, PoolSettings
+from inferflux.router.providers import FallbackChain, LocalSecrets
 from inferflux.router.providers.backoff import Backoff
-from inferflux.router.providers.secrets import env_name
 
-Start = Callable[[str], Awaitable[Any]]
-KEY_REF = {"name": "provider-keys", "key": "apiKey"}
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
-
-
-def provider(name: str, server: Any, timeout: float, fallback: list[str]) -> dict[str, Any]:
-    spec = {"name": name, "model": f"{name}-model", "baseURL": server.url + "/v1", "timeoutSeconds": timeout}
-    return {
-        "name": name,
-        "engine": "provider",
-        "provider": {**spec, "apiKeySecretRef": KEY_REF},
-        "fallback": fallback,
-    }
-
-
-def local(server: Any) -> dict[str, Any]:
-    return {"name": "local", "engine": "llamacpp", "endpoints": [{"url": server.url}]}
-
-
-def make_chain(models: dict[str, Any], key: str, **settings: Any) -> FallbackChain:
-    environ = {env_name(SecretKeyRef(**KEY_REF)): key}
-    table = RoutingTable.model_validate({"models": models})
-    return FallbackChain(table, Pool(LocalSecrets(environ), PoolSettings(**settings)))
 
 
 @pytest.fixture
 async def trio(start_fake: Start) -> tuple[Any, Any, Any]:
     """Provider A (OpenAI wire), provider B (Groq, OpenAI wire) and a local runtime (OpenAI wire)."""
     a, b, runtime = await start_fake("openai"), await start_fake("openai"), await start_fake("openai")
+    runtime.key = None  # runtime pods take no key
     return a, b, runtime
 
 
 def chain_for(trio: tuple[Any, Any, Any], **settings: Any) -> FallbackChain:
     a, b, runtime = trio
-    b.key, runtime.key = a.key, None
-    models = {
-        "primary": provider("openai", a, 2.0, ["second", "local"]),
-        "second": provider("groq", b, 0.5, []),
-        "local": local(runtime),
-    }
-    return make_chain(models, a.key, **settings)
+    return three_links(a, b, runtime.url, **settings)
 
 
 RATE_LIMIT = Fault(
@@ -262,7 +232,7 @@ async def test_an_overloaded_anthropic_link_falls_through(start_fake: Start, met
     runtime.key = None
     overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
     claude.faults.extend([Fault(529, overloaded)] * 2)  # the first try and its one retry
-    models = {"claude": provider("anthropic", claude, 2.0, ["local"]), "local": local(runtime)}
+    models = {"claude": provider("anthropic", claude, 2.0, ["local"]), "local": local(runtime.url)}
     models["claude"]["provider"]["baseURL"] = claude.url
     before = metric("inferflux_router_upstream_errors_total", provider="anthropic", code="overloaded")
     served = await make_chain(models, claude.key).chat({"model": "claude", **HELLO})

@@ -1,0 +1,98 @@
+"""The chain over HTTP: OpenAI ``/v1/chat/completions`` and ``/v1/embeddings`` served by a `FallbackChain`.
+
+The router delegates a request here when its route names a provider or a fallback list. Every
+answer carries ``x-inferflux-served-by`` and a ``model`` field naming the served model that
+produced it; every failure is OpenAI's error shape with the normalised code. A stream's headers go
+out only once its first chunk has arrived (so the served model is known and a fallback is still
+possible); a failure after that ends the stream with an OpenAI error event, never a retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from inferflux.router.asgi import (
+    SSE_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    cancel_on_disconnect,
+    parse_json,
+    read_body,
+    send_error,
+    send_json,
+)
+from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.providers.chain import FallbackChain, served_by_header
+from inferflux.router.sse import DONE, openai_error_event
+
+
+class ChainHandler:
+    """A small ASGI app answering the OpenAI endpoints through one fallback chain."""
+
+    def __init__(self, chain: FallbackChain) -> None:
+        self.chain = chain
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            body = await self._body(scope, receive)
+            if scope["path"] == "/v1/chat/completions":
+                await self.chat(body, receive, send)
+            elif scope["path"] == "/v1/embeddings":
+                served = await self.chain.embeddings(body)
+                await send_json(send, 200, served.body, [served_by_header(served.model)])
+            else:
+                raise UpstreamError(ErrorCode.NOT_FOUND, f"no route for {scope['method']} {scope['path']}")
+        except UpstreamError as error:
+            await send_error(send, error)
+
+    @staticmethod
+    async def _body(scope: Scope, receive: Receive) -> dict[str, Any]:
+        """The request's JSON object; anything else is a 400."""
+        if scope["method"] != "POST":
+            raise UpstreamError(ErrorCode.BAD_REQUEST, "use POST", status=405)
+        body = parse_json(await read_body(receive))
+        if not isinstance(body, dict):
+            raise UpstreamError(ErrorCode.BAD_REQUEST, "the request body must be a JSON object")
+        return body
+
+    async def chat(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+        """A chat completion, streamed when the client asked for it."""
+        if not body.get("stream"):
+            served = await self.chain.chat(body)
+            await send_json(send, 200, served.body, [served_by_header(served.model)])
+            return
+        stream = await self.chain.open_stream(body)
+        headers = [*SSE_HEADERS, served_by_header(stream.model)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+        async def relay() -> None:
+            try:
+                async for chunk in stream:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": b"data: " + orjson.dumps(chunk) + b"\n\n",
+                            "more_body": True,
+                        }
+                    )
+            except UpstreamError as error:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": openai_error_event(error.body()),
+                        "more_body": True,
+                    }
+                )
+            await send({"type": "http.response.body", "body": b"data: " + DONE + b"\n\n"})
+
+        try:
+            if await cancel_on_disconnect(receive, relay()):
+                await stream.aclose()
+        except BaseException:
+            await stream.aclose()
+            raise
