@@ -71,11 +71,14 @@ async def _get(path: str, accept: str, kubeconfig: str | None, context: str | No
                 path, "GET", header_params={"Accept": accept}, auth_settings=["BearerToken"],
                 _preload_content=False, _request_timeout=30,
             )  # fmt: skip
-            raw = await response[0].read() if isinstance(response, tuple) else await response.read()
+            answer = response[0] if isinstance(response, tuple) else response
+            raw = await answer.read()
         except ApiException as error:
-            raise CliError(_api_message(error)) from None
+            raise CliError(_api_message(error.status, error.body, error.reason)) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise CliError(f"cannot reach the API server at {configuration.host}: {error}") from None
+    if answer.status >= 400:
+        raise CliError(_api_message(answer.status, raw, answer.reason))
     return json.loads(raw)
 
 
@@ -84,9 +87,10 @@ def get(path: str, *, table: bool, kubeconfig: str | None = None, context: str |
     return asyncio.run(_get(path, TABLE if table else JSON, kubeconfig, context))
 
 
-def _api_message(error: ApiException) -> str:
+def _api_message(status: int, body: str | bytes | None, reason: str | None) -> str:
+    """An API server error (a ``Status`` object) as one line."""
     try:
-        message = json.loads(error.body or "{}").get("message") or error.reason
+        message = json.loads(body or "{}").get("message") or reason
     except ValueError:
-        message = error.reason
-    return f"the API server answered {error.status}: {message}"
+        message = reason
+    return f"the API server answered {status}: {message}"

@@ -34,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inferctl: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug, but the user still gets one line, never a traceback
+        print(f"inferctl: internal error ({type(error).__name__}): {error}", file=sys.stderr)
+        return 70
     return status
 
 
