@@ -55,7 +55,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_BIN_DIR = REPO / ".cache" / "cluster-bin"
+#: Where ``make cluster-bin`` puts the binaries; ``INFERFLUX_E2E_BIN_DIR`` points elsewhere.
+DEFAULT_BIN_DIR = Path(os.environ.get("INFERFLUX_E2E_BIN_DIR") or REPO / ".cache" / "cluster-bin")
 STAGES_DIR = Path(__file__).resolve().parent / "stages"
 BINARIES = (
     "etcd",

@@ -60,14 +60,14 @@ def kube_cluster() -> Iterator[LocalCluster]:
     Missing binaries fail (not skip) the tests that need a cluster, saying to run
     ``make cluster-bin``: a silently skipped e2e suite would look green.
     """
+    problem = ""
     try:
         cluster = LocalCluster()
-    except ClusterError as error:
-        pytest.fail(str(error), pytrace=False)
-    try:
         cluster.start()
-    except ClusterError as error:
-        pytest.fail(str(error), pytrace=False)
+    except ClusterError as error:  # failed outside the handler: no chained traceback
+        problem = str(error)
+    if problem:
+        pytest.fail(problem, pytrace=False)
     try:
         yield cluster
     finally:
