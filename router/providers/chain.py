@@ -92,6 +92,10 @@ class FallbackChain:
         """Use a new routing table; breakers and connections are kept."""
         self.table = table
 
+    async def aclose(self) -> None:
+        """Close every upstream connection (router shutdown)."""
+        await self.pool.aclose()
+
     async def chat(self, body: Body) -> Served:
         """A complete chat completion for ``body["model"]``."""
         served, answer = await self._run(body, lambda upstream: upstream.adapter.chat(body))

@@ -112,3 +112,15 @@ async def test_a_route_without_endpoints_falls_through() -> None:
     assert raised.code is ErrorCode.UNAVAILABLE
     missing_model = await failure(FallbackChain(table, Pool(Keys(""))).chat({"messages": []}))
     assert missing_model.code is ErrorCode.BAD_REQUEST
+
+
+async def test_closing_the_chain_closes_its_adapters(openai_server: Any) -> None:
+    table = RoutingTable.model_validate(
+        {"models": {"m": provider_route("openai", openai_server.url + "/v1").model_dump(by_alias=True)}}
+    )
+    keys = Keys(openai_server.key)
+    chain = FallbackChain(table, Pool(keys))
+    await chain.chat({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    [upstream] = await chain.pool.upstreams("m", table.models["m"])
+    await chain.aclose()
+    assert upstream.adapter._client.is_closed()  # type: ignore[attr-defined]
