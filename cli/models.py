@@ -13,7 +13,6 @@ import json
 
 import yaml
 
-from inferflux.cli import kube
 from inferflux.cli.errors import CliError
 from inferflux.cli.tables import describe, render_table
 from inferflux.crds.inferencemodel import PLURAL
@@ -46,6 +45,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _namespace(args: argparse.Namespace) -> str:
+    from inferflux.cli import kube
+
     return str(args.namespace or kube.default_namespace(args.kubeconfig, args.context))
 
 
@@ -55,6 +56,8 @@ def _now() -> dt.datetime:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print the table of InferenceModels."""
+    from inferflux.cli import kube  # the Kubernetes client loads only for these commands
+
     namespace = None if args.all_namespaces else _namespace(args)
     table = kube.get(
         kube.resource_path(PLURAL, namespace), table=True, kubeconfig=args.kubeconfig, context=args.context
@@ -66,6 +69,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_get(args: argparse.Namespace) -> int:
     """Print one InferenceModel as a table row, YAML or JSON."""
+    from inferflux.cli import kube  # the Kubernetes client loads only for these commands
+
     path = kube.resource_path(PLURAL, _namespace(args), args.name)
     if args.output in ("yaml", "json"):
         found = kube.get(path, table=False, kubeconfig=args.kubeconfig, context=args.context)
@@ -81,6 +86,8 @@ def run_get(args: argparse.Namespace) -> int:
 
 def run_describe(args: argparse.Namespace) -> int:
     """Print the describe view of one InferenceModel."""
+    from inferflux.cli import kube  # the Kubernetes client loads only for these commands
+
     found = kube.get(
         kube.resource_path(PLURAL, _namespace(args), args.name),
         table=False,
