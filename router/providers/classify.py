@@ -9,6 +9,7 @@ so every adapter (and the local runtimes behind the OpenAI-compatible one) speak
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,9 @@ _CODE_HINTS: dict[str, ErrorCode] = {
 _CONTEXT_PHRASES = ("prompt is too long", "context length", "context window", "maximum context")
 # HTTP statuses that are not in `code_for_status`'s vocabulary but have a clear meaning here.
 _STATUS_HINTS = {413: ErrorCode.CONTEXT_LENGTH, 529: ErrorCode.OVERLOADED, 502: ErrorCode.UNAVAILABLE}
+
+# Providers echo (masked) keys in auth errors: "Incorrect API key provided: sk-abc***xyz".
+_KEY_LIKE = re.compile(r"\b(?:sk|gsk|pk|key)[-_][-_A-Za-z0-9*.]{6,}", re.IGNORECASE)
 
 _TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)
 _CONNECTION = (openai.APIConnectionError, anthropic.APIConnectionError)
@@ -111,9 +115,9 @@ def classify(error: BaseException, upstream: str) -> UpstreamError:
 
 
 def _message(body: object) -> str:
-    """The human-readable message of an error body, bounded so a huge body cannot flood a log line."""
+    """The human-readable message of an error body: bounded, and with anything key-like masked."""
     if not isinstance(body, Mapping):
         return ""
     inner: Any = body.get("error", body)
     message = inner.get("message") if isinstance(inner, Mapping) else None
-    return str(message)[:500] if message else ""
+    return _KEY_LIKE.sub("***", str(message)[:500]) if message else ""

@@ -130,6 +130,17 @@ async def test_wrong_key_is_auth(openai_server: Any) -> None:
     assert raised.status == 401
 
 
+async def test_keys_echoed_in_provider_errors_are_masked(openai_server: Any) -> None:
+    echoed = "Incorrect API key provided: sk-proj-abc1********************xyz9. Find yours at ..."
+    openai_server.faults.append(
+        Fault(401, openai_error(401, "invalid_request_error", "invalid_api_key", echoed))
+    )
+    raised = await failure(adapter(openai_server).chat(HELLO))
+    assert raised.code is ErrorCode.AUTH
+    assert "sk-" not in raised.message
+    assert "Incorrect API key provided: ***" in raised.message
+
+
 async def test_slow_upstream_is_timeout(openai_server: Any) -> None:
     openai_server.faults.append(Fault(hang_seconds=2))
     raised = await failure(adapter(openai_server, timeout=0.3).chat(HELLO))
