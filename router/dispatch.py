@@ -24,6 +24,8 @@ from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
 from inferflux.router.upstream import UpstreamClient
 
+TOTAL_GRACE_SECONDS = 1.0
+
 
 @dataclass
 class Exchange:
@@ -151,7 +153,8 @@ class Dispatcher:
                     raise
                 outcome = "ok" if response.status < 400 else "error"
                 try:
-                    async with asyncio.timeout(self.client.timeouts.total):
+                    # a backstop: the relays stop at the total time themselves, cleanly, a moment earlier
+                    async with asyncio.timeout(self.client.timeouts.total + TOTAL_GRACE_SECONDS):
                         yield Exchange(response, choice.endpoint, current)
                 except TimeoutError:
                     outcome = "timeout"

@@ -9,6 +9,7 @@ mixed into a stream.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -155,25 +156,29 @@ class OpenAIRoutes:
         gap = self.metrics.chunk_gap.labels(model)
         events = 0
         last = 0.0
+        # Ends before the dispatcher's own total-time guard, so the client gets a proper error event.
+        budget = self.dispatcher.client.timeouts.total - (time.perf_counter() - started)
+        failure: UpstreamError | None = None
         try:
-            async for chunk in ex.response.iter_any():
-                now = time.perf_counter()
-                if not last:
-                    self.metrics.ttft.labels(model).observe(now - started)
-                elif events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
-                    gap.observe(now - last)
-                last = now
-                events += count_events(chunk)
-                scanner.feed(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except (TimeoutError, OSError, Exception) as error:  # a connection can fail many ways mid-body
-            if isinstance(error, UpstreamError):
-                raise
+            async with asyncio.timeout(budget):
+                async for chunk in ex.response.iter_any():
+                    now = time.perf_counter()
+                    if not last:
+                        self.metrics.ttft.labels(model).observe(now - started)
+                    elif events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
+                        gap.observe(now - last)
+                    last = now
+                    events += count_events(chunk)
+                    scanner.feed(chunk)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except TimeoutError:
+            failure = UpstreamError(ErrorCode.TIMEOUT, "stream exceeded the total time limit")
+        except Exception:  # a connection can fail many ways mid-body
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
+        if failure is not None:
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()
-            await send(
-                {"type": "http.response.body", "body": openai_error_event(failure.body()), "more_body": True}
-            )
+            body = openai_error_event(failure.body())
+            await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.metrics.stream_chunks.labels(model).inc(events)
         if scanner.usage:

@@ -77,3 +77,20 @@ async def test_metrics_page_exports_router_metrics(mocks, make_router, route) ->
     )
     assert "inferflux_router_request_duration_seconds_bucket" in text
     assert "zqx" not in text  # prompts never reach metrics
+
+
+async def test_total_timeout_ends_a_stream_with_an_error_event(mocks, make_router, route) -> None:
+    slow = await mocks(delay_ms=100)
+    harness = await make_router({"m": route([slow.url])}, total_timeout_seconds=0.5)
+    body = {**BODY, "stream": True, "max_tokens": 50}
+    async with harness.post(CHAT, body) as response:
+        raw = await response.read()
+    assert response.status == 200
+    events = [block for block in raw.split(b"\n\n") if block]
+    assert 2 <= len(events) <= 6
+    assert b'"code":"timeout"' in events[-1]
+    for _ in range(100):  # the upstream request is dropped too: the mock notices on its next write
+        if slow.state.active_streams == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert slow.state.active_streams == 0
