@@ -1,0 +1,144 @@
+"""``inferctl up`` for real: the bundled model on llama.cpp behind the router, no cluster.
+
+The stack is started exactly as ``make run`` does (``inferctl up`` with no arguments, reading
+docs/examples/local), from a scratch folder holding a copy of those samples so the edit test does not
+touch the repository. The model cache is the repository's .cache/models, assembled once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+INFERCTL = str(Path(sys.executable).parent / "inferctl")
+STARTUP_SECONDS = 900
+
+
+class Running:
+    """The ``inferctl up`` process with its output collected line by line."""
+
+    def __init__(self, cwd: Path, port: int) -> None:
+        env = {**os.environ, "INFERFLUX_MODEL_DIR": str(REPO / ".cache/models"), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [INFERCTL, "up", "--port", str(port)], cwd=cwd, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        for stream, sink in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr)):
+            threading.Thread(
+                target=lambda s=stream, k=sink: k.extend(iter(s.readline, "")), daemon=True
+            ).start()
+
+    def wait_for(self, pattern: str, where: str = "stderr", timeout: float = 120) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.stdout if where == "stdout" else self.stderr
+            for line in lines:
+                if found := re.search(pattern, line):
+                    return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{pattern!r} not seen; stdout={self.stdout!r} stderr={self.stderr!r}")
+
+    def children(self) -> list[int]:
+        """Pids of the processes ``inferctl up`` started (its direct children)."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid:
+                found.append(int(stat.parent.name))
+        return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, str, Path]]:
+    workdir = tmp_path_factory.mktemp("local")
+    samples = workdir / "docs/examples/local"
+    shutil.copytree(REPO / "docs/examples/local", samples)
+    running = Running(workdir, free_port())
+    try:
+        url = running.wait_for(r"^InferFlux is up: (\S+)", "stdout", STARTUP_SECONDS).group(1)
+        yield running, url, samples
+    finally:
+        if running.process.poll() is None:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            for pid in running.children():
+                os.kill(pid, signal.SIGKILL)
+
+
+def stream_text(url: str) -> tuple[str, int]:
+    client = OpenAI(base_url=url, api_key="local", timeout=120)
+    stream = client.chat.completions.create(
+        model="gemma3-270m",
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=24,
+        stream=True,
+    )
+    parts = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    return "".join(parts), sum(1 for p in parts if p)
+
+
+def test_the_printed_url_serves_a_real_streamed_completion(stack: tuple[Running, str, Path]) -> None:
+    running, url, _ = stack
+    banner = "".join(running.stdout)
+    assert f"curl -N {url}/chat/completions" in banner
+    assert f'OpenAI(base_url="{url}", api_key="local")' in banner
+    text, chunks = stream_text(url)
+    assert text.strip()
+    assert chunks > 1
+    models = OpenAI(base_url=url, api_key="local").models.list()
+    assert [m.id for m in models] == ["gemma3-270m"]
+
+
+def test_editing_the_yaml_rolls_out_a_new_revision(stack: tuple[Running, str, Path]) -> None:
+    running, url, samples = stack
+    before = set(running.children())
+    path = samples / "gemma3-270m.yaml"
+    path.write_text(path.read_text().replace("contextSize: 2048", "contextSize: 1024"))
+    running.wait_for(r"gemma3-270m moved to revision", timeout=STARTUP_SECONDS)
+    running.wait_for(r"^inferctl up: applied$", timeout=60)
+    text, _ = stream_text(url)
+    assert text.strip()
+    after = set(running.children())
+    assert len(after) == len(before)
+    assert after != before  # the old runtime process is gone, a new one serves
+
+
+def test_ctrl_c_stops_everything_and_leaves_no_process(stack: tuple[Running, str, Path]) -> None:
+    running, url, _ = stack
+    children = running.children()
+    assert len(children) == 2  # the router and one runtime
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(60) == 0
+    running.wait_for(r"^inferctl up: stopped$")
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    with pytest.raises(Exception, match="Connection"):
+        OpenAI(base_url=url, api_key="local", max_retries=0, timeout=5).models.list()
