@@ -122,11 +122,14 @@ async def test_dropped_connection_resumes_with_exactly_the_remaining_chunks(
 
 
 KILLED_CLIENT = """
-import sys, httpx
-with httpx.stream("POST", sys.argv[1], json={"model": "m", "prompt": "x", "max_tokens": 40}, timeout=30) as r:
-    for line in r.iter_lines():
-        if line.startswith("data: ") and '"text"' in line:
-            print(line[6:], flush=True)
+import http.client, json, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+body = json.dumps({"model": "m", "prompt": "x", "max_tokens": 40})
+connection.request("POST", url.path, body, {"content-type": "application/json"})
+for line in connection.getresponse():
+    if line.startswith(b"data: ") and b'"text"' in line:
+        print(line[6:].decode().strip(), flush=True)
 """
 
 
