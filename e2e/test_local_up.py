@@ -7,6 +7,7 @@ touch the repository. The model cache is the repository's .cache/models, assembl
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -129,6 +130,29 @@ def test_editing_the_yaml_rolls_out_a_new_revision(stack: tuple[Running, str, Pa
     after = set(running.children())
     assert len(after) == len(before)
     assert after != before  # the old runtime process is gone, a new one serves
+
+
+def test_chat_interactive_streams_a_real_answer_in_a_pty(stack: tuple[Running, str, Path]) -> None:
+    _, url, samples = stack
+    spec = importlib.util.spec_from_file_location("terminal", REPO / "tests/cli/terminal.py")
+    assert spec is not None
+    assert spec.loader is not None
+    terminal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(terminal)
+    term = terminal.Terminal([INFERCTL, "chat", "--interactive", "--url", url], cwd=samples.parents[2])
+    try:
+        term.expect("gemma3-270m> ", timeout=60)
+        term.send("/prompt assistant product=InferFlux")
+        term.expect("prompt: assistant@1.0.0\ngemma3-270m> ")
+        term.send("Say hello.")
+        term.expect("Say hello.\n")  # the terminal's echo of what was typed
+        answer = term.expect("\ngemma3-270m> ", timeout=180).removesuffix("\ngemma3-270m> ")
+        assert answer.strip()  # the streamed text, printed before the next prompt
+        assert not answer.startswith("error:")
+        assert term.close() == 0
+    finally:
+        if term.process.poll() is None:
+            term.process.kill()
 
 
 def test_ctrl_c_stops_everything_and_leaves_no_process(stack: tuple[Running, str, Path]) -> None:
