@@ -8,6 +8,7 @@ Unchanged objects are not re-sent; unchanged status is not re-written.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SECRET_RECHECK_SECONDS = 15.0
 DRIFT_GRACE_SECONDS = 5.0
+AT_THE_BACK_OF_THE_QUEUE = 0.0  # requeue now, behind the keys already waiting
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Applied:
     revision: str
     at: float
     stall: Stall | None
+    complete: bool = True  # False until the Service, policies and token are applied too
 
 
 def _drifted(deployment: dict[str, Any] | None, revision: str, replicas: int) -> bool:
@@ -83,15 +86,14 @@ class ModelService:
         revision = revision_hash(model)
         applied = self._applied.get(key)
         deployment = self._cache.deployments.get(key)
-        first_sight = False
         if applied is None or self._needs_apply(model, revision, applied, deployment):
-            applied = self._applied[key] = await self._apply(model, revision)
-            deployment = self._cache.deployments.get(key)
-            first_sight = (
-                deployment is None and applied.stall is None and model.spec.engine != Engine.PROVIDER
-            )
-        if not first_sight:  # else the new Deployment's watch event brings the first status: one write less
-            await self._write_status(model, revision, deployment, applied.stall)
+            applied = self._applied[key] = await self._apply_workload(model, revision)
+            if not applied.complete:
+                return AT_THE_BACK_OF_THE_QUEUE
+        if not applied.complete:
+            await self._apply_companions(model)
+            applied = self._applied[key] = dataclasses.replace(applied, complete=True)
+        await self._write_status(model, revision, deployment, applied.stall)
         if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
             return SECRET_RECHECK_SECONDS
         if model.spec.engine != Engine.PROVIDER and _drifted(deployment, revision, model.spec.replicas):
@@ -118,18 +120,29 @@ class ModelService:
                 break
         return stall
 
-    async def _apply(self, model: InferenceModel, revision: str) -> Applied:
+    async def _apply_workload(self, model: InferenceModel, revision: str) -> Applied:
+        """Check the spec, then apply the Deployment alone: the rest follows on the next pass.
+
+        Under a burst of new models this orders the API server's work so that every model's
+        Deployment (and so its pods) comes before the objects that can wait: the Service, the
+        NetworkPolicy, the admin token and the status.
+        """
         stall = await self._stall(model)
-        if stall is None and model.spec.engine != Engine.PROVIDER:
-            writes: list[Awaitable[object]] = [self._storage.apply(render_deployment(model, self._settings))]
-            writes.append(self._storage.apply(render_service(model)))
-            policies = render_network_policies(model, selector_labels(model), self._settings.network)
-            writes += [self._storage.apply(owned_by(policy, model)) for policy in policies]
-            if model.spec.engine == Engine.LLAMACPP:
-                writes.append(self._storage.create_if_missing(render_admin_secret(model, new_admin_token())))
-            await asyncio.gather(*writes)
+        pods = stall is None and model.spec.engine != Engine.PROVIDER
+        if pods:
+            await self._storage.apply(render_deployment(model, self._settings))
             log.info("applied %s/%s revision %s", model.metadata.namespace, model.metadata.name, revision)
-        return Applied(model.metadata.uid or "", model.metadata.generation, revision, time.monotonic(), stall)
+        uid, generation = model.metadata.uid or "", model.metadata.generation
+        return Applied(uid, generation, revision, time.monotonic(), stall, complete=not pods)
+
+    async def _apply_companions(self, model: InferenceModel) -> None:
+        """The Service, NetworkPolicies and (llama.cpp) admin-token Secret of a model with pods."""
+        writes: list[Awaitable[object]] = [self._storage.apply(render_service(model))]
+        policies = render_network_policies(model, selector_labels(model), self._settings.network)
+        writes += [self._storage.apply(owned_by(policy, model)) for policy in policies]
+        if model.spec.engine == Engine.LLAMACPP:
+            writes.append(self._storage.create_if_missing(render_admin_secret(model, new_admin_token())))
+        await asyncio.gather(*writes)
 
     async def _write_status(
         self, model: InferenceModel, revision: str, deployment: dict[str, Any] | None, stall: Stall | None
