@@ -94,3 +94,21 @@ async def test_total_timeout_ends_a_stream_with_an_error_event(mocks, make_route
             break
         await asyncio.sleep(0.01)
     assert slow.state.active_streams == 0
+
+
+async def test_prefix_hash_keeps_a_shared_prompt_prefix_on_one_replica(mocks, make_router, route) -> None:
+    replicas = [await mocks() for _ in range(3)]
+    harness = await make_router({"m": route([r.url for r in replicas], balancer="PrefixHash")})
+    for question in range(6):
+        messages = [
+            {"role": "system", "content": "You are a careful assistant. " * 10},
+            {"role": "user", "content": f"question {question}"},
+        ]
+        async with harness.post(CHAT, {**BODY, "messages": messages}) as response:
+            assert response.status == 200
+    assert sorted(r.state.requests for r in replicas) == [0, 0, 6]
+    for other in range(30):
+        messages = [{"role": "system", "content": f"persona {other}"}, {"role": "user", "content": "q"}]
+        async with harness.post(CHAT, {**BODY, "messages": messages}) as response:
+            assert response.status == 200
+    assert all(r.state.requests > 0 for r in replicas)
