@@ -1,0 +1,73 @@
+"""``python -m inferflux.runtime``: verify the model, load it, and serve the OpenAI API."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from inferflux.runtime.embeddings import Embedder
+from inferflux.runtime.engine import Engine
+from inferflux.runtime.integrity import integrity_problem
+from inferflux.runtime.metrics import RuntimeMetrics
+from inferflux.runtime.model import Model, ModelLoadError
+from inferflux.runtime.server import Runtime, create_app
+from inferflux.runtime.settings import parse_settings
+
+log = logging.getLogger("inferflux.runtime")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until it is stopped; a non-zero exit with one log line when it cannot serve."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = parse_settings(argv)
+    problem = integrity_problem(settings.model_path, settings.model_sha256)
+    if problem:
+        log.error(problem)
+        return 2
+    try:
+        model = Model(settings.model_path, settings.gpu_layers)
+    except ModelLoadError as exc:
+        log.error("%s", exc)
+        return 3
+    threads = settings.effective_threads
+    metrics = RuntimeMetrics()
+    engine = Engine(
+        model,
+        context_size=settings.context_size,
+        parallel=settings.parallel,
+        threads=threads,
+        batch_size=settings.batch_size,
+        metrics=metrics,
+    )
+    embedder = Embedder(model, min(settings.context_size, 2048), threads)
+    runtime = Runtime(model, engine, settings.model_id, metrics, embedder)
+    log.info(
+        "serving %s on %s:%d with %d sequences",
+        settings.model_id,
+        settings.host,
+        settings.port,
+        settings.parallel,
+    )
+    try:
+        uvicorn.run(
+            create_app(runtime),
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        engine.close()
+        embedder.close()
+        model.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Prometheus metrics of one runtime, all named ``inferflux_runtime_*``.
+
+Labels carry only bounded values (endpoint, status, reason): never prompts, keys or client data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "inferflux_runtime"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_TOKEN_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+
+
+class RuntimeMetrics:
+    """The runtime's metrics in a registry of their own (one per app, so tests stay independent)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            f"{PREFIX}_requests",
+            "HTTP requests by endpoint and status code",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Request latency",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.prompt_tokens = Counter(f"{PREFIX}_prompt_tokens", "Prompt tokens admitted", registry=r)
+        self.generation_tokens = Counter(f"{PREFIX}_generation_tokens", "Tokens generated", registry=r)
+        self.prefix_reused_tokens = Counter(
+            f"{PREFIX}_prefix_cache_reused_tokens",
+            "Prompt tokens served from a slot's cached prefix",
+            registry=r,
+        )
+        self.ttft = Histogram(
+            f"{PREFIX}_time_to_first_token_seconds",
+            "Time from admission to first token",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inter_token = Histogram(
+            f"{PREFIX}_inter_token_latency_seconds",
+            "Time between tokens of a sequence",
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Requests waiting for a sequence slot", registry=r)
+        self.running = Gauge(f"{PREFIX}_running_sequences", "Sequences generating or prefilling", registry=r)
+        self.kv_usage = Gauge(
+            f"{PREFIX}_kv_cache_usage_ratio", "Share of KV cells in use, cached prefixes included", registry=r
+        )
+        self.finished = Counter(
+            f"{PREFIX}_sequences_finished", "Sequences ended, by reason", ["reason"], registry=r
+        )
+        hit_rate = Gauge(
+            f"{PREFIX}_prefix_cache_hit_ratio", "Reused prompt tokens over all prompt tokens", registry=r
+        )
+        hit_rate.set_function(self.prefix_hit_ratio)
+        self.memory_headroom_bytes = Gauge(
+            f"{PREFIX}_memory_headroom_bytes", "Memory left before the limit", registry=r
+        )
+        self.memory_headroom_ratio = Gauge(
+            f"{PREFIX}_memory_headroom_ratio", "Memory left over the limit", registry=r
+        )
+
+    def prefix_hit_ratio(self) -> float:
+        """Share of prompt tokens whose KV came from a cached prefix."""
+        total = self.prompt_tokens._value.get()
+        return float(self.prefix_reused_tokens._value.get() / total) if total else 0.0

@@ -1,0 +1,337 @@
+"""The OpenAI-compatible HTTP API of one runtime pod (Starlette, orjson, server-sent events)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from inferflux.runtime import structured
+from inferflux.runtime.chat import ChatTemplate
+from inferflux.runtime.embeddings import Embedder
+from inferflux.runtime.engine import Engine, Finish, Job
+from inferflux.runtime.errors import APIError, bad_request
+from inferflux.runtime.generation import collect, engine_error, stream
+from inferflux.runtime.metrics import RuntimeMetrics
+from inferflux.runtime.model import Model
+from inferflux.runtime.protocol import envelope, max_tokens, sampling_params, stop_strings, usage
+from inferflux.runtime.sampling import SamplingParams
+
+log = logging.getLogger("inferflux.runtime.server")
+JSON = "application/json"
+
+
+class Runtime:
+    """Everything the handlers share: the model, its engine, its chat template and the metrics."""
+
+    def __init__(
+        self, model: Model, engine: Engine, model_id: str, metrics: RuntimeMetrics, embedder: Embedder
+    ) -> None:
+        self.model = model
+        self.engine = engine
+        self.model_id = model_id
+        self.metrics = metrics
+        self.embedder = embedder
+        self.template = ChatTemplate(
+            model.metadata("tokenizer.chat_template"),
+            model.token_text(model.bos_id),
+            model.token_text(model.eos_id),
+        )
+        self.ready = False
+        self.created = int(time.time())
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        """Prompt tokens, adding BOS only when the rendered text does not already start with it."""
+        bos = self.template.bos_token
+        tokens = self.model.tokenize(text, add_special=not (bos and text.startswith(bos)))
+        if len(tokens) >= self.engine.n_ctx:
+            raise APIError(
+                400,
+                f"the prompt has {len(tokens)} tokens; the context holds {self.engine.n_ctx}",
+                code="context_length_exceeded",
+                param="messages",
+            )
+        return tokens
+
+    def job(
+        self, prompt: list[int], body: dict[str, Any], grammar: str | None, stops: tuple[str, ...]
+    ) -> Job:
+        """A job for ``prompt`` with the request's limits and sampling."""
+        limit = max_tokens(body) or self.engine.n_ctx
+        return Job(
+            prompt=prompt,
+            max_tokens=min(limit, self.engine.n_ctx - len(prompt)),
+            sampling=sampling_params(body, grammar),
+            stops=stop_strings(body) + stops,
+        )
+
+    async def warm_up(self) -> None:
+        """Generate one token end to end; the pod is ready only after this answered."""
+        job = Job(prompt=self.model.tokenize("Hello"), max_tokens=1, sampling=SamplingParams(temperature=0))
+        async for event in stream(self.engine, job):
+            if isinstance(event, Finish) and event.reason != "error":
+                self.ready = True
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object")
+    return body
+
+
+def _sse(payload: object) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def chat_completions(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await _json_body(request)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise bad_request("messages must be a non-empty list of message objects", "messages")
+    tools = structured.validated_tools(body.get("tools")) if body.get("tool_choice") != "none" else []
+    forced = structured.forced_tools(tools, body.get("tool_choice"))
+    if forced:
+        grammar: str | None = structured.schema_grammar(structured.tool_call_schema(forced))
+    else:
+        grammar = structured.response_format_grammar(body.get("response_format"))
+    if tools and runtime.template.source is None:
+        messages = [{"role": "system", "content": structured.tools_instruction(forced or tools)}, *messages]
+    try:
+        text = runtime.template.render(messages, tools or None)
+    except ValueError as exc:
+        raise bad_request(str(exc), "messages") from exc
+    job = runtime.job(runtime.tokenize_prompt(text), body, grammar, runtime.template.extra_stops)
+    request_id = "chatcmpl-" + secrets.token_hex(12)
+
+    def message(text: str, finish: Finish) -> tuple[dict[str, Any], str]:
+        call = structured.parse_tool_call(text, forced or tools) if tools else None
+        if call is not None:
+            return {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls"
+        return {"role": "assistant", "content": text}, finish.reason
+
+    if not body.get("stream"):
+        text, finish = await collect(runtime.engine, job, request.receive)
+        reply, reason = message(text, finish)
+        result = envelope(
+            "chat.completion",
+            request_id,
+            runtime.model_id,
+            [{"index": 0, "message": reply, "finish_reason": reason, "logprobs": None}],
+        )
+        result["usage"] = usage(finish)
+        return Response(orjson.dumps(result), media_type=JSON)
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> bytes:
+        return _sse(
+            envelope(
+                "chat.completion.chunk",
+                request_id,
+                runtime.model_id,
+                [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}],
+            )
+        )
+
+    async def events() -> AsyncIterator[bytes]:
+        yield chunk({"role": "assistant", "content": ""})
+        held: list[str] = []
+        async for event in stream(runtime.engine, job):
+            if isinstance(event, Finish):
+                async for tail in _stream_end(
+                    event, body, request_id, runtime.model_id, "chat.completion.chunk"
+                ):
+                    if not tail:  # _FINAL
+                        reply, reason = message("".join(held), event)
+                        delta = (
+                            {"tool_calls": [dict(reply["tool_calls"][0], index=0)]}
+                            if reply.get("tool_calls")
+                            else ({"content": reply["content"]} if held else {})
+                        )
+                        if delta:
+                            yield chunk(delta)
+                        yield chunk({}, reason)
+                    else:
+                        yield tail
+            elif tools:
+                held.append(event)  # a tool call is only known once the reply is complete
+            else:
+                yield chunk({"content": event})
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+_FINAL = b""
+
+
+async def _stream_end(
+    finish: Finish, body: dict[str, Any], request_id: str, model_id: str, kind: str
+) -> AsyncIterator[bytes]:
+    """The end of a stream: ``_FINAL`` (the caller's finish chunk), the usage chunk, ``[DONE]``."""
+    if finish.reason == "error":
+        yield _sse(engine_error(finish).body())
+    else:
+        yield _FINAL
+        options = body.get("stream_options") or {}
+        if isinstance(options, dict) and options.get("include_usage"):
+            tail = envelope(kind, request_id, model_id, [])
+            tail["usage"] = usage(finish)
+            yield _sse(tail)
+    yield b"data: [DONE]\n\n"
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise bad_request("prompt must be a string (or a list of one string)", "prompt")
+    return prompt
+
+
+async def completions(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await _json_body(request)
+    grammar = structured.response_format_grammar(body.get("response_format"))
+    job = runtime.job(runtime.tokenize_prompt(_prompt_text(body)), body, grammar, ())
+    request_id = "cmpl-" + secrets.token_hex(12)
+
+    def choice(text: str, reason: str | None) -> dict[str, Any]:
+        return {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
+
+    if not body.get("stream"):
+        text, finish = await collect(runtime.engine, job, request.receive)
+        result = envelope("text_completion", request_id, runtime.model_id, [choice(text, finish.reason)])
+        result["usage"] = usage(finish)
+        return Response(orjson.dumps(result), media_type=JSON)
+
+    async def events() -> AsyncIterator[bytes]:
+        async for event in stream(runtime.engine, job):
+            if isinstance(event, Finish):
+                async for tail in _stream_end(event, body, request_id, runtime.model_id, "text_completion"):
+                    yield tail or _sse(
+                        envelope("text_completion", request_id, runtime.model_id, [choice("", event.reason)])
+                    )
+            else:
+                yield _sse(envelope("text_completion", request_id, runtime.model_id, [choice(event, None)]))
+
+    return StreamingResponse(events(), media_type="text/event-stream")
+
+
+async def embeddings(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    body = await _json_body(request)
+    inputs = body.get("input")
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
+        raise bad_request("input must be a non-empty string or list of non-empty strings", "input")
+    token_lists = [runtime.model.tokenize(text) for text in inputs]
+    if any(len(tokens) > runtime.embedder.context_size for tokens in token_lists):
+        raise APIError(
+            400,
+            f"an input exceeds {runtime.embedder.context_size} tokens",
+            param="input",
+            code="context_length_exceeded",
+        )
+    vectors = [await asyncio.to_thread(runtime.embedder.embed, tokens) for tokens in token_lists]
+    count = sum(len(tokens) for tokens in token_lists)
+    return Response(
+        orjson.dumps(
+            {
+                "object": "list",
+                "model": runtime.model_id,
+                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": count, "total_tokens": count},
+            }
+        ),
+        media_type=JSON,
+    )
+
+
+async def models(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    entry = {"id": runtime.model_id, "object": "model", "created": runtime.created, "owned_by": "inferflux"}
+    return Response(orjson.dumps({"object": "list", "data": [entry]}), media_type=JSON)
+
+
+async def livez(request: Request) -> Response:
+    return Response(b'{"status":"alive"}', media_type=JSON)
+
+
+async def readyz(request: Request) -> Response:
+    ready = request.app.state.runtime.ready
+    return Response(
+        b'{"status":"ready"}' if ready else b'{"status":"loading"}',
+        503 if not ready else 200,
+        media_type=JSON,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _api(endpoint: str, handler: Handler) -> Handler:
+    """Wrap a handler: OpenAI-shaped errors, and request count and latency metrics."""
+
+    async def wrapped(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        started = time.perf_counter()
+        try:
+            if not runtime.ready:
+                raise APIError(503, "the model is still loading", type_="server_error", code="not_ready")
+            response = await handler(request)
+        except APIError as exc:
+            response = exc.response()
+        except Exception:
+            log.exception("unexpected error in %s", endpoint)
+            response = APIError(500, "internal error", type_="server_error").response()
+        runtime.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        runtime.metrics.request_duration.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+        return response
+
+    return wrapped
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The ASGI app serving ``runtime``; its lifespan starts the decode thread and warms up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.engine.start(asyncio.get_running_loop())
+        warm = asyncio.create_task(runtime.warm_up())
+        yield
+        warm.cancel()
+
+    routes = [
+        Route("/v1/chat/completions", _api("chat", chat_completions), methods=["POST"]),
+        Route("/v1/completions", _api("completions", completions), methods=["POST"]),
+        Route("/v1/embeddings", _api("embeddings", embeddings), methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/healthz", livez, methods=["GET"]),
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.runtime = runtime
+    return app

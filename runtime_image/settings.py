@@ -1,0 +1,82 @@
+"""Runtime settings: one frozen record read from the environment, overridden by CLI flags.
+
+The operator renders the environment (``INFERFLUX_*``); each flag mirrors one variable, so a
+person running the runtime by hand uses the same names (``--context-size`` for
+``INFERFLUX_CONTEXT_SIZE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+ENV_PREFIX = "INFERFLUX_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the runtime needs to load a model and serve it."""
+
+    model_path: Path
+    served_name: str = ""
+    host: str = "0.0.0.0"  # noqa: S104 - a pod serves on its pod IP
+    port: int = 8080
+    context_size: int = 4096
+    parallel: int = 8
+    threads: int = 0
+    batch_size: int = 512
+    gpu_layers: int = 0
+    model_sha256: str = ""
+    admin_token_file: str = ""
+
+    @property
+    def model_id(self) -> str:
+        """The model id clients send and see: the served name, else the file's stem."""
+        return self.served_name or self.model_path.stem
+
+    @property
+    def effective_threads(self) -> int:
+        """Decode threads: the setting, or every CPU this process may run on."""
+        return self.threads if self.threads > 0 else len(os.sched_getaffinity(0))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default: the process environment), overridden by ``argv`` flags.
+
+    Raises ``SystemExit`` with one readable line on a bad or missing value (argparse's behaviour).
+    """
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(prog="python -m inferflux.runtime", description=__doc__)
+    for field in fields(Settings):
+        env_name = ENV_PREFIX + field.name.upper()
+        kind = int if field.type in ("int", int) else str
+        parser.add_argument(
+            _flag(field.name),
+            dest=field.name,
+            type=kind,
+            default=environ.get(env_name),
+            help=f"(env {env_name})",
+        )
+    args = vars(parser.parse_args(argv))
+    if not args["model_path"]:
+        parser.error("a model is required: set INFERFLUX_MODEL_PATH or pass --model-path")
+    values = {name: value for name, value in args.items() if value is not None}
+    try:
+        typed = {
+            f.name: int(values[f.name]) for f in fields(Settings) if f.type == "int" and f.name in values
+        }
+    except ValueError as exc:
+        parser.error(f"not a number: {exc}")
+    values.update(typed)
+    values["model_path"] = Path(values["model_path"])
+    settings = Settings(**values)
+    if settings.parallel < 1 or settings.context_size < 16 or settings.batch_size < 1:
+        parser.error("parallel and batch size must be >= 1, and the context size >= 16")
+    return settings

