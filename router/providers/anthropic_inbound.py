@@ -60,9 +60,11 @@ def _text(content: Any) -> str:
 def _messages(message: Body) -> list[Body]:
     """One Messages turn as OpenAI messages (tool results become separate ``tool`` messages)."""
     role, content = message.get("role"), message.get("content")
+    if role == "system":  # newer API versions also allow system turns inside messages
+        return [{"role": "system", "content": _text(content)}]
     if role not in ("user", "assistant"):
         raise UpstreamError(
-            ErrorCode.BAD_REQUEST, "messages[].role must be user or assistant", param="messages"
+            ErrorCode.BAD_REQUEST, "messages[].role must be user, assistant or system", param="messages"
         )
     if isinstance(content, str):
         return [{"role": role, "content": content}]

@@ -1,14 +1,16 @@
-"""The chain over HTTP: OpenAI ``/v1/chat/completions`` and ``/v1/embeddings`` served by a `FallbackChain`.
+"""The chain over HTTP: ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/messages`` (Anthropic-shaped).
 
 The router delegates a request here when its route names a provider or a fallback list. Every
 answer carries ``x-inferflux-served-by`` and a ``model`` field naming the served model that
 produced it; every failure is OpenAI's error shape with the normalised code. A stream's headers go
 out only once its first chunk has arrived (so the served model is known and a fallback is still
 possible); a failure after that ends the stream with an OpenAI error event, never a retry.
+Anthropic-shaped clients get the same behaviour in their own dialect (see `anthropic_inbound`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -25,8 +27,9 @@ from inferflux.router.asgi import (
     send_json,
 )
 from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.providers.chain import FallbackChain, served_by_header
-from inferflux.router.sse import DONE, openai_error_event
+from inferflux.router.providers import anthropic_inbound as inbound
+from inferflux.router.providers.chain import ChainStream, FallbackChain, served_by_header
+from inferflux.router.sse import DONE, frame, openai_error_event
 
 
 class ChainHandler:
@@ -42,6 +45,9 @@ class ChainHandler:
             body = await self._body(scope, receive)
             if scope["path"] == "/v1/chat/completions":
                 await self.chat(body, receive, send)
+            elif scope["path"] == "/v1/messages":
+                await self.messages(body, receive, send)
+                return
             elif scope["path"] == "/v1/embeddings":
                 served = await self.chain.embeddings(body)
                 await send_json(send, 200, served.body, [served_by_header(served.model)])
@@ -60,6 +66,44 @@ class ChainHandler:
             raise UpstreamError(ErrorCode.BAD_REQUEST, "the request body must be a JSON object")
         return body
 
+    async def messages(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+        """Anthropic's Messages API in front of the chain, errors in Anthropic's shape."""
+        try:
+            request = inbound.openai_request(body)
+            if not body.get("stream"):
+                served = await self.chain.chat(request)
+                await send_json(
+                    send, 200, inbound.message(served.body, served.model), [served_by_header(served.model)]
+                )
+                return
+            stream = await self.chain.open_stream(request)
+        except UpstreamError as error:
+            status, document = inbound.error_document(error)
+            await send_json(send, status, document, error.headers())
+            return
+        mapper = inbound.EventMapper(stream.model)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*SSE_HEADERS, served_by_header(stream.model)],
+            }
+        )
+
+        async def relay() -> None:
+            try:
+                async for chunk in stream:
+                    for name, data in mapper.events(chunk):
+                        await _write(send, frame(name, {"type": name, **data}))
+            except UpstreamError as error:
+                await _write(send, frame("error", inbound.error_document(error)[1]), more=False)
+                return
+            for name, data in mapper.finish():
+                await _write(send, frame(name, {"type": name, **data}))
+            await _write(send, b"", more=False)
+
+        await self._relay(stream, receive, relay())
+
     async def chat(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
         """A chat completion, streamed when the client asked for it."""
         if not body.get("stream"):
@@ -73,26 +117,24 @@ class ChainHandler:
         async def relay() -> None:
             try:
                 async for chunk in stream:
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": b"data: " + orjson.dumps(chunk) + b"\n\n",
-                            "more_body": True,
-                        }
-                    )
+                    await _write(send, b"data: " + orjson.dumps(chunk) + b"\n\n")
             except UpstreamError as error:
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": openai_error_event(error.body()),
-                        "more_body": True,
-                    }
-                )
-            await send({"type": "http.response.body", "body": b"data: " + DONE + b"\n\n"})
+                await _write(send, openai_error_event(error.body()))
+            await _write(send, b"data: " + DONE + b"\n\n", more=False)
 
+        await self._relay(stream, receive, relay())
+
+    @staticmethod
+    async def _relay(stream: ChainStream, receive: Receive, relay: Awaitable[None]) -> None:
+        """Run ``relay`` until done or the client leaves; either way the upstream stream is closed."""
         try:
-            if await cancel_on_disconnect(receive, relay()):
+            if await cancel_on_disconnect(receive, relay):
                 await stream.aclose()
         except BaseException:
             await stream.aclose()
             raise
+
+
+async def _write(send: Send, data: bytes, more: bool = True) -> None:
+    """One body message of a streamed response."""
+    await send({"type": "http.response.body", "body": data, "more_body": more})

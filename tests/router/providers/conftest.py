@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -10,7 +12,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
+
+from inferflux.router.providers.handler import ChainHandler
 
 HERE = Path(__file__).parent
 
@@ -31,7 +36,7 @@ def _load(name: str) -> ModuleType:
 fake_common = _load("fake_common")
 fake_openai = _load("fake_openai")
 fake_anthropic = _load("fake_anthropic")
-_load("chain_tables")
+chain_tables = _load("chain_tables")
 
 
 APPS = {"openai": fake_openai.app, "anthropic": fake_anthropic.app}
@@ -72,3 +77,21 @@ def metric() -> Callable[..., float]:
         return REGISTRY.get_sample_value(name, labels) or 0.0
 
     return read
+
+
+@pytest.fixture
+async def served(start_fake: Callable[[str], Awaitable[Any]]) -> AsyncIterator[tuple[Any, Any, Any, str]]:
+    """Providers A and B, a runtime, and the chain's HTTP endpoint in front of them."""
+    a, b, runtime = await start_fake("openai"), await start_fake("openai"), await start_fake("openai")
+    runtime.key = None
+    handler = ChainHandler(chain_tables.three_links(a, b, runtime.url))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(handler, lifespan="off", access_log=False, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
+        await asyncio.sleep(0.01)
+    yield a, b, runtime, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    await asyncio.wait_for(task, 10)

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import openai
 import pytest
-import uvicorn
-from chain_tables import Start, three_links
 from fake_common import Fault, drain
-
-from inferflux.router.providers.handler import ChainHandler
 
 HELLO = [{"role": "user", "content": "hello"}]
 RATE_LIMIT = Fault(429, {"error": {"message": "slow down", "type": "requests"}}, {"retry-after": "30"})
-
-
-@pytest.fixture
-async def served(start_fake: Start) -> AsyncIterator[tuple[Any, Any, Any, str]]:
-    """Providers A and B, a runtime, and the chain's HTTP endpoint in front of them."""
-    a, b, runtime = await start_fake("openai"), await start_fake("openai"), await start_fake("openai")
-    runtime.key = None
-    handler = ChainHandler(three_links(a, b, runtime.url))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(handler, lifespan="off", access_log=False, log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
-        await asyncio.sleep(0.01)
-    yield a, b, runtime, f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
 
 
 def client(url: str) -> openai.AsyncOpenAI:
