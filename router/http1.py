@@ -122,6 +122,10 @@ class Connection:
             if self.reused and not error.partial:
                 raise StaleConnection from None
             raise
+        except (ConnectionResetError, BrokenPipeError):
+            if self.reused:  # the upstream closed its idle end as we wrote: nothing was processed
+                raise StaleConnection from None
+            raise
         except asyncio.LimitOverrunError:
             raise ProtocolError("response headers too large") from None
         lines = raw.decode("latin-1").split("\r\n")
