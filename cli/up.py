@@ -38,6 +38,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="router port (default: 8000)")
     parser.add_argument("--run-dir", type=Path, default=Path(".cache/local"), help="routes file and logs")
+    parser.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=Path(".cache/secrets"),
+        help="Secret keys as <dir>/<name>/<key>: signing public keys, provider API keys",
+    )
     parser.add_argument("--no-watch", action="store_true", help="do not follow the files for changes")
     parser.set_defaults(run=run)
 
@@ -93,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if not resources.models:
         raise CliError(f"no InferenceModel in {', '.join(map(str, paths))}")
     _interrupt_on_sigterm()
-    launcher = Launcher(args.run_dir, model_dir(), args.host, args.port, say)
+    launcher = Launcher(args.run_dir, model_dir(), args.host, args.port, say, secrets=args.secrets_dir)
     try:
         try:
             launcher.start_router()

@@ -54,6 +54,7 @@ class Launcher:
         port: int,
         say: Say,
         commands: Commands | None = None,
+        secrets: Path | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.model_cache = model_cache
@@ -61,6 +62,7 @@ class Launcher:
         self.port = port
         self.say = say
         self.commands = commands or Commands()
+        self.secrets = secrets
         self.routes_file = run_dir / "routes.json"
         self.models: list[InferenceModel] = []
         self.deployments: dict[str, Deployment] = {}
@@ -80,6 +82,8 @@ class Launcher:
             "INFERFLUX_ROUTER_PORT": str(self.port),
             "INFERFLUX_ROUTES_FILE": str(self.routes_file),
         }
+        if self.secrets is not None:
+            env["INFERFLUX_PROVIDER_KEYS_DIR"] = str(self.secrets.resolve())
         self.router = Child(
             "router", self.commands.router, env, self.url, self.run_dir / "logs" / "router.log"
         )
@@ -174,7 +178,7 @@ class Launcher:
         """Start ``count`` replicas and wait until all are Ready; on failure none is left running."""
         if count == 0 or model.spec.source is None:
             return []
-        path = materialise(model.spec.source, self.model_cache)
+        path = materialise(model.spec.source, self.model_cache, secrets=self.secrets)
         revision = plan.revision(model)
         started: list[Child] = []
         try:

