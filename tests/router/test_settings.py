@@ -49,3 +49,17 @@ def test_every_setting_is_documented() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "router.md").read_text()
     missing = [name for name in env_names().values() if f"`{name}`" not in text]
     assert missing == []
+
+
+def test_source_follows_the_settings() -> None:
+    from inferflux.router.__main__ import source_for
+    from inferflux.router.discovery import ConfigMapSource, FileSource
+
+    both = from_env(
+        {"INFERFLUX_ROUTES_FILE": "/r.json", "INFERFLUX_ROUTES_CONFIGMAP": "ops/inferflux-routing"}
+    )
+    configmap = source_for(both)
+    assert isinstance(configmap, ConfigMapSource)
+    assert (configmap.namespace, configmap.name) == ("ops", "inferflux-routing")
+    assert isinstance(source_for(from_env({"INFERFLUX_ROUTES_FILE": "/r.json"})), FileSource)
+    assert source_for(from_env({})) is None
