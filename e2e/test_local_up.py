@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from inferflux.operator.local.process import free_port
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,14 +70,6 @@ class Running:
             if int(fields[1]) == self.process.pid:
                 found.append(int(stat.parent.name))
         return found
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
