@@ -143,6 +143,9 @@ async def test_groq_waits_out_retry_after_strictly_and_then_holds(trio: Any) -> 
     started = time.monotonic()
     served = await chain.chat({"model": "second", **HELLO})
     assert served.model == "second"
+    headers, sent = b.requests[-1]
+    assert sent["model"] == "groq-model"  # the id comes from the route, never from code
+    assert headers["Authorization"] == f"Bearer {b.key}"
     assert time.monotonic() - started >= 1.0  # never earlier than retry-after, even with jitter
     b.faults.append(RATE_LIMIT)
     raised = await failure(

@@ -124,3 +124,14 @@ async def test_closing_the_chain_closes_its_adapters(openai_server: Any) -> None
     [upstream] = await chain.pool.upstreams("m", table.models["m"])
     await chain.aclose()
     assert upstream.adapter._client.is_closed()  # type: ignore[attr-defined]
+
+
+async def test_any_openai_compatible_base_url_serves_a_route(openai_server: Any) -> None:
+    route = provider_route("openai-compatible", openai_server.url + "/v1", model="Qwen/Qwen2.5-7B-Instruct")
+    table = RoutingTable.model_validate({"models": {"vllm": route.model_dump(by_alias=True)}})
+    served = await FallbackChain(table, Pool(Keys(openai_server.key))).chat(
+        {"model": "vllm", "messages": [{"role": "user", "content": "hi"}]}
+    )
+    assert served.model == "vllm"
+    assert served.body["choices"][0]["message"]["content"] == "echo: hi"
+    assert openai_server.requests[-1][1]["model"] == "Qwen/Qwen2.5-7B-Instruct"
