@@ -20,7 +20,7 @@ from inferflux.operator.local.launcher import Launcher
 from inferflux.operator.local.paths import model_dir
 from inferflux.operator.local.process import StartError
 from inferflux.operator.local.resources import ResourceError, load
-from inferflux.operator.local.watch import apply_files, follow
+from inferflux.operator.local.watch import apply_files, fingerprint, follow
 
 DEFAULT_FOLDER = Path("docs/examples/local")
 
@@ -106,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
         except StartError as error:
             raise CliError(f"the router did not start: {error}") from None
         say(f"router ready on {launcher.url}")
+        seen = fingerprint(paths)
         if not apply_files(launcher, paths):
             raise CliError("the models could not all be started; see the lines above")
         print(banner(launcher.url, launcher.models, None if args.no_watch else paths), flush=True)
-        follow(launcher, paths, keep_going=lambda: not args.no_watch)
+        follow(launcher, paths, seen, keep_going=lambda: not args.no_watch)
         if args.no_watch:
             signal.pause()
     except KeyboardInterrupt:

@@ -44,11 +44,14 @@ def apply_files(launcher: Launcher, paths: list[Path]) -> bool:
 def follow(
     launcher: Launcher,
     paths: list[Path],
+    seen: Fingerprint,
     interval: float = 1.0,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Re-apply on every change and restart dead replicas, until ``keep_going`` says stop."""
-    seen = fingerprint(paths)
+    """Re-apply on every change since ``seen`` and restart dead replicas, until ``keep_going`` says stop.
+
+    ``seen`` is taken before the first apply, so an edit made while models were starting is not lost.
+    """
     while keep_going():
         time.sleep(interval)
         launcher.heal()
