@@ -289,7 +289,7 @@ def test_spec_change_advances_generation_and_rolls_out(
         namespace,
         "--type=merge",
         "-p",
-        '{"spec":{"engineArgs":{"contextSize":1024}}}',
+        '{"spec":{"engineArgs":{"contextSize":null,"threads":2}}}',
     )
 
     def rolled() -> dict[str, Any] | None:
@@ -310,7 +310,8 @@ def test_spec_change_advances_generation_and_rolls_out(
     assert condition(after, "Progressing")["reason"] == "RolloutComplete"
     deployment = admin.get("deployment", "roll", namespace) or {}
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert env["INFERFLUX_CONTEXT_SIZE"] == "1024"
+    assert env["INFERFLUX_THREADS"] == "2"
+    assert "INFERFLUX_CONTEXT_SIZE" not in env  # a setting dropped from the spec is removed
     revision = after["status"]["activeRevision"]
     wait_for(
         "the routing table to list only the new revision",

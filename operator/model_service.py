@@ -130,6 +130,8 @@ class ModelService:
         stall = await self._stall(model)
         pods = stall is None and model.spec.engine != Engine.PROVIDER
         if pods:
+            # Server-side apply even for a new Deployment: a plain create would leave its fields
+            # co-owned by an Update entry, and fields later dropped from the spec would stay.
             await self._storage.apply(render_deployment(model, self._settings))
             log.info("applied %s/%s revision %s", model.metadata.namespace, model.metadata.name, revision)
         uid, generation = model.metadata.uid or "", model.metadata.generation
