@@ -11,6 +11,7 @@ from inferflux.router.providers.chain import (
     Served,
     served_by_header,
 )
+from inferflux.router.providers.metrics import ProviderMetrics
 from inferflux.router.providers.secrets import KubeSecrets, LocalSecrets, install_redaction
 from inferflux.router.providers.upstreams import Pool, PoolSettings
 
@@ -22,6 +23,7 @@ __all__ = [
     "LocalSecrets",
     "Pool",
     "PoolSettings",
+    "ProviderMetrics",
     "Served",
     "install_redaction",
     "served_by_header",

@@ -24,9 +24,9 @@ from typing import TypeVar
 
 from inferflux.crds.routing import RoutingTable
 from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.providers import metrics
 from inferflux.router.providers.backoff import falls_through
 from inferflux.router.providers.base import Body
+from inferflux.router.providers.metrics import ProviderMetrics
 from inferflux.router.providers.upstreams import Pool, Upstream
 
 SERVED_BY_HEADER = "x-inferflux-served-by"
@@ -54,14 +54,6 @@ def chain_of(table: RoutingTable, served: str) -> list[str]:
     return names
 
 
-def _record(upstream: Upstream, code: str) -> None:
-    adapter = upstream.adapter
-    metrics.UPSTREAM_REQUESTS.labels(adapter.provider, adapter.upstream, code).inc()
-    if code != "ok":
-        metrics.UPSTREAM_ERRORS.labels(adapter.provider, code).inc()
-    metrics.BREAKER_STATE.labels(adapter.upstream).set(upstream.breaker.state)
-
-
 async def first_answer(candidates: Sequence[C], attempt: Callable[[C], Awaitable[T]]) -> T:
     """``attempt`` on each candidate in turn until one answers.
 
@@ -83,10 +75,18 @@ async def first_answer(candidates: Sequence[C], attempt: Callable[[C], Awaitable
 class FallbackChain:
     """Runs requests along fallback chains over one routing table (swap it with `update`)."""
 
-    def __init__(self, table: RoutingTable, pool: Pool, *, deadline_seconds: float = 600.0) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        pool: Pool,
+        *,
+        deadline_seconds: float = 600.0,
+        metrics: ProviderMetrics | None = None,
+    ) -> None:
         self.table = table
         self.pool = pool
         self.deadline_seconds = deadline_seconds
+        self.metrics = metrics or ProviderMetrics()
 
     def update(self, table: RoutingTable) -> None:
         """Use a new routing table; breakers and connections are kept."""
@@ -147,7 +147,7 @@ class FallbackChain:
                 return served, await self._link(served, call, deadline)
             except UpstreamError as error:
                 if falls_through(error) and index + 1 < len(names):
-                    metrics.FALLBACKS.labels(served, names[index + 1], error.code.value).inc()
+                    self.metrics.fallbacks.labels(served, names[index + 1], error.code.value).inc()
                 raise
 
         return await first_answer(range(len(names)), link)
@@ -160,8 +160,8 @@ class FallbackChain:
 
         async def through_breaker(upstream: Upstream) -> T:
             if not upstream.breaker.allow():
-                metrics.BREAKER_SKIPS.labels(upstream.adapter.upstream).inc()
-                metrics.BREAKER_STATE.labels(upstream.adapter.upstream).set(upstream.breaker.state)
+                self.metrics.breaker_skips.labels(upstream.adapter.upstream).inc()
+                self.metrics.breaker_state.labels(upstream.adapter.upstream).set(upstream.breaker.state)
                 raise UpstreamError(ErrorCode.UNAVAILABLE, f"model {served!r} is cooling down after failures")
             return await self._attempts(upstream, call, deadline)
 
@@ -200,8 +200,16 @@ class FallbackChain:
                 upstream.breaker.release()
                 raise
             upstream.breaker.success()
-            _record(upstream, "ok")
+            self._record(upstream, "ok")
             return result
+
+    def _record(self, upstream: Upstream, code: str) -> None:
+        """Count one call's outcome and publish the upstream's breaker state."""
+        adapter = upstream.adapter
+        self.metrics.requests.labels(adapter.provider, adapter.upstream, code).inc()
+        if code != "ok":
+            self.metrics.errors.labels(adapter.provider, code).inc()
+        self.metrics.breaker_state.labels(adapter.upstream).set(upstream.breaker.state)
 
     @staticmethod
     def _timed_out(upstream: Upstream) -> UpstreamError:
@@ -213,7 +221,7 @@ class FallbackChain:
         upstream.breaker.hold(upstream.policy.hold_seconds(error))
         if error.code is ErrorCode.AUTH and upstream.secret is not None:
             self.pool.secrets.invalidate(*upstream.secret)
-        _record(upstream, error.code.value)
+        self._record(upstream, error.code.value)
 
 
 class ChainStream:

@@ -8,8 +8,11 @@ from typing import Any
 from inferflux.crds.inferencemodel import SecretKeyRef
 from inferflux.crds.routing import RoutingTable
 from inferflux.router.providers import FallbackChain, LocalSecrets, Pool, PoolSettings
+from inferflux.router.providers.metrics import ProviderMetrics
 from inferflux.router.providers.secrets import env_name
 
+# One registry for every chain the tests build, read by the `metric` fixture.
+METRICS = ProviderMetrics()
 Start = Callable[[str], Awaitable[Any]]
 KEY_REF = {"name": "provider-keys", "key": "apiKey"}
 
@@ -31,7 +34,7 @@ def local(url: str) -> dict[str, Any]:
 def make_chain(models: dict[str, Any], key: str, **settings: Any) -> FallbackChain:
     environ = {env_name(SecretKeyRef(**KEY_REF)): key}
     table = RoutingTable.model_validate({"models": models})
-    return FallbackChain(table, Pool(LocalSecrets(environ), PoolSettings(**settings)))
+    return FallbackChain(table, Pool(LocalSecrets(environ), PoolSettings(**settings)), metrics=METRICS)
 
 
 def three_links(a: Any, b: Any, runtime_url: str, **settings: Any) -> FallbackChain:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from prometheus_client import REGISTRY
 
 from inferflux.router.providers.handler import ChainHandler
 
@@ -71,10 +70,10 @@ async def anthropic_server(start_fake: Callable[[str], Awaitable[Any]]) -> Any:
 
 @pytest.fixture
 def metric() -> Callable[..., float]:
-    """Read a sample of the default Prometheus registry (0 when absent)."""
+    """Read a sample of the test chains' metrics registry (0 when absent)."""
 
     def read(name: str, **labels: str) -> float:
-        return REGISTRY.get_sample_value(name, labels) or 0.0
+        return chain_tables.METRICS.registry.get_sample_value(name, labels) or 0.0
 
     return read
 

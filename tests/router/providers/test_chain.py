@@ -49,7 +49,7 @@ async def test_429_then_timeout_falls_through_to_the_local_runtime(trio: Any, me
             "inferflux_router_fallbacks_total", from_model="second", to_model="local", code="timeout"
         ),
         "ok": metric(
-            "inferflux_router_upstream_requests_total",
+            "inferflux_router_provider_requests_total",
             provider="runtime",
             upstream=f"runtime:{runtime.url}/v1:local",
             code="ok",
@@ -77,7 +77,7 @@ async def test_429_then_timeout_falls_through_to_the_local_runtime(trio: Any, me
     )
     assert (
         metric(
-            "inferflux_router_upstream_requests_total",
+            "inferflux_router_provider_requests_total",
             provider="runtime",
             upstream=f"runtime:{runtime.url}/v1:local",
             code="ok",
@@ -204,7 +204,7 @@ async def test_stream_falls_through_before_the_first_chunk(trio: Any) -> None:
 async def test_stream_never_falls_through_after_the_first_chunk(trio: Any, metric: Any) -> None:
     a, b, runtime = trio
     a.faults.append(Fault(break_stream_after=2))
-    errors = metric("inferflux_router_upstream_errors_total", provider="openai", code="upstream_error")
+    errors = metric("inferflux_router_provider_errors_total", provider="openai", code="upstream_error")
     stream = await chain_for(trio).open_stream({"model": "primary", **HELLO})
     assert stream.model == "primary"
     chunks: list[dict[str, Any]] = []
@@ -213,7 +213,7 @@ async def test_stream_never_falls_through_after_the_first_chunk(trio: Any, metri
     assert raised.code is ErrorCode.UPSTREAM_ERROR
     assert (len(b.requests), len(runtime.requests)) == (0, 0)
     assert (
-        metric("inferflux_router_upstream_errors_total", provider="openai", code="upstream_error")
+        metric("inferflux_router_provider_errors_total", provider="openai", code="upstream_error")
         == errors + 1
     )
 
@@ -237,11 +237,11 @@ async def test_an_overloaded_anthropic_link_falls_through(start_fake: Start, met
     claude.faults.extend([Fault(529, overloaded)] * 2)  # the first try and its one retry
     models = {"claude": provider("anthropic", claude, 2.0, ["local"]), "local": local(runtime.url)}
     models["claude"]["provider"]["baseURL"] = claude.url
-    before = metric("inferflux_router_upstream_errors_total", provider="anthropic", code="overloaded")
+    before = metric("inferflux_router_provider_errors_total", provider="anthropic", code="overloaded")
     served = await make_chain(models, claude.key).chat({"model": "claude", **HELLO})
     assert served.model == "local"
     assert len(claude.requests) == 2
     assert (
-        metric("inferflux_router_upstream_errors_total", provider="anthropic", code="overloaded")
+        metric("inferflux_router_provider_errors_total", provider="anthropic", code="overloaded")
         == before + 2
     )
