@@ -105,6 +105,10 @@ def messages_params(body: Body) -> Body:
     for name in _UNSUPPORTED:
         if body.get(name):
             raise _bad(f"{name} is not supported by provider anthropic", name)
+    if (body.get("response_format") or {}).get("type", "text") != "text":
+        raise _bad(
+            "response_format other than text is not supported by provider anthropic", "response_format"
+        )
     if (body.get("n") or 1) != 1:
         raise _bad("n > 1 is not supported by provider anthropic", "n")
     system: list[str] = []

@@ -50,6 +50,7 @@ def test_remote_images_use_url_sources() -> None:
     ("body", "param"),
     [
         ({"messages": [user("x")], "n": 2}, "n"),
+        ({"messages": [user("x")], "response_format": {"type": "json_object"}}, "response_format"),
         ({"messages": [user("x")], "logprobs": True}, "logprobs"),
         ({"messages": [{"role": "system", "content": "only system"}]}, "messages"),
         ({"messages": [{"role": "critic", "content": "x"}]}, "messages"),
