@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inferflux.crds.inferencemodel import InferenceModel
 from inferflux.operator.local import plan
-from inferflux.operator.local.process import Child, StartError, free_port
+from inferflux.operator.local.process import Child, StartError, free_port, port_in_use
 from inferflux.operator.local.resources import Resources
 from inferflux.operator.local.sources import SourceError, materialise
 
@@ -75,6 +75,8 @@ class Launcher:
 
     def start_router(self) -> float:
         """Start the router on an empty table and wait until it is ready."""
+        if port_in_use(self.host, self.port):
+            raise StartError(f"port {self.port} on {self.host} is already in use; choose another with --port")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.write_routes()
         env = {

@@ -181,3 +181,21 @@ def test_provider_models_are_routed_without_a_process(launcher: Launcher) -> Non
     assert launcher.apply(Resources(models=[provider])) == []
     assert routes(launcher)["gpt"]["provider"]["model"] == "gpt-4o-mini"
     assert launcher.deployments == {}
+
+
+def test_the_router_port_must_be_free(tmp_path: Path) -> None:
+    import socket
+
+    from inferflux.operator.local.process import StartError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        launcher = Launcher(tmp_path, tmp_path, "127.0.0.1", port, print)
+        with pytest.raises(StartError, match=f"port {port} on 127.0.0.1 is already in use; choose another"):
+            launcher.start_router()
+    assert launcher.router is None
+
+
+def test_a_failed_start_names_the_error_line_of_the_log(launcher: Launcher, weights: Path) -> None:
+    problems = launcher.apply(Resources(models=[model("gemma", weights, context=999)]))
+    assert problems[0].endswith("error: context size 999 is not supported by this stand-in")
