@@ -87,6 +87,8 @@ def _interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    # A shell starting us in the background (`inferctl up &`) ignores SIGINT; Ctrl-C must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run(args: argparse.Namespace) -> int:
