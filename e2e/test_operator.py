@@ -416,3 +416,22 @@ def test_prompts_are_verified_and_published(admin: Kube, operator: OperatorProce
     bad = wait_condition(admin, "prompt", "tampered", namespace, "Stalled", "True")
     assert condition(bad, "Stalled")["reason"] == "ChecksumMismatch"
     assert admin.get("configmap", "inferflux-prompt-tampered", namespace) is None
+
+
+def test_a_rollout_that_never_gets_ready_degrades_while_the_old_pods_serve(
+    admin: Kube, operator: OperatorProcess, namespace: str
+) -> None:
+    admin.apply(llamacpp_model("stuck", namespace, rollout={"progressDeadlineSeconds": 10}))
+    serving = wait_ready(admin, "stuck", namespace)
+    # A new revision whose pods KWOK keeps un-Ready (the annotation is on the template only for the test).
+    admin.run(
+        "patch", "deployment", "stuck", "-n", namespace, "--type=merge", "-p",
+        '{"spec":{"template":{"metadata":{"annotations":{"inferflux.io/e2e-hold-unready":"true"}}}}}',
+    )  # fmt: skip
+    model = wait_condition(admin, "inferencemodel", "stuck", namespace, "Degraded", "True")
+    assert condition(model, "Degraded")["reason"] == "ProgressDeadlineExceeded"
+    assert condition(model, "Ready")["status"] == "True"  # the old pod still serves
+    assert condition(model, "Stalled")["status"] == "False"
+    assert model["status"]["activeRevision"] == serving["status"]["activeRevision"]
+    described = admin.run("describe", "inferencemodel", "stuck", "-n", namespace)
+    assert "ProgressDeadlineExceeded" in described.split("Events:")[1]
