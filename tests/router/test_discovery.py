@@ -89,14 +89,17 @@ async def test_graceful_removal_under_load_fails_no_request(mocks, make_router, 
                 statuses.append(response.status if raw.endswith(b"data: [DONE]\n\n") else -1)
 
     clients = [asyncio.ensure_future(client()) for _ in range(8)]
-    await asyncio.sleep(0.4)
-    harness.write_routes({"m": route([two.url])})  # pod one drains: in-flight streams finish on it
-    await harness.wait_generation(2)
-    await asyncio.sleep(0.05)  # requests routed just before the swap may still be arriving
-    served_by_one = one.state.requests
-    await asyncio.sleep(0.4)
-    stop.set()
-    await asyncio.gather(*clients)
+    try:
+        await asyncio.sleep(0.4)
+        harness.write_routes({"m": route([two.url])})  # pod one drains: in-flight streams finish on it
+        await harness.wait_generation(2)
+        await asyncio.sleep(0.05)  # requests routed just before the swap may still be arriving
+        served_by_one = one.state.requests
+        await asyncio.sleep(0.4)
+    finally:
+        # Stop the load even when an assertion failed, so the fixtures can shut the router down.
+        stop.set()
+        await asyncio.gather(*clients)
     assert statuses
     assert set(statuses) == {200}
     assert one.state.requests == served_by_one
