@@ -219,6 +219,21 @@ async def run(api: client.ApiClient, kind: str, ns: str, count: int) -> dict[str
     }
 
 
+async def warm_up(api: client.ApiClient, ns: str) -> None:
+    """Wait until the operator acts on a model: its liveness answers before its watches run."""
+    await namespace(api, ns)
+    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    await custom.create_namespaced_custom_object(
+        "inferflux.io", "v1alpha1", ns, "inferencemodels", model_body("warm-up", ns)
+    )
+    async with asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(client.ApiException):
+                await apps.read_namespaced_deployment("warm-up", ns)
+                return
+            await asyncio.sleep(0.1)
+
+
 @contextlib.asynccontextmanager
 async def cluster(kubeconfig: Path | None) -> AsyncIterator[Path]:
     """The admin kubeconfig of the given cluster, or of an e2e control plane started for the run."""
@@ -273,9 +288,10 @@ async def main(args: argparse.Namespace) -> int:
                 try:
                     rows["baseline"] = await run(api, "baseline", f"bench-base-{suffix}", args.models)
                     with running_operator(operator_kubeconfig, workdir):
+                        await warm_up(api, f"bench-warm-{suffix}")
                         rows["operator"] = await run(api, "operator", f"bench-op-{suffix}", args.models)
                 finally:
-                    for ns in (f"bench-base-{suffix}", f"bench-op-{suffix}"):
+                    for ns in (f"bench-base-{suffix}", f"bench-warm-{suffix}", f"bench-op-{suffix}"):
                         with contextlib.suppress(client.ApiException):
                             await client.CoreV1Api(api).delete_namespace(ns)
     print(table(rows, args.models))
