@@ -61,8 +61,11 @@ Quantity = Annotated[
     BeforeValidator(_normalise),
     WithJsonSchema(
         {
+            # Structural schemas allow only types inside int-or-string's anyOf; the pattern sits on
+            # the node, where JSON Schema applies it to strings only.
             "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}],
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
         }
     ),
     Field(description="A Kubernetes quantity, e.g. 512Mi or 8Gi."),

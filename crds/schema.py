@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 _DROPPED_KEYS = {"title", "discriminator"}
+_EXCLUSIVE_BOUNDS = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
 
 
 def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -47,6 +48,11 @@ def _rewrite(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _rewrite(sub, defs) for name, sub in value.items()}
         elif key == "default" and value is None:
             continue
+        elif key in _EXCLUSIVE_BOUNDS and not isinstance(value, bool):
+            # JSON Schema 2020 writes `exclusiveMinimum: 0`; OpenAPI v3.0 (the CRD dialect) writes
+            # `minimum: 0, exclusiveMinimum: true`.
+            out[_EXCLUSIVE_BOUNDS[key]] = value
+            out[key] = True
         else:
             out[key] = _rewrite(value, defs)
     if "properties" in out:

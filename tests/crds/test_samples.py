@@ -33,7 +33,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _schema_errors(doc: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft7Validator(SCHEMAS[doc["kind"]])
+    validator = jsonschema.Draft4Validator(SCHEMAS[doc["kind"]])  # OpenAPI v3.0's dialect
     return [e.message for e in validator.iter_errors(doc)]
 
 
