@@ -33,8 +33,9 @@ system-deps: ## Install the Debian packages the tests need (as root; a no-op whe
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-crds: install ## Regenerate crds/*.yaml from the pydantic API types
+crds: install cluster-bin ## Regenerate crds/*.yaml from the API types, and their copies in helm/ and manifests/
 	$(PY) -m inferflux.crds.generate
+	$(PY) helm/render_manifests.py
 
 crds-check: install ## Fail when crds/*.yaml drifted from the API types
 	$(PY) -m inferflux.crds.generate --check

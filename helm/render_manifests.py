@@ -113,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
     args = parser.parse_args(argv)
-    desired = desired_files(find_helm())
+    helm = find_helm()
+    if not args.check:
+        # helm template reads the chart's CRD copies from disk: refresh them before rendering.
+        for name, text in desired_files(helm).items():
+            if name.parent == CHART / "crds" and (not name.is_file() or name.read_text() != text):
+                name.write_text(text)
+    desired = desired_files(helm)
     changed = [p for p, text in desired.items() if not p.is_file() or p.read_text() != text]
     stale = stale_files(desired)
     if args.check:
