@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from inferflux.runtime.admin import EngineShape, Swapper, read_token
 from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine
 from inferflux.runtime.integrity import integrity_problem
@@ -44,6 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     embedder = Embedder(model, min(settings.context_size, 2048), threads)
     runtime = Runtime(model, engine, settings.model_id, metrics, embedder)
+    routes = []
+    if settings.admin_token_file:
+        try:
+            token = read_token(settings.admin_token_file)
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the admin token: %s", exc)
+            return 4
+        shape = EngineShape(settings.context_size, settings.parallel, threads, settings.batch_size)
+        routes = Swapper(runtime, shape, token).routes()
     log.info(
         "serving %s on %s:%d with %d sequences",
         settings.model_id,
@@ -53,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         uvicorn.run(
-            create_app(runtime),
+            create_app(runtime, routes),
             host=settings.host,
             port=settings.port,
             loop="uvloop",
@@ -63,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_graceful_shutdown=10,
         )
     finally:
-        engine.close()
-        embedder.close()
-        model.close()
+        runtime.engine.close()
+        runtime.embedder.close()
+        runtime.model.close()
     return 0
 
 

@@ -21,7 +21,7 @@ import llama_cpp as llama
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
 from inferflux.runtime.prefix import choose_slot, swa_allows_reuse
-from inferflux.runtime.sampling import SamplingParams, build_sampler, free_sampler
+from inferflux.runtime.sampling import Sampler, SamplingParams
 from inferflux.runtime.textstream import TextStream
 
 log = logging.getLogger("inferflux.runtime.engine")
@@ -70,7 +70,7 @@ class _Active:
         "t_start",
     )
 
-    def __init__(self, job: Job, sampler: Any, n_past: int) -> None:
+    def __init__(self, job: Job, sampler: Sampler, n_past: int) -> None:
         self.job = job
         self.sampler = sampler
         self.n_past = n_past  # prompt tokens whose KV is in the cache
@@ -142,6 +142,15 @@ class Engine:
         self._wakeup.set()
         if self._thread.is_alive():
             self._thread.join()
+        outbox: list[tuple[Job, str | Finish]] = []
+        for slot, state in enumerate(self.active):
+            if state is not None:
+                self._finish(slot, "error", outbox, error="the model was unloaded")
+        outbox.extend(
+            (job, Finish("error", len(job.prompt), error="the model was unloaded")) for job in self.pending
+        )
+        self.pending.clear()
+        self._deliver(outbox)
         llama.llama_batch_free(self.batch)
         llama.llama_free(self.ctx)
 
@@ -182,7 +191,7 @@ class Engine:
         state = self.active[slot]
         assert state is not None
         self.active[slot] = None
-        free_sampler(state.sampler)
+        state.sampler.close()
         job = state.job
         outbox.append((job, Finish(reason, len(job.prompt), state.generated, state.cached, error)))
         self.metrics.finished.labels(reason=reason).inc()
@@ -216,7 +225,7 @@ class Engine:
                 llama.llama_memory_seq_rm(self.memory, slot, -1, -1)
                 reuse = 0
             try:
-                sampler = build_sampler(job.sampling, self.model.vocab, self.model.n_vocab)
+                sampler = Sampler(job.sampling, self.model.vocab, self.model.n_vocab)
             except ValueError as exc:
                 outbox.append((job, Finish("error", len(job.prompt), error=str(exc))))
                 continue
@@ -254,7 +263,7 @@ class Engine:
         for slot, state in enumerate(self.active):
             if state is None or state.out_index < 0:
                 continue
-            token = llama.llama_sampler_sample(state.sampler, self.ctx, state.out_index)
+            token = state.sampler.sample(self.ctx, state.out_index)
             state.out_index = -1
             state.generated += 1
             if state.t_last:

@@ -1,12 +1,18 @@
-"""Sampling parameters and the llama.cpp sampler chain built from them.
+"""Sampling parameters and the llama.cpp sampler chains built from them.
 
 Sampling runs inside llama.cpp (``llama_sampler_sample``): the chain filters and draws over the
 logits natively, so Python never loops over a vocabulary.
+
+A grammar is costly to apply to every token of a large vocabulary (262k for Gemma 3), so, as
+llama-server does, a constrained sequence first samples without the grammar and asks the grammar
+about that one token; only when the grammar rejects it is the token drawn again over the whole
+vocabulary with the grammar applied first.
 """
 
 from __future__ import annotations
 
 import ctypes
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,23 +39,21 @@ class SamplingParams:
     grammar: str | None = None
 
 
-def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
-    """A new llama.cpp sampler chain for one sequence; the caller frees it with ``free_sampler``.
-
-    The grammar comes first so that filtering never removes every token the grammar allows.
-    """
+def _chain(params: SamplingParams, vocab: Any, n_vocab: int, grammar: bool) -> tuple[Any, Any]:
+    """A sampler chain, and its grammar sampler (the chain's first) when ``grammar`` is set."""
     chain = llama.llama_sampler_chain_init(llama.llama_sampler_chain_default_params())
     add = llama.llama_sampler_chain_add
-    if params.grammar is not None:
-        grammar = llama.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
-        if not grammar:
+    constraint = None
+    if grammar and params.grammar is not None:
+        constraint = llama.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+        if not constraint:
             llama.llama_sampler_free(chain)
             raise ValueError("the grammar for this response_format could not be compiled")
-        add(chain, grammar)
+        add(chain, constraint)
     if params.logit_bias:
         entries = [llama.llama_logit_bias(token, bias) for token, bias in params.logit_bias.items()]
         biases = (llama.llama_logit_bias * len(entries))(*entries)
-        add(chain, llama.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
+        add(chain, llama.llama_sampler_init_logit_bias(n_vocab, len(entries), biases))
     if params.presence_penalty or params.frequency_penalty or params.repeat_penalty != 1.0:
         add(
             chain,
@@ -59,7 +63,7 @@ def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
         )
     if params.temperature <= 0:
         add(chain, llama.llama_sampler_init_greedy())
-        return chain
+        return chain, constraint
     if params.top_k > 0:
         add(chain, llama.llama_sampler_init_top_k(params.top_k))
     if params.top_p < 1.0:
@@ -69,9 +73,45 @@ def build_sampler(params: SamplingParams, vocab: Any, n_vocab: int) -> Any:
     add(chain, llama.llama_sampler_init_temp(params.temperature))
     seed = params.seed if params.seed is not None else llama.LLAMA_DEFAULT_SEED
     add(chain, llama.llama_sampler_init_dist(ctypes.c_uint32(seed & 0xFFFFFFFF).value))
-    return chain
+    return chain, constraint
 
 
-def free_sampler(chain: Any) -> None:
-    """Free a chain made by ``build_sampler`` (it owns the samplers added to it)."""
-    llama.llama_sampler_free(chain)
+class Sampler:
+    """The native sampler of one sequence; ``close`` frees it."""
+
+    __slots__ = ("_candidate", "_constrained", "_free", "_grammar", "_one")
+
+    def __init__(self, params: SamplingParams, vocab: Any, n_vocab: int) -> None:
+        self._free, _ = _chain(params, vocab, n_vocab, grammar=False)
+        self._constrained, self._grammar = (None, None)
+        if params.grammar is not None:
+            try:
+                self._constrained, self._grammar = _chain(params, vocab, n_vocab, grammar=True)
+            except ValueError:
+                llama.llama_sampler_free(self._free)
+                raise
+            self._candidate = llama.llama_token_data(0, 0.0, 0.0)
+            self._one = llama.llama_token_data_array(ctypes.pointer(self._candidate), 1, -1, False)
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """The next token from the logits of batch output ``index`` (accepted into the sampler state)."""
+        token = int(llama.llama_sampler_sample(self._free, ctx, index))
+        if self._grammar is None:
+            return token
+        if self._allowed(token):
+            llama.llama_sampler_accept(self._constrained, token)
+            return token
+        return int(llama.llama_sampler_sample(self._constrained, ctx, index))
+
+    def _allowed(self, token: int) -> bool:
+        self._candidate.id = token  # type: ignore[assignment]  # ctypes converts the int
+        self._candidate.logit = 0.0
+        self._one.size, self._one.selected = 1, -1
+        llama.llama_sampler_apply(self._grammar, ctypes.byref(self._one))
+        return math.isfinite(self._candidate.logit)
+
+    def close(self) -> None:
+        """Free the chains (each owns the samplers added to it)."""
+        llama.llama_sampler_free(self._free)
+        if self._constrained is not None:
+            llama.llama_sampler_free(self._constrained)

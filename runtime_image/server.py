@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +23,7 @@ from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine, Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.generation import collect, engine_error, stream
+from inferflux.runtime.memory import read_memory
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
 from inferflux.runtime.protocol import envelope, max_tokens, sampling_params, stop_strings, usage
@@ -38,18 +39,22 @@ class Runtime:
     def __init__(
         self, model: Model, engine: Engine, model_id: str, metrics: RuntimeMetrics, embedder: Embedder
     ) -> None:
+        self.metrics = metrics
+        self.install(model, engine, embedder, model_id)
+        self.ready = False
+        self.created = int(time.time())
+
+    def install(self, model: Model, engine: Engine, embedder: Embedder, model_id: str) -> None:
+        """Serve ``model`` from now on. Synchronous, so no request sees half of a swap."""
         self.model = model
         self.engine = engine
-        self.model_id = model_id
-        self.metrics = metrics
         self.embedder = embedder
+        self.model_id = model_id
         self.template = ChatTemplate(
             model.metadata("tokenizer.chat_template"),
             model.token_text(model.bos_id),
             model.token_text(model.eos_id),
         )
-        self.ready = False
-        self.created = int(time.time())
 
     def tokenize_prompt(self, text: str) -> list[int]:
         """Prompt tokens, adding BOS only when the rendered text does not already start with it."""
@@ -282,6 +287,11 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    with contextlib.suppress(RuntimeError):
+        reading = read_memory()
+        runtime.metrics.memory_headroom_bytes.set(reading.headroom)
+        runtime.metrics.memory_headroom_ratio.set(reading.headroom_ratio)
     return Response(
         generate_latest(request.app.state.runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )
@@ -312,7 +322,7 @@ def _api(endpoint: str, handler: Handler) -> Handler:
     return wrapped
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, extra_routes: Sequence[Route] = ()) -> Starlette:
     """The ASGI app serving ``runtime``; its lifespan starts the decode thread and warms up."""
 
     @contextlib.asynccontextmanager
@@ -331,6 +341,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *extra_routes,
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.runtime = runtime

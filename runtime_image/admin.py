@@ -1,0 +1,173 @@
+"""The in-pod admin API: ``POST /admin/v1/swap`` replaces the served model without a restart.
+
+The swap loads model B beside model A only when the memory guard says both fit (409 with the
+reason otherwise), checks that B answers, switches the handlers to B in one synchronous step,
+waits for A's running requests to finish, and unloads A. Until the switch, any failure unloads B
+and leaves A serving. Requests need ``Authorization: Bearer <token>`` with the token read from
+``INFERFLUX_ADMIN_TOKEN_FILE``; without that file the admin API is not mounted at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from inferflux.runtime.embeddings import Embedder
+from inferflux.runtime.engine import Engine, Finish, Job
+from inferflux.runtime.errors import APIError, bad_request
+from inferflux.runtime.generation import stream
+from inferflux.runtime.integrity import integrity_problem
+from inferflux.runtime.memory import MemoryReading, fit_problem, model_footprint, read_memory
+from inferflux.runtime.model import Model, ModelLoadError
+from inferflux.runtime.sampling import SamplingParams
+from inferflux.runtime.server import Runtime
+
+log = logging.getLogger("inferflux.runtime.admin")
+DRAIN_TIMEOUT_S = 120.0
+# A generous KV estimate per token (f16 K and V of a few-billion-parameter model), used until the
+# model is loaded and its real shape is known.
+KV_BYTES_PER_TOKEN = 128 * 1024
+
+
+@dataclass(frozen=True)
+class EngineShape:
+    """How to build an engine for a new model: the pod's settings."""
+
+    context_size: int
+    parallel: int
+    threads: int
+    batch_size: int
+
+
+def read_token(path: str) -> str:
+    """The admin bearer token from its file (a mounted Secret); empty files are refused."""
+    token = Path(path).read_text().strip()
+    if not token:
+        raise ValueError(f"the admin token file {path} is empty")
+    return token
+
+
+def authorized(request: Request, token: str) -> bool:
+    """Whether the request carries the admin bearer token (compared in constant time)."""
+    header = request.headers.get("authorization", "")
+    return header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode())
+
+
+async def answers(engine: Engine) -> bool:
+    """Whether a freshly loaded engine generates a token."""
+    job = Job(prompt=[engine.model.bos_id], max_tokens=1, sampling=SamplingParams(temperature=0))
+    async for event in stream(engine, job):
+        if isinstance(event, Finish):
+            return event.reason in ("stop", "length") and event.completion_tokens == 1
+    return False
+
+
+class Swapper:
+    """Runs one swap at a time for a runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        shape: EngineShape,
+        token: str,
+        memory: Callable[[], MemoryReading] = read_memory,
+    ) -> None:
+        self.runtime = runtime
+        self.shape = shape
+        self.token = token
+        self.memory = memory
+        self._lock = asyncio.Lock()
+
+    async def handle(self, request: Request) -> Response:
+        if not authorized(request, self.token):
+            return APIError(
+                401, "a valid admin bearer token is required", type_="authentication_error"
+            ).response()
+        try:
+            body = orjson.loads(await request.body())
+            if not isinstance(body, dict) or not isinstance(body.get("model_path"), str):
+                raise bad_request("model_path is required", "model_path")
+            if self._lock.locked():
+                raise APIError(409, "a swap is already running", code="swap_in_progress")
+            async with self._lock:
+                result = await self.swap(
+                    Path(body["model_path"]),
+                    str(body.get("served_name") or ""),
+                    str(body.get("sha256") or ""),
+                )
+        except orjson.JSONDecodeError:
+            return bad_request("the body is not valid JSON").response()
+        except APIError as exc:
+            return exc.response()
+        return Response(orjson.dumps(result), media_type="application/json")
+
+    async def swap(self, path: Path, served_name: str, sha256: str) -> dict[str, Any]:
+        """Load, check, switch, drain, unload; A keeps serving on any failure before the switch."""
+        problem = await asyncio.to_thread(integrity_problem, path, sha256)
+        if problem:
+            raise APIError(400, problem, param="model_path", code="model_rejected")
+        need = model_footprint(
+            await asyncio.to_thread(_file_size, path), self.shape.context_size, KV_BYTES_PER_TOKEN
+        )
+        no_room = fit_problem(self.memory(), need)
+        if no_room:
+            raise APIError(409, f"model B does not fit beside model A: {no_room}", code="insufficient_memory")
+        loop = asyncio.get_running_loop()
+        try:
+            model = await asyncio.to_thread(Model, path)
+        except ModelLoadError as exc:
+            raise APIError(400, str(exc), param="model_path", code="model_rejected") from exc
+        engine = Engine(
+            model,
+            context_size=self.shape.context_size,
+            parallel=self.shape.parallel,
+            threads=self.shape.threads,
+            batch_size=self.shape.batch_size,
+            metrics=self.runtime.metrics,
+        )
+        engine.start(loop)
+        if not await answers(engine):
+            await asyncio.to_thread(_unload, model, engine, None)
+            raise APIError(
+                422, "model B loaded but did not generate; model A keeps serving", code="model_rejected"
+            )
+        old = (self.runtime.model, self.runtime.engine, self.runtime.embedder, self.runtime.model_id)
+        embedder = Embedder(model, self.runtime.embedder.context_size, self.shape.threads)
+        self.runtime.install(model, engine, embedder, served_name or path.stem)
+        log.info("swapped %s -> %s; draining the old model", old[3], self.runtime.model_id)
+        drained = await self._drain(old[1])
+        await asyncio.to_thread(_unload, old[0], old[1], old[2])
+        return {"served_name": self.runtime.model_id, "previous": old[3], "drained": drained}
+
+    async def _drain(self, engine: Engine) -> bool:
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
+        while engine.busy:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def routes(self) -> list[Route]:
+        """The admin routes to mount."""
+        return [Route("/admin/v1/swap", self.handle, methods=["POST"])]
+
+
+def _file_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def _unload(model: Model, engine: Engine, embedder: Embedder | None) -> None:
+    engine.close()
+    if embedder is not None:
+        embedder.close()
+    model.close()

@@ -1,0 +1,112 @@
+"""The admin swap API: auth, refusals that leave model A serving, and a swap under load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from inferflux.runtime.admin import EngineShape, Swapper
+from inferflux.runtime.errors import APIError
+from inferflux.runtime.memory import MemoryReading
+
+from .conftest import start_runtime
+
+TOKEN = "s3cret-admin-token"
+
+
+async def test_swap_refused_with_409_when_b_does_not_fit(tmp_path: Path) -> None:
+    model_b = tmp_path / "b.gguf"
+    model_b.write_bytes(b"x" * 1000)
+    tight = MemoryReading(limit=2 << 30, used=(2 << 30) - (64 << 20), source="cgroup2")
+    swapper = Swapper(
+        runtime=None,
+        shape=EngineShape(4096, 4, 2, 512),
+        token=TOKEN,  # type: ignore[arg-type]
+        memory=lambda: tight,
+    )
+    with pytest.raises(APIError) as refused:
+        await swapper.swap(model_b, "b", "")
+    assert refused.value.status == 409
+    assert refused.value.code == "insufficient_memory"
+    assert "does not fit" in refused.value.message
+
+
+@pytest.fixture(scope="module")
+def admin_runtime(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("admin")
+    token_file = folder / "token"
+    token_file.write_text(TOKEN + "\n")
+    model_b = folder / "model-b.gguf"
+    os.link(model_path, model_b)  # same weights under another name: a real second load, no copy
+    base, process = start_runtime(
+        model_path, INFERFLUX_ADMIN_TOKEN_FILE=str(token_file), INFERFLUX_PARALLEL="2"
+    )
+    yield base, model_b
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def swap(base: str, body: dict[str, Any], token: str | None = TOKEN) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(base + "/admin/v1/swap", json=body, headers=headers, timeout=300)
+
+
+def served(base: str) -> str:
+    return str(httpx.get(base + "/v1/models").json()["data"][0]["id"])
+
+
+@pytest.mark.slow
+def test_admin_requires_the_token(admin_runtime: tuple[str, Path]) -> None:
+    base, model_b = admin_runtime
+    assert swap(base, {"model_path": str(model_b)}, token=None).status_code == 401
+    response = swap(base, {"model_path": str(model_b)}, token="wrong")
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert served(base) == "gemma3-270m"
+
+
+@pytest.mark.slow
+def test_bad_model_b_leaves_a_serving(admin_runtime: tuple[str, Path]) -> None:
+    base, model_b = admin_runtime
+    missing = swap(base, {"model_path": "/nonexistent/b.gguf"})
+    assert missing.status_code == 400
+    assert "not found" in missing.json()["error"]["message"]
+    mismatch = swap(base, {"model_path": str(model_b), "sha256": "0" * 64})
+    assert mismatch.status_code == 400
+    assert "refusing" in mismatch.json()["error"]["message"]
+    assert served(base) == "gemma3-270m"
+    reply = httpx.post(base + "/v1/completions", json={"prompt": "Hi", "max_tokens": 2}, timeout=60)
+    assert reply.status_code == 200
+
+
+@pytest.mark.slow
+def test_swap_under_load_drops_no_request(admin_runtime: tuple[str, Path]) -> None:
+    base, model_b = admin_runtime
+    results: list[dict[str, Any]] = []
+
+    def long_request() -> None:
+        payload = {"prompt": "A long story:", "max_tokens": 40, "logit_bias": {"1": -100}}
+        results.append(httpx.post(base + "/v1/completions", json=payload, timeout=300).json())
+
+    worker = threading.Thread(target=long_request)
+    worker.start()
+    response = swap(base, {"model_path": str(model_b), "served_name": "model-b"})
+    worker.join()
+    assert response.status_code == 200, response.text
+    assert response.json() == {"served_name": "model-b", "previous": "gemma3-270m", "drained": True}
+    assert results[0]["usage"]["completion_tokens"] == 40  # the request on A finished whole
+    assert served(base) == "model-b"
+    after = httpx.post(base + "/v1/completions", json={"prompt": "Hi", "max_tokens": 3}, timeout=60).json()
+    assert after["model"] == "model-b"
+    assert after["usage"]["completion_tokens"] == 3

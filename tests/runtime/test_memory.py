@@ -1,0 +1,92 @@
+"""The memory guard on fake cgroup trees: v2, v2 without a limit, v1, and /proc/meminfo only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inferflux.runtime.memory import MemoryReading, fit_problem, model_footprint, read_memory
+
+MEMINFO = "MemTotal:       16000000 kB\nMemFree:         1000 kB\nMemAvailable:    12000000 kB\n"
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_cgroup_v2_own_cgroup(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "0::/kubepods/pod1\n",
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/kubepods/pod1/memory.max": "1073741824\n",
+            "sys/fs/cgroup/kubepods/pod1/memory.current": "268435456\n",
+            "sys/fs/cgroup/memory.max": "max\n",
+            "sys/fs/cgroup/memory.current": "5\n",
+        },
+    )
+    reading = read_memory(root)
+    assert reading == MemoryReading(1 << 30, 1 << 28, "cgroup2")
+    assert reading.headroom == 3 << 28
+    assert reading.headroom_ratio == 0.75
+
+
+def test_cgroup_v2_without_limit_uses_machine_memory(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "0::/\n",
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/memory.max": "max\n",
+            "sys/fs/cgroup/memory.current": "1024\n",
+        },
+    )
+    reading = read_memory(root)
+    assert reading.source == "cgroup2+meminfo"
+    assert reading.limit == 16000000 * 1024
+    assert reading.used == 4000000 * 1024
+
+
+def test_cgroup_v1(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "4:memory:/docker/x\n",
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/memory/memory.limit_in_bytes": "2147483648\n",
+            "sys/fs/cgroup/memory/memory.usage_in_bytes": "1073741824\n",
+        },
+    )
+    assert read_memory(root) == MemoryReading(2 << 30, 1 << 30, "cgroup1")
+
+
+def test_cgroup_v1_unlimited_falls_back_to_meminfo(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "sys/fs/cgroup/memory/memory.usage_in_bytes": "1073741824\n",
+        },
+    )
+    assert read_memory(root).source == "meminfo"
+
+
+def test_nothing_readable(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="cannot read memory"):
+        read_memory(tmp_path)
+
+
+def test_fit() -> None:
+    reading = MemoryReading(limit=1000, used=400, source="cgroup2")
+    assert fit_problem(reading, 500) is None
+    problem = fit_problem(reading, 580)
+    assert problem
+    assert "only 600 of 1000 are free" in problem
+    assert model_footprint(1000, 10, 10) == 1210

@@ -1,0 +1,166 @@
+"""Structured output and tool calls against the real model: every reply must be schema-valid JSON."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import jsonschema
+import openai
+import orjson
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCHEMAS: list[dict[str, Any]] = [
+    {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 24}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    },
+    {
+        "type": "object",
+        "properties": {
+            "sentiment": {"enum": ["positive", "negative", "neutral"]},
+            "score": {"type": "number"},
+        },
+        "required": ["sentiment", "score"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "tags": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 12},
+                "minItems": 1,
+                "maxItems": 3,
+            }
+        },
+        "required": ["tags"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 20},
+            "country": {"type": "string", "maxLength": 20},
+            "capital": {"type": "boolean"},
+        },
+        "required": ["city", "country", "capital"],
+    },
+    {
+        "type": "object",
+        "properties": {
+            "point": {
+                "type": "object",
+                "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+                "required": ["x", "y"],
+            },
+            "label": {"type": "string", "maxLength": 16},
+        },
+        "required": ["point", "label"],
+    },
+]
+QUESTIONS = [
+    "Describe a person.",
+    "How was the movie?",
+    "Tag this article about cooking.",
+    "Where is Paris?",
+    "Pick a point on a map.",
+]
+
+
+async def test_200_json_schema_requests_are_all_valid(runtime_url: str) -> None:
+    client = openai.AsyncOpenAI(base_url=runtime_url + "/v1", api_key="unused", timeout=600)
+    gate = asyncio.Semaphore(8)
+
+    async def one(i: int) -> None:
+        schema = SCHEMAS[i % 5]
+        async with gate:
+            reply = await client.chat.completions.create(
+                model="gemma3-270m",
+                temperature=1.0,
+                seed=i,
+                max_tokens=200,
+                messages=[{"role": "user", "content": QUESTIONS[i % 5]}],
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": f"s{i % 5}", "schema": schema},
+                },
+            )
+        content = reply.choices[0].message.content or ""
+        assert reply.choices[0].finish_reason == "stop", content
+        jsonschema.validate(orjson.loads(content), schema)
+
+    await asyncio.gather(*(one(i) for i in range(200)))
+
+
+def test_json_object_mode(runtime_url: str) -> None:
+    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
+    reply = client.chat.completions.create(
+        model="gemma3-270m",
+        max_tokens=120,
+        temperature=0.8,
+        seed=3,
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Describe a cat as JSON."}],
+    )
+    assert isinstance(orjson.loads(reply.choices[0].message.content or ""), dict)
+
+
+TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 30}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_forced_tool_call_comes_back_as_tool_calls(runtime_url: str, choice: Any) -> None:
+    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
+    reply = client.chat.completions.create(
+        model="gemma3-270m",
+        max_tokens=60,
+        temperature=0,
+        tools=TOOLS,
+        tool_choice=choice,
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )
+    message = reply.choices[0].message
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert message.content is None
+    assert message.tool_calls
+    call = message.tool_calls[0]
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert call.id.startswith("call_")
+    jsonschema.validate(orjson.loads(call.function.arguments), TOOLS[0]["function"]["parameters"])
+
+
+def test_streamed_tool_call(runtime_url: str) -> None:
+    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
+    chunks = list(
+        client.chat.completions.create(
+            model="gemma3-270m",
+            max_tokens=60,
+            temperature=0,
+            tools=TOOLS,
+            tool_choice="required",
+            stream=True,
+            messages=[{"role": "user", "content": "Weather in Rome?"}],
+        )
+    )
+    calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
+    assert len(calls) == 1
+    assert calls[0][0].function
+    assert calls[0][0].function.name == "get_weather"
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
