@@ -331,13 +331,14 @@ def test_restart_mid_way_creates_no_duplicates(
     admin.apply(llamacpp_model("restart-b", namespace), llamacpp_model("restart-a", namespace, replicas=2))
     operator.start()
     for name, replicas in (("restart-a", 2), ("restart-b", 1)):
-        model = wait_ready(admin, name, namespace)
+        wait_ready(admin, name, namespace)
         wait_for(
             f"{name} at {replicas} replicas",
             lambda n=name, r=replicas: (
                 (admin.get("inferencemodel", n, namespace) or {}).get("status", {}).get("readyReplicas") == r
             ),
         )
+        model = admin.get("inferencemodel", name, namespace) or {}
         assert model["status"]["observedGeneration"] == model["metadata"]["generation"]
     deployments = admin.items("deployments", namespace, "app.kubernetes.io/managed-by=inferflux-operator")
     assert sorted(d["metadata"]["name"] for d in deployments) == ["restart-a", "restart-b"]
