@@ -10,6 +10,7 @@ import sys
 
 from inferflux.router.app import Router
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource, TableError
+from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
 
@@ -28,7 +29,9 @@ def build() -> tuple[Settings, Router]:
     """Settings and router, failing early on bad input (the routes file is read once up front)."""
     settings = from_env()
     source = source_for(settings)
-    router = Router(settings, source)
+    secrets = ClusterSecrets(settings.kubeconfig) if settings.routes_configmap else None
+    install_redaction()  # before any provider key is read
+    router = Router(settings, source, secrets=secrets)
     if isinstance(source, FileSource):
         router.holder.swap(source.load())
     return settings, router

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inferflux.crds.routing import RoutingTable
 from inferflux.router.asgi import (
     ClientGone,
     Message,
@@ -34,6 +35,15 @@ from inferflux.router.health import Readiness
 from inferflux.router.inference_api import InferenceRoutes
 from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
+from inferflux.router.providers import (
+    ChainHandler,
+    FallbackChain,
+    LocalSecrets,
+    Pool,
+    PoolSettings,
+    ProviderMetrics,
+    SecretSource,
+)
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings
@@ -60,6 +70,7 @@ class Router:
         source: RouteSource | None = None,
         store: ReplayStore | None = None,
         keys: KeyHolder | None = None,
+        secrets: SecretSource | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -83,7 +94,16 @@ class Router:
         self.store = store or MemoryReplayStore(
             settings.replay_max_streams, settings.replay_max_chunks, settings.replay_linger_seconds
         )
-        self.openai = OpenAIRoutes(self.dispatcher, self.metrics, settings.prefix_chars)
+        # Routes that name a provider or a fallback go through the chain (router/providers).
+        self.chain = FallbackChain(
+            RoutingTable(),
+            Pool(secrets or LocalSecrets(), PoolSettings(settings.first_byte_timeout_seconds)),
+            deadline_seconds=settings.total_timeout_seconds,
+            metrics=ProviderMetrics(self.metrics.registry),
+        )
+        self.holder.on_swap(self.chain.update)
+        self.providers = ChainHandler(self.chain)
+        self.openai = OpenAIRoutes(self.dispatcher, self.metrics, settings.prefix_chars, self.providers)
         self.inference = InferenceRoutes(
             self.dispatcher,
             self.store,
@@ -99,6 +119,7 @@ class Router:
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/v1/models"): self.openai.models}
         for path in ROUTES:
             self.routes[("POST", path)] = self.openai.proxy
+        self.routes[("POST", "/v1/messages")] = self.providers  # Anthropic-shaped clients
         self.routes[("POST", "/api/v1/inference")] = self.inference.infer
         self.routes[("POST", "/api/v1/inference:stream")] = self.inference.stream
         for path, handler in (
@@ -193,6 +214,7 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inference.close()
+        await self.chain.aclose()
         await self.client.close()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:

@@ -33,6 +33,8 @@ from inferflux.router.asgi import (
 from inferflux.router.dispatch import Dispatcher, Exchange, prompt_prefix
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.metrics import Metrics
+from inferflux.router.providers.chain import served_by_header
+from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
 from inferflux.router.upstream import classify_status
 
@@ -71,10 +73,17 @@ def parse_request(body: bytes) -> dict[str, Any]:
 class OpenAIRoutes:
     """Handlers for the ``/v1`` routes, sharing one `Dispatcher`."""
 
-    def __init__(self, dispatcher: Dispatcher, metrics: Metrics, prefix_chars: int = 256) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        metrics: Metrics,
+        prefix_chars: int = 256,
+        providers: ChainHandler | None = None,
+    ) -> None:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.prefix_chars = prefix_chars
+        self.providers = providers
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every served model, in the OpenAI list shape."""
@@ -96,6 +105,9 @@ class OpenAIRoutes:
             document = parse_request(raw)
             model = document["model"]
             route = self.dispatcher.holder.table.models.get(model)
+            if route is not None and (route.provider or route.fallback) and self.providers is not None:
+                status[0] = await self._via_chain(label, document, receive, send)
+                return
             prefix = None
             if route is not None and route.balancer == Policy.PREFIX_HASH:
                 prefix = prompt_prefix(document, self.prefix_chars)
@@ -113,6 +125,22 @@ class OpenAIRoutes:
         finally:
             self.metrics.requests.labels(label, model, str(status[0])).inc()
             self.metrics.duration.labels(label, model).observe(time.perf_counter() - started)
+
+    async def _via_chain(self, label: str, document: dict[str, Any], receive: Receive, send: Send) -> int:
+        """Serve through the fallback chain: a provider route, or a model with fallbacks declared."""
+        assert self.providers is not None
+        if label == "chat":
+            await self.providers.chat(document, receive, send)
+        elif label == "embeddings":
+            served = await self.providers.chain.embeddings(document)
+            await send_json(send, 200, served.body, [served_by_header(served.model)])
+        else:
+            raise UpstreamError(
+                ErrorCode.BAD_REQUEST,
+                f"model {document['model']!r} has a provider or fallbacks; use /v1/chat/completions",
+                param="model",
+            )
+        return 200
 
     async def _relay(self, send: Send, call: Call) -> None:
         status = call.status

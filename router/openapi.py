@@ -171,6 +171,9 @@ def build() -> dict[str, Any]:
             "/v1/chat/completions": openai_path("OpenAI chat completions, routed by model."),
             "/v1/completions": openai_path("OpenAI completions, routed by model."),
             "/v1/embeddings": openai_path("OpenAI embeddings, routed by model."),
+            "/v1/messages": openai_path(
+                "Anthropic Messages, answered through the model's fallback chain (see docs/providers.md)."
+            ),
             "/v1/models": {
                 "get": {
                     "summary": "Every served model.",

@@ -11,19 +11,29 @@ from inferflux.router.providers.chain import (
     Served,
     served_by_header,
 )
+from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.providers.metrics import ProviderMetrics
-from inferflux.router.providers.secrets import KubeSecrets, LocalSecrets, install_redaction
+from inferflux.router.providers.secrets import (
+    ClusterSecrets,
+    KubeSecrets,
+    LocalSecrets,
+    SecretSource,
+    install_redaction,
+)
 from inferflux.router.providers.upstreams import Pool, PoolSettings
 
 __all__ = [
     "SERVED_BY_HEADER",
+    "ChainHandler",
     "ChainStream",
+    "ClusterSecrets",
     "FallbackChain",
     "KubeSecrets",
     "LocalSecrets",
     "Pool",
     "PoolSettings",
     "ProviderMetrics",
+    "SecretSource",
     "Served",
     "install_redaction",
     "served_by_header",

@@ -114,6 +114,35 @@ class KubeSecrets:
         self._cache.pop((namespace, ref.name), None)
 
 
+class ClusterSecrets:
+    """`KubeSecrets` over a client made on first use: loading a kubeconfig is async, startup is not."""
+
+    def __init__(self, kubeconfig: str = "", ttl_seconds: float = 60.0) -> None:
+        self._kubeconfig = kubeconfig
+        self._ttl = ttl_seconds
+        self._inner: KubeSecrets | None = None
+
+    async def _secrets(self) -> KubeSecrets:
+        if self._inner is None:
+            from kubernetes_asyncio import client, config
+
+            if self._kubeconfig:
+                await config.load_kube_config(config_file=self._kubeconfig)
+            else:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            self._inner = KubeSecrets(client.CoreV1Api(client.ApiClient()), self._ttl)
+        return self._inner
+
+    async def get(self, namespace: str, ref: SecretKeyRef) -> str:
+        """The value of ``ref`` in ``namespace``, read with the router's service account."""
+        return await (await self._secrets()).get(namespace, ref)
+
+    def invalidate(self, namespace: str, ref: SecretKeyRef) -> None:
+        """Drop the cached Secret so the next call reads it again."""
+        if self._inner is not None:
+            self._inner.invalidate(namespace, ref)
+
+
 # --- redaction -------------------------------------------------------------------------------
 
 _SECRETS: set[str] = set()
