@@ -29,6 +29,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--prompts", type=Path, action="append", help="Prompt YAML files or folders for /prompt"
     )
+    parser.add_argument(
+        "--max-tokens", type=int, help="longest answer, in tokens (default: the model's limit)"
+    )
     parser.set_defaults(run=run)
 
 

@@ -42,6 +42,7 @@ def stream_answer(client: openai.OpenAI, session: ChatSession, text: str) -> str
         model=session.model,
         messages=cast("list[ChatCompletionMessageParam]", session.messages(text)),
         stream=True,
+        max_tokens=openai.omit if session.max_tokens is None else session.max_tokens,
     )
     parts: list[str] = []
     try:
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or (models[0] if models else None)
     if model is None:
         raise CliError(f"the router at {args.url} serves no model yet")
-    session = ChatSession(model=model, models=models, prompts=_prompts(args.prompts))
+    session = ChatSession(
+        model=model, models=models, prompts=_prompts(args.prompts), max_tokens=args.max_tokens
+    )
     if not args.interactive:
         if not args.message:
             raise CliError("give a MESSAGE, or --interactive", exit_code=2)

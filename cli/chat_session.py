@@ -31,6 +31,7 @@ class ChatSession:
     prompt_id: str | None = None
     system: str | None = None
     history: list[dict[str, str]] = field(default_factory=list)
+    max_tokens: int | None = None
 
     def messages(self, user_text: str) -> list[dict[str, str]]:
         """What to send for ``user_text``: system prompt, the conversation so far, the new turn."""

@@ -133,14 +133,15 @@ def test_chat_interactive_streams_a_real_answer_in_a_pty(stack: tuple[Running, s
     assert spec.loader is not None
     terminal = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(terminal)
-    term = terminal.Terminal([INFERCTL, "chat", "--interactive", "--url", url], cwd=samples.parents[2])
+    argv = [INFERCTL, "chat", "--interactive", "--url", url, "--max-tokens", "24"]
+    term = terminal.Terminal(argv, cwd=samples.parents[2])
     try:
-        term.expect("gemma3-270m> ", timeout=60)
+        term.expect("gemma3-270m> ", timeout=120)
         term.send("/prompt assistant product=InferFlux")
         term.expect("prompt: assistant@1.0.0\ngemma3-270m> ")
         term.send("Say hello.")
         term.expect("Say hello.\n")  # the terminal's echo of what was typed
-        answer = term.expect("\ngemma3-270m> ", timeout=180).removesuffix("\ngemma3-270m> ")
+        answer = term.expect("\ngemma3-270m> ", timeout=300).removesuffix("\ngemma3-270m> ")
         assert answer.strip()  # the streamed text, printed before the next prompt
         assert not answer.startswith("error:")
         assert term.close() == 0

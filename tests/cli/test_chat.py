@@ -53,6 +53,7 @@ def test_answers_stream_into_the_terminal_token_by_token(chat: Any, fake_router:
     chat.expect("lo from gemma\n")
     chat.expect("gemma> ")
     assert fake_router.requests[-1]["stream"] is True
+    assert "max_tokens" not in fake_router.requests[-1]
     assert fake_router.requests[-1]["messages"] == [{"role": "user", "content": "hi there"}]
     assert chat.close() == 0
 
@@ -102,7 +103,7 @@ def test_a_router_error_is_one_line_and_the_chat_goes_on(fake_router: Any, tmp_p
 def test_one_shot_chat_and_an_unreachable_router(fake_router: Any, tmp_path: Path) -> None:
     fake_router.release.set()
     once = subprocess.run(
-        [INFERCTL, "chat", "--url", fake_router.url, "hello"],
+        [INFERCTL, "chat", "--url", fake_router.url, "--max-tokens", "7", "hello"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -110,6 +111,7 @@ def test_one_shot_chat_and_an_unreachable_router(fake_router: Any, tmp_path: Pat
     )
     assert once.returncode == 0
     assert once.stdout == "Hello from gemma\n"
+    assert fake_router.requests[-1]["max_tokens"] == 7
     down = subprocess.run(
         [INFERCTL, "chat", "--url", "http://127.0.0.1:9/v1", "hi"], capture_output=True, text=True, timeout=30
     )
