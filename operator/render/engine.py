@@ -17,22 +17,10 @@ from inferflux.operator.render.security import SCRATCH_DIR
 ADMIN_TOKEN_DIR: Final = "/var/run/inferflux/admin"  # noqa: S105 - a path, not a secret
 ADMIN_TOKEN_KEY: Final = "token"  # noqa: S105 - the key name in the Secret
 
-# Flags of the llama.cpp runtime that only tune performance; everything else is set by the operator.
-LLAMACPP_FLAGS: Final = frozenset(
-    {
-        "--flash-attn",
-        "--no-mmap",
-        "--mlock",
-        "--seed",
-        "--ubatch-size",
-        "--rope-freq-base",
-        "--rope-freq-scale",
-        "--cache-type-k",
-        "--cache-type-v",
-        "--chat-format",
-        "--numa",
-    }
-)
+# Flags of our llama.cpp runtime that the operator does not render itself. Its CLI
+# (inferflux.runtime.settings) mirrors only the INFERFLUX_* settings, all rendered from the spec,
+# so none pass through yet; a tuning flag the runtime learns goes here.
+LLAMACPP_FLAGS: Final[frozenset[str]] = frozenset()
 # vLLM engine flags (vllm serve --help, v0.8) that the operator does not render itself.
 VLLM_FLAGS: Final = frozenset(
     {
@@ -87,7 +75,7 @@ def check_extra_args(model: InferenceModel) -> None:
     if bad:
         raise EngineOptionError(
             f"engineArgs.extraArgs: {', '.join(bad)} not accepted by engine {engine.value}"
-            f" (allowed: {', '.join(sorted(ENGINE_FLAGS.get(engine, ())))})"
+            f" (allowed: {', '.join(sorted(ENGINE_FLAGS.get(engine, ()))) or 'none'})"
         )
 
 

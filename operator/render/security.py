@@ -1,6 +1,6 @@
 """The Pod Security "restricted" profile, applied to every pod the operator renders.
 
-Pods run as a fixed non-root user (the runtime image's ``nonroot`` user, 65532) with the default
+Pods run as a fixed non-root user (the runtime image's ``inferflux`` user, 10001) with the default
 seccomp profile; containers drop every capability, cannot escalate, and get a read-only root
 filesystem with writable scratch space mounted where engines expect it.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NONROOT_UID = 65532
+NONROOT_UID = 10001
 
 
 def pod_security_context() -> dict[str, Any]:

@@ -79,6 +79,11 @@ def test_extra_args_values_are_not_flags() -> None:
 
 
 def test_unsupported_flags_are_a_readable_error(model: ModelFactory) -> None:
-    check_extra_args(model(spec={"engineArgs": {"extraArgs": ["--mlock"]}}))
-    with pytest.raises(EngineOptionError, match=r"--bogus not accepted by engine llamacpp \(allowed: "):
-        check_extra_args(model(spec={"engineArgs": {"extraArgs": ["--mlock", "--bogus"]}}))
+    check_extra_args(model("vllm-model", spec={"engineArgs": {"extraArgs": ["--dtype", "half"]}}))
+    with pytest.raises(
+        EngineOptionError, match=r"--bogus not accepted by engine vllm \(allowed: --block-size, "
+    ):
+        check_extra_args(model("vllm-model", spec={"engineArgs": {"extraArgs": ["--seed=1", "--bogus"]}}))
+    # The runtime's CLI only mirrors settings the operator renders, so nothing passes through.
+    with pytest.raises(EngineOptionError, match=r"--mlock not accepted by engine llamacpp \(allowed: none\)"):
+        check_extra_args(model(spec={"engineArgs": {"extraArgs": ["--mlock"]}}))
