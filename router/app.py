@@ -12,10 +12,14 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inferflux.crds.routing import RoutingTable
+from inferflux.prompts.configmap_source import ConfigMapSource
+from inferflux.prompts.resolver import PromptResolver
+from inferflux.prompts.sources import DirectorySource, PromptSource
 from inferflux.router.asgi import (
     ClientGone,
     Message,
@@ -53,6 +57,20 @@ log = logging.getLogger("inferflux.router")
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+def prompt_resolver(settings: Settings) -> PromptResolver | None:
+    """The prompt resolver the settings ask for: a manifests folder and/or Prompt ConfigMaps."""
+    sources: list[PromptSource] = []
+    if settings.prompts_dir:
+        sources.append(DirectorySource(Path(settings.prompts_dir)))
+    if settings.prompts_namespace:
+        namespace = None if settings.prompts_namespace == "*" else settings.prompts_namespace
+        kubeconfig = Path(settings.kubeconfig) if settings.kubeconfig else None
+        sources.append(ConfigMapSource(kubeconfig=kubeconfig, namespace=namespace))
+    if not sources:
+        return None
+    return PromptResolver(sources, ttl=settings.prompts_ttl_seconds, budget=settings.prompts_budget_seconds)
+
+
 def request_id(scope: Scope) -> str:
     """The client's ``x-request-id`` when it is sane (printable, at most 128 bytes), else a new one."""
     given = header(scope, b"x-request-id")
@@ -71,6 +89,7 @@ class Router:
         store: ReplayStore | None = None,
         keys: KeyHolder | None = None,
         secrets: SecretSource | None = None,
+        prompts: PromptResolver | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -111,11 +130,15 @@ class Router:
             self.metrics,
             settings.heartbeat_seconds,
             settings.resume_ttl_seconds,
+            prompts if prompts is not None else prompt_resolver(settings),
         )
         self.readiness = Readiness()
         self.readiness.add(
             "routes_loaded", lambda: (self.holder.loaded, f"generation {self.holder.generation}")
         )
+        resolver = self.inference.prompts
+        if resolver is not None:
+            self.readiness.add("prompts_loaded", lambda: (True, f"{resolver.loaded} prompts loaded"))
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/v1/models"): self.openai.models}
         for path in ROUTES:
             self.routes[("POST", path)] = self.openai.proxy
@@ -198,6 +221,8 @@ class Router:
         """Load the first table (a file loads synchronously), then follow changes in the background."""
         if self.source is not None:
             self._tasks.append(asyncio.ensure_future(self.source.run(self.holder.swap)))
+        if self.inference.prompts is not None:
+            await self.inference.prompts.start()  # bounded by its start_timeout
         if isinstance(self.keys, KeyringFile):
             self._tasks.append(asyncio.ensure_future(self._follow_keys(self.keys)))
 
@@ -214,6 +239,8 @@ class Router:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.inference.close()
+        if self.inference.prompts is not None:
+            await self.inference.prompts.close()
         await self.chain.aclose()
         await self.client.close()
 

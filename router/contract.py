@@ -6,7 +6,7 @@ published in docs/openapi.yaml, so the document cannot drift from what the code 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -31,11 +31,24 @@ class InferenceRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: list[str] | None = Field(default=None, max_length=4)
     seed: int | None = None
+    prompt_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A managed prompt (`id` or `id@version`) put in front of `messages` as system text.",
+    )
+    variables: dict[str, Any] | None = Field(
+        default=None, description="Values for the managed prompt's variables, checked against its schema."
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> InferenceRequest:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("give exactly one of 'messages' or 'prompt'")
+        if self.prompt_id is not None and self.messages is None:
+            raise ValueError("'prompt_id' needs 'messages'")
+        if self.variables is not None and self.prompt_id is None:
+            raise ValueError("'variables' needs 'prompt_id'")
         return self
 
 

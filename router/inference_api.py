@@ -19,6 +19,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from inferflux.prompts.compiled import VariablesError
+from inferflux.prompts.resolver import PromptNotFoundError, PromptResolver
+from inferflux.prompts.safety import BlockedInputError, sanitise_chat
 from inferflux.router.asgi import (
     SSE_HEADERS,
     Receive,
@@ -53,7 +56,7 @@ def validate(model: type[InferenceRequest] | type[ResumeRequest], document: Any)
 
 def upstream_call(request: InferenceRequest, stream: bool) -> tuple[str, bytes]:
     """The OpenAI path and body that serve ``request`` on a runtime pod."""
-    body = request.model_dump(exclude_none=True)
+    body = request.model_dump(exclude_none=True, exclude={"prompt_id", "variables"})
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -80,6 +83,7 @@ class InferenceRoutes:
         metrics: Metrics,
         heartbeat_seconds: float = 15.0,
         token_ttl_seconds: float = 300.0,
+        prompts: PromptResolver | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.store = store
@@ -88,13 +92,34 @@ class InferenceRoutes:
         self.heartbeat_seconds = heartbeat_seconds
         self.token_ttl_seconds = token_ttl_seconds
         self.producers: set[asyncio.Task[None]] = set()
+        self.prompts = prompts
 
     def _headers(self, scope: Scope) -> dict[str, str]:
         return {"content-type": "application/json", "x-request-id": scope["inferflux.request_id"]}
 
+    async def with_prompt(self, request: InferenceRequest, request_id: str) -> InferenceRequest:
+        """``request`` with its managed prompt rendered in front and untrusted messages sanitised."""
+        if request.prompt_id is None or request.messages is None:
+            return request
+        if self.prompts is None:
+            raise UpstreamError(ErrorCode.BAD_REQUEST, "this router serves no prompts", param="prompt_id")
+        messages = [m.model_dump() for m in request.messages]
+        try:
+            cleaned, _ = sanitise_chat(messages)
+            resolved = await self.prompts.resolve(
+                request.prompt_id, request.variables or {}, request_id=request_id
+            )
+        except PromptNotFoundError as error:
+            raise UpstreamError(ErrorCode.NOT_FOUND, str(error), param="prompt_id") from None
+        except (VariablesError, BlockedInputError) as error:
+            raise UpstreamError(ErrorCode.BAD_REQUEST, str(error), param="variables") from None
+        document = request.model_dump(exclude_none=True)
+        return InferenceRequest.model_validate({**document, "messages": [*resolved.messages, *cleaned]})
+
     async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Generate the whole answer and return it in one JSON document."""
         request: InferenceRequest = validate(InferenceRequest, parse_json(await read_body(receive)))
+        request = await self.with_prompt(request, scope["inferflux.request_id"])
         path, body = upstream_call(request, stream=False)
         self.dispatcher.route(request.model)
 
@@ -134,6 +159,7 @@ class InferenceRoutes:
         else:
             request: InferenceRequest = validate(InferenceRequest, document)
             self.dispatcher.route(request.model)
+            request = await self.with_prompt(request, scope["inferflux.request_id"])
             stream_id, offset = secrets.token_hex(16), 0
             await self.store.create(stream_id)
             task = asyncio.ensure_future(self._produce(stream_id, request, self._headers(scope)))

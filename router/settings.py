@@ -34,6 +34,10 @@ class Settings:
     prefix_load_factor: float = 1.25
     file_poll_seconds: float = 0.2
     log_level: str = "info"
+    prompts_dir: str = ""  # a folder of prompt manifests (local mode)
+    prompts_namespace: str = ""  # watch Prompt ConfigMaps here ("*": every namespace)
+    prompts_ttl_seconds: float = 900.0
+    prompts_budget_seconds: float = 0.015
 
 
 _ENV = {
@@ -56,6 +60,10 @@ _ENV = {
     "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
     "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",
     "log_level": "INFERFLUX_LOG_LEVEL",
+    "prompts_dir": "INFERFLUX_PROMPTS_DIR",
+    "prompts_namespace": "INFERFLUX_PROMPTS_NAMESPACE",
+    "prompts_ttl_seconds": "INFERFLUX_PROMPTS_TTL_SECONDS",
+    "prompts_budget_seconds": "INFERFLUX_PROMPTS_BUDGET_SECONDS",
 }
 
 
