@@ -51,7 +51,7 @@ def test_schema_is_structural(crd: generate.CrdSpec) -> None:
             assert node.get("x-kubernetes-int-or-string"), f"{path}: anyOf only for int-or-string"
             assert all(set(branch) == {"type"} for branch in node["anyOf"]), f"{path}: types only in anyOf"
         for bound in ("exclusiveMinimum", "exclusiveMaximum"):
-            assert isinstance(node.get(bound, True), bool), f"{path}: {bound} must be a boolean in OpenAPI v3.0"
+            assert isinstance(node.get(bound, True), bool), f"{path}: {bound} must be a boolean"
 
 
 def test_inference_model_crd_has_conventions() -> None:
