@@ -17,13 +17,19 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from inferflux.runtime.errors import bad_request
 
+# llama-cpp-python's converter lets raw control characters into strings, which JSON forbids;
+# llama.cpp's own converter excludes them, as this rule does.
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
 
 def schema_grammar(schema: dict[str, Any]) -> str:
     """The GBNF grammar (root rule ``root``) that accepts exactly the JSON documents ``schema`` allows."""
     try:
-        return str(json_schema_to_gbnf(orjson.dumps(schema).decode()))
+        grammar = str(json_schema_to_gbnf(orjson.dumps(schema).decode()))
     except Exception as exc:  # the converter raises many types on unsupported schemas
         raise bad_request(f"unsupported JSON schema: {exc}", "response_format") from exc
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 def response_format_grammar(response_format: Any) -> str | None:

@@ -59,7 +59,7 @@ def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[b
         INFERFLUX_SERVED_NAME="gemma3-270m",
         INFERFLUX_PARALLEL="4",
         INFERFLUX_CONTEXT_SIZE="2048",
-        INFERFLUX_THREADS="2",
+        INFERFLUX_THREADS="1",
         **env,
     )
     process = subprocess.Popen([sys.executable, "-m", "inferflux.runtime"], env=environ, cwd="/")
@@ -73,14 +73,18 @@ def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[b
     return base, process
 
 
-@pytest.fixture(scope="session")
-def runtime_url(model_path: Path) -> Iterator[str]:
-    """The base URL of a runtime serving the real model with 4 parallel sequences."""
-    base, process = start_runtime(model_path)
-    yield base
+def stop_runtime(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def runtime_url(model_path: Path) -> Iterator[str]:
+    """The base URL of a runtime serving the real model with 4 parallel sequences."""
+    base, process = start_runtime(model_path)
+    yield base
+    stop_runtime(process)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from inferflux.runtime.admin import EngineShape, Swapper
 from inferflux.runtime.errors import APIError
 from inferflux.runtime.memory import MemoryReading
 
-from .conftest import start_runtime
+from .conftest import start_runtime, stop_runtime
 
 TOKEN = "s3cret-admin-token"
 
@@ -49,12 +48,7 @@ def admin_runtime(model_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
         model_path, INFERFLUX_ADMIN_TOKEN_FILE=str(token_file), INFERFLUX_PARALLEL="2"
     )
     yield base, model_b
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_runtime(process)
 
 
 def swap(base: str, body: dict[str, Any], token: str | None = TOKEN) -> httpx.Response:

@@ -110,7 +110,9 @@ def test_jinja_chat_template() -> None:
 def test_response_format_grammars() -> None:
     assert response_format_grammar(None) is None
     assert response_format_grammar({"type": "text"}) is None
-    assert "root" in (response_format_grammar({"type": "json_object"}) or "")
+    json_object = response_format_grammar({"type": "json_object"}) or ""
+    assert "root ::=" in json_object
+    assert r"\x00-\x1F" in json_object  # raw control characters are not valid inside JSON strings
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     assert "root ::=" in (
         response_format_grammar({"type": "json_schema", "json_schema": {"schema": schema}}) or ""
