@@ -241,7 +241,7 @@ def test_model_gets_owned_workload_admitted_as_restricted_and_ready(
     model = wait_ready(admin, "gemma", namespace)
     uid = model["metadata"]["uid"]
     for kind, name in [
-        ("deployment", "gemma"),
+        ("deployment", f"gemma-{model['status']['activeRevision']}"),  # one Deployment per revision
         ("service", "gemma"),
         ("secret", "gemma-admin-token"),
         ("networkpolicy", "gemma-runtime"),
@@ -299,20 +299,19 @@ def test_spec_change_advances_generation_and_rolls_out(
             status.get("observedGeneration") == 2
             and status.get("activeRevision") != before["status"]["activeRevision"]
         )
-        return (
-            model
-            if done and condition(model, "Ready")["status"] == "True" and not status.get("candidateRevision")
-            else None
-        )
+        settled = condition(model, "Progressing").get("reason") == "RolloutComplete"  # the old one drained
+        ready = condition(model, "Ready")["status"] == "True"
+        return model if done and settled and ready and not status.get("candidateRevision") else None
 
-    after = wait_for("the new revision to become active", rolled)
+    after = wait_for("the new revision to become active and the old one to drain", rolled)
+    assert len(admin.items("deployments", namespace, "inferflux.io/model=roll")) == 1
     assert after["metadata"]["generation"] == 2
     assert condition(after, "Progressing")["reason"] == "RolloutComplete"
-    deployment = admin.get("deployment", "roll", namespace) or {}
+    revision = after["status"]["activeRevision"]
+    deployment = admin.get("deployment", f"roll-{revision}", namespace) or {}
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["INFERFLUX_THREADS"] == "2"
     assert "INFERFLUX_CONTEXT_SIZE" not in env  # a setting dropped from the spec is removed
-    revision = after["status"]["activeRevision"]
     wait_for(
         "the routing table to list only the new revision",
         lambda: (
@@ -326,7 +325,9 @@ def test_restart_mid_way_creates_no_duplicates(
     admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
     admin.apply(llamacpp_model("restart-a", namespace))
-    wait_for("the first Deployment", lambda: admin.get("deployment", "restart-a", namespace))
+    wait_for(
+        "the first Deployment", lambda: admin.items("deployments", namespace, "inferflux.io/model=restart-a")
+    )
     operator.stop()
     admin.apply(llamacpp_model("restart-b", namespace), llamacpp_model("restart-a", namespace, replicas=2))
     operator.start()
@@ -341,7 +342,10 @@ def test_restart_mid_way_creates_no_duplicates(
         model = admin.get("inferencemodel", name, namespace) or {}
         assert model["status"]["observedGeneration"] == model["metadata"]["generation"]
     deployments = admin.items("deployments", namespace, "app.kubernetes.io/managed-by=inferflux-operator")
-    assert sorted(d["metadata"]["name"] for d in deployments) == ["restart-a", "restart-b"]
+    assert sorted(d["metadata"]["labels"]["inferflux.io/model"] for d in deployments) == [
+        "restart-a",
+        "restart-b",
+    ]
     services = admin.items("services", namespace, "app.kubernetes.io/managed-by=inferflux-operator")
     assert len(services) == 2
 
@@ -374,7 +378,7 @@ def test_terminal_spec_errors_stall_with_a_readable_reason(
         described = admin.run("describe", "inferencemodel", name, "-n", namespace)
         assert reason in described
         assert words in described
-    assert admin.get("deployment", "badflag", namespace) is None  # nothing rolled out for a bad spec
+    assert not admin.items("deployments", namespace, "inferflux.io/model=badflag")  # nothing rolled out
     admin.run("create", "secret", "generic", "creds", "-n", namespace, "--from-literal=api-key=sk-e2e")
     recovered = wait_ready(admin, "remote", namespace)
     assert condition(recovered, "Stalled")["status"] == "False"
@@ -391,8 +395,11 @@ def test_deleting_the_model_garbage_collects_everything(
     admin.apply(llamacpp_model("doomed", namespace))
     wait_ready(admin, "doomed", namespace)
     admin.run("delete", "inferencemodel", "doomed", "-n", namespace, "--timeout=30s")
+    wait_for(
+        "the Deployments to be collected",
+        lambda: not admin.items("deployments", namespace, "inferflux.io/model=doomed"),
+    )
     for kind, name in [
-        ("deployment", "doomed"),
         ("service", "doomed"),
         ("secret", "doomed-admin-token"),
         ("networkpolicy", "doomed-runtime"),
@@ -424,10 +431,10 @@ def test_a_rollout_that_never_gets_ready_degrades_while_the_old_pods_serve(
 ) -> None:
     admin.apply(llamacpp_model("stuck", namespace, rollout={"progressDeadlineSeconds": 10}))
     serving = wait_ready(admin, "stuck", namespace)
-    # A new revision whose pods KWOK keeps un-Ready (the annotation is on the template only for the test).
+    # A new revision whose pods KWOK keeps un-Ready (the operator copies inferflux.io/e2e-* annotations).
     admin.run(
-        "patch", "deployment", "stuck", "-n", namespace, "--type=merge", "-p",
-        '{"spec":{"template":{"metadata":{"annotations":{"inferflux.io/e2e-hold-unready":"true"}}}}}',
+        "patch", "inferencemodel", "stuck", "-n", namespace, "--type=merge", "-p",
+        '{"metadata":{"annotations":{"inferflux.io/e2e-hold-unready":"true"}},"spec":{"engineArgs":{"threads":1}}}',
     )  # fmt: skip
     model = wait_condition(admin, "inferencemodel", "stuck", namespace, "Degraded", "True")
     assert condition(model, "Degraded")["reason"] == "ProgressDeadlineExceeded"

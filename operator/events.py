@@ -14,7 +14,7 @@ from inferflux.crds.meta import Condition, ConditionType, find_condition
 
 NORMAL = "Normal"
 WARNING = "Warning"
-ROLLOUT_REASONS = frozenset({"RollingOut", "RolloutComplete"})
+ROLLOUT_REASONS = frozenset({"RollingOut", "RolloutComplete", "CandidateStarting", "TrafficSwitched"})
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from inferflux.crds.inferencemodel import KIND, Engine, InferenceModel
+from inferflux.operator.bluegreen import DRAINING, Plan, plan
 from inferflux.operator.cache import ClusterCache, Key
 from inferflux.operator.networkpolicy import render_network_policies
 from inferflux.operator.render.deployment import render_deployment
 from inferflux.operator.render.labels import REVISION_LABEL, owned_by, revision_hash, selector_labels
 from inferflux.operator.render.service import new_admin_token, render_admin_secret, render_service
 from inferflux.operator.reporter import report_status
+from inferflux.operator.revisions import RETIRED_AT, model_deployments, revision_state, rolled_back_already
 from inferflux.operator.settings import Settings
 from inferflux.operator.status import Stall, compute_status
 from inferflux.operator.storage import Storage
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 SECRET_RECHECK_SECONDS = 15.0
 DRIFT_GRACE_SECONDS = 5.0
 AT_THE_BACK_OF_THE_QUEUE = 0.0  # requeue now, behind the keys already waiting
+DRAIN_SECONDS = 10.0  # an old revision keeps its pods this long after traffic left it
 
 
 @dataclass(frozen=True)
@@ -85,30 +88,79 @@ class ModelService:
             return None
         revision = revision_hash(model)
         applied = self._applied.get(key)
-        deployment = self._cache.deployments.get(key)
-        if applied is None or self._needs_apply(model, revision, applied, deployment):
-            applied = self._applied[key] = await self._apply_workload(model, revision)
+        deployments = model_deployments(self._cache.deployments.values(), model)
+        deployment = deployments.get(revision)
+        step = self._plan(model, revision, deployments)
+        wanted = step is None or step.apply_wanted
+        if applied is None or self._needs_apply(model, revision, applied, deployment, wanted):
+            applied = self._applied[key] = await self._apply_workload(model, revision, wanted)
             if not applied.complete:
                 return AT_THE_BACK_OF_THE_QUEUE
         if not applied.complete:
             await self._apply_companions(model)
             applied = self._applied[key] = dataclasses.replace(applied, complete=True)
-        await self._write_status(model, revision, deployment, applied.stall)
+        serving = deployments.get(step.active) if step and step.active else deployment
+        await self._write_status(model, revision, serving, applied.stall, None if applied.stall else step)
+        if step is not None and applied.stall is None:
+            await self._clean_up(model, step, deployments)
         if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
             return SECRET_RECHECK_SECONDS
-        if model.spec.engine != Engine.PROVIDER and _drifted(deployment, revision, model.spec.replicas):
+        if step is not None and (step.retire or step.phase == DRAINING):
+            return DRAIN_SECONDS / 2
+        if (
+            wanted
+            and model.spec.engine != Engine.PROVIDER
+            and _drifted(deployment, revision, model.spec.replicas)
+        ):
             return DRIFT_GRACE_SECONDS
         return None
 
+    def _plan(
+        self, model: InferenceModel, revision: str, deployments: dict[str, dict[str, Any]]
+    ) -> Plan | None:
+        """The blue/green step for a model with pods, from its Deployments and status."""
+        if model.spec.engine == Engine.PROVIDER:
+            return None
+        pods = list(self._cache.pods.values())
+        desired = model.spec.replicas
+        states = {rev: revision_state(body, rev, desired, pods, model) for rev, body in deployments.items()}
+        rollout = model.spec.rollout
+        return plan(
+            revision,
+            model.status.active_revision,
+            states,
+            time.time(),
+            DRAIN_SECONDS,
+            rollout.auto_rollback,
+            rolled_back_already(model),
+        )
+
+    async def _clean_up(
+        self, model: InferenceModel, step: Plan, deployments: dict[str, dict[str, Any]]
+    ) -> None:
+        """Start the drain clock of revisions traffic left; delete the drained and the rolled back."""
+        namespace = model.metadata.namespace or ""
+        now = {RETIRED_AT: f"{time.time():.3f}"}
+        for rev in step.retire:
+            await self._storage.annotate("Deployment", namespace, deployments[rev]["metadata"]["name"], now)
+        for rev in step.delete:
+            await self._storage.delete("Deployment", namespace, deployments[rev]["metadata"]["name"])
+            log.info("deleted revision %s of %s/%s (%s)", rev, namespace, model.metadata.name, step.phase)
+
     def _needs_apply(
-        self, model: InferenceModel, revision: str, applied: Applied, deployment: dict[str, Any] | None
+        self,
+        model: InferenceModel,
+        revision: str,
+        applied: Applied,
+        deployment: dict[str, Any] | None,
+        wanted: bool,
     ) -> bool:
         if (applied.uid, applied.generation) != (model.metadata.uid or "", model.metadata.generation):
             return True
         age = time.monotonic() - applied.at
         if applied.stall is not None:
             return applied.stall.reason == SECRET_NOT_FOUND and age >= SECRET_RECHECK_SECONDS
-        pods = model.spec.engine != Engine.PROVIDER
+        pods = wanted and model.spec.engine != Engine.PROVIDER
         return pods and age >= DRIFT_GRACE_SECONDS and _drifted(deployment, revision, model.spec.replicas)
 
     async def _stall(self, model: InferenceModel) -> Stall | None:
@@ -120,7 +172,7 @@ class ModelService:
                 break
         return stall
 
-    async def _apply_workload(self, model: InferenceModel, revision: str) -> Applied:
+    async def _apply_workload(self, model: InferenceModel, revision: str, wanted: bool = True) -> Applied:
         """Check the spec, then apply the Deployment alone: the rest follows on the next pass.
 
         Under a burst of new models this orders the API server's work so that every model's
@@ -129,7 +181,7 @@ class ModelService:
         """
         stall = await self._stall(model)
         pods = stall is None and model.spec.engine != Engine.PROVIDER
-        if pods:
+        if pods and wanted:
             # Server-side apply even for a new Deployment: a plain create would leave its fields
             # co-owned by an Update entry, and fields later dropped from the spec would stay.
             await self._storage.apply(render_deployment(model, self._settings))
@@ -147,9 +199,14 @@ class ModelService:
         await asyncio.gather(*writes)
 
     async def _write_status(
-        self, model: InferenceModel, revision: str, deployment: dict[str, Any] | None, stall: Stall | None
+        self,
+        model: InferenceModel,
+        revision: str,
+        deployment: dict[str, Any] | None,
+        stall: Stall | None,
+        step: Plan | None,
     ) -> None:
-        status = compute_status(model, revision, deployment, stall)
+        status = compute_status(model, revision, deployment, stall, plan=step)
         await report_status(self._storage, KIND, model.metadata, model.status, status)
 
     async def _report_invalid(self, body: dict[str, Any], error: ValidationError) -> None:

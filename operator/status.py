@@ -15,6 +15,7 @@ from typing import Any
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel, InferenceModelStatus
 from inferflux.crds.meta import Condition, ConditionStatus, ConditionType, find_condition, set_condition
+from inferflux.operator.bluegreen import COMPLETED, Plan
 from inferflux.operator.render.labels import REVISION_LABEL, selector_labels
 from inferflux.operator.render.service import endpoint_url
 
@@ -135,31 +136,66 @@ def _verdicts(
     }
 
 
+PHASE_MESSAGES = {
+    "CandidateStarting": "the candidate revision's pods are starting; traffic stays on the active one",
+    "TrafficSwitched": "every candidate pod is Ready; traffic moved to it",
+    "Draining": "the previous revision drains before it is deleted",
+    "RolledBack": "the candidate revision was removed; traffic stayed on the active one",
+    "CandidateFailed": "the candidate revision failed and is kept for inspection (autoRollback is off)",
+}
+
+
+def _swap_verdicts(plan: Plan, verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+    """Progressing names the blue/green step while a revision serves; a failed candidate degrades."""
+    if plan.active is None:
+        return verdicts  # the first rollout: the Deployment's own progress says it all
+    if plan.phase == COMPLETED:
+        progressing: Verdict = ("False", "RolloutComplete", "all runtime pods run the active revision")
+    else:
+        progressing = ("True", plan.phase, PHASE_MESSAGES.get(plan.phase, plan.phase))
+    result = verdicts | {ConditionType.PROGRESSING: progressing, RECONCILING: progressing}
+    if plan.failure:
+        message = (
+            f"candidate revision {plan.candidate} failed ({plan.failure}); revision {plan.active} serves"
+        )
+        result[ConditionType.DEGRADED] = ("True", plan.failure, message)
+    return result
+
+
 def compute_status(
     model: InferenceModel,
     revision: str,
     deployment: dict[str, Any] | None,
     stall: Stall | None = None,
     at: dt.datetime | None = None,
+    plan: Plan | None = None,
 ) -> InferenceModelStatus:
-    """The status ``model`` should have, given its Deployment (None if absent) and any terminal error."""
+    """The status ``model`` should have, given the Deployment serving it (None if absent) and any
+    terminal error; with a blue/green ``plan``, ``deployment`` is the active revision's."""
     previous = model.status
     generation = model.metadata.generation
+    if plan is not None and plan.active is not None:
+        revision = plan.active
     rollout = Rollout.of(deployment, revision, model.spec.replicas) if deployment is not None else None
     conditions = list(previous.conditions)
     verdicts = _verdicts(model, rollout, stall, find_condition(conditions, ConditionType.READY))
+    if plan is not None and stall is None and model.spec.engine != Engine.PROVIDER:
+        verdicts = _swap_verdicts(plan, verdicts)
     for type_, (status, reason, message) in verdicts.items():
         conditions = set_condition(conditions, type_, status, reason, message, generation=generation, at=at)
     active = previous.active_revision
     if model.spec.engine != Engine.PROVIDER and rollout is not None and (rollout.complete or not active):
         active = revision
+    candidate = revision if active != revision else None
+    if plan is not None:
+        active, candidate = plan.active, plan.candidate
     serves_pods = model.spec.engine != Engine.PROVIDER
     selector = ",".join(f"{k}={v}" for k, v in selector_labels(model).items())
     return InferenceModelStatus(
         observed_generation=generation,
         conditions=conditions,
         active_revision=active if serves_pods else None,
-        candidate_revision=revision if serves_pods and active != revision else None,
+        candidate_revision=candidate if serves_pods else None,
         endpoint=endpoint_url(model) if serves_pods else None,
         served_name=model.served_name,
         replicas=rollout.current if rollout else 0,

@@ -121,6 +121,24 @@ class Storage:
                 return None
             raise
 
+    async def annotate(self, kind: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        """Merge ``annotations`` into the object's metadata (a missing object is fine)."""
+        body = {"metadata": {"annotations": annotations}}
+        try:
+            await self._call("PATCH", object_path(kind, namespace, name), body, MERGE)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete the object, its dependents in the background (already gone is fine)."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+        try:
+            await self._call("DELETE", object_path(kind, namespace, name), body)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Replace the fields of ``status`` on the status subresource (lists are replaced whole)."""
         path = object_path(kind, namespace, name) + "/status"

@@ -1,8 +1,8 @@
-"""The runtime Deployment of one InferenceModel.
+"""The runtime Deployment of one revision of an InferenceModel.
 
-One Deployment per model, named after it. Its selector uses only labels that never change, and the
-pod template carries the revision label, so a new serving spec rolls out as a new ReplicaSet with
-surge and no unavailability: old pods keep serving until the new ones are Ready.
+One Deployment per revision, named ``<model>-<revision>`` and selecting that revision's pods only,
+so a new serving spec comes up beside the old one (blue/green, see ``operator/bluegreen.py``).
+Within one revision a change (replicas, resources) still rolls with surge and no unavailability.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from inferflux.operator.render.labels import (
     REVISION_LABEL,
     RUNTIME_PORT,
     admin_secret_name,
+    deployment_name,
     object_meta,
     pod_labels,
     revision_hash,
@@ -37,6 +38,8 @@ from inferflux.operator.render.volume import model_volume
 from inferflux.operator.settings import Settings
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# Annotations copied from the model onto its pods: the e2e suite's KWOK stages read them.
+POD_ANNOTATION_PREFIX = "inferflux.io/e2e-"
 
 
 def resources(model: InferenceModel) -> dict[str, dict[str, str]]:
@@ -98,6 +101,8 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         **probes(engine),
     }
     labels = pod_labels(model)
+    revision = revision_hash(model)
+    passed = {k: v for k, v in model.metadata.annotations.items() if k.startswith(POD_ANNOTATION_PREFIX)}
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
@@ -111,15 +116,15 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(model, model.metadata.name),
+        "metadata": object_meta(model, deployment_name(model, revision), labels),
         "spec": {
             "replicas": model.spec.replicas,
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": model.spec.rollout.progress_deadline_seconds,
-            "selector": {"matchLabels": selector_labels(model)},
+            "selector": {"matchLabels": {**selector_labels(model), REVISION_LABEL: revision}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": labels, "annotations": {REVISION_LABEL: revision_hash(model)}},
+                "metadata": {"labels": labels, "annotations": {REVISION_LABEL: revision, **passed}},
                 "spec": pod_spec,
             },
         },

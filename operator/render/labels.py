@@ -89,6 +89,11 @@ def object_meta(model: InferenceModel, name: str, labels: dict[str, str] | None 
     }
 
 
+def deployment_name(model: InferenceModel, revision: str) -> str:
+    """Each revision runs in its own Deployment, so blue and green can run side by side."""
+    return f"{model.metadata.name}-{revision}"
+
+
 def admin_secret_name(model: InferenceModel) -> str:
     """The Secret holding the bearer token of the runtime's admin API (hot swap)."""
     return f"{model.metadata.name}-admin-token"

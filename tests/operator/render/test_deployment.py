@@ -22,10 +22,10 @@ def test_llamacpp_deployment(model: ModelFactory, settings: Settings) -> None:
     m = model()
     deployment = render_deployment(m, settings)
     meta, spec = deployment["metadata"], deployment["spec"]
-    assert (meta["name"], meta["namespace"]) == ("gemma3-270m", "team-a")
+    assert (meta["name"], meta["namespace"]) == (f"gemma3-270m-{revision_hash(m)}", "team-a")
     assert meta["ownerReferences"][0]["uid"] == "uid-llamacpp-model"
     assert spec["replicas"] == 2
-    assert spec["selector"] == {"matchLabels": selector_labels(m)}
+    assert spec["selector"] == {"matchLabels": selector_labels(m) | {REVISION_LABEL: revision_hash(m)}}
     assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     assert spec["template"]["metadata"]["labels"][REVISION_LABEL] == revision_hash(m)
     pod = spec["template"]["spec"]
@@ -80,3 +80,10 @@ def test_provider_models_have_no_deployment(model: ModelFactory, settings: Setti
 
 def test_rendering_is_deterministic(model: ModelFactory, settings: Settings) -> None:
     assert render_deployment(model(), settings) == render_deployment(model(), settings)
+
+
+def test_only_e2e_annotations_of_the_model_reach_the_pods(model: ModelFactory, settings: Settings) -> None:
+    annotations = {"inferflux.io/e2e-hold-unready": "true", "team.example/owner": "alice"}
+    m = model(metadata={"name": "gemma3-270m", "annotations": annotations})
+    template = render_deployment(m, settings)["spec"]["template"]["metadata"]["annotations"]
+    assert template == {REVISION_LABEL: revision_hash(m), "inferflux.io/e2e-hold-unready": "true"}

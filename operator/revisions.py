@@ -1,0 +1,82 @@
+"""The facts the blue/green plan reads, taken from the cached Deployments, pods and model status.
+
+Every revision's Deployment carries ``inferflux.io/model`` and ``inferflux.io/revision`` labels;
+a retired one also carries the ``inferflux.io/retired-at`` annotation (epoch seconds). These, and
+``status.activeRevision``, are the whole state of a swap: nothing lives only in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+from inferflux.crds.inferencemodel import InferenceModel
+from inferflux.crds.meta import ConditionType, find_condition
+from inferflux.operator.bluegreen import ROLLED_BACK, RevisionState
+from inferflux.operator.render.labels import MODEL_LABEL, REVISION_LABEL
+from inferflux.operator.status import Rollout
+
+RETIRED_AT: Final = "inferflux.io/retired-at"
+DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
+PODS_FAILED: Final = "PodsFailed"
+
+
+def _labels(body: dict[str, Any]) -> dict[str, str]:
+    labels: dict[str, str] = (body.get("metadata") or {}).get("labels") or {}
+    return labels
+
+
+def model_deployments(
+    deployments: Iterable[dict[str, Any]], model: InferenceModel
+) -> dict[str, dict[str, Any]]:
+    """The model's Deployments by revision (those without a revision label belong to no revision)."""
+    found = {}
+    for body in deployments:
+        meta, labels = body.get("metadata") or {}, _labels(body)
+        same_model = labels.get(MODEL_LABEL) == model.metadata.name
+        if same_model and meta.get("namespace") == model.metadata.namespace and labels.get(REVISION_LABEL):
+            found[labels[REVISION_LABEL]] = body
+    return found
+
+
+def _failed_pods(pods: Iterable[dict[str, Any]], model: InferenceModel, revision: str) -> int:
+    count = 0
+    for pod in pods:
+        labels, meta = _labels(pod), pod.get("metadata") or {}
+        ours = labels.get(MODEL_LABEL) == model.metadata.name and labels.get(REVISION_LABEL) == revision
+        if ours and meta.get("namespace") == model.metadata.namespace:
+            count += (pod.get("status") or {}).get("phase") == "Failed"
+    return count
+
+
+def revision_state(
+    deployment: dict[str, Any],
+    revision: str,
+    desired: int,
+    pods: Iterable[dict[str, Any]],
+    model: InferenceModel,
+) -> RevisionState:
+    """One revision's readiness, failure and retirement, from its Deployment and pods."""
+    rollout = Rollout.of(deployment, revision, desired)
+    ready = rollout.complete and rollout.ready >= desired
+    failure = ""
+    if rollout.deadline_exceeded:
+        failure = DEADLINE_EXCEEDED
+    elif _failed_pods(pods, model, revision):
+        failure = PODS_FAILED
+    annotation = ((deployment.get("metadata") or {}).get("annotations") or {}).get(RETIRED_AT)
+    try:
+        retired_at = float(annotation) if annotation is not None else None
+    except ValueError:
+        retired_at = 0.0  # unreadable: treat as drained long ago
+    return RevisionState(revision, ready, failure, retired_at)
+
+
+def rolled_back_already(model: InferenceModel) -> bool:
+    """Whether the status says this generation's candidate was rolled back (do not start it again)."""
+    progressing = find_condition(model.status.conditions, ConditionType.PROGRESSING)
+    return (
+        progressing is not None
+        and progressing.reason == ROLLED_BACK
+        and progressing.observed_generation == model.metadata.generation
+    )
