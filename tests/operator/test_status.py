@@ -7,9 +7,10 @@ from typing import Any
 
 from inferflux.crds import InferenceModel
 from inferflux.crds.meta import find_condition
+from inferflux.operator.bluegreen import CANDIDATE_STARTING, ROLLED_BACK, Plan
 from inferflux.operator.render.labels import revision_hash
 from inferflux.operator.status import Stall, compute_status
-from tests.operator.conftest import ModelFactory
+from tests.operator.conftest import ModelFactory, sample
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=5)
@@ -168,3 +169,30 @@ def test_new_pods_not_yet_ready_are_progressing(model: ModelFactory) -> None:
     status = compute_status(m, revision_hash(m), starting)
     assert conditions(status)["Progressing"] == ("True", "RollingOut")
     assert conditions(status)["Ready"] == ("Unknown", "Initializing")
+
+
+def test_a_swap_step_is_reported_on_progressing_while_the_active_revision_serves() -> None:
+    m = InferenceModel.from_body(sample("llamacpp-model"))
+    step = Plan("old", "new", CANDIDATE_STARTING, apply_wanted=True)
+    status = compute_status(m, "new", deployment(m, ready=2, revision="old"), plan=step, at=T0)
+    assert (status.active_revision, status.candidate_revision) == ("old", "new")
+    got = conditions(status)
+    assert got["Progressing"] == ("True", "CandidateStarting")
+    assert got["Reconciling"] == ("True", "CandidateStarting")
+    assert got["Ready"] == ("True", "Serving")
+    assert got["Degraded"][0] == "False"
+
+
+def test_a_rolled_back_candidate_degrades_but_the_active_revision_stays_ready() -> None:
+    m = InferenceModel.from_body(sample("llamacpp-model"))
+    step = Plan("old", "new", ROLLED_BACK, False, delete=["new"], failure="ProgressDeadlineExceeded")
+    status = compute_status(m, "new", deployment(m, ready=2, revision="old"), plan=step, at=T0)
+    got = conditions(status)
+    assert got["Degraded"] == ("True", "ProgressDeadlineExceeded")
+    assert got["Progressing"] == ("True", "RolledBack")
+    assert got["Ready"] == ("True", "Serving")
+    assert got["Stalled"][0] == "False"
+    degraded = find_condition(status.conditions, "Degraded")
+    assert degraded is not None
+    assert "new" in degraded.message
+    assert "old" in degraded.message

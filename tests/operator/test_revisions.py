@@ -1,0 +1,75 @@
+"""The blue/green plan's facts, read from cached Deployments, pods and status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferflux.crds.meta import set_condition
+from inferflux.operator.revisions import (
+    DEADLINE_EXCEEDED,
+    PODS_FAILED,
+    RETIRED_AT,
+    model_deployments,
+    revision_state,
+    rolled_back_already,
+)
+from tests.operator.conftest import ModelFactory
+
+
+def _deployment(name: str, revision: str, namespace: str = "team-a", **extra: Any) -> dict[str, Any]:
+    labels = {"inferflux.io/model": "gemma3-270m", "inferflux.io/revision": revision}
+    meta = {"name": name, "namespace": namespace, "labels": labels, "generation": 1, **extra}
+    return {
+        "metadata": meta,
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": labels}}},
+        "status": {
+            "observedGeneration": 1,
+            "replicas": 2,
+            "updatedReplicas": 2,
+            "readyReplicas": 2,
+            "conditions": [{"type": "Progressing", "reason": "NewReplicaSetAvailable"}],
+        },
+    }
+
+
+def test_deployments_are_grouped_by_revision_for_this_model_only(model: ModelFactory) -> None:
+    m = model()
+    found = model_deployments(
+        [_deployment("a", "r1"), _deployment("b", "r2"), _deployment("c", "r3", namespace="team-b")], m
+    )
+    assert sorted(found) == ["r1", "r2"]
+
+
+def test_a_fully_ready_revision_is_ready_and_a_retired_one_has_its_time(model: ModelFactory) -> None:
+    m = model()
+    state = revision_state(_deployment("a", "r1", annotations={RETIRED_AT: "12.5"}), "r1", 2, [], m)
+    assert (state.ready, state.failure, state.retired_at) == (True, "", 12.5)
+
+
+def test_a_missed_deadline_or_failed_pods_are_failures(model: ModelFactory) -> None:
+    m = model()
+    late = _deployment("a", "r1")
+    late["status"] |= {
+        "readyReplicas": 0,
+        "conditions": [{"type": "Progressing", "reason": DEADLINE_EXCEEDED}],
+    }
+    assert revision_state(late, "r1", 2, [], m).failure == DEADLINE_EXCEEDED
+    starting = _deployment("a", "r1")
+    starting["status"] |= {"readyReplicas": 0, "conditions": []}
+    failed_pod = {
+        "metadata": {"namespace": "team-a", "labels": starting["metadata"]["labels"]},
+        "status": {"phase": "Failed"},
+    }
+    state = revision_state(starting, "r1", 2, [failed_pod], m)
+    assert (state.ready, state.failure) == (False, PODS_FAILED)
+    assert revision_state(starting, "r1", 2, [], m).failure == ""
+
+
+def test_rolled_back_is_remembered_for_this_generation_only(model: ModelFactory) -> None:
+    m = model()
+    conditions = set_condition([], "Progressing", "True", "RolledBack", "", generation=1)
+    rolled = m.model_copy(update={"status": m.status.model_copy(update={"conditions": conditions})})
+    assert rolled_back_already(rolled)
+    newer = rolled.model_copy(update={"metadata": rolled.metadata.model_copy(update={"generation": 2})})
+    assert not rolled_back_already(newer)
+    assert not rolled_back_already(m)
