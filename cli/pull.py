@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from inferflux.cli.errors import CliError
 from inferflux.cli.progress import ProgressBar
 from inferflux.crds.inferencemodel import SHA256_HEX, ModelSource
-from inferflux.operator.local.fetch import FetchError, fetch, file_name_of
-from inferflux.operator.local.integrity import IntegrityError, load_public_key
 from inferflux.operator.local.paths import model_dir
 from inferflux.operator.local.resources import ResourceError, load
+from inferflux.runtime.fetch import FetchError, fetch, file_name_of
+from inferflux.runtime.integrity import IntegrityError, load_public_key
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

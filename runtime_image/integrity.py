@@ -1,19 +1,70 @@
-"""Model file integrity: the runtime refuses to serve a file whose SHA-256 is not the expected one."""
+"""Integrity of model weights: the sha256 digest and the Ed25519 signed manifest.
+
+Shared by the runtime (it refuses to serve a file with the wrong digest), its fetch init container,
+and the local mode and ``inferctl pull``.
+
+The manifest of a model is the bytes ``sha256:<hex digest>``; a publisher signs it with Ed25519 and
+``spec.source.signature`` carries the base64 signature. Checking the signature over the *expected*
+digest before downloading, and the digest of the bytes after, proves the file is the signed one.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from pathlib import Path
 
-_CHUNK = 1 << 20
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+ED25519_KEY_BYTES = 32
 
 
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB chunks so memory stays flat for big models."""
+class IntegrityError(ValueError):
+    """The weights, their signature or the key are not what they must be; the message says which."""
+
+
+def manifest(sha256_hex: str) -> bytes:
+    """The signed manifest of weights with this digest."""
+    return f"sha256:{sha256_hex}".encode()
+
+
+def load_public_key(material: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from raw 32 bytes, their base64, or a PEM ``PUBLIC KEY`` block."""
+    text = material.strip()
+    if text.startswith(b"-----BEGIN"):
+        try:
+            key = load_pem_public_key(text)
+        except ValueError:
+            raise IntegrityError("the public key PEM cannot be parsed") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise IntegrityError("the public key is not an Ed25519 key")
+        return key
+    raw = material if len(material) == ED25519_KEY_BYTES else _b64(text, "public key")
+    if len(raw) != ED25519_KEY_BYTES:
+        raise IntegrityError(f"an Ed25519 public key has {ED25519_KEY_BYTES} bytes, this one {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def verify_signature(sha256_hex: str, signature_b64: str, public_key: Ed25519PublicKey) -> None:
+    """Raise `IntegrityError` unless ``signature_b64`` signs the manifest of ``sha256_hex``."""
+    signature = _b64(signature_b64.encode(), "signature")
+    try:
+        public_key.verify(signature, manifest(sha256_hex))
+    except InvalidSignature:
+        raise IntegrityError(
+            f"the Ed25519 signature does not match sha256:{sha256_hex[:12]}… under the given public key"
+        ) from None
+
+
+def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Lower-case hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+    with path.open("rb") as stream:
+        while block := stream.read(chunk_size):
+            digest.update(block)
     return digest.hexdigest()
 
 
@@ -27,3 +78,10 @@ def integrity_problem(path: Path, expected_sha256: str) -> str | None:
     if actual != expected_sha256.strip().lower():
         return f"model file {path} has sha256 {actual}, expected {expected_sha256}; refusing to serve"
     return None
+
+
+def _b64(data: bytes, what: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise IntegrityError(f"the {what} is not valid base64") from None

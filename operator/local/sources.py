@@ -21,8 +21,8 @@ import urllib.parse
 from pathlib import Path
 
 from inferflux.crds.inferencemodel import ModelSource
-from inferflux.operator.local.fetch import FetchError, Progress, fetch
-from inferflux.operator.local.integrity import IntegrityError, file_sha256, load_public_key, verify_signature
+from inferflux.runtime.fetch import FetchError, Progress, fetch
+from inferflux.runtime.integrity import IntegrityError, file_sha256, load_public_key, verify_signature
 
 
 class SourceError(ValueError):

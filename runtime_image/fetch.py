@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from inferflux.operator.local.integrity import IntegrityError, file_sha256, verify_signature
+from inferflux.runtime.integrity import IntegrityError, file_sha256, verify_signature
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int | None], None]
@@ -91,7 +91,7 @@ def _copy(uri: str, sink: BinaryIO, progress: Progress | None, timeout: float) -
         return _copy_stream(_open_file(uri), None, sink, progress)
     if scheme not in ("http", "https"):
         raise FetchError(f"cannot pull {scheme or 'a bare path'}:// sources; use http(s):// or file://")
-    request = urllib.request.Request(uri, headers={"User-Agent": "inferctl"})  # noqa: S310 (scheme checked)
+    request = urllib.request.Request(uri, headers={"User-Agent": "inferflux"})  # noqa: S310 (scheme checked)
     try:
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
     except urllib.error.HTTPError as error:
@@ -136,4 +136,37 @@ def _copy_stream(
     return digest.hexdigest(), done
 
 
-__all__ = ["FetchError", "Fetched", "IntegrityError", "fetch", "file_name_of"]
+def hub_url(uri: str) -> str:
+    """``hf://<org>/<repo>/<file>`` as the Hugging Face download URL of that file on ``main``."""
+    org, repo, file = [*uri.removeprefix("hf://").split("/", 2), "", ""][:3]
+    if not (org and repo and file):
+        raise FetchError(f"{uri}: an hf:// source is hf://<org>/<repo>/<file>")
+    return f"https://huggingface.co/{org}/{repo}/resolve/main/{file}"
+
+
+def main() -> int:
+    """The runtime image's init container: fetch ``INFERFLUX_MODEL_URI`` into the model volume.
+
+    One readable line and exit 1 on any failure, so ``kubectl describe pod`` tells what went wrong.
+    """
+    uri = os.environ.get("INFERFLUX_MODEL_URI", "")
+    sha256 = os.environ.get("INFERFLUX_MODEL_SHA256", "")
+    target = os.environ.get("INFERFLUX_MODEL_PATH", "")
+    if not (uri and sha256 and target):
+        print("fetch: INFERFLUX_MODEL_URI, INFERFLUX_MODEL_SHA256 and INFERFLUX_MODEL_PATH are required")
+        return 2
+    source = hub_url(uri) if uri.startswith("hf://") else uri
+    try:
+        fetched = fetch(source, Path(target), sha256)
+    except (FetchError, IntegrityError) as error:
+        print(f"fetch: {error}")
+        return 1
+    print(f"fetch: {fetched.path} verified ({fetched.size} bytes{', reused' if fetched.reused else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["FetchError", "Fetched", "IntegrityError", "fetch", "file_name_of", "main"]

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from inferflux.operator.local.integrity import IntegrityError, load_public_key, manifest, verify_signature
+from inferflux.runtime.integrity import IntegrityError, load_public_key, manifest, verify_signature
 
 DIGEST = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 KEY = Ed25519PrivateKey.generate()
