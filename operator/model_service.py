@@ -88,7 +88,7 @@ class ModelService:
             return None
         revision = revision_hash(model)
         applied = self._applied.get(key)
-        deployments = model_deployments(self._cache.deployments.values(), model)
+        deployments, leftovers = model_deployments(self._cache.deployments.values(), model)
         deployment = deployments.get(revision)
         step = self._plan(model, revision, deployments)
         wanted = step is None or step.apply_wanted
@@ -103,6 +103,7 @@ class ModelService:
         await self._write_status(model, revision, serving, applied.stall, None if applied.stall else step)
         if step is not None and applied.stall is None:
             await self._clean_up(model, step, deployments)
+            await self._remove_leftovers(model, deployments, leftovers)
         if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
             return SECRET_RECHECK_SECONDS
         if step is not None and (step.retire or step.phase == DRAINING):
@@ -134,6 +135,18 @@ class ModelService:
             rollout.auto_rollback,
             rolled_back_already(model),
         )
+
+    async def _remove_leftovers(
+        self, model: InferenceModel, deployments: dict[str, dict[str, Any]], leftovers: list[dict[str, Any]]
+    ) -> None:
+        """Delete a duplicate Deployment of a revision once that revision's own Deployment is Ready."""
+        pods = list(self._cache.pods.values())
+        for body in leftovers:
+            revision = body["metadata"]["labels"][REVISION_LABEL]
+            if revision_state(deployments[revision], revision, model.spec.replicas, pods, model).ready:
+                await self._storage.delete(
+                    "Deployment", model.metadata.namespace or "", body["metadata"]["name"]
+                )
 
     async def _clean_up(
         self, model: InferenceModel, step: Plan, deployments: dict[str, dict[str, Any]]

@@ -13,7 +13,7 @@ from typing import Any, Final
 from inferflux.crds.inferencemodel import InferenceModel
 from inferflux.crds.meta import ConditionType, find_condition
 from inferflux.operator.bluegreen import ROLLED_BACK, RevisionState
-from inferflux.operator.render.labels import MODEL_LABEL, REVISION_LABEL
+from inferflux.operator.render.labels import MODEL_LABEL, REVISION_LABEL, deployment_name
 from inferflux.operator.status import Rollout
 
 RETIRED_AT: Final = "inferflux.io/retired-at"
@@ -28,15 +28,28 @@ def _labels(body: dict[str, Any]) -> dict[str, str]:
 
 def model_deployments(
     deployments: Iterable[dict[str, Any]], model: InferenceModel
-) -> dict[str, dict[str, Any]]:
-    """The model's Deployments by revision (those without a revision label belong to no revision)."""
-    found = {}
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The model's Deployments by revision, and the leftovers: Deployments of a revision that
+    also has one under its canonical name ``<model>-<revision>`` (the single Deployment per
+    model of earlier versions, named ``<model>``). A leftover keeps serving until the canonical
+    one is Ready; without a canonical one, it stands for its revision."""
+    found: dict[str, dict[str, Any]] = {}
+    leftovers = []
     for body in deployments:
         meta, labels = body.get("metadata") or {}, _labels(body)
         same_model = labels.get(MODEL_LABEL) == model.metadata.name
-        if same_model and meta.get("namespace") == model.metadata.namespace and labels.get(REVISION_LABEL):
-            found[labels[REVISION_LABEL]] = body
-    return found
+        revision = labels.get(REVISION_LABEL)
+        if not (same_model and meta.get("namespace") == model.metadata.namespace and revision):
+            continue
+        other = found.get(revision)
+        if other is None:
+            found[revision] = body
+        elif meta.get("name") == deployment_name(model, revision):
+            found[revision] = body
+            leftovers.append(other)
+        else:
+            leftovers.append(body)
+    return found, leftovers
 
 
 def _failed_pods(pods: Iterable[dict[str, Any]], model: InferenceModel, revision: str) -> int:

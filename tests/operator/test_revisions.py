@@ -34,10 +34,22 @@ def _deployment(name: str, revision: str, namespace: str = "team-a", **extra: An
 
 def test_deployments_are_grouped_by_revision_for_this_model_only(model: ModelFactory) -> None:
     m = model()
-    found = model_deployments(
+    found, leftovers = model_deployments(
         [_deployment("a", "r1"), _deployment("b", "r2"), _deployment("c", "r3", namespace="team-b")], m
     )
     assert sorted(found) == ["r1", "r2"]
+    assert leftovers == []
+
+
+def test_an_older_deployment_of_the_same_revision_is_a_leftover(model: ModelFactory) -> None:
+    m = model()
+    legacy, canonical = _deployment("gemma3-270m", "r1"), _deployment("gemma3-270m-r1", "r1")
+    for order in ([legacy, canonical], [canonical, legacy]):
+        found, leftovers = model_deployments(order, m)
+        assert found["r1"]["metadata"]["name"] == "gemma3-270m-r1"
+        assert [d["metadata"]["name"] for d in leftovers] == ["gemma3-270m"]
+    alone, none = model_deployments([legacy], m)
+    assert (alone["r1"]["metadata"]["name"], none) == ("gemma3-270m", [])
 
 
 def test_a_fully_ready_revision_is_ready_and_a_retired_one_has_its_time(model: ModelFactory) -> None:
