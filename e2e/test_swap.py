@@ -208,3 +208,30 @@ def test_killing_the_operator_mid_swap_converges_to_one_active_revision(
         )
 
     wait_for("exactly one active revision after the restart", converged)
+
+
+def test_an_in_place_swap_that_fails_falls_back_to_blue_green(
+    admin: Any, operator: Any, namespace: str
+) -> None:
+    # A weights-only change under the size limit: Auto picks InPlace. KWOK pods have no process
+    # behind their IPs, so the admin API does not answer and the operator must go blue/green.
+    source = {"uri": "file://models/gemma3-270m.gguf", "sha256": _ops.SHA, "sizeBytes": 253114400}
+    admin.apply(llamacpp_model("inplace", namespace, source=source))
+    before = wait_ready(admin, "inplace", namespace)["status"]["activeRevision"]
+    new_source = source | {"uri": "file://models/gemma3-270m-q8.gguf", "sha256": "b" * 64}
+    _patch(admin, "inplace", namespace, {"spec": {"source": new_source}})
+
+    def swapped() -> dict[str, Any] | None:
+        model = admin.get("inferencemodel", "inplace", namespace) or {}
+        status = model.get("status", {})
+        done = status.get("activeRevision") not in (None, before) and not status.get("candidateRevision")
+        return model if done and condition(model, "Progressing").get("reason") == "RolloutComplete" else None
+
+    after = wait_for("the blue/green fallback to complete", swapped)
+    events = admin.run("describe", "inferencemodel", "inplace", "-n", namespace).split("Events:")[1]
+    assert "InPlaceFailed" in events
+    assert "falling back to blue/green" in events
+    (deployment,) = admin.items("deployments", namespace, "inferflux.io/model=inplace")
+    assert deployment["metadata"]["name"] == f"inplace-{after['status']['activeRevision']}"
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["INFERFLUX_MODEL_SHA256"] == "b" * 64

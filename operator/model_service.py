@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from inferflux.crds.inferencemodel import KIND, Engine, InferenceModel
 from inferflux.operator.bluegreen import DRAINING, Plan, plan
 from inferflux.operator.cache import ClusterCache, Key
+from inferflux.operator.inplace import InPlaceSwapper
 from inferflux.operator.networkpolicy import render_network_policies
 from inferflux.operator.render.deployment import render_deployment
 from inferflux.operator.render.labels import REVISION_LABEL, owned_by, revision_hash, selector_labels
@@ -74,6 +75,7 @@ class ModelService:
         self._cache = cache
         self._settings = settings
         self._applied: dict[Key, Applied] = {}
+        self._inplace = InPlaceSwapper(storage, cache, settings)
 
     async def reconcile(self, key: Key) -> float | None:
         """Bring ``key``'s objects and status up to date; returns when to look again, if ever."""
@@ -93,7 +95,8 @@ class ModelService:
         step = self._plan(model, revision, deployments)
         wanted = step is None or step.apply_wanted
         if applied is None or self._needs_apply(model, revision, applied, deployment, wanted):
-            applied = self._applied[key] = await self._apply_workload(model, revision, wanted)
+            before = deployments.get(step.active) if step and step.active and deployment is None else None
+            applied = self._applied[key] = await self._apply_workload(model, revision, wanted, before)
             if not applied.complete:
                 return AT_THE_BACK_OF_THE_QUEUE
         if not applied.complete:
@@ -185,7 +188,13 @@ class ModelService:
                 break
         return stall
 
-    async def _apply_workload(self, model: InferenceModel, revision: str, wanted: bool = True) -> Applied:
+    async def _apply_workload(
+        self,
+        model: InferenceModel,
+        revision: str,
+        wanted: bool = True,
+        active: dict[str, Any] | None = None,
+    ) -> Applied:
         """Check the spec, then apply the Deployment alone: the rest follows on the next pass.
 
         Under a burst of new models this orders the API server's work so that every model's
@@ -194,6 +203,8 @@ class ModelService:
         """
         stall = await self._stall(model)
         pods = stall is None and model.spec.engine != Engine.PROVIDER
+        if pods and wanted and active is not None:  # a new revision beside a serving one: in place first?
+            await self._inplace.attempt(model, active["metadata"]["labels"][REVISION_LABEL], active)
         if pods and wanted:
             # Server-side apply even for a new Deployment: a plain create would leave its fields
             # co-owned by an Update entry, and fields later dropped from the spec would stay.

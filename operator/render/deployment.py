@@ -7,7 +7,9 @@ Within one revision a change (replicas, resources) still rolls with surge and no
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel
 from inferflux.operator.render.engine import (
@@ -26,6 +28,7 @@ from inferflux.operator.render.labels import (
     pod_labels,
     revision_hash,
     selector_labels,
+    serving_spec,
 )
 from inferflux.operator.render.probes import probes
 from inferflux.operator.render.security import (
@@ -40,6 +43,7 @@ from inferflux.operator.settings import Settings
 GPU_RESOURCE = "nvidia.com/gpu"
 # Annotations copied from the model onto its pods: the e2e suite's KWOK stages read them.
 POD_ANNOTATION_PREFIX = "inferflux.io/e2e-"
+SERVING_SPEC: Final = "inferflux.io/serving-spec"
 
 
 def resources(model: InferenceModel) -> dict[str, dict[str, str]]:
@@ -116,7 +120,13 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(model, deployment_name(model, revision), labels),
+        "metadata": {
+            **object_meta(model, deployment_name(model, revision), labels),
+            # What this revision serves, so a later change can tell whether only the weights moved.
+            "annotations": {
+                SERVING_SPEC: orjson.dumps(serving_spec(model), option=orjson.OPT_SORT_KEYS).decode()
+            },
+        },
         "spec": {
             "replicas": model.spec.replicas,
             "revisionHistoryLimit": 3,

@@ -14,8 +14,8 @@ at once while a load loop performs "requests" every 50 ms:
   no endpoint, or one whose pod is not Ready at that moment, or endpoints of two revisions.
 
 KWOK pods have no process behind their IPs, so requests are routing lookups, not HTTP calls. The
-in-place strategy is not measured: the operator does not call the runtime's admin API yet (see
-docs/swaps.md); the runtime's own swap benchmark is `make bench-runtime`.
+in-place strategy is not measured: KWOK pods cannot answer the runtime's admin API, and a run
+against the real runtime serving the small model is not built yet.
 
     python tests/bench/bench_swap.py [--models N] [--kubeconfig ADMIN_KUBECONFIG]
 """
@@ -216,7 +216,7 @@ def report(rows: dict[str, dict[str, float]], count: int) -> str:
         f"{op['swap'] / base['swap']:>8.2f}",
         f"{'requests during the swap':<44}{base['requests']:>10.0f}{op['requests']:>12.0f}{'':>8}",
         f"{'failed requests (no Ready endpoint)':<44}{base['failed']:>10.0f}{op['failed']:>12.0f}{'':>8}",
-        f"blue/green swap time p50 {op['p50']:.3f}s; in place: not measured (not wired in the operator yet)",
+        f"blue/green swap time p50 {op['p50']:.3f}s; in place: not measured here (KWOK pods: no admin API)",
     ]
     return "\n".join(lines)
 
