@@ -275,7 +275,15 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
             },
         }
         cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(model))
-        for kind, name in [("deployment", "gemma"), ("service", "gemma"), ("networkpolicy", "gemma-runtime")]:
+        # One Deployment per serving revision (blue/green), found by the model's label.
+        wait_for(
+            "the model's Deployment",
+            lambda: cli.kubectl(
+                "get", "deployments", "-n", namespace, "-l", "inferflux.io/model=gemma", "-o", "name"
+            ),
+            timeout=60,
+        )
+        for kind, name in [("service", "gemma"), ("networkpolicy", "gemma-runtime")]:
             wait_for(f"{kind}/{name}", lambda k=kind, n=name: cli.get(k, n, namespace), timeout=60)
         policy = cli.get("networkpolicy", "gemma-runtime", namespace)
         assert policy is not None

@@ -51,17 +51,16 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 180
 
 def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
-    environ = dict(
-        os.environ,
-        INFERFLUX_MODEL_PATH=str(model_path),
-        INFERFLUX_HOST="127.0.0.1",
-        INFERFLUX_PORT=str(port),
-        INFERFLUX_SERVED_NAME="gemma3-270m",
-        INFERFLUX_PARALLEL="4",
-        INFERFLUX_CONTEXT_SIZE="2048",
-        INFERFLUX_THREADS="1",
-        **env,
-    )
+    defaults = {
+        "INFERFLUX_MODEL_PATH": str(model_path),
+        "INFERFLUX_HOST": "127.0.0.1",
+        "INFERFLUX_PORT": str(port),
+        "INFERFLUX_SERVED_NAME": "gemma3-270m",
+        "INFERFLUX_PARALLEL": "4",
+        "INFERFLUX_CONTEXT_SIZE": "2048",
+        "INFERFLUX_THREADS": "1",
+    }
+    environ = {**os.environ, **defaults, **env}  # the caller's settings win over the defaults
     process = subprocess.Popen([sys.executable, "-m", "inferflux.runtime"], env=environ, cwd="/")
     base = f"http://127.0.0.1:{port}"
     try:
