@@ -79,6 +79,13 @@ def plan(
     """
     if active not in revisions:
         active = None  # its Deployment is gone (deleted by hand): the wanted revision takes over
+    if active is None:
+        # The spec changed before a first revision was recorded active, or the active one's
+        # Deployment went: a revision that is all Ready keeps serving while the wanted one starts.
+        serving = sorted(name for name, state in revisions.items() if state.ready and name != wanted)
+        wanted_ready = wanted in revisions and revisions[wanted].ready
+        if serving and not wanted_ready:
+            active = serving[0]
     candidate = revisions.get(wanted)
     failure = candidate.failure if candidate else ""
     if active is not None and active != wanted and (rolled_back or failure):

@@ -161,7 +161,11 @@ async def operator_run(api: client.ApiClient, ns: str, count: int) -> dict[str, 
             return all(len(entries.get(n, {}).get("endpoints", [])) == 2 for n in names)
         return False
 
-    await wait("the models to be routed", routed)
+    async def settled() -> bool:
+        active = [s.get("activeRevision") for s in (await statuses()).values()]
+        return len(active) == count and all(active) and await routed()
+
+    await wait("the models to be active and routed", settled)
     before = {n: s.get("activeRevision") for n, s in (await statuses()).items()}
 
     async def lookup() -> list[bool]:

@@ -90,3 +90,12 @@ def test_reverting_the_spec_retires_the_abandoned_candidate() -> None:
     revisions = states(RevisionState("a", True), RevisionState("b", False))
     step = plan("a", "a", revisions, NOW, DRAIN, True)
     assert (step.active, step.candidate, step.retire, step.phase) == ("a", None, ["b"], DRAINING)
+
+
+def test_a_ready_revision_never_recorded_active_keeps_serving_while_the_new_one_starts() -> None:
+    # The spec changed after the first revision's pods were Ready but before its status said so.
+    revisions = states(RevisionState("a", True), RevisionState("b", False))
+    step = plan("b", None, revisions, NOW, DRAIN, True)
+    assert (step.active, step.candidate, step.phase, step.retire) == ("a", "b", CANDIDATE_STARTING, [])
+    done = plan("b", None, states(RevisionState("a", True), RevisionState("b", True)), NOW, DRAIN, True)
+    assert (done.active, done.retire) == ("b", ["a"])
