@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -132,6 +133,26 @@ def test_kubectl_version_reports_the_pinned_release(kube: KubeAccess, kube_clust
     assert versions["serverVersion"]["gitVersion"] == pinned.group(1), "stale binaries: make cluster-bin"
     assert versions["clientVersion"]["gitVersion"] == pinned.group(1)
     assert kube_cluster.kube_version == pinned.group(1)
+
+
+def test_a_second_cluster_starts_and_stops_within_budget_leaving_nothing() -> None:
+    """The fixture's contract: up in < 60 s, down in < 10 s, no process and no folder left."""
+    cluster = LocalCluster()
+    try:
+        cluster.start()
+        groups = [c.process.pid for c in cluster.components if c.process]
+        assert len(groups) == 5
+    finally:
+        began = time.monotonic()
+        cluster.stop()
+        down = time.monotonic() - began
+    print(f"local control plane: up in {cluster.startup_seconds:.1f} s, down in {down:.1f} s")
+    assert cluster.startup_seconds < 60
+    assert down < 10
+    assert not cluster.workdir.exists()
+    for group in groups:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
 
 
 def test_the_python_client_and_helm_work(kube: KubeAccess) -> None:

@@ -16,6 +16,8 @@ out="${1:-$here/../../.cache/cluster-bin}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cd "$here"
+# The Debian-style image keeps Go in /usr/local/go; a bare CI shell may not have it on PATH.
+command -v go >/dev/null || PATH="/usr/local/go/bin:$PATH"
 
 mod_field() { go list -m -f "{{.$2}}" "$1"; }
 
