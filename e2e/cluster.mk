@@ -9,7 +9,7 @@ CLUSTER_BUILD_JOBS ?= 2
 .PHONY: cluster-bin e2e
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, KWOK and Helm,
-# pinned in e2e/cluster/go.mod. Cold: ~20 min on 2 cores; warm (Go build cache): ~5 s.
+# pinned in e2e/cluster/go.mod. Cold: 10-20 min on 2 cores (15 CPU-minutes); warm: ~5 s.
 cluster-bin: ## Build the pinned control-plane binaries into .cache/cluster-bin
 	CLUSTER_BUILD_JOBS=$(CLUSTER_BUILD_JOBS) e2e/cluster/build.sh $(CLUSTER_BIN)
 

@@ -100,7 +100,7 @@ def find_binaries(bin_dir: Path = DEFAULT_BIN_DIR) -> dict[str, Path]:
     if missing:
         raise ClusterBinariesMissing(
             f"missing control-plane binaries in {bin_dir}: {', '.join(missing)}. "
-            "Run `make cluster-bin` (about 20 minutes cold on 2 cores, seconds when warm)."
+            "Run `make cluster-bin` (10-20 minutes cold on 2 cores, seconds when warm)."
         )
     return paths
 
