@@ -136,7 +136,10 @@ async def watch_until(
             async for event in stream.stream(list_fn, namespace, timeout_seconds=60, **kw):
                 obj = event["object"]
                 obj = obj if isinstance(obj, dict) else obj.to_dict(serialize=True)
-                name = obj["metadata"]["name"]
+                # A Deployment is named <model>-<revision>: key it by the model it serves.
+                name = (obj["metadata"].get("labels") or {}).get("inferflux.io/model") or obj["metadata"][
+                    "name"
+                ]
                 if name not in seen and done(obj):
                     seen[name] = time.monotonic()
                 if len(seen) >= count:
@@ -188,8 +191,9 @@ async def run(api: client.ApiClient, kind: str, ns: str, count: int) -> dict[str
             )
             for m in models
         ]
-        for body in bodies:
+        for body, m in zip(bodies, models, strict=True):
             body["metadata"].pop("ownerReferences")
+            body["metadata"]["name"] = m["metadata"]["name"]
         await asyncio.sleep(0.5)
         start = time.monotonic()
         sent = await create_all(lambda b: apps.create_namespaced_deployment(ns, b), bodies)
@@ -229,8 +233,9 @@ async def warm_up(api: client.ApiClient, ns: str) -> None:
     async with asyncio.timeout(60):
         while True:
             with contextlib.suppress(client.ApiException):
-                await apps.read_namespaced_deployment("warm-up", ns)
-                return
+                found = await apps.list_namespaced_deployment(ns, label_selector="inferflux.io/model=warm-up")
+                if found.items:
+                    return
             await asyncio.sleep(0.1)
 
 
