@@ -21,6 +21,10 @@ from inferflux.runtime.errors import bad_request
 # llama.cpp's own converter excludes them, as this rule does.
 _LOOSE_CHAR = 'char ::= [^"\\\\] |'
 _JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+# Its exponent may take up to 16 digits, so a sampled "1e999" overflows a double and strict
+# parsers reject it as infinity; two digits keep every grammatical number finite.
+_LOOSE_EXPONENT = "[eE] [-+]? integral-part"
+_FINITE_EXPONENT = "[eE] [-+]? [0-9] [0-9]?"
 
 
 def schema_grammar(schema: dict[str, Any]) -> str:
@@ -29,7 +33,7 @@ def schema_grammar(schema: dict[str, Any]) -> str:
         grammar = str(json_schema_to_gbnf(orjson.dumps(schema).decode()))
     except Exception as exc:  # the converter raises many types on unsupported schemas
         raise bad_request(f"unsupported JSON schema: {exc}", "response_format") from exc
-    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR).replace(_LOOSE_EXPONENT, _FINITE_EXPONENT)
 
 
 def response_format_grammar(response_format: Any) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import jsonschema
@@ -113,6 +114,9 @@ def test_response_format_grammars() -> None:
     json_object = response_format_grammar({"type": "json_object"}) or ""
     assert "root ::=" in json_object
     assert r"\x00-\x1F" in json_object  # raw control characters are not valid inside JSON strings
+    # a three-digit exponent ("1e999") would parse as infinity, which strict JSON parsers reject
+    exponents = re.findall(r"\[eE\] \[-\+\]\? ([^)]*)\)", json_object)
+    assert exponents == ["[0-9] [0-9]?"]
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     assert "root ::=" in (
         response_format_grammar({"type": "json_schema", "json_schema": {"schema": schema}}) or ""
