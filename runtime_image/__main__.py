@@ -12,9 +12,11 @@ from inferflux.runtime.admin import EngineShape, Swapper, read_token
 from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine
 from inferflux.runtime.integrity import integrity_problem
+from inferflux.runtime.memory import process_rss, read_memory, within_budget
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model, ModelLoadError
-from inferflux.runtime.server import Runtime, create_app
+from inferflux.runtime.server import create_app
+from inferflux.runtime.serving import Runtime, Serving
 from inferflux.runtime.settings import parse_settings
 
 log = logging.getLogger("inferflux.runtime")
@@ -44,7 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics=metrics,
     )
     embedder = Embedder(model, min(settings.context_size, 2048), threads)
-    runtime = Runtime(model, engine, settings.model_id, metrics, embedder)
+    serving = Serving.of(model, engine, embedder, settings.model_id)
+    runtime = Runtime(
+        serving, metrics, lambda: within_budget(read_memory(), settings.memory_limit, process_rss())
+    )
     routes = []
     if settings.admin_token_file:
         try:
@@ -73,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_graceful_shutdown=10,
         )
     finally:
-        runtime.engine.close()
-        runtime.embedder.close()
-        runtime.model.close()
+        runtime.serving.close()
     return 0
 
 

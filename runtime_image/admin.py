@@ -2,9 +2,10 @@
 
 The swap loads model B beside model A only when the memory guard says both fit (409 with the
 reason otherwise), checks that B answers, switches the handlers to B in one synchronous step,
-waits for A's running requests to finish, and unloads A. Until the switch, any failure unloads B
-and leaves A serving. Requests need ``Authorization: Bearer <token>`` with the token read from
-``INFERFLUX_ADMIN_TOKEN_FILE``; without that file the admin API is not mounted at all.
+waits until no request holds A any more (its leases, streams included), and unloads A. Until the
+switch, any failure unloads B and leaves A serving. Requests need ``Authorization: Bearer
+<token>`` with the token read from ``INFERFLUX_ADMIN_TOKEN_FILE``; without that file the admin
+API is not mounted at all.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,10 @@ from inferflux.runtime.engine import Engine, Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.generation import stream
 from inferflux.runtime.integrity import integrity_problem
-from inferflux.runtime.memory import MemoryReading, fit_problem, model_footprint, read_memory
+from inferflux.runtime.memory import fit_problem, model_footprint
 from inferflux.runtime.model import Model, ModelLoadError
 from inferflux.runtime.sampling import SamplingParams
-from inferflux.runtime.server import Runtime
+from inferflux.runtime.serving import Runtime, Serving
 
 log = logging.getLogger("inferflux.runtime.admin")
 DRAIN_TIMEOUT_S = 120.0
@@ -75,17 +75,10 @@ async def answers(engine: Engine) -> bool:
 class Swapper:
     """Runs one swap at a time for a runtime."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        shape: EngineShape,
-        token: str,
-        memory: Callable[[], MemoryReading] = read_memory,
-    ) -> None:
+    def __init__(self, runtime: Runtime, shape: EngineShape, token: str) -> None:
         self.runtime = runtime
         self.shape = shape
         self.token = token
-        self.memory = memory
         self._lock = asyncio.Lock()
 
     async def handle(self, request: Request) -> Response:
@@ -119,7 +112,7 @@ class Swapper:
         need = model_footprint(
             await asyncio.to_thread(_file_size, path), self.shape.context_size, KV_BYTES_PER_TOKEN
         )
-        no_room = fit_problem(self.memory(), need)
+        no_room = fit_problem(self.runtime.memory(), need)
         if no_room:
             raise APIError(409, f"model B does not fit beside model A: {no_room}", code="insufficient_memory")
         loop = asyncio.get_running_loop()
@@ -137,21 +130,22 @@ class Swapper:
         )
         engine.start(loop)
         if not await answers(engine):
-            await asyncio.to_thread(_unload, model, engine, None)
+            await asyncio.to_thread(_unload, model, engine)
             raise APIError(
                 422, "model B loaded but did not generate; model A keeps serving", code="model_rejected"
             )
-        old = (self.runtime.model, self.runtime.engine, self.runtime.embedder, self.runtime.model_id)
-        embedder = Embedder(model, self.runtime.embedder.context_size, self.shape.threads)
-        self.runtime.install(model, engine, embedder, served_name or path.stem)
-        log.info("swapped %s -> %s; draining the old model", old[3], self.runtime.model_id)
-        drained = await self._drain(old[1])
-        await asyncio.to_thread(_unload, old[0], old[1], old[2])
-        return {"served_name": self.runtime.model_id, "previous": old[3], "drained": drained}
+        old = self.runtime.serving
+        embedder = Embedder(model, old.embedder.context_size, self.shape.threads)
+        self.runtime.install(Serving.of(model, engine, embedder, served_name or path.stem))
+        log.info("swapped %s -> %s; draining the old model", old.model_id, self.runtime.serving.model_id)
+        drained = await self._drain(old)
+        await asyncio.to_thread(old.close)
+        return {"served_name": self.runtime.serving.model_id, "previous": old.model_id, "drained": drained}
 
-    async def _drain(self, engine: Engine) -> bool:
+    async def _drain(self, old: Serving) -> bool:
+        """Wait until no request holds ``old``; False when the drain timeout ran out first."""
         deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
-        while engine.busy:
+        while old.leases or old.engine.busy:
             if asyncio.get_running_loop().time() > deadline:
                 return False
             await asyncio.sleep(0.05)
@@ -166,8 +160,6 @@ def _file_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _unload(model: Model, engine: Engine, embedder: Embedder | None) -> None:
+def _unload(model: Model, engine: Engine) -> None:
     engine.close()
-    if embedder is not None:
-        embedder.close()
     model.close()

@@ -2,7 +2,9 @@
 
 cgroup v2 (``memory.max`` / ``memory.current`` of the process's own cgroup), then cgroup v1
 (``memory.limit_in_bytes`` / ``memory.usage_in_bytes``), then ``/proc/meminfo`` when no limit is
-set. The admin API asks it whether a second model fits before loading it beside the first.
+set. A budget for the runtime process alone (``INFERFLUX_MEMORY_LIMIT``), measured against its own
+RSS, tightens that further. The admin API asks it whether a second model fits before loading it
+beside the first.
 """
 
 from __future__ import annotations
@@ -41,13 +43,18 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def own_cgroup_v2_path(root: Path) -> str:
-    """This process's cgroup v2 path from ``/proc/self/cgroup`` (``0::/kubepods/...``), or ``/``."""
+def own_cgroup_path(root: Path, controller: str = "") -> str:
+    """This process's cgroup path from ``/proc/self/cgroup``, or ``/``.
+
+    The v2 entry (``0::/kubepods/...``) when ``controller`` is empty, else the v1 entry whose
+    controller list names it (``4:memory:/docker/...``).
+    """
     try:
         for line in (root / "proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                return line[3:] or "/"
-    except OSError:
+            _, controllers, path = line.split(":", 2)
+            if (controller in controllers.split(",")) if controller else line.startswith("0::"):
+                return path or "/"
+    except (OSError, ValueError):
         pass
     return "/"
 
@@ -70,7 +77,7 @@ def read_memory(root: Path = Path("/")) -> MemoryReading:
     Raises ``RuntimeError`` when neither a cgroup nor ``/proc/meminfo`` can be read.
     """
     machine = meminfo(root)
-    v2 = root / "sys/fs/cgroup" / own_cgroup_v2_path(root).lstrip("/")
+    v2 = root / "sys/fs/cgroup" / own_cgroup_path(root).lstrip("/")
     for directory in (v2, root / "sys/fs/cgroup"):
         used = _read_int(directory / "memory.current")
         if used is not None:
@@ -80,13 +87,37 @@ def read_memory(root: Path = Path("/")) -> MemoryReading:
             if machine is not None:
                 return MemoryReading(machine.limit, max(used, machine.used), "cgroup2+meminfo")
     v1 = root / "sys/fs/cgroup/memory"
-    used = _read_int(v1 / "memory.usage_in_bytes")
-    limit = _read_int(v1 / "memory.limit_in_bytes")
-    if used is not None and limit is not None and limit < _V1_UNLIMITED:
-        return MemoryReading(limit, used, "cgroup1")
+    # Without a cgroup namespace the mount shows the host's root; the process's own group is below.
+    for directory in (v1 / own_cgroup_path(root, "memory").lstrip("/"), v1):
+        used = _read_int(directory / "memory.usage_in_bytes")
+        limit = _read_int(directory / "memory.limit_in_bytes")
+        if used is not None and limit is not None and limit < _V1_UNLIMITED:
+            return MemoryReading(limit, used, "cgroup1")
     if machine is None:
         raise RuntimeError("cannot read memory limits: no cgroup files and no /proc/meminfo")
     return machine
+
+
+def process_rss(root: Path = Path("/")) -> int:
+    """Resident bytes of this process (``VmRSS``), or 0 when unreadable."""
+    try:
+        for line in (root / "proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def within_budget(reading: MemoryReading, budget: int, rss: int) -> MemoryReading:
+    """The tighter of the pod's reading and a budget for this process alone (its RSS counts).
+
+    A budget of 0 means none. The budget is for a process that shares its pod with others (a
+    sidecar, a second container) or for tests: the pod limit alone would let it take everything.
+    """
+    if budget <= 0 or budget - rss >= reading.headroom:
+        return reading
+    return MemoryReading(budget, rss, "budget")
 
 
 def model_footprint(file_bytes: int, context_size: int, kv_bytes_per_token: int) -> int:

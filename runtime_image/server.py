@@ -15,78 +15,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from inferflux.runtime import structured
-from inferflux.runtime.chat import ChatTemplate
-from inferflux.runtime.embeddings import Embedder
-from inferflux.runtime.engine import Engine, Finish, Job
+from inferflux.runtime.engine import Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.generation import collect, engine_error, stream
-from inferflux.runtime.memory import read_memory
-from inferflux.runtime.metrics import RuntimeMetrics
-from inferflux.runtime.model import Model
-from inferflux.runtime.protocol import envelope, max_tokens, sampling_params, stop_strings, usage
+from inferflux.runtime.protocol import envelope, usage
 from inferflux.runtime.sampling import SamplingParams
+from inferflux.runtime.serving import Leased, Runtime, Serving
 
 log = logging.getLogger("inferflux.runtime.server")
 JSON = "application/json"
 
 
-class Runtime:
-    """Everything the handlers share: the model, its engine, its chat template and the metrics."""
-
-    def __init__(
-        self, model: Model, engine: Engine, model_id: str, metrics: RuntimeMetrics, embedder: Embedder
-    ) -> None:
-        self.metrics = metrics
-        self.install(model, engine, embedder, model_id)
-        self.ready = False
-        self.created = int(time.time())
-
-    def install(self, model: Model, engine: Engine, embedder: Embedder, model_id: str) -> None:
-        """Serve ``model`` from now on. Synchronous, so no request sees half of a swap."""
-        self.model = model
-        self.engine = engine
-        self.embedder = embedder
-        self.model_id = model_id
-        self.template = ChatTemplate(
-            model.metadata("tokenizer.chat_template"),
-            model.token_text(model.bos_id),
-            model.token_text(model.eos_id),
-        )
-
-    def tokenize_prompt(self, text: str) -> list[int]:
-        """Prompt tokens, adding BOS only when the rendered text does not already start with it."""
-        bos = self.template.bos_token
-        tokens = self.model.tokenize(text, add_special=not (bos and text.startswith(bos)))
-        if len(tokens) >= self.engine.n_ctx:
-            raise APIError(
-                400,
-                f"the prompt has {len(tokens)} tokens; the context holds {self.engine.n_ctx}",
-                code="context_length_exceeded",
-                param="messages",
-            )
-        return tokens
-
-    def job(
-        self, prompt: list[int], body: dict[str, Any], grammar: str | None, stops: tuple[str, ...]
-    ) -> Job:
-        """A job for ``prompt`` with the request's limits and sampling."""
-        limit = max_tokens(body) or self.engine.n_ctx
-        return Job(
-            prompt=prompt,
-            max_tokens=min(limit, self.engine.n_ctx - len(prompt)),
-            sampling=sampling_params(body, grammar),
-            stops=stop_strings(body) + stops,
-        )
-
-    async def warm_up(self) -> None:
-        """Generate one token end to end; the pod is ready only after this answered."""
-        job = Job(prompt=self.model.tokenize("Hello"), max_tokens=1, sampling=SamplingParams(temperature=0))
-        async for event in stream(self.engine, job):
-            if isinstance(event, Finish) and event.reason != "error":
-                self.ready = True
+async def warm_up(runtime: Runtime) -> None:
+    """Generate one token end to end; the pod is ready only after this answered."""
+    serving = runtime.serving
+    job = Job(prompt=serving.model.tokenize("Hello"), max_tokens=1, sampling=SamplingParams(temperature=0))
+    async for event in stream(serving.engine, job):
+        if isinstance(event, Finish) and event.reason != "error":
+            runtime.ready = True
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -104,7 +53,7 @@ def _sse(payload: object) -> bytes:
 
 
 async def chat_completions(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    serving: Serving = request.state.serving
     body = await _json_body(request)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -115,13 +64,13 @@ async def chat_completions(request: Request) -> Response:
         grammar: str | None = structured.schema_grammar(structured.tool_call_schema(forced))
     else:
         grammar = structured.response_format_grammar(body.get("response_format"))
-    if tools and runtime.template.source is None:
+    if tools and serving.template.source is None:
         messages = [{"role": "system", "content": structured.tools_instruction(forced or tools)}, *messages]
     try:
-        text = runtime.template.render(messages, tools or None)
+        text = serving.template.render(messages, tools or None)
     except ValueError as exc:
         raise bad_request(str(exc), "messages") from exc
-    job = runtime.job(runtime.tokenize_prompt(text), body, grammar, runtime.template.extra_stops)
+    job = serving.job(serving.tokenize_prompt(text), body, grammar, serving.template.extra_stops)
     request_id = "chatcmpl-" + secrets.token_hex(12)
 
     def message(text: str, finish: Finish) -> tuple[dict[str, Any], str]:
@@ -131,12 +80,12 @@ async def chat_completions(request: Request) -> Response:
         return {"role": "assistant", "content": text}, finish.reason
 
     if not body.get("stream"):
-        text, finish = await collect(runtime.engine, job, request.receive)
+        text, finish = await collect(serving.engine, job, request.receive)
         reply, reason = message(text, finish)
         result = envelope(
             "chat.completion",
             request_id,
-            runtime.model_id,
+            serving.model_id,
             [{"index": 0, "message": reply, "finish_reason": reason, "logprobs": None}],
         )
         result["usage"] = usage(finish)
@@ -147,7 +96,7 @@ async def chat_completions(request: Request) -> Response:
             envelope(
                 "chat.completion.chunk",
                 request_id,
-                runtime.model_id,
+                serving.model_id,
                 [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}],
             )
         )
@@ -155,10 +104,10 @@ async def chat_completions(request: Request) -> Response:
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""})
         held: list[str] = []
-        async for event in stream(runtime.engine, job):
+        async for event in stream(serving.engine, job):
             if isinstance(event, Finish):
                 async for tail in _stream_end(
-                    event, body, request_id, runtime.model_id, "chat.completion.chunk"
+                    event, body, request_id, serving.model_id, "chat.completion.chunk"
                 ):
                     if not tail:  # _FINAL
                         reply, reason = message("".join(held), event)
@@ -209,56 +158,56 @@ def _prompt_text(body: dict[str, Any]) -> str:
 
 
 async def completions(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    serving: Serving = request.state.serving
     body = await _json_body(request)
     grammar = structured.response_format_grammar(body.get("response_format"))
-    job = runtime.job(runtime.tokenize_prompt(_prompt_text(body)), body, grammar, ())
+    job = serving.job(serving.tokenize_prompt(_prompt_text(body)), body, grammar, ())
     request_id = "cmpl-" + secrets.token_hex(12)
 
     def choice(text: str, reason: str | None) -> dict[str, Any]:
         return {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
 
     if not body.get("stream"):
-        text, finish = await collect(runtime.engine, job, request.receive)
-        result = envelope("text_completion", request_id, runtime.model_id, [choice(text, finish.reason)])
+        text, finish = await collect(serving.engine, job, request.receive)
+        result = envelope("text_completion", request_id, serving.model_id, [choice(text, finish.reason)])
         result["usage"] = usage(finish)
         return Response(orjson.dumps(result), media_type=JSON)
 
     async def events() -> AsyncIterator[bytes]:
-        async for event in stream(runtime.engine, job):
+        async for event in stream(serving.engine, job):
             if isinstance(event, Finish):
-                async for tail in _stream_end(event, body, request_id, runtime.model_id, "text_completion"):
+                async for tail in _stream_end(event, body, request_id, serving.model_id, "text_completion"):
                     yield tail or _sse(
-                        envelope("text_completion", request_id, runtime.model_id, [choice("", event.reason)])
+                        envelope("text_completion", request_id, serving.model_id, [choice("", event.reason)])
                     )
             else:
-                yield _sse(envelope("text_completion", request_id, runtime.model_id, [choice(event, None)]))
+                yield _sse(envelope("text_completion", request_id, serving.model_id, [choice(event, None)]))
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
 async def embeddings(request: Request) -> Response:
-    runtime: Runtime = request.app.state.runtime
+    serving: Serving = request.state.serving
     body = await _json_body(request)
     inputs = body.get("input")
     inputs = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
         raise bad_request("input must be a non-empty string or list of non-empty strings", "input")
-    token_lists = [runtime.model.tokenize(text) for text in inputs]
-    if any(len(tokens) > runtime.embedder.context_size for tokens in token_lists):
+    token_lists = [serving.model.tokenize(text) for text in inputs]
+    if any(len(tokens) > serving.embedder.context_size for tokens in token_lists):
         raise APIError(
             400,
-            f"an input exceeds {runtime.embedder.context_size} tokens",
+            f"an input exceeds {serving.embedder.context_size} tokens",
             param="input",
             code="context_length_exceeded",
         )
-    vectors = [await asyncio.to_thread(runtime.embedder.embed, tokens) for tokens in token_lists]
+    vectors = [await asyncio.to_thread(serving.embedder.embed, tokens) for tokens in token_lists]
     count = sum(len(tokens) for tokens in token_lists)
     return Response(
         orjson.dumps(
             {
                 "object": "list",
-                "model": runtime.model_id,
+                "model": serving.model_id,
                 "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
                 "usage": {"prompt_tokens": count, "total_tokens": count},
             }
@@ -269,7 +218,12 @@ async def embeddings(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
-    entry = {"id": runtime.model_id, "object": "model", "created": runtime.created, "owned_by": "inferflux"}
+    entry = {
+        "id": runtime.serving.model_id,
+        "object": "model",
+        "created": runtime.created,
+        "owned_by": "inferflux",
+    }
     return Response(orjson.dumps({"object": "list", "data": [entry]}), media_type=JSON)
 
 
@@ -289,7 +243,7 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     with contextlib.suppress(RuntimeError):
-        reading = read_memory()
+        reading = runtime.memory()
         runtime.metrics.memory_headroom_bytes.set(reading.headroom)
         runtime.metrics.memory_headroom_ratio.set(reading.headroom_ratio)
     return Response(
@@ -322,20 +276,25 @@ def _api(endpoint: str, handler: Handler) -> Handler:
     return wrapped
 
 
+def _leased(endpoint: str, handler: Handler) -> Leased:
+    """An API route's ASGI app: the wrapped handler, holding a lease on the model it started with."""
+    return Leased(request_response(_api(endpoint, handler)))
+
+
 def create_app(runtime: Runtime, extra_routes: Sequence[Route] = ()) -> Starlette:
     """The ASGI app serving ``runtime``; its lifespan starts the decode thread and warms up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime.engine.start(asyncio.get_running_loop())
-        warm = asyncio.create_task(runtime.warm_up())
+        runtime.serving.engine.start(asyncio.get_running_loop())
+        warm = asyncio.create_task(warm_up(runtime))
         yield
         warm.cancel()
 
     routes = [
-        Route("/v1/chat/completions", _api("chat", chat_completions), methods=["POST"]),
-        Route("/v1/completions", _api("completions", completions), methods=["POST"]),
-        Route("/v1/embeddings", _api("embeddings", embeddings), methods=["POST"]),
+        Route("/v1/chat/completions", _leased("chat", chat_completions), methods=["POST"]),
+        Route("/v1/completions", _leased("completions", completions), methods=["POST"]),
+        Route("/v1/embeddings", _leased("embeddings", embeddings), methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", livez, methods=["GET"]),
         Route("/livez", livez, methods=["GET"]),

@@ -31,6 +31,7 @@ class Settings:
     gpu_layers: int = 0
     model_sha256: str = ""
     admin_token_file: str = ""
+    memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
 
     @property
     def model_id(self) -> str:
@@ -79,4 +80,6 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     settings = Settings(**values)
     if settings.parallel < 1 or settings.context_size < 16 or settings.batch_size < 1:
         parser.error("parallel and batch size must be >= 1, and the context size >= 16")
+    if settings.memory_limit < 0:
+        parser.error("the memory limit must be a number of bytes, or 0 for the pod's limit")
     return settings

@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,12 +25,8 @@ async def test_swap_refused_with_409_when_b_does_not_fit(tmp_path: Path) -> None
     model_b = tmp_path / "b.gguf"
     model_b.write_bytes(b"x" * 1000)
     tight = MemoryReading(limit=2 << 30, used=(2 << 30) - (64 << 20), source="cgroup2")
-    swapper = Swapper(
-        runtime=None,
-        shape=EngineShape(4096, 4, 2, 512),
-        token=TOKEN,  # type: ignore[arg-type]
-        memory=lambda: tight,
-    )
+    runtime = SimpleNamespace(memory=lambda: tight)  # the guard is all a refusal reads
+    swapper = Swapper(runtime, EngineShape(4096, 4, 2, 512), TOKEN)  # type: ignore[arg-type]
     with pytest.raises(APIError) as refused:
         await swapper.swap(model_b, "b", "")
     assert refused.value.status == 409

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from inferflux.runtime.memory import MemoryReading, fit_problem, model_footprint, read_memory
+from inferflux.runtime.memory import (
+    MemoryReading,
+    fit_problem,
+    model_footprint,
+    process_rss,
+    read_memory,
+    within_budget,
+)
 
 MEMINFO = "MemTotal:       16000000 kB\nMemFree:         1000 kB\nMemAvailable:    12000000 kB\n"
 
@@ -66,6 +73,22 @@ def test_cgroup_v1(tmp_path: Path) -> None:
     assert read_memory(root) == MemoryReading(2 << 30, 1 << 30, "cgroup1")
 
 
+def test_cgroup_v1_own_group_below_the_host_root(tmp_path: Path) -> None:
+    # no cgroup namespace: the mount shows the host's root (unlimited), the limit is on our group
+    root = tree(
+        tmp_path,
+        {
+            "proc/self/cgroup": "5:cpu:/other\n4:memory,hugetlb:/process_api/abc\n0::/\n",
+            "proc/meminfo": MEMINFO,
+            "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+            "sys/fs/cgroup/memory/memory.usage_in_bytes": "8589934592\n",
+            "sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "4294967296\n",
+            "sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes": "1073741824\n",
+        },
+    )
+    assert read_memory(root) == MemoryReading(4 << 30, 1 << 30, "cgroup1")
+
+
 def test_cgroup_v1_unlimited_falls_back_to_meminfo(tmp_path: Path) -> None:
     root = tree(
         tmp_path,
@@ -81,6 +104,18 @@ def test_cgroup_v1_unlimited_falls_back_to_meminfo(tmp_path: Path) -> None:
 def test_nothing_readable(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="cannot read memory"):
         read_memory(tmp_path)
+
+
+def test_process_budget_applies_only_when_it_is_tighter(tmp_path: Path) -> None:
+    pod = MemoryReading(limit=8 << 30, used=2 << 30, source="cgroup2")
+    assert within_budget(pod, 0, 1 << 30) is pod  # no budget
+    assert within_budget(pod, 16 << 30, 1 << 30) is pod  # 15 GiB left in the budget, 6 in the pod
+    tight = within_budget(pod, 3 << 30, 1 << 30)
+    assert tight == MemoryReading(3 << 30, 1 << 30, "budget")
+    assert tight.headroom == 2 << 30
+    status = tree(tmp_path, {"proc/self/status": "Name:\tpython\nVmHWM:\t  900 kB\nVmRSS:\t  512 kB\n"})
+    assert process_rss(status) == 512 * 1024
+    assert process_rss(tmp_path / "nowhere") == 0
 
 
 def test_fit() -> None:

@@ -69,6 +69,10 @@ def test_settings_from_env_and_flags() -> None:
         parse_settings([], {})
     with pytest.raises(SystemExit):
         parse_settings([], {"INFERFLUX_MODEL_PATH": "/m", "INFERFLUX_PARALLEL": "many"})
+    budget = {"INFERFLUX_MODEL_PATH": "/m", "INFERFLUX_MEMORY_LIMIT": "1073741824"}
+    assert parse_settings([], budget).memory_limit == 1 << 30
+    with pytest.raises(SystemExit):
+        parse_settings(["--memory-limit", "-1"], budget)
 
 
 def test_integrity(tmp_path: Path) -> None:
