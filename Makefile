@@ -83,6 +83,7 @@ bench-operator: install ## 200 InferenceModels applied at once, on the real cont
 	$(PY) tests/bench/bench_operator.py
 
 bench-swap: install ## Swap time and failed requests under load, in place and blue/green
+	$(PY) tests/bench/bench_inplace.py
 	$(PY) tests/bench/bench_swap.py
 
 bench-prompts: install ## Warm and cold PromptResolver.resolve

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ class Swapper:
 
     async def swap(self, path: Path, served_name: str, sha256: str) -> dict[str, Any]:
         """Load, check, switch, drain, unload; A keeps serving on any failure before the switch."""
+        began = time.perf_counter()
         problem = await asyncio.to_thread(integrity_problem, path, sha256)
         if problem:
             raise APIError(400, problem, param="model_path", code="model_rejected")
@@ -129,6 +131,7 @@ class Swapper:
             metrics=self.runtime.metrics,
         )
         engine.start(loop)
+        loaded = time.perf_counter()
         if not await answers(engine):
             await asyncio.to_thread(_unload, model, engine)
             raise APIError(
@@ -137,10 +140,24 @@ class Swapper:
         old = self.runtime.serving
         embedder = Embedder(model, old.embedder.context_size, self.shape.threads)
         self.runtime.install(Serving.of(model, engine, embedder, served_name or path.stem))
-        log.info("swapped %s -> %s; draining the old model", old.model_id, self.runtime.serving.model_id)
+        switched = time.perf_counter()
         drained = await self._drain(old)
         await asyncio.to_thread(old.close)
-        return {"served_name": self.runtime.serving.model_id, "previous": old.model_id, "drained": drained}
+        log.info(
+            "swapped %s -> %s: loaded in %.2f s, answered in %.2f s, drained in %.2f s",
+            old.model_id,
+            self.runtime.serving.model_id,
+            loaded - began,
+            switched - loaded,
+            time.perf_counter() - switched,
+        )
+        return {
+            "served_name": self.runtime.serving.model_id,
+            "previous": old.model_id,
+            "drained": drained,
+            "switched_after_s": round(switched - began, 3),
+            "drained_after_s": round(time.perf_counter() - began, 3),
+        }
 
     async def _drain(self, old: Serving) -> bool:
         """Wait until no request holds ``old``; False when the drain timeout ran out first."""

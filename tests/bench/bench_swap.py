@@ -14,8 +14,8 @@ at once while a load loop performs "requests" every 50 ms:
   no endpoint, or one whose pod is not Ready at that moment, or endpoints of two revisions.
 
 KWOK pods have no process behind their IPs, so requests are routing lookups, not HTTP calls. The
-in-place strategy is not measured: KWOK pods cannot answer the runtime's admin API, and a run
-against the real runtime serving the small model is not built yet.
+in-place strategy is measured on the real runtime by ``bench_inplace.py`` (KWOK pods cannot
+answer the runtime's admin API).
 
     python tests/bench/bench_swap.py [--models N] [--kubeconfig ADMIN_KUBECONFIG]
 """
