@@ -4,7 +4,8 @@ The runtime is given a budget (``INFERFLUX_MEMORY_LIMIT``) that holds both model
 clients stream completions without pause, it swaps Q4_K_M -> Q8_0 -> Q4_K_M ... ten times. No
 request may fail, every stream must come whole (all its tokens, its finish, ``[DONE]``) and name
 one model in every chunk, and the process's resident memory must never pass the budget. A budget
-too small for two models must refuse the swap with 409 and keep the first model serving.
+too small for two models must refuse the swap with 409, which the operator's swap client reads as
+a refusal that turns the rollout to blue/green, and keep the first model serving.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
+
+from inferflux.crds.inferencemodel import RolloutStrategy
+from inferflux.operator.strategy import Choice, after_refusal
+from inferflux.operator.swap_client import Outcome, SwapRequest, swap_pods
 
 from .conftest import start_runtime, stop_runtime
 
@@ -164,7 +170,7 @@ def test_ten_hot_swaps_under_streaming_load(
     assert "inferflux_runtime_memory_headroom_bytes" in headroom
 
 
-def test_swap_refused_when_two_models_do_not_fit(
+async def test_swap_refused_when_two_models_do_not_fit(
     model_path: Path, second_model_path: Path, token_file: Path
 ) -> None:
     base, process = start_runtime(model_path, **runtime_env(token_file, TIGHT_BUDGET))
@@ -174,6 +180,16 @@ def test_swap_refused_when_two_models_do_not_fit(
         error = refused.json()["error"]
         assert error["code"] == "insufficient_memory"
         assert "(budget)" in error["message"]
+        # the operator's own client reads the same refusal, and the strategy turns to blue/green
+        request = SwapRequest(str(second_model_path), "q8", "")
+        port = int(base.rsplit(":", 1)[1])
+        async with aiohttp.ClientSession() as session:
+            result = await swap_pods(session, ["127.0.0.1"], TOKEN, request, port)
+        assert result.outcome == Outcome.REFUSED
+        in_place = Choice(RolloutStrategy.IN_PLACE, "SourceOnly", "only the weights changed")
+        fallback = after_refusal(in_place, result.reason)
+        assert fallback.strategy == RolloutStrategy.BLUE_GREEN
+        assert "does not fit" in fallback.message
         with httpx.Client(timeout=60) as client:
             assert stream_once(client, base) == ({"q4km"}, "length", STREAM_TOKENS, True)
     finally:
