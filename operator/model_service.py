@@ -37,12 +37,12 @@ from inferflux.operator.validation import (
     secret_stall,
     spec_stall,
 )
+from inferflux.operator.workqueue import REQUEUE_LATER, Later
 
 log = logging.getLogger(__name__)
 
 SECRET_RECHECK_SECONDS = 15.0
 DRIFT_GRACE_SECONDS = 5.0
-AT_THE_BACK_OF_THE_QUEUE = 0.0  # requeue now, behind the keys already waiting
 DRAIN_SECONDS = 10.0  # an old revision keeps its pods this long after traffic left it
 
 
@@ -77,7 +77,7 @@ class ModelService:
         self._applied: dict[Key, Applied] = {}
         self._inplace = InPlaceSwapper(storage, cache, settings)
 
-    async def reconcile(self, key: Key) -> float | None:
+    async def reconcile(self, key: Key) -> float | Later | None:
         """Bring ``key``'s objects and status up to date; returns when to look again, if ever."""
         body = self._cache.models.get(key)
         if body is None:
@@ -98,7 +98,7 @@ class ModelService:
             before = deployments.get(step.active) if step and step.active and deployment is None else None
             applied = self._applied[key] = await self._apply_workload(model, revision, wanted, before)
             if not applied.complete:
-                return AT_THE_BACK_OF_THE_QUEUE
+                return REQUEUE_LATER
         if not applied.complete:
             await self._apply_companions(model)
             applied = self._applied[key] = dataclasses.replace(applied, complete=True)

@@ -4,19 +4,32 @@ Watch events only say "look at this object again"; a worker then reconciles the 
 state from the cache. A key waits in the queue at most once, a key being reconciled is never
 reconciled twice at the same time (an event meanwhile re-queues it afterwards), and a failed
 reconcile is retried with exponential backoff. This is what makes the handlers level-based.
+
+A reconcile may also ask to run again at once but *later* than everything events queued
+(``REQUEUE_LATER``): work that can wait (a model's Service and status after its Deployment) then
+never delays work that cannot (the Deployments of models created in the same burst).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
+
+class Later:
+    """The type of ``REQUEUE_LATER``."""
+
+
+REQUEUE_LATER: Final = Later()
+"""A reconcile's answer: queue the key again now, behind every key an event queued."""
+
 K = TypeVar("K", bound=Hashable)
-Reconcile = Callable[[K], Awaitable[float | None]]
+Reconcile = Callable[[K], Awaitable[float | Later | None]]
 BASE_BACKOFF = 0.5
 MAX_BACKOFF = 60.0
 
@@ -29,14 +42,17 @@ def backoff(failures: int) -> float:
 class WorkQueue(Generic[K]):
     """Run ``reconcile(key)`` for queued keys on ``workers`` concurrent tasks.
 
-    ``reconcile`` returns seconds after which to look again (or None), and raises to be retried.
+    ``reconcile`` returns seconds after which to look again, ``REQUEUE_LATER`` or None, and
+    raises to be retried. Keys queued by events (``add``) go before keys queued ``REQUEUE_LATER``.
     """
 
     def __init__(self, name: str, reconcile: Reconcile[K], workers: int = 16) -> None:
         self.name = name
         self._reconcile = reconcile
         self._workers = workers
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._urgent: deque[K] = deque()
+        self._later: deque[K] = deque()
+        self._available = asyncio.Semaphore(0)  # one release per queued key
         self._queued: set[K] = set()
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
@@ -48,8 +64,16 @@ class WorkQueue(Generic[K]):
         if key in self._processing:
             self._dirty.add(key)
         elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._put(key, self._urgent)
+
+    def _put(self, key: K, lane: deque[K]) -> None:
+        self._queued.add(key)
+        lane.append(key)
+        self._available.release()
+
+    async def _next(self) -> K:
+        await self._available.acquire()
+        return self._urgent.popleft() if self._urgent else self._later.popleft()
 
     def add_after(self, key: K, delay: float) -> None:
         """Reconcile ``key`` again after ``delay`` seconds."""
@@ -75,10 +99,10 @@ class WorkQueue(Generic[K]):
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            key = await self._next()
             self._queued.discard(key)
             self._processing.add(key)
-            delay: float | None
+            delay: float | Later | None
             try:
                 delay = await self._reconcile(key)
                 self._failures.pop(key, None)
@@ -88,8 +112,11 @@ class WorkQueue(Generic[K]):
                 log.warning("%s: reconcile of %s failed (%s), retry in %.1fs", self.name, key, error, delay)
             finally:
                 self._processing.discard(key)
-            if key in self._dirty:
-                self._dirty.discard(key)
+            dirty = key in self._dirty
+            self._dirty.discard(key)
+            if isinstance(delay, Later):  # an event meanwhile changes nothing: the pass reads all
+                self._put(key, self._later)
+            elif dirty:
                 self.add(key)
             elif delay is not None:
                 self.add_after(key, delay)

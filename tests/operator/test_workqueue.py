@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from inferflux.operator.workqueue import WorkQueue, backoff
+from inferflux.operator.workqueue import REQUEUE_LATER, Later, WorkQueue, backoff
 
 
 async def wait_idle(queue: WorkQueue[str]) -> None:
@@ -80,3 +80,27 @@ async def test_failures_are_retried_and_requeue_delays_honoured() -> None:
 def test_backoff_grows_and_is_capped() -> None:
     assert [backoff(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
     assert backoff(100) == 60.0
+
+
+async def test_a_key_requeued_later_runs_after_every_key_events_queued() -> None:
+    order: list[str] = []
+    first_pass_done: set[str] = set()
+
+    async def reconcile(key: str) -> Later | None:
+        order.append(key)
+        await asyncio.sleep(0)
+        if key not in first_pass_done:
+            first_pass_done.add(key)
+            if len(first_pass_done) <= 4:
+                queue.add(f"new-{len(first_pass_done) + 2}")  # a burst: more models keep arriving
+            return REQUEUE_LATER
+        return None
+
+    queue: WorkQueue[str] = WorkQueue("t", reconcile, workers=1)
+    queue.add("new-1")
+    queue.add("new-2")
+    queue.start()
+    await wait_idle(queue)
+    await queue.stop()
+    firsts = [f"new-{i}" for i in range(1, 7)]
+    assert order == firsts + firsts  # every first pass before any second one, each lane in order
