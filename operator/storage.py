@@ -83,7 +83,7 @@ class Storage:
             auth_settings=["BearerToken"],
             _return_http_data_only=True,
         )
-        return result if decode else {}  # type: ignore[no-any-return]
+        return result if decode else {}
 
     async def apply(self, obj: dict[str, Any]) -> None:
         """Server-side apply ``obj`` (created if absent), taking over fields from earlier managers.
