@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -236,23 +237,19 @@ def test_helm_install_creates_the_release(cli: Cli, release: str) -> None:
         assert cli.get(kind, name, RELEASE_NS) is not None, f"{kind}/{name}"
 
 
-def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path: Path) -> None:
-    who = f"system:serviceaccount:{RELEASE_NS}:inferflux-operator"
-    assert (
-        cli.kubectl("auth", "can-i", "list", "secrets", "--as", who, "-A", check=False)
-        .strip()
-        .startswith("no")
-    )
+@contextlib.contextmanager
+def operator_from_chart(cli: Cli, folder: Path) -> Iterator[Path]:
+    """The operator run as the chart's Deployment says, under its ServiceAccount; yields its log."""
     deployment = cli.get("deployment", "inferflux-operator", RELEASE_NS)
     assert deployment is not None
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     env |= {
-        "KUBECONFIG": str(service_account_kubeconfig(cli, "inferflux-operator", tmp_path)),
+        "KUBECONFIG": str(service_account_kubeconfig(cli, "inferflux-operator", folder)),
         "INFERFLUX_OPERATOR_NAMESPACE": RELEASE_NS,
         "INFERFLUX_HEALTH_PORT": str(free_port()),
     }
-    log = tmp_path / "operator.log"
+    log = folder / "operator.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, *container["command"][1:], *container.get("args", [])],
@@ -260,62 +257,10 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    namespace = restricted_namespace(cli, "dlv-models")
     try:
         health = f"http://127.0.0.1:{env['INFERFLUX_HEALTH_PORT']}/healthz"
         wait_for("the operator's liveness endpoint", lambda: _ok(health), timeout=60)
-        model = {
-            "apiVersion": "inferflux.io/v1alpha1",
-            "kind": "InferenceModel",
-            "metadata": {"name": "gemma", "namespace": namespace},
-            "spec": {
-                "engine": "llamacpp",
-                "airGapped": True,
-                "source": {"uri": "file://models/gemma.gguf", "sha256": SHA},
-            },
-        }
-        cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(model))
-        # One Deployment per serving revision (blue/green), found by the model's label.
-        wait_for(
-            "the model's Deployment",
-            lambda: cli.kubectl(
-                "get", "deployments", "-n", namespace, "-l", "inferflux.io/model=gemma", "-o", "name"
-            ),
-            timeout=60,
-        )
-        for kind, name in [("service", "gemma"), ("networkpolicy", "gemma-runtime")]:
-            wait_for(f"{kind}/{name}", lambda k=kind, n=name: cli.get(k, n, namespace), timeout=60)
-        policy = cli.get("networkpolicy", "gemma-runtime", namespace)
-        assert policy is not None
-        assert [p["port"] for p in policy["spec"]["egress"][0]["ports"]] == [53, 53]
-        routing = wait_for("the routing table", lambda: cli.get("configmap", "inferflux-routing", RELEASE_NS))
-        assert "routes.json" in routing["data"]
-
-        # The Argo CD health check on the status this operator really wrote.
-        provider = {
-            "apiVersion": "inferflux.io/v1alpha1",
-            "kind": "InferenceModel",
-            "metadata": {"name": "gpt", "namespace": namespace},
-            "spec": {
-                "engine": "provider",
-                "provider": {
-                    "name": "openai",
-                    "model": "gpt-4o-mini",
-                    "apiKeySecretRef": {"name": "absent", "key": "k"},
-                },
-            },
-        }
-        cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(provider))
-        stalled = wait_for(
-            "gpt Stalled", lambda: _with_condition(cli.get("inferencemodel", "gpt", namespace), "Stalled")
-        )
-        assert argocd_health(stalled) == "Degraded"
-        gemma = wait_for(
-            "gemma status",
-            lambda: _with_condition(cli.get("inferencemodel", "gemma", namespace), "Ready", "*"),
-        )
-        assert argocd_health(gemma) in ("Progressing", "Healthy")
-        assert "forbidden" not in log.read_text(errors="replace").lower()
+        yield log
     finally:
         process.terminate()
         try:
@@ -323,8 +268,128 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        cli.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         sys.stdout.write(log.read_text(errors="replace")[-3000:])
+
+
+def llamacpp_model(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "inferflux.io/v1alpha1",
+        "kind": "InferenceModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "engine": "llamacpp",
+            "airGapped": True,
+            "source": {"uri": "file://models/gemma.gguf", "sha256": SHA},
+        },
+    }
+
+
+def model_deployments(cli: Cli, name: str, namespace: str) -> str:
+    """The names of a model's Deployments (one per serving revision), found by its label."""
+    return cli.kubectl(
+        "get", "deployments", "-n", namespace, "-l", f"inferflux.io/model={name}", "-o", "name"
+    )
+
+
+def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path: Path) -> None:
+    who = f"system:serviceaccount:{RELEASE_NS}:inferflux-operator"
+    assert (
+        cli.kubectl("auth", "can-i", "list", "secrets", "--as", who, "-A", check=False)
+        .strip()
+        .startswith("no")
+    )
+    namespace = restricted_namespace(cli, "dlv-models")
+    try:
+        with operator_from_chart(cli, tmp_path) as log:
+            cli.kubectl(
+                "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(llamacpp_model("gemma", namespace))
+            )
+            wait_for("the model's Deployment", lambda: model_deployments(cli, "gemma", namespace), timeout=60)
+            for kind, name in [("service", "gemma"), ("networkpolicy", "gemma-runtime")]:
+                wait_for(f"{kind}/{name}", lambda k=kind, n=name: cli.get(k, n, namespace), timeout=60)
+            policy = cli.get("networkpolicy", "gemma-runtime", namespace)
+            assert policy is not None
+            assert [p["port"] for p in policy["spec"]["egress"][0]["ports"]] == [53, 53]
+            routing = wait_for(
+                "the routing table", lambda: cli.get("configmap", "inferflux-routing", RELEASE_NS)
+            )
+            assert "routes.json" in routing["data"]
+
+            # The Argo CD health check on the status this operator really wrote.
+            provider = {
+                "apiVersion": "inferflux.io/v1alpha1",
+                "kind": "InferenceModel",
+                "metadata": {"name": "gpt", "namespace": namespace},
+                "spec": {
+                    "engine": "provider",
+                    "provider": {
+                        "name": "openai",
+                        "model": "gpt-4o-mini",
+                        "apiKeySecretRef": {"name": "absent", "key": "k"},
+                    },
+                },
+            }
+            cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(provider))
+            stalled = wait_for(
+                "gpt Stalled", lambda: _with_condition(cli.get("inferencemodel", "gpt", namespace), "Stalled")
+            )
+            assert argocd_health(stalled) == "Degraded"
+            gemma = wait_for(
+                "gemma status",
+                lambda: _with_condition(cli.get("inferencemodel", "gemma", namespace), "Ready", "*"),
+            )
+            assert argocd_health(gemma) in ("Progressing", "Healthy")
+            assert "forbidden" not in log.read_text(errors="replace").lower()
+    finally:
+        cli.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_namespaced_install_watches_only_its_namespaces(cli: Cli, release: str, tmp_path: Path) -> None:
+    watched = restricted_namespace(cli, "dlv-watched")
+    other = restricted_namespace(cli, "dlv-unwatched")
+    cli.helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "-n",
+        RELEASE_NS,
+        "--skip-crds",
+        "--set",
+        f"watchNamespaces={{{watched}}}",
+    )
+    try:
+        who = f"system:serviceaccount:{RELEASE_NS}:inferflux-operator"
+        for namespace, allowed in [(watched, "yes"), (other, "no")]:
+            answer = cli.kubectl(
+                "auth", "can-i", "create", "deployments", "--as", who, "-n", namespace, check=False
+            )
+            assert answer.strip() == allowed, namespace
+        with operator_from_chart(cli, tmp_path) as log:
+            for namespace in (other, watched):
+                cli.kubectl(
+                    "apply",
+                    "--server-side",
+                    "-f",
+                    "-",
+                    stdin=yaml.safe_dump(llamacpp_model("gemma", namespace)),
+                )
+            wait_for(
+                "the watched model's Deployment", lambda: model_deployments(cli, "gemma", watched), timeout=60
+            )
+            wait_for(
+                "the watched model's status",
+                lambda: _with_condition(cli.get("inferencemodel", "gemma", watched), "Ready", "*"),
+            )
+            # the other model was applied first: had the operator seen it, it would be done by now
+            assert model_deployments(cli, "gemma", other) == ""
+            unwatched = cli.get("inferencemodel", "gemma", other)
+            assert unwatched is not None
+            assert not (unwatched.get("status") or {}).get("conditions")
+            assert "forbidden" not in log.read_text(errors="replace").lower()
+    finally:
+        cli.helm("upgrade", release, str(CHART), "-n", RELEASE_NS, "--skip-crds", "--reset-values")
+        for namespace in (watched, other):
+            cli.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
 def _ok(url: str) -> bool:

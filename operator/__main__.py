@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 
 from inferflux.operator.factory import build_operator, kopf_settings
 from inferflux.operator.handlers import register
-from inferflux.operator.settings import Settings, SettingsError, settings_from_env
+from inferflux.operator.settings import Settings, SettingsError, parse_namespaces, settings_from_env
 from inferflux.operator.storage import load_config
 
 
@@ -43,7 +43,7 @@ async def run(settings: Settings) -> None:
         try:
             await kopf.operator(
                 registry=registry,
-                settings=kopf_settings(),
+                settings=kopf_settings(settings),
                 standalone=True,
                 clusterwide=settings.clusterwide,
                 namespaces=list(settings.namespaces),
@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = settings_from_env(os.environ)
+        if args.namespace:
+            settings = dataclasses.replace(settings, namespaces=parse_namespaces(args.namespace))
     except (SettingsError, ValueError) as error:
         print(f"inferflux-operator: {error}", file=sys.stderr)
         return 2
-    if args.namespace:
-        settings = dataclasses.replace(settings, namespaces=tuple(dict.fromkeys(args.namespace)))
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("kubernetes_asyncio", "kopf.objects", "aiohttp.access"):  # a line per watch event
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -42,9 +42,12 @@ class WatchOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
         return None
 
 
-def kopf_settings() -> kopf.OperatorSettings:
+def kopf_settings(ours: Settings) -> kopf.OperatorSettings:
     """kopf configured for InferFlux: our prefixes, no peering, no events of its own."""
     settings = kopf.OperatorSettings()
+    # Watching named namespaces, the namespaced RBAC grants no cluster-wide list of namespaces;
+    # kopf would retry that list for half a minute before serving the names it was given.
+    settings.scanning.disabled = not ours.clusterwide
     settings.peering.standalone = True
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)

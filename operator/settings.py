@@ -7,7 +7,8 @@ environment itself, so render functions stay pure and tests pass settings explic
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -66,10 +67,21 @@ def parse_bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name}={value!r} is not a boolean (use true or false)")
 
 
-def parse_namespaces(value: str) -> tuple[str, ...]:
-    """A comma-separated namespace list; blanks and duplicates are dropped, order kept."""
-    names = [part.strip() for part in value.split(",")]
-    return tuple(dict.fromkeys(name for name in names if name))
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def parse_namespaces(value: str | Iterable[str]) -> tuple[str, ...]:
+    """A comma-separated namespace list (or the names); blanks and duplicates dropped, order kept.
+
+    Raises ``SettingsError`` for anything but exact namespace names: the namespaced RBAC grants
+    Roles in named namespaces, so a pattern could never be served.
+    """
+    parts = value.split(",") if isinstance(value, str) else value
+    names = tuple(dict.fromkeys(name for name in (part.strip() for part in parts) if name))
+    for name in names:
+        if not _NAMESPACE_NAME.fullmatch(name):
+            raise SettingsError(f"{name!r} is not a namespace name (no patterns: list each namespace)")
+    return names
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:

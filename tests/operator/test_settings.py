@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from inferflux.operator.factory import kopf_settings
 from inferflux.operator.settings import (
     DEFAULT_VLLM_IMAGE,
+    Settings,
     SettingsError,
     parse_namespaces,
     settings_from_env,
@@ -59,3 +61,13 @@ def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
 def test_namespace_list_keeps_order_and_drops_blanks() -> None:
     assert parse_namespaces(" x ,y,, x") == ("x", "y")
     assert parse_namespaces("") == ()
+    assert parse_namespaces(["team-a", "team-a", "b"]) == ("team-a", "b")
+    for bad in ("team-*", "Team", "-a", "a" * 64):
+        with pytest.raises(SettingsError, match="not a namespace name"):
+            parse_namespaces(f"ok,{bad}")
+
+
+def test_kopf_scans_namespaces_only_when_it_watches_them_all() -> None:
+    # the namespaced RBAC grants no list of namespaces: kopf must serve the named ones directly
+    assert kopf_settings(Settings(namespaces=("team-a",))).scanning.disabled is True
+    assert kopf_settings(Settings()).scanning.disabled is False
