@@ -763,3 +763,25 @@ def local_cluster(bin_dir: Path = DEFAULT_BIN_DIR) -> Iterator[LocalCluster]:
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Sample objects shared by the e2e modules.
+
+SAMPLE_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+def llamacpp_model(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A small llama.cpp InferenceModel as a user would apply it; ``spec`` keys override."""
+    return {
+        "apiVersion": "inferflux.io/v1alpha1",
+        "kind": "InferenceModel",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "engine": "llamacpp",
+            "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SAMPLE_SHA256},
+            "replicas": 1,
+            "engineArgs": {"contextSize": 2048},
+            **spec,
+        },
+    }

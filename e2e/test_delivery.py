@@ -27,12 +27,12 @@ from typing import Any
 
 import pytest
 import yaml
+from cluster_fixture import llamacpp_model
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "helm" / "inferflux"
 BIN = REPO / ".cache" / "cluster-bin"
 RELEASE_NS = "inferflux-system"
-SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
 def tool(name: str) -> str:
@@ -271,19 +271,6 @@ def operator_from_chart(cli: Cli, folder: Path) -> Iterator[Path]:
         sys.stdout.write(log.read_text(errors="replace")[-3000:])
 
 
-def llamacpp_model(name: str, namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "inferflux.io/v1alpha1",
-        "kind": "InferenceModel",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "engine": "llamacpp",
-            "airGapped": True,
-            "source": {"uri": "file://models/gemma.gguf", "sha256": SHA},
-        },
-    }
-
-
 def model_deployments(cli: Cli, name: str, namespace: str) -> str:
     """The names of a model's Deployments (one per serving revision), found by its label."""
     return cli.kubectl(
@@ -301,9 +288,8 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
     namespace = restricted_namespace(cli, "dlv-models")
     try:
         with operator_from_chart(cli, tmp_path) as log:
-            cli.kubectl(
-                "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(llamacpp_model("gemma", namespace))
-            )
+            gemma = llamacpp_model("gemma", namespace, airGapped=True)
+            cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(gemma))
             wait_for("the model's Deployment", lambda: model_deployments(cli, "gemma", namespace), timeout=60)
             for kind, name in [("service", "gemma"), ("networkpolicy", "gemma-runtime")]:
                 wait_for(f"{kind}/{name}", lambda k=kind, n=name: cli.get(k, n, namespace), timeout=60)
@@ -371,7 +357,7 @@ def test_namespaced_install_watches_only_its_namespaces(cli: Cli, release: str, 
                     "--server-side",
                     "-f",
                     "-",
-                    stdin=yaml.safe_dump(llamacpp_model("gemma", namespace)),
+                    stdin=yaml.safe_dump(llamacpp_model("gemma", namespace, airGapped=True)),
                 )
             wait_for(
                 "the watched model's Deployment", lambda: model_deployments(cli, "gemma", watched), timeout=60

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cluster_fixture import llamacpp_model
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NS = "inferflux-system"
 OPERATOR_SA = "inferflux-operator"
-SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 TIMEOUT = 60.0
 
 
@@ -93,21 +93,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def llamacpp_model(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "inferflux.io/v1alpha1",
-        "kind": "InferenceModel",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "engine": "llamacpp",
-            "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SHA},
-            "replicas": 1,
-            "engineArgs": {"contextSize": 2048},
-            **spec,
-        },
-    }
 
 
 class OperatorProcess:

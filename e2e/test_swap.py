@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cluster_fixture import SAMPLE_SHA256
+
 _spec = importlib.util.spec_from_file_location(
     "inferflux_e2e_operator", Path(__file__).with_name("test_operator.py")
 )
@@ -215,7 +217,7 @@ def test_an_in_place_swap_that_fails_falls_back_to_blue_green(
 ) -> None:
     # A weights-only change under the size limit: Auto picks InPlace. KWOK pods have no process
     # behind their IPs, so the admin API does not answer and the operator must go blue/green.
-    source = {"uri": "file://models/gemma3-270m.gguf", "sha256": _ops.SHA, "sizeBytes": 253114400}
+    source = {"uri": "file://models/gemma3-270m.gguf", "sha256": SAMPLE_SHA256, "sizeBytes": 253114400}
     admin.apply(llamacpp_model("inplace", namespace, source=source))
     before = wait_ready(admin, "inplace", namespace)["status"]["activeRevision"]
     new_source = source | {"uri": "file://models/gemma3-270m-q8.gguf", "sha256": "b" * 64}
