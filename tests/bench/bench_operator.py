@@ -38,6 +38,7 @@ from kubernetes_asyncio import client, config, watch
 
 from inferflux.crds import InferenceModel
 from inferflux.operator.render.deployment import render_deployment
+from inferflux.operator.render.labels import MANAGED_BY
 from inferflux.operator.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,11 +133,14 @@ async def watch_until(
 ) -> dict[str, float]:
     """Monotonic time at which each object first satisfies ``done``, until ``count`` of them do."""
     seen: dict[str, float] = {}
+
+    def raw(*args: Any, **kwargs: Any) -> Any:  # no typed return: the watch yields plain dicts
+        return list_fn(*args, **kwargs)
+
     async with watch.Watch() as stream, asyncio.timeout(DEADLINE):
         while len(seen) < count:
-            async for event in stream.stream(list_fn, namespace, timeout_seconds=60, **kw):
+            async for event in stream.stream(raw, namespace, timeout_seconds=60, **kw):
                 obj = event["object"]
-                obj = obj if isinstance(obj, dict) else obj.to_dict(serialize=True)
                 # A Deployment is named <model>-<revision>: key it by the model it serves.
                 name = (obj["metadata"].get("labels") or {}).get("inferflux.io/model") or obj["metadata"][
                     "name"
@@ -203,6 +207,9 @@ async def run(api: client.ApiClient, kind: str, ns: str, count: int) -> dict[str
         for body, m in zip(bodies, models, strict=True):
             body["metadata"].pop("ownerReferences")
             body["metadata"]["name"] = m["metadata"]["name"]
+            # Not the operator's: it must not watch, cache and reconcile the baseline's objects.
+            for labels in (body["metadata"]["labels"], body["spec"]["template"]["metadata"]["labels"]):
+                labels[MANAGED_BY] = "bench-baseline"
         await asyncio.sleep(0.5)
         start = time.monotonic()
         sent, accepted = await create_all(lambda b: apps.create_namespaced_deployment(ns, b), bodies)
