@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = Embedder(model, min(settings.context_size, 2048), threads)
     serving = Serving.of(model, engine, embedder, settings.model_id)
     runtime = Runtime(
-        serving, metrics, lambda: within_budget(read_memory(), settings.memory_limit, process_rss())
+        serving,
+        metrics,
+        lambda: within_budget(read_memory(), settings.memory_limit, process_rss()),
+        settings.headroom_factor,
     )
     routes = []
     if settings.admin_token_file:

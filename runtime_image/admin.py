@@ -35,9 +35,6 @@ from inferflux.runtime.serving import Runtime, Serving
 
 log = logging.getLogger("inferflux.runtime.admin")
 DRAIN_TIMEOUT_S = 120.0
-# A generous KV estimate per token (f16 K and V of a few-billion-parameter model), used until the
-# model is loaded and its real shape is known.
-KV_BYTES_PER_TOKEN = 128 * 1024
 
 
 @dataclass(frozen=True)
@@ -111,10 +108,8 @@ class Swapper:
         problem = await asyncio.to_thread(integrity_problem, path, sha256)
         if problem:
             raise APIError(400, problem, param="model_path", code="model_rejected")
-        need = model_footprint(
-            await asyncio.to_thread(_file_size, path), self.shape.context_size, KV_BYTES_PER_TOKEN
-        )
-        no_room = fit_problem(self.runtime.memory(), need)
+        footprint = model_footprint(await asyncio.to_thread(_file_size, path), self.shape.context_size)
+        no_room = fit_problem(self.runtime.memory(), footprint, self.runtime.headroom_factor)
         if no_room:
             raise APIError(409, f"model B does not fit beside model A: {no_room}", code="insufficient_memory")
         loop = asyncio.get_running_loop()

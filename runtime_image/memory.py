@@ -120,17 +120,39 @@ def within_budget(reading: MemoryReading, budget: int, rss: int) -> MemoryReadin
     return MemoryReading(budget, rss, "budget")
 
 
-def model_footprint(file_bytes: int, context_size: int, kv_bytes_per_token: int) -> int:
-    """Bytes a model needs loaded: its weights (mapped file) plus its KV cache, plus 10 % slack."""
-    return int((file_bytes + context_size * kv_bytes_per_token) * 1.1)
+# A generous KV estimate per token (f16 K and V of a few-billion-parameter model), used where the
+# model's real shape is not known yet.
+KV_BYTES_PER_TOKEN = 128 * 1024
+DEFAULT_HEADROOM_FACTOR = 1.3
 
 
-def fit_problem(reading: MemoryReading, need: int, reserve_ratio: float = 0.05) -> str | None:
-    """Why ``need`` more bytes would not fit under the limit (keeping a reserve), or None when it fits."""
-    reserve = int(reading.limit * reserve_ratio)
-    if need + reserve > reading.headroom:
+def model_footprint(file_bytes: int, context_size: int, kv_bytes_per_token: int = KV_BYTES_PER_TOKEN) -> int:
+    """Bytes a model needs loaded: its weights (the mapped file) plus its KV cache."""
+    return file_bytes + context_size * kv_bytes_per_token
+
+
+def fit_problem(
+    reading: MemoryReading, footprint: int, factor: float = DEFAULT_HEADROOM_FACTOR
+) -> str | None:
+    """Why a model of ``footprint`` bytes would not fit beside what runs (None when it fits).
+
+    It fits when the headroom is at least ``factor`` times its footprint (the rollout's
+    ``memoryHeadroomFactor``): the factor covers what the estimate misses (compute buffers, the
+    allocator) and leaves the pod room to keep serving while both models are loaded.
+    """
+    need = int(footprint * factor)
+    if need > reading.headroom:
         return (
-            f"needs {need} bytes plus a {reserve}-byte reserve but only {reading.headroom} of "
+            f"needs {need} bytes ({factor:g} x {footprint}) but only {reading.headroom} of "
             f"{reading.limit} are free ({reading.source})"
         )
     return None
+
+
+def headroom_ratio(reading: MemoryReading, footprint: int) -> float:
+    """Headroom over the footprint of the model served now.
+
+    Below the headroom factor, a swap to a model of the same size would be refused: the runtime's
+    ``memory_headroom_low`` gauge and the chart's alert of that name.
+    """
+    return reading.headroom / footprint if footprint else 0.0

@@ -66,7 +66,15 @@ class RuntimeMetrics:
             f"{PREFIX}_memory_headroom_bytes", "Memory left before the limit", registry=r
         )
         self.memory_headroom_ratio = Gauge(
-            f"{PREFIX}_memory_headroom_ratio", "Memory left over the limit", registry=r
+            f"{PREFIX}_memory_headroom_ratio",
+            "Memory left over the footprint of the served model (weights and KV cache)",
+            registry=r,
+        )
+        self.memory_headroom_low = Gauge(
+            f"{PREFIX}_memory_headroom_low",
+            "1 while the headroom ratio is under the headroom factor: an in-place swap to a model "
+            "of the same size would be refused",
+            registry=r,
         )
 
     def prefix_hit_ratio(self) -> float:

@@ -21,6 +21,7 @@ from inferflux.runtime import structured
 from inferflux.runtime.engine import Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.generation import collect, engine_error, stream
+from inferflux.runtime.memory import headroom_ratio
 from inferflux.runtime.protocol import envelope, usage
 from inferflux.runtime.sampling import SamplingParams
 from inferflux.runtime.serving import Leased, Runtime, Serving
@@ -244,8 +245,10 @@ async def metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     with contextlib.suppress(RuntimeError):
         reading = runtime.memory()
+        ratio = headroom_ratio(reading, runtime.serving.footprint)
         runtime.metrics.memory_headroom_bytes.set(reading.headroom)
-        runtime.metrics.memory_headroom_ratio.set(reading.headroom_ratio)
+        runtime.metrics.memory_headroom_ratio.set(ratio)
+        runtime.metrics.memory_headroom_low.set(float(ratio < runtime.headroom_factor))
     return Response(
         generate_latest(request.app.state.runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -21,7 +21,7 @@ from inferflux.runtime.chat import ChatTemplate
 from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine, Job
 from inferflux.runtime.errors import APIError
-from inferflux.runtime.memory import MemoryReading, read_memory
+from inferflux.runtime.memory import DEFAULT_HEADROOM_FACTOR, MemoryReading, model_footprint, read_memory
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
 from inferflux.runtime.protocol import max_tokens, sampling_params, stop_strings
@@ -36,6 +36,7 @@ class Serving:
     embedder: Embedder
     model_id: str
     template: ChatTemplate
+    footprint: int  # bytes it needs loaded: weights and KV cache (memory.model_footprint)
     leases: int = field(default=0, init=False)
 
     @classmethod
@@ -46,7 +47,8 @@ class Serving:
             model.token_text(model.bos_id),
             model.token_text(model.eos_id),
         )
-        return cls(model, engine, embedder, model_id, template)
+        footprint = model_footprint(model.path.stat().st_size, engine.n_ctx)
+        return cls(model, engine, embedder, model_id, template, footprint)
 
     @contextlib.contextmanager
     def lease(self) -> Iterator[Serving]:
@@ -97,10 +99,12 @@ class Runtime:
         serving: Serving,
         metrics: RuntimeMetrics,
         memory: Callable[[], MemoryReading] = read_memory,
+        headroom_factor: float = DEFAULT_HEADROOM_FACTOR,
     ) -> None:
         self.serving = serving
         self.metrics = metrics
         self.memory = memory
+        self.headroom_factor = headroom_factor  # a model fits when headroom >= factor x footprint
         self.ready = False
         self.created = int(time.time())
 

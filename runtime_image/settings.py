@@ -32,6 +32,7 @@ class Settings:
     model_sha256: str = ""
     admin_token_file: str = ""
     memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
+    headroom_factor: float = 1.3  # an in-place swap needs free memory of this times the new model
 
     @property
     def model_id(self) -> str:
@@ -57,7 +58,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser = argparse.ArgumentParser(prog="python -m inferflux.runtime", description=__doc__)
     for field in fields(Settings):
         env_name = ENV_PREFIX + field.name.upper()
-        kind = int if field.type in ("int", int) else str
+        kind = {"int": int, "float": float}.get(str(field.type), str)
         parser.add_argument(
             _flag(field.name),
             dest=field.name,
@@ -71,7 +72,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     values = {name: value for name, value in args.items() if value is not None}
     try:
         typed = {
-            f.name: int(values[f.name]) for f in fields(Settings) if f.type == "int" and f.name in values
+            f.name: {"int": int, "float": float}[str(f.type)](values[f.name])
+            for f in fields(Settings)
+            if f.type in ("int", "float") and f.name in values
         }
     except ValueError as exc:
         parser.error(f"not a number: {exc}")
@@ -80,6 +83,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     settings = Settings(**values)
     if settings.parallel < 1 or settings.context_size < 16 or settings.batch_size < 1:
         parser.error("parallel and batch size must be >= 1, and the context size >= 16")
+    if not 1.0 <= settings.headroom_factor <= 10.0:
+        parser.error("the headroom factor must be between 1 and 10")
     if settings.memory_limit < 0:
         parser.error("the memory limit must be a number of bytes, or 0 for the pod's limit")
     return settings

@@ -99,6 +99,7 @@ def llamacpp_container(model: InferenceModel, image: str, model_path: str) -> di
             "INFERFLUX_GPU_LAYERS": args.gpu_layers,
             "INFERFLUX_MODEL_SHA256": source.sha256 if source else None,
             "INFERFLUX_ADMIN_TOKEN_FILE": f"{ADMIN_TOKEN_DIR}/{ADMIN_TOKEN_KEY}",
+            "INFERFLUX_HEADROOM_FACTOR": model.spec.rollout.memory_headroom_factor,
             "HOME": SCRATCH_DIR,
         }
     )

@@ -25,7 +25,7 @@ async def test_swap_refused_with_409_when_b_does_not_fit(tmp_path: Path) -> None
     model_b = tmp_path / "b.gguf"
     model_b.write_bytes(b"x" * 1000)
     tight = MemoryReading(limit=2 << 30, used=(2 << 30) - (64 << 20), source="cgroup2")
-    runtime = SimpleNamespace(memory=lambda: tight)  # the guard is all a refusal reads
+    runtime = SimpleNamespace(memory=lambda: tight, headroom_factor=1.3)  # all a refusal reads
     swapper = Swapper(runtime, EngineShape(4096, 4, 2, 512), TOKEN)  # type: ignore[arg-type]
     with pytest.raises(APIError) as refused:
         await swapper.swap(model_b, "b", "")

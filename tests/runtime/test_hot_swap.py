@@ -128,6 +128,14 @@ class Load:
             thread.join()
 
 
+def metric(base: str, name: str) -> float:
+    """One unlabelled sample from the runtime's /metrics."""
+    for line in httpx.get(base + "/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} missing from /metrics")
+
+
 def vm_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -166,8 +174,8 @@ def test_ten_hot_swaps_under_streaming_load(
     assert sum(load.served.values()) >= SWAPS
     high_water = vm_kib(pid, "VmHWM") << 10  # the kernel's own peak: no sample can miss it
     assert max(rss_peak << 10, high_water) <= BUDGET, f"peak RSS {high_water >> 20} MiB"
-    headroom = httpx.get(base + "/metrics").text
-    assert "inferflux_runtime_memory_headroom_bytes" in headroom
+    assert metric(base, "inferflux_runtime_memory_headroom_ratio") > 1.3  # room for another swap
+    assert metric(base, "inferflux_runtime_memory_headroom_low") == 0.0
 
 
 async def test_swap_refused_when_two_models_do_not_fit(
@@ -190,6 +198,7 @@ async def test_swap_refused_when_two_models_do_not_fit(
         fallback = after_refusal(in_place, result.reason)
         assert fallback.strategy == RolloutStrategy.BLUE_GREEN
         assert "does not fit" in fallback.message
+        assert metric(base, "inferflux_runtime_memory_headroom_low") == 1.0
         with httpx.Client(timeout=60) as client:
             assert stream_once(client, base) == ({"q4km"}, "length", STREAM_TOKENS, True)
     finally:

@@ -9,6 +9,7 @@ import pytest
 from inferflux.runtime.memory import (
     MemoryReading,
     fit_problem,
+    headroom_ratio,
     model_footprint,
     process_rss,
     read_memory,
@@ -118,10 +119,13 @@ def test_process_budget_applies_only_when_it_is_tighter(tmp_path: Path) -> None:
     assert process_rss(tmp_path / "nowhere") == 0
 
 
-def test_fit() -> None:
-    reading = MemoryReading(limit=1000, used=400, source="cgroup2")
-    assert fit_problem(reading, 500) is None
-    problem = fit_problem(reading, 580)
+def test_fit_needs_the_headroom_factor_times_the_footprint() -> None:
+    reading = MemoryReading(limit=1000, used=400, source="cgroup2")  # 600 free
+    assert model_footprint(300, 10, 10) == 400
+    assert fit_problem(reading, 400, factor=1.5) is None  # 600 needed, 600 free
+    problem = fit_problem(reading, 400, factor=1.6)
     assert problem
-    assert "only 600 of 1000 are free" in problem
-    assert model_footprint(1000, 10, 10) == 1210
+    assert "needs 640 bytes (1.6 x 400) but only 600 of 1000 are free" in problem
+    assert fit_problem(reading, 500) == fit_problem(reading, 500, factor=1.3)  # the default
+    assert headroom_ratio(reading, 400) == 1.5
+    assert headroom_ratio(reading, 0) == 0.0

@@ -73,6 +73,11 @@ def test_settings_from_env_and_flags() -> None:
     assert parse_settings([], budget).memory_limit == 1 << 30
     with pytest.raises(SystemExit):
         parse_settings(["--memory-limit", "-1"], budget)
+    assert parse_settings(["--headroom-factor", "2.5"], budget).headroom_factor == 2.5
+    assert parse_settings([], budget).headroom_factor == 1.3
+    for bad in ("0.5", "lots"):
+        with pytest.raises(SystemExit):
+            parse_settings(["--headroom-factor", bad], budget)
 
 
 def test_integrity(tmp_path: Path) -> None:

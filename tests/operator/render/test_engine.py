@@ -37,6 +37,7 @@ def test_llamacpp_is_configured_through_the_runtime_contract(model: ModelFactory
         "INFERFLUX_GPU_LAYERS": "0",
         "INFERFLUX_MODEL_SHA256": m.spec.source.sha256 if m.spec.source else "",
         "INFERFLUX_ADMIN_TOKEN_FILE": "/var/run/inferflux/admin/token",
+        "INFERFLUX_HEADROOM_FACTOR": "1.3",
         "HOME": "/tmp",
     }
 
