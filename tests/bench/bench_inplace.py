@@ -52,7 +52,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 
 bench_runtime = _load("bench_runtime", HERE / "bench_runtime.py")
-models = _load("models", HERE.parent / "runtime" / "models.py")
+models = _load("runtime_fixtures", HERE.parent / "runtime" / "conftest.py")
 
 
 async def one_stream(client: httpx.AsyncClient, url: str) -> str:

@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .models import second_model
-
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models"
 
@@ -33,8 +31,38 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def second_model_path(model_path: Path) -> Path:
-    """A second real model: the bundled one requantized to Q8_0 (see ``models.py``)."""
+    """A second real model: the bundled one requantized to Q8_0 (``second_model``)."""
     return second_model(model_path)
+
+
+_REQUANTIZE = """
+import ctypes, sys
+import llama_cpp
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+params.allow_requantize = True
+params.nthread = 2
+status = llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(params))
+sys.exit(status)
+"""
+
+
+def second_model(bundled: Path) -> Path:
+    """The Q8_0 requantization of ``bundled``, beside it; made once (about 3 s), then reused.
+
+    llama.cpp's own quantizer makes it. It has other weights and another size than the Q4_K_M
+    file, so a swap between the two really loads another model, and each answers differently.
+    """
+    path = bundled.with_name("gemma3-270m-q8_0.gguf")
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        subprocess.run(  # a child process: llama.cpp prints a line per tensor on stderr
+            [sys.executable, "-c", _REQUANTIZE, str(bundled), str(partial)],
+            check=True,
+            capture_output=True,
+        )
+        partial.rename(path)
+    return path
 
 
 def free_port() -> int:
