@@ -137,8 +137,12 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="module")
-def admin(admin_kubeconfig: Path) -> Kube:
-    """The cluster as its admin, with the CRDs and the operator's RBAC from manifests/ installed."""
+def admin(admin_kubeconfig: Path) -> Iterator[Kube]:
+    """The cluster as its admin, with the CRDs and the operator's RBAC from manifests/ installed.
+
+    The RBAC is removed afterwards: the cluster is shared by the whole session, and a Helm release
+    of the chart (``test_delivery``) cannot adopt objects the plain manifests created.
+    """
     kube = Kube(admin_kubeconfig)
     base = REPO / "manifests" / "base"
     for path in (REPO / "crds" / "inferencemodel.yaml", REPO / "crds" / "prompt.yaml"):
@@ -147,7 +151,8 @@ def admin(admin_kubeconfig: Path) -> Kube:
     kube.run(
         "wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io", "crd/prompts.inferflux.io"
     )
-    return kube
+    yield kube
+    kube.run("delete", "--ignore-not-found", "--wait=false", "-f", str(base / "operator-rbac.yaml"))
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,10 @@ def object_path(kind: str, namespace: str, name: str) -> str:
     return f"{collection_path(kind, namespace)}/{name}"
 
 
+class NamespaceTerminating(Exception):
+    """A write refused because its namespace is being deleted: whatever was in it is going too."""
+
+
 class Storage:
     """The Kubernetes API, reduced to the calls the operator makes."""
 
@@ -73,16 +77,21 @@ class Storage:
         decode: bool = True,
     ) -> dict[str, Any]:
         """One request; its JSON reply, or ``{}`` without ``decode`` (the reply is not parsed)."""
-        result = await self._api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            response_types_map={200: "object", 201: "object"} if decode else None,
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-        )
+        try:
+            result = await self._api.call_api(
+                path,
+                method,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                response_types_map={200: "object", 201: "object"} if decode else None,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as error:
+            if error.status == 403 and "NamespaceTerminating" in str(error.body):
+                raise NamespaceTerminating(path) from error
+            raise
         return result if decode else {}
 
     async def apply(self, obj: dict[str, Any]) -> None:
