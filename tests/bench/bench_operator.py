@@ -31,6 +31,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -44,24 +45,27 @@ from inferflux.operator.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".cache" / "cluster-bin" / "kubectl"
 OPERATOR_NS = "inferflux-system"
-SHA = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 TARGET_P99 = 2.0
 HEALTH_URL = "http://127.0.0.1:18481/healthz"
 DEADLINE = 600.0
 
 
+def cluster_fixture() -> ModuleType:
+    """``e2e/cluster_fixture.py``: the local control plane and the e2e suites' sample objects."""
+    if "cluster_fixture" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("cluster_fixture", REPO / "e2e" / "cluster_fixture.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["cluster_fixture"] = module  # before exec: its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules["cluster_fixture"]
+
+
 def model_body(name: str, namespace: str) -> dict[str, Any]:
-    """One small llama.cpp model, as a user would apply it."""
-    return {
-        "apiVersion": "inferflux.io/v1alpha1",
-        "kind": "InferenceModel",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "engine": "llamacpp",
-            "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SHA},
-            "engineArgs": {"contextSize": 2048},
-        },
-    }
+    """One small llama.cpp model, as a user would apply it (the e2e suites' sample)."""
+    body: dict[str, Any] = cluster_fixture().llamacpp_model(name, namespace)
+    return body
 
 
 def kubectl(kubeconfig: Path, *args: str) -> str:
@@ -263,13 +267,7 @@ async def cluster(kubeconfig: Path | None) -> AsyncIterator[Path]:
     if kubeconfig is not None:
         yield kubeconfig
         return
-    module = REPO / "e2e" / "cluster_fixture.py"
-    spec = importlib.util.spec_from_file_location("cluster_fixture", module)
-    if spec is None or spec.loader is None or not module.exists():
-        raise SystemExit("bench-operator: no control plane; pass --kubeconfig or add e2e/cluster_fixture.py")
-    e2e = importlib.util.module_from_spec(spec)
-    sys.modules["cluster_fixture"] = e2e  # before exec: its dataclasses look their module up
-    spec.loader.exec_module(e2e)
+    e2e = cluster_fixture()
     try:
         plane = e2e.LocalCluster()
     except e2e.ClusterError as error:

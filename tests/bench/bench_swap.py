@@ -220,7 +220,7 @@ def report(rows: dict[str, dict[str, float]], count: int) -> str:
         f"{op['swap'] / base['swap']:>8.2f}",
         f"{'requests during the swap':<44}{base['requests']:>10.0f}{op['requests']:>12.0f}{'':>8}",
         f"{'failed requests (no Ready endpoint)':<44}{base['failed']:>10.0f}{op['failed']:>12.0f}{'':>8}",
-        f"blue/green swap time p50 {op['p50']:.3f}s; in place: not measured here (KWOK pods: no admin API)",
+        f"blue/green swap time p50 {op['p50']:.3f}s; in place: see bench_inplace.py",
     ]
     return "\n".join(lines)
 
