@@ -18,8 +18,8 @@ from inferflux.operator.prompt_service import PromptService
 from inferflux.operator.render.labels import FIELD_MANAGER, MANAGED_BY
 from inferflux.operator.routing_service import RoutingPublisher
 from inferflux.operator.settings import Settings
-from inferflux.operator.storage import Storage
-from inferflux.operator.workqueue import WorkQueue
+from inferflux.operator.storage import NamespaceTerminating, Storage
+from inferflux.operator.workqueue import Later, Reconcile, WorkQueue
 
 PREFIX = "inferflux.io"
 OWNED_SELECTOR = f"{MANAGED_BY}={FIELD_MANAGER},inferflux.io/model"
@@ -85,6 +85,19 @@ class Operator:
         await self.routing.stop()
 
 
+def quiet_in_terminating_namespaces(reconcile: Reconcile[Key]) -> Reconcile[Key]:
+    """``reconcile``, except that a write refused because the namespace is being deleted ends the
+    pass without a retry: the object goes with its namespace, there is nothing left to do."""
+
+    async def reconcile_unless_terminating(key: Key) -> float | Later | None:
+        try:
+            return await reconcile(key)
+        except NamespaceTerminating:
+            return None
+
+    return reconcile_unless_terminating
+
+
 def build_operator(settings: Settings, api: client.ApiClient) -> Operator:
     """An Operator talking to the cluster through ``api``."""
     cache = ClusterCache()
@@ -95,7 +108,9 @@ def build_operator(settings: Settings, api: client.ApiClient) -> Operator:
         settings=settings,
         cache=cache,
         storage=storage,
-        models=WorkQueue("models", model_service.reconcile, MODEL_WORKERS),
-        prompts=WorkQueue("prompts", prompt_service.reconcile, PROMPT_WORKERS),
+        models=WorkQueue("models", quiet_in_terminating_namespaces(model_service.reconcile), MODEL_WORKERS),
+        prompts=WorkQueue(
+            "prompts", quiet_in_terminating_namespaces(prompt_service.reconcile), PROMPT_WORKERS
+        ),
         routing=RoutingPublisher(storage, cache, settings),
     )

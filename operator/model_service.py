@@ -29,7 +29,7 @@ from inferflux.operator.reporter import report_status
 from inferflux.operator.revisions import RETIRED_AT, model_deployments, revision_state, rolled_back_already
 from inferflux.operator.settings import Settings
 from inferflux.operator.status import Stall, compute_status
-from inferflux.operator.storage import NamespaceTerminating, Storage
+from inferflux.operator.storage import Storage
 from inferflux.operator.validation import (
     INVALID_SPEC,
     SECRET_NOT_FOUND,
@@ -79,12 +79,6 @@ class ModelService:
 
     async def reconcile(self, key: Key) -> float | Later | None:
         """Bring ``key``'s objects and status up to date; returns when to look again, if ever."""
-        try:
-            return await self._reconcile(key)
-        except NamespaceTerminating:
-            return None  # its namespace is being deleted, and the object with it: nothing to do
-
-    async def _reconcile(self, key: Key) -> float | Later | None:
         body = self._cache.models.get(key)
         if body is None:
             self._applied.pop(key, None)  # deleted: owner references let the GC remove the rest

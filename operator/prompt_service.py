@@ -19,7 +19,7 @@ from inferflux.operator.cache import ClusterCache, Key
 from inferflux.operator.render.prompt import prompt_checksum, prompt_configmap_name, render_prompt_configmap
 from inferflux.operator.reporter import report_status
 from inferflux.operator.status import OK, RECONCILING, Stall
-from inferflux.operator.storage import NamespaceTerminating, Storage
+from inferflux.operator.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,6 @@ class PromptService:
 
     async def reconcile(self, key: Key) -> float | None:
         """Verify and publish ``key``'s Prompt; its ConfigMap goes away with it (owner reference)."""
-        try:
-            return await self._reconcile(key)
-        except NamespaceTerminating:
-            return None  # its namespace is being deleted, and the object with it: nothing to do
-
-    async def _reconcile(self, key: Key) -> float | None:
         body = self._cache.prompts.get(key)
         if body is None:
             return None

@@ -126,15 +126,16 @@ class Swapper:
             metrics=self.runtime.metrics,
         )
         engine.start(loop)
+        old = self.runtime.serving
+        embedder = Embedder(model, old.embedder.context_size, self.shape.threads)  # its context is lazy
+        candidate = Serving.of(model, engine, embedder, served_name or path.stem)
         loaded = time.perf_counter()
         if not await answers(engine):
-            await asyncio.to_thread(_unload, model, engine)
+            await asyncio.to_thread(candidate.close)
             raise APIError(
                 422, "model B loaded but did not generate; model A keeps serving", code="model_rejected"
             )
-        old = self.runtime.serving
-        embedder = Embedder(model, old.embedder.context_size, self.shape.threads)
-        self.runtime.install(Serving.of(model, engine, embedder, served_name or path.stem))
+        self.runtime.install(candidate)
         switched = time.perf_counter()
         drained = await self._drain(old)
         await asyncio.to_thread(old.close)
@@ -170,8 +171,3 @@ class Swapper:
 
 def _file_size(path: Path) -> int:
     return path.stat().st_size
-
-
-def _unload(model: Model, engine: Engine) -> None:
-    engine.close()
-    model.close()

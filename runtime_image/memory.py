@@ -29,11 +29,6 @@ class MemoryReading:
         """Bytes left before the limit."""
         return max(self.limit - self.used, 0)
 
-    @property
-    def headroom_ratio(self) -> float:
-        """Headroom as a share of the limit."""
-        return self.headroom / self.limit if self.limit else 0.0
-
 
 def _read_int(path: Path) -> int | None:
     try:

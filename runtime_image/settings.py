@@ -45,6 +45,9 @@ class Settings:
         return self.threads if self.threads > 0 else len(os.sched_getaffinity(0))
 
 
+_NUMBERS: dict[str, type[int] | type[float]] = {"int": int, "float": float}  # field type -> parser
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -58,7 +61,7 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     parser = argparse.ArgumentParser(prog="python -m inferflux.runtime", description=__doc__)
     for field in fields(Settings):
         env_name = ENV_PREFIX + field.name.upper()
-        kind = {"int": int, "float": float}.get(str(field.type), str)
+        kind = _NUMBERS.get(str(field.type), str)
         parser.add_argument(
             _flag(field.name),
             dest=field.name,
@@ -72,9 +75,9 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
     values = {name: value for name, value in args.items() if value is not None}
     try:
         typed = {
-            f.name: {"int": int, "float": float}[str(f.type)](values[f.name])
+            f.name: _NUMBERS[str(f.type)](values[f.name])
             for f in fields(Settings)
-            if f.type in ("int", "float") and f.name in values
+            if str(f.type) in _NUMBERS and f.name in values
         }
     except ValueError as exc:
         parser.error(f"not a number: {exc}")

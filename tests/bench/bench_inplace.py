@@ -52,7 +52,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 
 bench_runtime = _load("bench_runtime", HERE / "bench_runtime.py")
-models = _load("runtime_fixtures", HERE.parent / "runtime" / "conftest.py")
+runtime_fixtures = _load("runtime_fixtures", HERE.parent / "runtime" / "conftest.py")
 
 
 async def one_stream(client: httpx.AsyncClient, url: str) -> str:
@@ -226,7 +226,7 @@ def summary(rows: list[dict[str, float]], key: str) -> float:
 
 async def main(rounds: int) -> int:
     first = bench_runtime.ensure_model()
-    a, b = (first, "q4km"), (models.second_model(first), "q8")
+    a, b = (first, "q4km"), (runtime_fixtures.second_model(first), "q8")
     admin = Path(os.environ.get("TMPDIR", "/tmp")) / f"inferflux-bench-token-{os.getpid()}"
     admin.write_text(TOKEN)
     runs: dict[str, list[dict[str, float]]] = {"new process": [], "in place": []}

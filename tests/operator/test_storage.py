@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from inferflux.operator.factory import quiet_in_terminating_namespaces
 from inferflux.operator.storage import NamespaceTerminating, Storage
 
 TERMINATING = (
@@ -50,3 +51,15 @@ async def test_an_rbac_denial_stays_an_api_error() -> None:
     with pytest.raises(ApiException) as raised:
         await storage.apply(secret())
     assert raised.value.status == 403
+
+
+async def test_a_reconcile_in_a_terminating_namespace_ends_without_a_retry() -> None:
+    async def refused(key: tuple[str, str]) -> float:
+        raise NamespaceTerminating("/api/v1/namespaces/team-a/secrets")
+
+    async def denied(key: tuple[str, str]) -> float:
+        raise ApiException(status=403, reason="Forbidden")
+
+    assert await quiet_in_terminating_namespaces(refused)(("team-a", "m")) is None
+    with pytest.raises(ApiException):
+        await quiet_in_terminating_namespaces(denied)(("team-a", "m"))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -106,6 +108,20 @@ def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[b
         process.wait()
         raise
     return base, process
+
+
+def metric(base: str, name: str) -> float:
+    """One unlabelled sample from the runtime's ``/metrics``."""
+    text = httpx.get(base + "/metrics").text
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, f"{name} missing from /metrics"
+    return float(match.group(1))
+
+
+def admin_swap(base: str, body: dict[str, Any], token: str | None) -> httpx.Response:
+    """``POST /admin/v1/swap`` with ``body``, as the operator sends it (no header without a token)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.post(base + "/admin/v1/swap", json=body, headers=headers, timeout=300)
 
 
 def stop_runtime(process: subprocess.Popen[bytes]) -> None:

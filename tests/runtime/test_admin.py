@@ -16,7 +16,7 @@ from inferflux.runtime.admin import EngineShape, Swapper
 from inferflux.runtime.errors import APIError
 from inferflux.runtime.memory import MemoryReading
 
-from .conftest import start_runtime, stop_runtime
+from .conftest import admin_swap, start_runtime, stop_runtime
 
 TOKEN = "s3cret-admin-token"
 
@@ -49,8 +49,7 @@ def admin_runtime(model_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def swap(base: str, body: dict[str, Any], token: str | None = TOKEN) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.post(base + "/admin/v1/swap", json=body, headers=headers, timeout=300)
+    return admin_swap(base, body, token)
 
 
 def served(base: str) -> str:

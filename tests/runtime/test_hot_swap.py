@@ -26,7 +26,7 @@ from inferflux.crds.inferencemodel import RolloutStrategy
 from inferflux.operator.strategy import Choice, after_refusal
 from inferflux.operator.swap_client import Outcome, SwapRequest, swap_pods
 
-from .conftest import start_runtime, stop_runtime
+from .conftest import admin_swap, metric, start_runtime, stop_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +56,7 @@ def token_file(tmp_path: Path) -> Path:
 
 
 def swap(base: str, path: Path, name: str) -> httpx.Response:
-    return httpx.post(
-        base + "/admin/v1/swap",
-        json={"model_path": str(path), "served_name": name},
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=300,
-    )
+    return admin_swap(base, {"model_path": str(path), "served_name": name}, TOKEN)
 
 
 def stream_once(client: httpx.Client, base: str) -> tuple[set[str], str | None, int, bool]:
@@ -126,14 +121,6 @@ class Load:
         self.stop.set()
         for thread in self._threads:
             thread.join()
-
-
-def metric(base: str, name: str) -> float:
-    """One unlabelled sample from the runtime's /metrics."""
-    for line in httpx.get(base + "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} missing from /metrics")
 
 
 def vm_kib(pid: int, field: str) -> int:

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 import httpx
 import openai
 import pytest
 
+from .conftest import metric
+
 pytestmark = pytest.mark.slow
-
-
-def metric(base: str, name: str) -> float:
-    text = httpx.get(base + "/metrics").text
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    assert match, f"{name} missing from /metrics"
-    return float(match.group(1))
 
 
 @pytest.fixture
