@@ -79,7 +79,7 @@ bench-runtime: install ## Runtime vs llama-server vs llama-cpp-python's server, 
 bench-router: install ## Router overhead vs calling the backend directly
 	$(PY) tests/bench/bench_router.py
 
-bench-operator: install ## 200 InferenceModels applied at once, on the real control plane
+bench-operator: install ## 200 InferenceModels applied at once (kubectl-style, and as a burst), on the real control plane
 	$(PY) tests/bench/bench_operator.py
 
 bench-swap: install ## Swap time and failed requests under load, in place and blue/green
