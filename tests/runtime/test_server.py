@@ -84,6 +84,11 @@ def test_stop_string_ends_generation(client: openai.OpenAI) -> None:
     assert reply.choices[0].finish_reason == "stop"
 
 
+# Gemma-3's end-of-generation tokens (<eos>, <end_of_turn>, and 212), banned so that every
+# sampled completion runs to max_tokens.
+NO_END_OF_GENERATION = {"1": -100, "106": -100, "212": -100}
+
+
 async def test_concurrent_streams_all_complete(runtime_url: str) -> None:
     client = openai.AsyncOpenAI(base_url=runtime_url + "/v1", api_key="unused")
 
@@ -93,7 +98,7 @@ async def test_concurrent_streams_all_complete(runtime_url: str) -> None:
             prompt=f"Story {i}: the dragon",
             max_tokens=24,
             temperature=0.7,
-            logit_bias={"1": -100},
+            logit_bias=NO_END_OF_GENERATION,
         )
         assert reply.usage is not None
         return reply.usage.completion_tokens
