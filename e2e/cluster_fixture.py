@@ -771,17 +771,28 @@ def local_cluster(bin_dir: Path = DEFAULT_BIN_DIR) -> Iterator[LocalCluster]:
 SAMPLE_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 
 
-def llamacpp_model(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    """A small llama.cpp InferenceModel as a user would apply it; ``spec`` keys override."""
+def inference_model(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An InferenceModel body with ``spec``, as a user would apply it."""
     return {
         "apiVersion": "inferflux.io/v1alpha1",
         "kind": "InferenceModel",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "engine": "llamacpp",
-            "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SAMPLE_SHA256},
-            "replicas": 1,
-            "engineArgs": {"contextSize": 2048},
-            **spec,
-        },
+        "spec": spec,
     }
+
+
+def llamacpp_model(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A small llama.cpp InferenceModel; ``spec`` keys override."""
+    defaults = {
+        "engine": "llamacpp",
+        "source": {"uri": "file://models/gemma3-270m.gguf", "sha256": SAMPLE_SHA256},
+        "replicas": 1,
+        "engineArgs": {"contextSize": 2048},
+    }
+    return inference_model(name, namespace, {**defaults, **spec})
+
+
+def provider_model(name: str, namespace: str, secret: str, key: str) -> dict[str, Any]:
+    """An OpenAI InferenceModel whose API key is read from Secret ``secret``, key ``key``."""
+    provider = {"name": "openai", "model": "gpt-4o-mini", "apiKeySecretRef": {"name": secret, "key": key}}
+    return inference_model(name, namespace, {"engine": "provider", "provider": provider})

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_fixture import llamacpp_model
+from cluster_fixture import llamacpp_model, provider_model
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "helm" / "inferflux"
@@ -302,19 +302,7 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
             assert "routes.json" in routing["data"]
 
             # The Argo CD health check on the status this operator really wrote.
-            provider = {
-                "apiVersion": "inferflux.io/v1alpha1",
-                "kind": "InferenceModel",
-                "metadata": {"name": "gpt", "namespace": namespace},
-                "spec": {
-                    "engine": "provider",
-                    "provider": {
-                        "name": "openai",
-                        "model": "gpt-4o-mini",
-                        "apiKeySecretRef": {"name": "absent", "key": "k"},
-                    },
-                },
-            }
+            provider = provider_model("gpt", namespace, secret="absent", key="k")
             cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(provider))
             stalled = wait_for(
                 "gpt Stalled", lambda: _with_condition(cli.get("inferencemodel", "gpt", namespace), "Stalled")

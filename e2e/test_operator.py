@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster_fixture import llamacpp_model
+from cluster_fixture import llamacpp_model, provider_model
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NS = "inferflux-system"
@@ -343,19 +343,7 @@ def test_restart_mid_way_creates_no_duplicates(
 def test_terminal_spec_errors_stall_with_a_readable_reason(
     admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
-    provider = {
-        "apiVersion": "inferflux.io/v1alpha1",
-        "kind": "InferenceModel",
-        "metadata": {"name": "remote", "namespace": namespace},
-        "spec": {
-            "engine": "provider",
-            "provider": {
-                "name": "openai",
-                "model": "gpt-4o-mini",
-                "apiKeySecretRef": {"name": "creds", "key": "api-key"},
-            },
-        },
-    }
+    provider = provider_model("remote", namespace, secret="creds", key="api-key")
     bad_flag = llamacpp_model("badflag", namespace, engineArgs={"extraArgs": ["--listen-everywhere"]})
     admin.apply(provider, bad_flag)
     for name, reason, words in (

@@ -95,6 +95,17 @@ async def test_200_json_schema_requests_are_all_valid(runtime_url: str) -> None:
     await asyncio.gather(*(one(i) for i in range(200)))
 
 
+def chat(runtime_url: str, question: str, **options: Any) -> Any:
+    """One greedy chat completion of ``question`` from the runtime, through the official SDK."""
+    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
+    return client.chat.completions.create(
+        model="gemma3-270m",
+        temperature=0,
+        messages=[{"role": "user", "content": question}],
+        **options,
+    )
+
+
 OBJECT_QUESTIONS = ["Describe a cat as JSON.", "Reply with a JSON object: name and color of a cat."]
 
 
@@ -103,14 +114,7 @@ def test_json_object_mode_replies_are_objects(runtime_url: str, question: str) -
     # Greedy, because an open-ended object has no length bound: about 1 sampled reply in 60 runs past
     # 200 tokens, and which one varies with the CPU and the prefix cache. Sampled replies are covered
     # by the bounded schemas of the 200-request test above.
-    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
-    reply = client.chat.completions.create(
-        model="gemma3-270m",
-        max_tokens=200,
-        temperature=0,
-        response_format={"type": "json_object"},
-        messages=[{"role": "user", "content": question}],
-    )
+    reply = chat(runtime_url, question, max_tokens=200, response_format={"type": "json_object"})
     content = reply.choices[0].message.content or ""
     assert reply.choices[0].finish_reason == "stop", content
     assert isinstance(orjson.loads(content), dict), content
@@ -118,14 +122,8 @@ def test_json_object_mode_replies_are_objects(runtime_url: str, question: str) -
 
 def test_json_object_cut_short_says_length(runtime_url: str) -> None:
     # A JSON reply cut by max_tokens is partial; as with OpenAI, finish_reason is the client's only warning.
-    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
-    reply = client.chat.completions.create(
-        model="gemma3-270m",
-        max_tokens=3,
-        temperature=0,
-        response_format={"type": "json_object"},
-        messages=[{"role": "user", "content": "Describe a cat as JSON with ten keys."}],
-    )
+    question = "Describe a cat as JSON with ten keys."
+    reply = chat(runtime_url, question, max_tokens=3, response_format={"type": "json_object"})
     content = reply.choices[0].message.content or ""
     assert reply.choices[0].finish_reason == "length"
     assert content.lstrip().startswith("{")
@@ -151,15 +149,7 @@ TOOLS: list[Any] = [
 
 @pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "get_weather"}}])
 def test_forced_tool_call_comes_back_as_tool_calls(runtime_url: str, choice: Any) -> None:
-    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
-    reply = client.chat.completions.create(
-        model="gemma3-270m",
-        max_tokens=60,
-        temperature=0,
-        tools=TOOLS,
-        tool_choice=choice,
-        messages=[{"role": "user", "content": "Weather in Paris?"}],
-    )
+    reply = chat(runtime_url, "Weather in Paris?", max_tokens=60, tools=TOOLS, tool_choice=choice)
     message = reply.choices[0].message
     assert reply.choices[0].finish_reason == "tool_calls"
     assert message.content is None
@@ -172,17 +162,8 @@ def test_forced_tool_call_comes_back_as_tool_calls(runtime_url: str, choice: Any
 
 
 def test_streamed_tool_call(runtime_url: str) -> None:
-    client = openai.OpenAI(base_url=runtime_url + "/v1", api_key="unused")
     chunks = list(
-        client.chat.completions.create(
-            model="gemma3-270m",
-            max_tokens=60,
-            temperature=0,
-            tools=TOOLS,
-            tool_choice="required",
-            stream=True,
-            messages=[{"role": "user", "content": "Weather in Rome?"}],
-        )
+        chat(runtime_url, "Weather in Rome?", max_tokens=60, tools=TOOLS, tool_choice="required", stream=True)
     )
     calls = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     assert len(calls) == 1
