@@ -58,7 +58,10 @@ runtime_fixtures = _load("runtime_fixtures", HERE.parent / "runtime" / "conftest
 async def one_stream(client: httpx.AsyncClient, url: str) -> str:
     """Stream one completion; the model that served it, or RuntimeError when it came incomplete."""
     payload = {"prompt": "Once upon a time", "max_tokens": TOKENS, "stream": True}
-    payload |= {"logit_bias": {"1": -100}, "stream_options": {"include_usage": True}}
+    payload |= {
+        "logit_bias": runtime_fixtures.NO_END_OF_GENERATION,
+        "stream_options": {"include_usage": True},
+    }
     names, tokens, done = set(), 0, False
     async with client.stream("POST", url + "/v1/completions", json=payload) as response:
         response.raise_for_status()

@@ -32,7 +32,8 @@ SERVER_DIR = CACHE / "llama-server"
 # BENCH_THREADS: on an oversubscribed machine, 1 thread avoids llama.cpp's spinning thread barrier.
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CONTEXT, PARALLEL, TOKENS = 4096, 8, 128
-BANNED = {"1": -100, "106": -100}  # <eos> and <end_of_turn>: every request runs to max_tokens
+# Gemma-3's end-of-generation tokens (<eos>, <end_of_turn>, 212): every request runs to max_tokens.
+BANNED = {"1": -100, "106": -100, "212": -100}
 PROMPTS = [
     f"Chapter {i}. The {topic} began when"
     for i, topic in enumerate(

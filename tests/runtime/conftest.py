@@ -17,6 +17,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models"
+# Gemma-3's end-of-generation tokens (<eos>, <end_of_turn> and 212; the runtime stops on each),
+# banned where a test needs every sampled completion to run to max_tokens.
+NO_END_OF_GENERATION = {"1": -100, "106": -100, "212": -100}
 
 
 @pytest.fixture(scope="session")

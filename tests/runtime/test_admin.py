@@ -16,7 +16,7 @@ from inferflux.runtime.admin import EngineShape, Swapper
 from inferflux.runtime.errors import APIError
 from inferflux.runtime.memory import MemoryReading
 
-from .conftest import admin_swap, start_runtime, stop_runtime
+from .conftest import NO_END_OF_GENERATION, admin_swap, start_runtime, stop_runtime
 
 TOKEN = "s3cret-admin-token"
 
@@ -86,7 +86,7 @@ def test_swap_under_load_drops_no_request(admin_runtime: tuple[str, Path]) -> No
     results: list[dict[str, Any]] = []
 
     def long_request() -> None:
-        payload = {"prompt": "A long story:", "max_tokens": 40, "logit_bias": {"1": -100}}
+        payload = {"prompt": "A long story:", "max_tokens": 40, "logit_bias": NO_END_OF_GENERATION}
         results.append(httpx.post(base + "/v1/completions", json=payload, timeout=300).json())
 
     worker = threading.Thread(target=long_request)
@@ -99,6 +99,10 @@ def test_swap_under_load_drops_no_request(admin_runtime: tuple[str, Path]) -> No
     assert 0 < result["switched_after_s"] <= result["drained_after_s"]
     assert results[0]["usage"]["completion_tokens"] == 40  # the request on A finished whole
     assert served(base) == "model-b"
-    after = httpx.post(base + "/v1/completions", json={"prompt": "Hi", "max_tokens": 3}, timeout=60).json()
+    after = httpx.post(
+        base + "/v1/completions",
+        json={"prompt": "Hi", "max_tokens": 3, "logit_bias": NO_END_OF_GENERATION},
+        timeout=60,
+    ).json()
     assert after["model"] == "model-b"
     assert after["usage"]["completion_tokens"] == 3

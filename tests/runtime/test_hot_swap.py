@@ -26,7 +26,7 @@ from inferflux.crds.inferencemodel import RolloutStrategy
 from inferflux.operator.strategy import Choice, after_refusal
 from inferflux.operator.swap_client import Outcome, SwapRequest, swap_pods
 
-from .conftest import admin_swap, metric, start_runtime, stop_runtime
+from .conftest import NO_END_OF_GENERATION, admin_swap, metric, start_runtime, stop_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def stream_once(client: httpx.Client, base: str) -> tuple[set[str], str | None, 
         "max_tokens": STREAM_TOKENS,
         "stream": True,
         "stream_options": {"include_usage": True},
-        "logit_bias": {"1": -100},  # no end-of-sequence: every stream runs its full length
+        "logit_bias": NO_END_OF_GENERATION,  # every stream runs its full length
     }
     names: set[str] = set()
     finish, tokens, done = None, 0, False

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import metric
+from .conftest import NO_END_OF_GENERATION, metric
 
 pytestmark = pytest.mark.slow
 
@@ -82,11 +82,6 @@ def test_stop_string_ends_generation(client: openai.OpenAI) -> None:
     )
     assert " 7" not in reply.choices[0].text
     assert reply.choices[0].finish_reason == "stop"
-
-
-# Gemma-3's end-of-generation tokens (<eos>, <end_of_turn>, and 212), banned so that every
-# sampled completion runs to max_tokens.
-NO_END_OF_GENERATION = {"1": -100, "106": -100, "212": -100}
 
 
 async def test_concurrent_streams_all_complete(runtime_url: str) -> None:
