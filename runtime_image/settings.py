@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from inferflux.runtime.memory import DEFAULT_HEADROOM_FACTOR
+
 ENV_PREFIX = "INFERFLUX_"
 
 
@@ -32,7 +34,7 @@ class Settings:
     model_sha256: str = ""
     admin_token_file: str = ""
     memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
-    headroom_factor: float = 1.3  # an in-place swap needs free memory of this times the new model
+    headroom_factor: float = DEFAULT_HEADROOM_FACTOR  # an in-place swap needs this x the new model free
 
     @property
     def model_id(self) -> str:
