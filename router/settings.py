@@ -38,6 +38,30 @@ class Settings:
     prompts_namespace: str = ""  # watch Prompt ConfigMaps here ("*": every namespace)
     prompts_ttl_seconds: float = 900.0
     prompts_budget_seconds: float = 0.015
+    # Identity and policy (docs/identity.md). Auth is on unless turned off; off is allowed only on
+    # a loopback address unless auth_allow_open says the operator means it.
+    auth: bool = True
+    auth_allow_open: bool = False
+    auth_secret_file: str = ""  # the API-key hashing secret (>= 32 bytes), from a mounted Secret
+    metrics_auth: bool = False  # /metrics needs a credential with models:read
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""  # empty: discovered from the issuer's openid-configuration
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_tenant_claim: str = "tenant"
+    oidc_scopes_claim: str = "scope"
+    oidc_leeway_seconds: float = 30.0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""  # set: client certificates are required and mapped to tenants
+    upstream_ca_file: str = ""  # set: router-to-runtime https is verified against this CA
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 8001
+    admin_token_file: str = ""  # a bootstrap admin bearer token, from a mounted Secret
+    redis_url: str = ""  # the policy store shared by router replicas; empty: in memory
+    policy_file: str = ""  # a PolicySnapshot JSON file (local mode)
+    policy_configmap: str = ""  # "namespace/name" of the operator's policy snapshot
+    kek_file: str = ""  # AES-GCM key-encryption keys for tenant secrets, from a mounted Secret
 
 
 _ENV = {
@@ -64,7 +88,42 @@ _ENV = {
     "prompts_namespace": "INFERFLUX_PROMPTS_NAMESPACE",
     "prompts_ttl_seconds": "INFERFLUX_PROMPTS_TTL_SECONDS",
     "prompts_budget_seconds": "INFERFLUX_PROMPTS_BUDGET_SECONDS",
+    "auth": "INFERFLUX_AUTH",
+    "auth_allow_open": "INFERFLUX_AUTH_ALLOW_OPEN",
+    "auth_secret_file": "INFERFLUX_AUTH_SECRET_FILE",
+    "metrics_auth": "INFERFLUX_METRICS_AUTH",
+    "oidc_issuer": "INFERFLUX_OIDC_ISSUER",
+    "oidc_audience": "INFERFLUX_OIDC_AUDIENCE",
+    "oidc_jwks_url": "INFERFLUX_OIDC_JWKS_URL",
+    "oidc_algorithms": "INFERFLUX_OIDC_ALGORITHMS",
+    "oidc_tenant_claim": "INFERFLUX_OIDC_TENANT_CLAIM",
+    "oidc_scopes_claim": "INFERFLUX_OIDC_SCOPES_CLAIM",
+    "oidc_leeway_seconds": "INFERFLUX_OIDC_LEEWAY_SECONDS",
+    "tls_cert_file": "INFERFLUX_TLS_CERT_FILE",
+    "tls_key_file": "INFERFLUX_TLS_KEY_FILE",
+    "tls_client_ca_file": "INFERFLUX_TLS_CLIENT_CA_FILE",
+    "upstream_ca_file": "INFERFLUX_UPSTREAM_CA_FILE",
+    "admin_host": "INFERFLUX_ADMIN_HOST",
+    "admin_port": "INFERFLUX_ADMIN_PORT",
+    "admin_token_file": "INFERFLUX_ADMIN_TOKEN_FILE",
+    "redis_url": "INFERFLUX_REDIS_URL",
+    "policy_file": "INFERFLUX_POLICY_FILE",
+    "policy_configmap": "INFERFLUX_POLICY_CONFIGMAP",
+    "kek_file": "INFERFLUX_KEK_FILE",
 }
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(kind: type, raw: str) -> object:
+    """``raw`` as ``kind``; booleans take the usual spellings and nothing else."""
+    if kind is bool:
+        text = raw.strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ValueError(raw)
+    return kind(raw)
 
 
 def env_names() -> dict[str, str]:
@@ -82,7 +141,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         kind = type(getattr(Settings(), field.name))
         try:
-            values[field.name] = kind(raw)
+            values[field.name] = _parse(kind, raw)
         except ValueError:
             raise SettingsError(f"{_ENV[field.name]}={raw!r} is not a valid {kind.__name__}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
@@ -90,4 +149,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_ROUTES_CONFIGMAP must be namespace/name")
     if settings.heartbeat_seconds <= 0 or settings.resume_ttl_seconds <= 0:
         raise SettingsError("INFERFLUX_HEARTBEAT_SECONDS and INFERFLUX_RESUME_TTL_SECONDS must be positive")
+    if settings.policy_configmap and settings.policy_configmap.count("/") != 1:
+        raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
     return settings

@@ -1,0 +1,1 @@
+"""Who is calling: API keys, OIDC tokens and client certificates, turned into one `Principal`."""
