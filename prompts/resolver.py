@@ -45,6 +45,7 @@ from inferflux.prompts.sources import EMBEDDED_DIR, PromptSource, read_directory
 log = logging.getLogger(__name__)
 
 DEFAULT_FALLBACK_ID = "assistant"
+PRELOAD_RETRY_MAX_SECONDS = 30.0
 
 
 class PromptNotFoundError(LookupError):
@@ -111,6 +112,7 @@ class PromptResolver:
         self._cache: dict[str, _Entry] = {}
         self._inflight: dict[str, asyncio.Task[CompiledPrompt | None]] = {}
         self._watchers: list[asyncio.Task[None]] = []
+        self.preloaded = False
 
     @property
     def loaded(self) -> int:
@@ -121,7 +123,9 @@ class PromptResolver:
         """Follow the sources' changes and preload the top prompts.
 
         A source that cannot answer within ``start_timeout`` (an API server down) does not hold the
-        start up: the resolver serves the embedded fallback until that source catches up.
+        start up: the resolver serves the embedded fallback, and keeps retrying the preload in the
+        background until it succeeds. ``preloaded`` (what ``/readyz`` reports as
+        ``prompts_loaded``) stays False until then.
         """
         for source in self.sources:
             self._watchers.append(asyncio.create_task(self._follow(source)))
@@ -132,6 +136,28 @@ class PromptResolver:
             log.warning(
                 "prompt preload did not finish in %.1f s; serving fallbacks meanwhile", self.start_timeout
             )
+        except Exception as error:
+            log.warning("prompt preload failed (%s); serving fallbacks meanwhile", type(error).__name__)
+        else:
+            self.preloaded = True
+            return
+        self._watchers.append(asyncio.create_task(self._retry_preload()))
+
+    async def _retry_preload(self) -> None:
+        """Retry the preload with a capped backoff until one succeeds."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                async with asyncio.timeout(self.start_timeout):
+                    await self._preload()
+            except Exception as error:  # TimeoutError included: try again later
+                log.info("prompt preload still failing (%s)", type(error).__name__)
+                delay = min(delay * 2, PRELOAD_RETRY_MAX_SECONDS)
+                continue
+            self.preloaded = True
+            log.info("prompt preload done: %d prompts loaded", self.loaded)
+            return
 
     async def _preload(self) -> None:
         wanted: list[str] = []

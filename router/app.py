@@ -71,6 +71,13 @@ def prompt_resolver(settings: Settings) -> PromptResolver | None:
     return PromptResolver(sources, ttl=settings.prompts_ttl_seconds, budget=settings.prompts_budget_seconds)
 
 
+def prompts_readiness(resolver: PromptResolver) -> tuple[bool, str]:
+    """``prompts_loaded``: ready once the resolver's preload has finished, not before."""
+    if resolver.preloaded:
+        return True, f"{resolver.loaded} prompts loaded"
+    return False, f"preload not finished ({resolver.loaded} prompts loaded so far)"
+
+
 def request_id(scope: Scope) -> str:
     """The client's ``x-request-id`` when it is sane (printable, at most 128 bytes), else a new one."""
     given = header(scope, b"x-request-id")
@@ -138,7 +145,7 @@ class Router:
         )
         resolver = self.inference.prompts
         if resolver is not None:
-            self.readiness.add("prompts_loaded", lambda: (True, f"{resolver.loaded} prompts loaded"))
+            self.readiness.add("prompts_loaded", lambda: prompts_readiness(resolver))
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/v1/models"): self.openai.models}
         for path in ROUTES:
             self.routes[("POST", path)] = self.openai.proxy

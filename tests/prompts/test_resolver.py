@@ -75,6 +75,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 3.0) 
 async def test_preloaded_prompt_resolves_warm(manifest_dir: Path, started: Start) -> None:
     resolver = await started(DirectorySource(manifest_dir))
     assert resolver.loaded == 1
+    assert resolver.preloaded
     hits = metric("inferflux_prompts_cache_total", result="hit")
     resolved = await resolver.resolve("greeter", {"name": "Ada"}, request_id="r1")
     assert resolved == ResolvedPrompt(
@@ -279,3 +280,35 @@ async def test_a_fetch_failing_after_the_budget_is_logged_not_leaked(
     gc.collect()
     assert unhandled == []
     assert "background fetch of prompt greeter failed: OSError('down')" in caplog.text
+
+
+class RecoveringSource(SlowSource):
+    """A source whose listing fails ``failures`` times (an API server still starting), then works."""
+
+    def __init__(self, spec: PromptSpec, failures: int) -> None:
+        super().__init__(spec, delay=0.0)
+        self.failures = failures
+
+    async def top(self, count: int) -> list[str]:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("api server not answering yet")
+        return await super().top(count)
+
+
+async def test_a_failed_preload_is_not_ready_until_a_retry_succeeds(started: Start) -> None:
+    source = RecoveringSource(make_spec(), failures=1)
+    resolver = await started(source)
+    assert not resolver.preloaded, "a preload that failed must not report ready"
+    assert resolver.loaded == 0
+
+    async def preloaded() -> bool:
+        return resolver.preloaded
+
+    await eventually(preloaded, within=5.0)
+    assert resolver.loaded == 1
+
+
+async def test_a_preload_past_start_timeout_is_not_ready(started: Start) -> None:
+    resolver = await started(SlowSource(make_spec(), delay=5.0), start_timeout=0.05)
+    assert not resolver.preloaded

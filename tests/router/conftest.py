@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import uvicorn
 
+from inferflux.prompts.resolver import PromptResolver
 from inferflux.router.app import Router
 from inferflux.router.discovery import FileSource
 from inferflux.router.resume import KeyHolder
@@ -101,11 +102,16 @@ async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Start a router over a routes file: ``await make_router(models, **settings)``."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None], aiohttp.ClientSession]] = []
 
-    async def make(models: dict[str, Any], keys: KeyHolder | None = None, **overrides: Any) -> Harness:
+    async def make(
+        models: dict[str, Any],
+        keys: KeyHolder | None = None,
+        prompts: PromptResolver | None = None,
+        **overrides: Any,
+    ) -> Harness:
         routes_file = tmp_path / "routes.json"
         settings = Settings(routes_file=str(routes_file), file_poll_seconds=0.05, **overrides)
         source = FileSource(str(routes_file), settings.file_poll_seconds)
-        router = Router(settings, source, keys=keys)
+        router = Router(settings, source, keys=keys, prompts=prompts)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

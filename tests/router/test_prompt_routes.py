@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,39 @@ async def test_readyz_reports_prompts_loaded(make_router: Any, route: Any) -> No
         checks = (await response.json())["checks"]
     assert "prompts_loaded" in checks
     assert checks["prompts_loaded"] == {"ok": True, "detail": f"{SHIPPED} prompts loaded"}
+
+
+async def test_readyz_is_503_until_the_prompt_preload_finishes(make_router: Any, route: Any) -> None:
+    from inferflux.prompts.resolver import PromptResolver
+    from inferflux.prompts.sources import DirectorySource
+
+    source = DirectorySource(Path(MANIFESTS))
+    listed = source.top
+    calls = 0
+
+    async def failing_once(count: int) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("prompt store not answering yet")
+        return await listed(count)
+
+    source.top = failing_once  # type: ignore[method-assign]
+    harness = await make_router({}, prompts=PromptResolver([source]))
+    async with harness.session.get(harness.url + "/readyz") as response:
+        assert response.status == 503
+        check = (await response.json())["checks"]["prompts_loaded"]
+    assert check["ok"] is False
+    assert "preload not finished" in check["detail"]
+    status = 503
+    for _ in range(250):  # the first retry comes after one second
+        async with harness.session.get(harness.url + "/readyz") as response:
+            status, check = response.status, (await response.json())["checks"]["prompts_loaded"]
+        if status == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert status == 200
+    assert check["ok"] is True
 
 
 async def test_prompt_errors_are_clear(mocks: Any, make_router: Any, route: Any) -> None:
