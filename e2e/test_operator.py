@@ -9,6 +9,7 @@ are admitted in a namespace that enforces the restricted Pod Security profile.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 from cluster_fixture import llamacpp_model, provider_model
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 REPO = Path(__file__).resolve().parents[1]
 OPERATOR_NS = "inferflux-system"
@@ -365,6 +368,46 @@ def test_terminal_spec_errors_stall_with_a_readable_reason(
         "key": "api-key",
     }
     assert "sk-e2e" not in json.dumps(routes(admin))
+
+
+def test_a_bad_signature_stalls_and_the_signed_revision_keeps_serving(
+    admin: Kube, operator: OperatorProcess, namespace: str
+) -> None:
+    publisher = Ed25519PrivateKey.generate()
+    public = base64.b64encode(publisher.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+    admin.run("create", "secret", "generic", "signing", "-n", namespace, f"--from-literal=pub={public}")
+
+    def signed(digest: str, signs: str) -> dict[str, Any]:
+        signature = {
+            "value": base64.b64encode(publisher.sign(f"sha256:{signs}".encode())).decode(),
+            "publicKeySecretRef": {"name": "signing", "key": "pub"},
+        }
+        uri = f"file://models/{digest[:8]}.gguf"
+        return llamacpp_model(
+            "signed", namespace, source={"uri": uri, "sha256": digest, "signature": signature}
+        )
+
+    good, other = "a" * 64, "b" * 64
+    admin.apply(signed(good, signs=good))
+    serving = wait_ready(admin, "signed", namespace)
+    active = serving["status"]["activeRevision"]
+    wait_for(
+        "the signed revision's route", lambda: routes(admin)["models"].get("signed", {}).get("endpoints")
+    )
+
+    admin.apply(signed(other, signs=good))  # a signature over another digest: forged for this one
+    stalled = wait_condition(admin, "inferencemodel", "signed", namespace, "Stalled", "True")
+    assert condition(stalled, "Stalled")["reason"] == "SignatureInvalid"
+    assert "does not match sha256:bbbbbbbbbbbb" in condition(stalled, "Stalled")["message"]
+    assert stalled["status"]["activeRevision"] == active
+    revisions = {
+        d["metadata"]["labels"]["inferflux.io/revision"]
+        for d in admin.items("deployments", namespace, "inferflux.io/model=signed")
+    }
+    assert revisions == {active}, "no Deployment was made for the unverified weights"
+    route = routes(admin)["models"]["signed"]
+    assert route["revision"] == active
+    assert route["endpoints"], "the signed revision keeps serving"
 
 
 def test_deleting_the_model_garbage_collects_everything(

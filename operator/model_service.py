@@ -32,9 +32,10 @@ from inferflux.operator.status import Stall, compute_status
 from inferflux.operator.storage import Storage
 from inferflux.operator.validation import (
     INVALID_SPEC,
-    SECRET_NOT_FOUND,
+    RECHECKED,
     referenced_secrets,
     secret_stall,
+    signature_stall,
     spec_stall,
 )
 from inferflux.operator.workqueue import REQUEUE_LATER, Later
@@ -107,7 +108,7 @@ class ModelService:
         if step is not None and applied.stall is None:
             await self._clean_up(model, step, deployments)
             await self._remove_leftovers(model, deployments, leftovers)
-        if applied.stall and applied.stall.reason == SECRET_NOT_FOUND:
+        if applied.stall and applied.stall.reason in RECHECKED:
             return SECRET_RECHECK_SECONDS
         if step is not None and (step.retire or step.phase == DRAINING):
             return DRAIN_SECONDS / 2
@@ -175,7 +176,7 @@ class ModelService:
             return True
         age = time.monotonic() - applied.at
         if applied.stall is not None:
-            return applied.stall.reason == SECRET_NOT_FOUND and age >= SECRET_RECHECK_SECONDS
+            return applied.stall.reason in RECHECKED and age >= SECRET_RECHECK_SECONDS
         pods = wanted and model.spec.engine != Engine.PROVIDER
         return pods and age >= DRIFT_GRACE_SECONDS and _drifted(deployment, revision, model.spec.replicas)
 
@@ -183,7 +184,10 @@ class ModelService:
         stall = spec_stall(model, self._settings)
         namespace = model.metadata.namespace or ""
         for ref in [] if stall else referenced_secrets(model):
-            stall = secret_stall(ref, namespace, await self._storage.get("Secret", namespace, ref.name))
+            secret = await self._storage.get("Secret", namespace, ref.name)
+            stall = secret_stall(ref, namespace, secret)
+            if stall is None and secret is not None:
+                stall = signature_stall(model, ref, secret)
             if stall:
                 break
         return stall

@@ -8,6 +8,8 @@ done by the caller with ``referenced_secrets``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,12 +18,16 @@ from inferflux.operator.render.engine import EngineOptionError, check_extra_args
 from inferflux.operator.render.volume import SourceError, model_volume
 from inferflux.operator.settings import Settings
 from inferflux.operator.status import Stall
+from inferflux.runtime.integrity import IntegrityError, load_public_key, verify_signature
 
 UNSUPPORTED_ENGINE_OPTION = "UnsupportedEngineOption"
 INVALID_SOURCE = "InvalidSource"
 AIR_GAPPED = "AirGappedSource"
 SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a condition reason
 INVALID_SPEC = "InvalidSpec"
+SIGNATURE_INVALID = "SignatureInvalid"
+# Stalls that a change elsewhere (a Secret created or corrected) can lift: checked again now and then.
+RECHECKED = frozenset({SECRET_NOT_FOUND, SIGNATURE_INVALID})
 
 
 def spec_stall(model: InferenceModel, settings: Settings) -> Stall | None:
@@ -51,6 +57,35 @@ def referenced_secrets(model: InferenceModel) -> list[SecretKeyRef]:
     if spec.source and spec.source.signature:
         refs.append(spec.source.signature.public_key_secret_ref)
     return refs
+
+
+def secret_value(secret: Mapping[str, Any], key: str) -> bytes | None:
+    """The bytes of one Secret key (``data`` is base64, ``stringData`` plain), or None if unreadable."""
+    if key in (secret.get("stringData") or {}):
+        return str(secret["stringData"][key]).encode()
+    try:
+        return base64.b64decode((secret.get("data") or {}).get(key, ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def signature_stall(model: InferenceModel, ref: SecretKeyRef, secret: Mapping[str, Any]) -> Stall | None:
+    """A stall when ``ref`` holds the model's signing key and the signature does not verify with it.
+
+    The signature covers ``sha256:<spec.source.sha256>``; the pods check the file against that
+    digest, so a signature that verifies here means only the signed weights can be served.
+    """
+    source = model.spec.source
+    if source is None or source.signature is None or source.signature.public_key_secret_ref != ref:
+        return None
+    material = secret_value(secret, ref.key)
+    try:
+        if material is None:
+            raise IntegrityError(f"key {ref.key!r} of Secret {ref.name} is not valid base64")
+        verify_signature(source.sha256, source.signature.value, load_public_key(material))
+    except IntegrityError as error:
+        return Stall(SIGNATURE_INVALID, f"spec.source.signature: {error}")
+    return None
 
 
 def secret_stall(ref: SecretKeyRef, namespace: str, secret: Mapping[str, Any] | None) -> Stall | None:

@@ -11,7 +11,7 @@ import uvicorn
 from inferflux.runtime.admin import EngineShape, Swapper, read_token
 from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine
-from inferflux.runtime.integrity import integrity_problem
+from inferflux.runtime.integrity import integrity_problem, signature_problem
 from inferflux.runtime.memory import process_rss, read_memory, within_budget
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model, ModelLoadError
@@ -26,7 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until it is stopped; a non-zero exit with one log line when it cannot serve."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = parse_settings(argv)
-    problem = integrity_problem(settings.model_path, settings.model_sha256)
+    # The signature first: it says which digest is trusted, then the file must have that digest.
+    problem = signature_problem(
+        settings.model_sha256, settings.model_signature, settings.model_public_key_file
+    ) or integrity_problem(settings.model_path, settings.model_sha256)
     if problem:
         log.error(problem)
         return 2

@@ -80,6 +80,28 @@ def integrity_problem(path: Path, expected_sha256: str) -> str | None:
     return None
 
 
+def signature_problem(sha256_hex: str, signature_b64: str, public_key_file: str) -> str | None:
+    """One readable line when the signed manifest does not check out, or None when it does.
+
+    No signature means nothing to check; a signature without its key, or a key file that cannot be
+    read or parsed, is a problem: a pod told to check a signature never serves unchecked weights.
+    """
+    if not signature_b64:
+        return None
+    if not public_key_file:
+        return "a model signature is set but no public key file (INFERFLUX_MODEL_PUBLIC_KEY_FILE)"
+    if not sha256_hex:
+        return "a model signature is set but no sha256 (INFERFLUX_MODEL_SHA256) for it to sign"
+    try:
+        key = load_public_key(Path(public_key_file).read_bytes())
+        verify_signature(sha256_hex.strip().lower(), signature_b64, key)
+    except OSError as error:
+        return f"cannot read the model's public key {public_key_file}: {error.strerror}"
+    except IntegrityError as error:
+        return f"{error}; refusing to serve"
+    return None
+
+
 def _b64(data: bytes, what: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)

@@ -32,6 +32,8 @@ class Settings:
     batch_size: int = 512
     gpu_layers: int = 0
     model_sha256: str = ""
+    model_signature: str = ""  # base64 Ed25519 signature over ``sha256:<model_sha256>``
+    model_public_key_file: str = ""  # the trusted Ed25519 public key (raw, base64 or PEM)
     admin_token_file: str = ""
     memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
     headroom_factor: float = DEFAULT_HEADROOM_FACTOR  # an in-place swap needs this x the new model free

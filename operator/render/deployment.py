@@ -37,6 +37,7 @@ from inferflux.operator.render.security import (
     container_security_context,
     pod_security_context,
 )
+from inferflux.operator.render.signing import signing_volume, verify_container, with_signing
 from inferflux.operator.render.volume import model_volume
 from inferflux.operator.settings import Settings
 
@@ -86,14 +87,25 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
     engine = Engine(model.spec.engine)
     if model.spec.source is None or engine == Engine.PROVIDER:
         raise ValueError(f"engine {engine.value} has no runtime pods")
-    weights = model_volume(model.spec.source, settings.runtime_image)
+    source = model.spec.source
+    weights = model_volume(source, settings.runtime_image)
     volumes, mounts = scratch_volumes(engine)
     volumes += weights.volumes
     mounts += weights.mounts
+    init_containers = [with_signing(container, source) for container in weights.init_containers]
+    signing = signing_volume(source)
+    if signing is not None:
+        volumes.append(signing[0])
     if engine == Engine.VLLM:
         container = vllm_container(model, settings.vllm_image, weights.model_path)
+        if signing is not None and not init_containers:  # no fetch checked it: vLLM cannot
+            init_containers.append(
+                verify_container(source, settings.runtime_image, weights.model_path, mounts)
+            )
     else:
-        container = llamacpp_container(model, settings.runtime_image, weights.model_path)
+        container = with_signing(
+            llamacpp_container(model, settings.runtime_image, weights.model_path), source
+        )
         token_volume, token_mount = admin_token_volume(model)
         volumes.append(token_volume)
         mounts.append(token_mount)
@@ -101,7 +113,7 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         "ports": [{"name": "http", "containerPort": RUNTIME_PORT, "protocol": "TCP"}],
         "resources": resources(model),
         "securityContext": container_security_context(),
-        "volumeMounts": mounts,
+        "volumeMounts": [*mounts, *container.get("volumeMounts", [])],
         **probes(engine),
     }
     labels = pod_labels(model)
@@ -115,8 +127,8 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         "containers": [container],
         "volumes": volumes,
     }
-    if weights.init_containers:
-        pod_spec["initContainers"] = weights.init_containers
+    if init_containers:
+        pod_spec["initContainers"] = init_containers
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from inferflux.crds.inferencemodel import SecretKeyRef
+import base64
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from inferflux.crds.inferencemodel import InferenceModel, SecretKeyRef
 from inferflux.operator.settings import Settings
 from inferflux.operator.validation import (
     AIR_GAPPED,
     INVALID_SOURCE,
     SECRET_NOT_FOUND,
+    SIGNATURE_INVALID,
     UNSUPPORTED_ENGINE_OPTION,
     referenced_secrets,
     secret_stall,
+    signature_stall,
     spec_stall,
 )
+from inferflux.runtime.integrity import manifest
 from tests.operator.conftest import ModelFactory
 
 SIGNATURE = {"value": "A" * 88, "publicKeySecretRef": {"name": "signing", "key": "ed25519.pub"}}
@@ -64,3 +72,34 @@ def test_secret_checks_look_at_key_names_only() -> None:
     assert "no key 'api-key'" in no_key.message
     assert "c2VjcmV0" not in no_key.message
     assert secret_stall(ref, "team-a", {"data": {"api-key": "c2VjcmV0"}}) is None
+
+
+def _signed_model(model: ModelFactory, digest: str, signature: bytes) -> InferenceModel:
+    ref = {"name": "signing", "key": "ed25519.pub"}
+    value = base64.b64encode(signature).decode()
+    return model(
+        spec={"source": {"sha256": digest, "signature": {"value": value, "publicKeySecretRef": ref}}}
+    )
+
+
+def test_a_signature_is_verified_against_the_key_in_its_secret(model: ModelFactory) -> None:
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    secret = {"data": {"ed25519.pub": base64.b64encode(base64.b64encode(raw)).decode()}}
+    ref = SecretKeyRef(name="signing", key="ed25519.pub")
+    digest = "ab" * 32
+    good = _signed_model(model, digest, key.sign(manifest(digest)))
+    assert signature_stall(good, ref, secret) is None
+    assert signature_stall(good, SecretKeyRef(name="other", key="k"), {}) is None, "not its key Secret"
+
+    forged = _signed_model(model, digest, key.sign(manifest("cd" * 32)))
+    stall = signature_stall(forged, ref, secret)
+    assert stall is not None
+    assert stall.reason == SIGNATURE_INVALID
+    assert "does not match sha256:abababababab" in stall.message
+
+    other_key = {"stringData": {"ed25519.pub": base64.b64encode(raw[::-1]).decode()}}
+    assert signature_stall(good, ref, other_key) is not None
+    garbage = signature_stall(good, ref, {"data": {"ed25519.pub": "!!not base64"}})
+    assert garbage is not None
+    assert "not valid base64" in garbage.message

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from inferflux.runtime.integrity import IntegrityError, load_public_key, manifest, verify_signature
+from inferflux.runtime.integrity import (
+    IntegrityError,
+    load_public_key,
+    manifest,
+    signature_problem,
+    verify_signature,
+)
 
 DIGEST = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 KEY = Ed25519PrivateKey.generate()
@@ -55,3 +63,86 @@ def test_bad_key_material_is_named(material: bytes, message: str) -> None:
 def test_a_malformed_signature_is_named() -> None:
     with pytest.raises(IntegrityError, match="signature is not valid base64"):
         verify_signature(DIGEST, "***", load_public_key(RAW))
+
+
+def test_signature_problem_names_what_is_wrong(tmp_path: Path) -> None:
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(base64.b64encode(RAW))
+    assert signature_problem(DIGEST, "", "") is None, "an unsigned source has nothing to check"
+    assert signature_problem(DIGEST, SIGNATURE, str(key_file)) is None
+    assert "no public key file" in (signature_problem(DIGEST, SIGNATURE, "") or "")
+    assert "cannot read" in (signature_problem(DIGEST, SIGNATURE, str(tmp_path / "absent")) or "")
+    tampered = signature_problem("0" * 64, SIGNATURE, str(key_file)) or ""
+    assert "does not match" in tampered
+    assert "refusing to serve" in tampered
+
+
+def test_the_verify_entry_point_refuses_a_bad_signature_before_reading_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferflux.runtime import verify
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(RAW)
+    signed = base64.b64encode(KEY.sign(manifest(digest))).decode()
+    monkeypatch.setenv("INFERFLUX_MODEL_PATH", str(weights))
+    monkeypatch.setenv("INFERFLUX_MODEL_SHA256", digest)
+    monkeypatch.setenv("INFERFLUX_MODEL_PUBLIC_KEY_FILE", str(key_file))
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", signed)
+    assert verify.main() == 0
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)  # signs another digest
+    assert verify.main() == 1
+    assert "does not match" in capsys.readouterr().out
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", signed)
+    weights.write_bytes(b"swapped weights")  # the signature holds, the file is not the signed one
+    assert verify.main() == 1
+    assert "expected" in capsys.readouterr().out
+
+
+def test_the_fetch_init_container_checks_the_signature_before_downloading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferflux.runtime import fetch
+
+    source = tmp_path / "published.gguf"
+    source.write_bytes(b"weights")
+    digest = hashlib.sha256(b"weights").hexdigest()
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(RAW)
+    target = tmp_path / "volume" / "model.gguf"
+    monkeypatch.setenv("INFERFLUX_MODEL_URI", source.as_uri())
+    monkeypatch.setenv("INFERFLUX_MODEL_SHA256", digest)
+    monkeypatch.setenv("INFERFLUX_MODEL_PATH", str(target))
+    monkeypatch.setenv("INFERFLUX_MODEL_PUBLIC_KEY_FILE", str(key_file))
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)
+    assert fetch.main() == 1
+    assert "does not match" in capsys.readouterr().out
+    assert not target.exists(), "nothing is downloaded under a bad signature"
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", base64.b64encode(KEY.sign(manifest(digest))).decode())
+    assert fetch.main() == 0
+    assert target.read_bytes() == b"weights"
+
+
+def test_the_runtime_will_not_start_on_a_bad_signature(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"weights")
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(RAW)
+    digest = hashlib.sha256(b"weights").hexdigest()
+    run = subprocess.run(
+        [sys.executable, "-m", "inferflux.runtime", "--model-path", str(weights), "--model-sha256", digest],
+        env={"INFERFLUX_MODEL_SIGNATURE": SIGNATURE, "INFERFLUX_MODEL_PUBLIC_KEY_FILE": str(key_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "signature does not match" in run.stderr
+    assert "Traceback" not in run.stderr

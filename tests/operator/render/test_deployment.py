@@ -87,3 +87,56 @@ def test_only_e2e_annotations_of_the_model_reach_the_pods(model: ModelFactory, s
     m = model(metadata={"name": "gemma3-270m", "annotations": annotations})
     template = render_deployment(m, settings)["spec"]["template"]["metadata"]["annotations"]
     assert template == {REVISION_LABEL: revision_hash(m), "inferflux.io/e2e-hold-unready": "true"}
+
+
+SIGNED = {"signature": {"value": "A" * 88, "publicKeySecretRef": {"name": "signing", "key": "pub"}}}
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {entry["name"]: entry["value"] for entry in container.get("env", [])}
+
+
+def test_every_container_touching_signed_weights_gets_the_signature_and_the_key(
+    model: ModelFactory, settings: Settings
+) -> None:
+    signed = model(spec={"source": {"uri": "https://models.example/m.gguf", **SIGNED}})
+    pod = render_deployment(signed, settings)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["model-signing-key"]["secret"] == {
+        "secretName": "signing",
+        "items": [{"key": "pub", "path": "ed25519.pub"}],
+        "defaultMode": 0o440,
+    }
+    (fetch,) = pod["initContainers"]
+    for checker in (fetch, pod["containers"][0]):
+        env = _env(checker)
+        assert env["INFERFLUX_MODEL_SIGNATURE"] == "A" * 88
+        assert env["INFERFLUX_MODEL_PUBLIC_KEY_FILE"] == "/etc/inferflux/model-key/ed25519.pub"
+        mounts = {m["name"]: m for m in checker["volumeMounts"]}
+        assert mounts["model-signing-key"] == {
+            "name": "model-signing-key",
+            "mountPath": "/etc/inferflux/model-key",
+            "readOnly": True,
+        }
+    unsigned = render_deployment(model(), settings)["spec"]["template"]["spec"]
+    assert "INFERFLUX_MODEL_SIGNATURE" not in _env(unsigned["containers"][0])
+    assert "model-signing-key" not in {v["name"] for v in unsigned["volumes"]}
+
+
+def test_vllm_on_a_signed_volume_is_preceded_by_a_verify_container(
+    model: ModelFactory, settings: Settings
+) -> None:
+    signed = model("vllm-model", spec={"source": {"uri": "pvc://models/big.gguf", **SIGNED}})
+    pod = render_deployment(signed, settings)["spec"]["template"]["spec"]
+    (verify,) = pod["initContainers"]
+    assert verify["name"] == "verify-model"
+    assert verify["image"] == settings.runtime_image
+    assert verify["command"] == ["python", "-m", "inferflux.runtime.verify"]
+    env = _env(verify)
+    assert env["INFERFLUX_MODEL_PATH"] == "/models/big.gguf"
+    assert env["INFERFLUX_MODEL_SHA256"] == signed.spec.source.sha256  # type: ignore[union-attr]
+    assert env["INFERFLUX_MODEL_SIGNATURE"] == "A" * 88
+    assert {m["name"] for m in verify["volumeMounts"]} >= {"model", "model-signing-key"}
+    assert verify["securityContext"]["readOnlyRootFilesystem"] is True
+    plain = render_deployment(model("vllm-model"), settings)["spec"]["template"]["spec"]
+    assert "initContainers" not in plain, "an unsigned volume source needs no verify step"
