@@ -101,7 +101,14 @@ class ProviderSettings(KubeModel):
     """An external model, reached through its provider's official SDK."""
 
     name: ProviderName
-    model: str = Field(min_length=1, max_length=256, pattern=MODEL_ID, description="Provider's model id.")
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=MODEL_ID,
+        description="Provider's model id. When omitted, the router's environment names it: "
+        "INFERFLUX_<PROVIDER>_MODEL (e.g. INFERFLUX_GROQ_MODEL), set through the chart's router.env.",
+    )
     base_url: str | None = Field(
         default=None,
         max_length=2048,

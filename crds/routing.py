@@ -33,7 +33,9 @@ class ProviderRoute(KubeModel):
     """An external provider behind a served name."""
 
     name: ProviderName
-    model: str
+    model: str = Field(
+        default="", description="Provider's model id; empty: the router's environment names it."
+    )
     base_url: str | None = Field(default=None, alias="baseURL")
     api_key_secret_ref: SecretKeyRef | None = None
     namespace: str = Field(default="", description="Namespace of the Secret.")

@@ -115,7 +115,8 @@ def _verdicts(
         }
     if model.spec.engine == Engine.PROVIDER:
         provider = model.spec.provider
-        name = f"{provider.name}/{provider.model}" if provider else "provider"
+        model_id = (provider.model if provider else None) or "(model id from the router's environment)"
+        name = f"{provider.name}/{model_id}" if provider else "provider"
         done: Verdict = ("False", "Configured", "")
         return {
             ConditionType.READY: ("True", "ProviderConfigured", f"routed to {name}"),

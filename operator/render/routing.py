@@ -67,7 +67,7 @@ def model_route(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> ModelR
     if spec.engine == Engine.PROVIDER and spec.provider is not None:
         provider = ProviderRoute(
             name=spec.provider.name,
-            model=spec.provider.model,
+            model=spec.provider.model or "",
             base_url=spec.provider.base_url,
             api_key_secret_ref=spec.provider.api_key_secret_ref,
             namespace=model.metadata.namespace or "",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from inferflux.crds.inferencemodel import ProviderName, SecretKeyRef
@@ -57,6 +58,28 @@ def policy_for(provider: str, settings: PoolSettings) -> backoff.Backoff:
     return settings.groq_backoff if provider == ProviderName.GROQ else settings.default_backoff
 
 
+def model_env_name(provider: str) -> str:
+    """The router's environment variable naming a provider's default model id (INFERFLUX_GROQ_MODEL)."""
+    return f"INFERFLUX_{provider.upper().replace('-', '_')}_MODEL"
+
+
+def with_model(route: ProviderRoute, environ: Mapping[str, str]) -> ProviderRoute:
+    """``route`` with its model id: its own, else the one its provider's env variable names.
+
+    A route with neither cannot be served; the error names both places to set it.
+    """
+    if route.model:
+        return route
+    variable = model_env_name(route.name)
+    model = environ.get(variable, "").strip()
+    if not model:
+        raise UpstreamError(
+            ErrorCode.UNAVAILABLE,
+            f"no model id for provider {route.name}: set spec.provider.model or the router's {variable}",
+        )
+    return route.model_copy(update={"model": model})
+
+
 def build_adapter(route: ProviderRoute, api_key: str | None) -> Adapter:
     """The adapter for a provider route; the model id always comes from the route."""
     if route.name == ProviderName.ANTHROPIC:
@@ -82,6 +105,8 @@ class Pool:
     secrets: SecretSource
     settings: PoolSettings = field(default_factory=PoolSettings)
     build: Callable[[ProviderRoute, str | None], Adapter] = build_adapter
+    # Where provider model ids missing from a route come from (the router's own environment).
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
     _adapters: dict[str, tuple[str, Adapter]] = field(default_factory=dict)
     _breakers: dict[str, Breaker] = field(default_factory=dict)
     _turn: itertools.count[int] = field(default_factory=itertools.count)
@@ -107,6 +132,7 @@ class Pool:
 
     async def _provider(self, served: str, route: ModelRoute, provider: ProviderRoute) -> Upstream:
         """The one upstream of a provider route, with its key read from the referenced Secret."""
+        provider = with_model(provider, self.environ)
         ref = provider.api_key_secret_ref
         secret = (provider.namespace or route.namespace, ref) if ref is not None else None
         key = await self.secrets.get(*secret) if secret is not None else None

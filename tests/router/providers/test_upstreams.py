@@ -135,3 +135,21 @@ async def test_any_openai_compatible_base_url_serves_a_route(openai_server: Any)
     assert served.model == "vllm"
     assert served.body["choices"][0]["message"]["content"] == "echo: hi"
     assert openai_server.requests[-1][1]["model"] == "Qwen/Qwen2.5-7B-Instruct"
+
+
+async def test_a_route_without_a_model_takes_it_from_the_routers_environment() -> None:
+    pool = Pool(Keys("gsk-1"), environ={"INFERFLUX_GROQ_MODEL": "llama-3.3-70b-versatile"})
+    [upstream] = await pool.upstreams("fast", provider_route("groq", model=""))
+    assert upstream.adapter.upstream == "groq:https://api.groq.com/openai/v1:llama-3.3-70b-versatile"
+    named = Pool(Keys("gsk-1"), environ={"INFERFLUX_GROQ_MODEL": "other"})
+    [upstream] = await named.upstreams("fast", provider_route("groq"))
+    assert upstream.adapter.upstream.endswith(":llama-3.1-8b-instant"), "the route's own model wins"
+
+
+async def test_a_route_without_any_model_id_says_where_to_set_one() -> None:
+    pool = Pool(Keys("k"), environ={})
+    with pytest.raises(UpstreamError) as raised:
+        await pool.upstreams("fast", provider_route("openai-compatible", "http://vllm:8000/v1", model=""))
+    assert raised.value.code == ErrorCode.UNAVAILABLE
+    assert "spec.provider.model" in raised.value.message
+    assert "INFERFLUX_OPENAI_COMPATIBLE_MODEL" in raised.value.message
