@@ -9,23 +9,42 @@ columns.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from test_operator import (  # noqa: F401 - fixtures shared with the operator suite
-    OPERATOR_NS,
-    OPERATOR_SA,
-    Kube,
-    OperatorProcess,
-    admin,
-    condition,
-    namespace,
-    operator,
-    operator_kubeconfig,
-    wait_for,
-)
 
+
+def _operator_suite() -> Any:
+    """e2e/test_operator.py, loaded once by path (importlib mode puts no test folder on sys.path)."""
+    name = "inferflux_e2e_test_operator"  # the name test_prompt_flow.py loads it under
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_operator.py"))
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_suite = _operator_suite()
+# The fixtures this module shares with the operator suite (pytest registers module-level fixtures).
+admin, operator_kubeconfig, operator, namespace = (
+    _suite.admin,
+    _suite.operator_kubeconfig,
+    _suite.operator,
+    _suite.namespace,
+)
+OPERATOR_NS, OPERATOR_SA, Kube, OperatorProcess = (
+    _suite.OPERATOR_NS,
+    _suite.OPERATOR_SA,
+    _suite.Kube,
+    _suite.OperatorProcess,
+)
+condition, wait_for = _suite.condition, _suite.wait_for
 POLICY = "inferflux-policy"
 
 
@@ -52,7 +71,7 @@ def ready(kube: Kube, name: str, ns: str = OPERATOR_NS) -> dict[str, Any] | None
     return obj if current and condition(obj, "Ready").get("status") == "True" else None
 
 
-def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: OperatorProcess) -> None:  # noqa: F811
+def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: OperatorProcess) -> None:
     admin.apply(tenant("team-a", displayName="Team A", scopes=["inference"], models=["gemma"]))
     obj = wait_for("Tenant team-a Ready", lambda: ready(admin, "team-a"))
     assert condition(obj, "Ready")["reason"] == "Published"
@@ -74,7 +93,7 @@ def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: Operator
     admin.run("delete", "tenant", "team-a", "-n", OPERATOR_NS)
 
 
-def test_suspending_and_deleting_show_up(admin: Kube, operator: OperatorProcess) -> None:  # noqa: F811
+def test_suspending_and_deleting_show_up(admin: Kube, operator: OperatorProcess) -> None:
     admin.apply(tenant("team-b"))
     wait_for("team-b published", lambda: "team-b" in published(admin))
     admin.apply(tenant("team-b", suspended=True))
@@ -85,7 +104,7 @@ def test_suspending_and_deleting_show_up(admin: Kube, operator: OperatorProcess)
     wait_for("team-b gone from the snapshot", lambda: "team-b" not in published(admin))
 
 
-def test_a_name_the_router_cannot_use_is_stalled(admin: Kube, operator: OperatorProcess) -> None:  # noqa: F811
+def test_a_name_the_router_cannot_use_is_stalled(admin: Kube, operator: OperatorProcess) -> None:
     admin.apply(tenant("team.dotted"))
 
     def stalled() -> dict[str, Any] | None:
@@ -99,7 +118,7 @@ def test_a_name_the_router_cannot_use_is_stalled(admin: Kube, operator: Operator
     admin.run("delete", "tenant", "team.dotted", "-n", OPERATOR_NS)
 
 
-def test_a_tenant_elsewhere_is_not_read(admin: Kube, operator: OperatorProcess, namespace: str) -> None:  # noqa: F811
+def test_a_tenant_elsewhere_is_not_read(admin: Kube, operator: OperatorProcess, namespace: str) -> None:
     who = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
     assert (
         admin.run(
@@ -120,14 +139,14 @@ def test_a_tenant_elsewhere_is_not_read(admin: Kube, operator: OperatorProcess, 
     admin.run("delete", "tenant", "marker", "-n", OPERATOR_NS)
 
 
-def test_the_api_server_refuses_an_invalid_tenant_with_the_rule_message(admin: Kube) -> None:  # noqa: F811
+def test_the_api_server_refuses_an_invalid_tenant_with_the_rule_message(admin: Kube) -> None:
     with pytest.raises(AssertionError) as refused:
         admin.apply(tenant("bad", models=["*", "x"]))
     assert "models: '*' (every model) stands alone" in str(refused.value)
     assert admin.get("tenant", "bad", OPERATOR_NS) is None
 
 
-def test_kubectl_get_prints_the_columns(admin: Kube, operator: OperatorProcess) -> None:  # noqa: F811
+def test_kubectl_get_prints_the_columns(admin: Kube, operator: OperatorProcess) -> None:
     admin.apply(tenant("columns", scopes=["inference", "batch"], models=["m1"], suspended=True))
     wait_for("Tenant columns Ready", lambda: ready(admin, "columns"))
     for resource in ("tenants", "ift"):
