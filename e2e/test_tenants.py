@@ -9,28 +9,13 @@ columns.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_fixture import operator_suite
 
-
-def _operator_suite() -> Any:
-    """e2e/test_operator.py, loaded once by path (importlib mode puts no test folder on sys.path)."""
-    name = "inferflux_e2e_test_operator"  # the name test_prompt_flow.py loads it under
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_operator.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_suite = _operator_suite()
+_suite = operator_suite()
 # The fixtures this module shares with the operator suite (pytest registers module-level fixtures).
 admin, operator_kubeconfig, operator, namespace = (
     _suite.admin,

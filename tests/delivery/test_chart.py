@@ -189,7 +189,7 @@ def test_private_registry(render_chart: Render) -> None:
         "image": {"registry": "registry.corp", "repository": "ml/inferflux", "digest": digest},
         "runtimeImage": {"registry": "registry.corp", "repository": "ml/runtime", "tag": "1.2.3"},
         "imagePullSecrets": ["corp-pull"],
-        "redis": {"enabled": True, "image": {"registry": "registry.corp", "repository": "mirror/redis", "tag": "7"}},
+        "redis": {"image": {"registry": "registry.corp", "repository": "mirror/redis", "tag": "7"}},
     }
     objs = render_chart(values)
     for spec in pod_specs(objs):
