@@ -398,3 +398,13 @@ def test_two_replicas_without_a_shared_store_are_refused(helm: Path, repo: Path)
     )
     assert single.returncode == 0, single.stderr
     assert "INFERFLUX_REDIS_URL" not in single.stdout
+
+
+def test_an_external_redis_url_can_come_from_a_secret(render_chart: Render) -> None:
+    values = {"redis": {"enabled": False, "urlSecret": {"name": "store-url", "key": "u"}, "port": 6390}}
+    objs = render_chart(values)
+    env = env_items(router_of(objs))
+    assert env["INFERFLUX_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "store-url", "key": "u"}}
+    (policy,) = [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "inferflux-router"]
+    ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]]
+    assert 6390 in ports
