@@ -405,6 +405,8 @@ def test_an_external_redis_url_can_come_from_a_secret(render_chart: Render) -> N
     objs = render_chart(values)
     env = env_items(router_of(objs))
     assert env["INFERFLUX_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "store-url", "key": "u"}}
-    (policy,) = [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "inferflux-router"]
+    (policy,) = [
+        o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "inferflux-router"
+    ]
     ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]]
     assert 6390 in ports
