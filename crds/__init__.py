@@ -13,6 +13,7 @@ from inferflux.crds.inferencemodel import (
 )
 from inferflux.crds.meta import API_VERSION, GROUP, VERSION, Condition, ConditionType
 from inferflux.crds.prompt import Prompt, PromptSpec, PromptStatus
+from inferflux.crds.tenant import Scope, Tenant, TenantSpec, TenantStatus
 
 __all__ = [
     "API_VERSION",
@@ -28,4 +29,8 @@ __all__ = [
     "PromptSpec",
     "PromptStatus",
     "RolloutStrategy",
+    "Scope",
+    "Tenant",
+    "TenantSpec",
+    "TenantStatus",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from inferflux.crds import inferencemodel, prompt
+from inferflux.crds import inferencemodel, prompt, tenant
 from inferflux.crds.meta import CATEGORY, GROUP, VERSION, Rule
 from inferflux.crds.schema import structural_schema
 
@@ -91,7 +91,27 @@ PROMPT = CrdSpec(
     filename="prompt.yaml",
 )
 
-ALL_CRDS = (INFERENCE_MODEL, PROMPT)
+TENANT = CrdSpec(
+    kind=tenant.KIND,
+    description="A tenant of the router: the scopes and models its credentials may use. Read from the "
+    "operator's namespace only.",
+    plural=tenant.PLURAL,
+    short_names=("ift",),
+    spec_model=tenant.TenantSpec,
+    status_model=tenant.TenantStatus,
+    spec_rules=tenant.SPEC_RULES,
+    printer_columns=(
+        *_ready_columns(),
+        {"name": "Scopes", "type": "string", "jsonPath": ".spec.scopes"},
+        {"name": "Models", "type": "string", "jsonPath": ".spec.models"},
+        {"name": "Suspended", "type": "boolean", "jsonPath": ".spec.suspended"},
+        AGE,
+    ),
+    scale=False,
+    filename="tenant.yaml",
+)
+
+ALL_CRDS = (INFERENCE_MODEL, PROMPT, TENANT)
 
 
 def _status_schema(model: type[BaseModel]) -> dict[str, Any]:

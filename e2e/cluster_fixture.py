@@ -796,3 +796,18 @@ def provider_model(name: str, namespace: str, secret: str, key: str) -> dict[str
     """An OpenAI InferenceModel whose API key is read from Secret ``secret``, key ``key``."""
     provider = {"name": "openai", "model": "gpt-4o-mini", "apiKeySecretRef": {"name": secret, "key": key}}
     return inference_model(name, namespace, {"engine": "provider", "provider": provider})
+
+
+def operator_suite() -> Any:
+    """e2e/test_operator.py as a module, loaded once by path, for the suites that share its fixtures
+    (pytest's importlib mode puts no test folder on sys.path)."""
+    import importlib.util
+
+    name = "inferflux_e2e_test_operator"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_operator.py"))
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]

@@ -99,7 +99,11 @@ def cli(admin_kubeconfig: Path) -> Cli:
     cli = Cli(admin_kubeconfig)
     cli.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     cli.kubectl(
-        "wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io", "crd/prompts.inferflux.io"
+        "wait",
+        "--for=condition=Established",
+        "crd/inferencemodels.inferflux.io",
+        "crd/prompts.inferflux.io",
+        "crd/tenants.inferflux.io",
     )
     return cli
 
@@ -154,7 +158,7 @@ def test_helm_template_applies_in_a_restricted_namespace(cli: Cli, values: list[
     out = dry_run(cli, objs)
     assert out.count("(server dry run)") == len(objs), out
     admitted = dry_run(cli, pods_of(objs, namespace))
-    assert admitted.count("created (server dry run)") == 2, admitted
+    assert admitted.count("created (server dry run)") == 3, admitted  # operator, router, redis
 
 
 def test_restricted_enforcement_is_real(cli: Cli) -> None:
@@ -237,6 +241,17 @@ def test_helm_install_creates_the_release(cli: Cli, release: str) -> None:
         assert cli.get(kind, name, RELEASE_NS) is not None, f"{kind}/{name}"
 
 
+def test_helm_upgrade_keeps_the_auth_secret(cli: Cli, release: str) -> None:
+    """A new hashing secret would invalidate every key issued: upgrades read the old one back."""
+    before = cli.get("secret", "inferflux-router-auth", RELEASE_NS)
+    assert before is not None
+    assert set(before["data"]) == {"hashing-secret", "admin-token", "redis-password"}
+    cli.helm("upgrade", release, str(CHART), "-n", RELEASE_NS, "--skip-crds", "--reuse-values")
+    after = cli.get("secret", "inferflux-router-auth", RELEASE_NS)
+    assert after is not None
+    assert after["data"] == before["data"]
+
+
 @contextlib.contextmanager
 def operator_from_chart(cli: Cli, folder: Path) -> Iterator[Path]:
     """The operator run as the chart's Deployment says, under its ServiceAccount; yields its log."""
@@ -313,6 +328,24 @@ def test_operator_runs_under_the_installed_rbac(cli: Cli, release: str, tmp_path
                 lambda: _with_condition(cli.get("inferencemodel", "gemma", namespace), "Ready", "*"),
             )
             assert argocd_health(gemma) in ("Progressing", "Healthy")
+
+            # A Tenant of the release namespace, published for the router under the chart's RBAC.
+            tenant = {
+                "apiVersion": "inferflux.io/v1alpha1",
+                "kind": "Tenant",
+                "metadata": {"name": "dlv-team", "namespace": RELEASE_NS},
+                "spec": {"models": ["gemma"]},
+            }
+            cli.kubectl("apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(tenant))
+            ready = wait_for(
+                "the Tenant Ready",
+                lambda: _with_condition(cli.get("tenant", "dlv-team", RELEASE_NS), "Ready"),
+            )
+            assert argocd_health(ready) == "Healthy"
+            policy = cli.get("configmap", "inferflux-policy", RELEASE_NS)
+            assert policy is not None
+            assert json.loads(policy["data"]["policy.json"])["tenants"]["dlv-team"]["models"] == ["gemma"]
+            cli.kubectl("delete", "tenant", "dlv-team", "-n", RELEASE_NS)
             assert not rbac_denials(log)
     finally:
         cli.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

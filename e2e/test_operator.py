@@ -148,11 +148,15 @@ def admin(admin_kubeconfig: Path) -> Iterator[Kube]:
     """
     kube = Kube(admin_kubeconfig)
     base = REPO / "manifests" / "base"
-    for path in (REPO / "crds" / "inferencemodel.yaml", REPO / "crds" / "prompt.yaml"):
+    for path in sorted((REPO / "crds").glob("*.yaml")):
         kube.run("apply", "--server-side", "--force-conflicts", "-f", str(path))
     kube.run("apply", "-f", str(base / "namespace.yaml"), "-f", str(base / "operator-rbac.yaml"))
     kube.run(
-        "wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io", "crd/prompts.inferflux.io"
+        "wait",
+        "--for=condition=Established",
+        "crd/inferencemodels.inferflux.io",
+        "crd/prompts.inferflux.io",
+        "crd/tenants.inferflux.io",
     )
     yield kube
     kube.run("delete", "--ignore-not-found", "--wait=false", "-f", str(base / "operator-rbac.yaml"))

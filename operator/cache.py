@@ -6,7 +6,7 @@ calling the API server, so an event storm costs no extra requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -59,6 +59,19 @@ class ObjectCache:
         self._parsed[key] = (version, value)
         return value
 
+    def all_parsed(self, parse: Callable[[dict[str, Any]], T], skip: type[Exception]) -> list[T]:
+        """``parse`` of every cached body, leaving out those it refuses with ``skip`` (their own
+        reconcile reports them)."""
+        found = []
+        for key in self:
+            try:
+                value = self.parsed(key, parse)
+            except skip:
+                continue
+            if value is not None:
+                found.append(value)
+        return found
+
     def __iter__(self) -> Iterator[Key]:
         """Every cached key (a snapshot: the cache may change while the caller awaits)."""
         return iter(list(self._bodies))
@@ -66,6 +79,16 @@ class ObjectCache:
     def values(self) -> Iterator[dict[str, Any]]:
         """Every cached body."""
         return iter(list(self._bodies.values()))
+
+    def replace(self, bodies: Iterable[Mapping[str, Any]]) -> set[Key]:
+        """Make the cache hold exactly ``bodies`` (a fresh list); returns every key added, changed or gone."""
+        fresh = {key_of(body): dict(body) for body in bodies}
+        touched = {key for key in self._bodies if key not in fresh}
+        touched |= {key for key, body in fresh.items() if self._bodies.get(key) != body}
+        for key in set(self._bodies) - set(fresh):
+            self._parsed.pop(key, None)
+        self._bodies = fresh
+        return touched
 
     def __len__(self) -> int:
         return len(self._bodies)
@@ -79,3 +102,4 @@ class ClusterCache:
     deployments: ObjectCache = field(default_factory=ObjectCache)
     pods: ObjectCache = field(default_factory=ObjectCache)
     prompts: ObjectCache = field(default_factory=ObjectCache)
+    tenants: ObjectCache = field(default_factory=ObjectCache)  # the operator's namespace only

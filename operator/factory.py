@@ -14,17 +14,21 @@ from kubernetes_asyncio import client
 
 from inferflux.operator.cache import ClusterCache, Key
 from inferflux.operator.model_service import ModelService
+from inferflux.operator.policy_service import PolicyPublisher
 from inferflux.operator.prompt_service import PromptService
 from inferflux.operator.render.labels import FIELD_MANAGER, MANAGED_BY
 from inferflux.operator.routing_service import RoutingPublisher
 from inferflux.operator.settings import Settings
 from inferflux.operator.storage import NamespaceTerminating, Storage
+from inferflux.operator.tenant_service import TenantService
+from inferflux.operator.tenant_watch import TenantWatch
 from inferflux.operator.workqueue import Later, Reconcile, WorkQueue
 
 PREFIX = "inferflux.io"
 OWNED_SELECTOR = f"{MANAGED_BY}={FIELD_MANAGER},inferflux.io/model"
 MODEL_WORKERS = 64
 PROMPT_WORKERS = 4
+TENANT_WORKERS = 2
 
 
 class WatchOnlyDiffBase(kopf.AnnotationsDiffBaseStorage):
@@ -71,18 +75,27 @@ class Operator:
     models: WorkQueue[Key]
     prompts: WorkQueue[Key]
     routing: RoutingPublisher
+    tenants: WorkQueue[Key]
+    policy: PolicyPublisher
+    tenant_watch: TenantWatch
 
     def start(self) -> None:
-        """Start the queue workers and the routing publisher on the running loop."""
+        """Start the queue workers, the publishers and the tenant watch on the running loop."""
         self.models.start()
         self.prompts.start()
         self.routing.start()
+        self.tenants.start()
+        self.policy.start()
+        self.tenant_watch.start()
 
     async def stop(self) -> None:
         """Stop every background task."""
+        await self.tenant_watch.stop()
         await self.models.stop()
         await self.prompts.stop()
         await self.routing.stop()
+        await self.tenants.stop()
+        await self.policy.stop()
 
 
 def quiet_in_terminating_namespaces(reconcile: Reconcile[Key]) -> Reconcile[Key]:
@@ -104,6 +117,9 @@ def build_operator(settings: Settings, api: client.ApiClient) -> Operator:
     storage = Storage(api)
     model_service = ModelService(storage, cache, settings)
     prompt_service = PromptService(storage, cache)
+    policy = PolicyPublisher(storage, cache, settings.operator_namespace)
+    tenants = WorkQueue("tenants", TenantService(storage, cache, policy).reconcile, TENANT_WORKERS)
+    policy.on_outcome = tenants.add  # a Tenant whose publication changed gets its status rewritten
     return Operator(
         settings=settings,
         cache=cache,
@@ -113,4 +129,7 @@ def build_operator(settings: Settings, api: client.ApiClient) -> Operator:
             "prompts", quiet_in_terminating_namespaces(prompt_service.reconcile), PROMPT_WORKERS
         ),
         routing=RoutingPublisher(storage, cache, settings),
+        tenants=tenants,
+        policy=policy,
+        tenant_watch=TenantWatch(api, settings.operator_namespace, cache.tenants),
     )

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from inferflux.crds.meta import Condition, ConditionStatus, ConditionType, set_condition
+from inferflux.crds.meta import Condition, ConditionType
 from inferflux.crds.prompt import KIND, Prompt, PromptStatus
 from inferflux.operator.cache import ClusterCache, Key
 from inferflux.operator.render.prompt import prompt_checksum, prompt_configmap_name, render_prompt_configmap
 from inferflux.operator.reporter import report_status
-from inferflux.operator.status import OK, RECONCILING, Stall
+from inferflux.operator.status import OK, RECONCILING, Stall, Verdict, apply_verdicts
 from inferflux.operator.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def prompt_conditions(
     previous: Sequence[Condition], generation: int, stall: Stall | None, at: dt.datetime | None = None
 ) -> list[Condition]:
     """Ready/Stalled/Progressing/Reconciling of a Prompt after one reconcile."""
-    verdicts: dict[str, tuple[ConditionStatus, str, str]]
+    verdicts: dict[str, Verdict]
     if stall is not None:
         verdicts = {
             ConditionType.READY: ("False", stall.reason, stall.message),
@@ -51,10 +51,7 @@ def prompt_conditions(
         }
     done = "Stalled" if stall else "Published"
     verdicts[ConditionType.PROGRESSING] = verdicts[RECONCILING] = ("False", done, "")
-    conditions = list(previous)
-    for type_, (status, reason, message) in verdicts.items():
-        conditions = set_condition(conditions, type_, status, reason, message, generation=generation, at=at)
-    return conditions
+    return apply_verdicts(previous, verdicts, generation, at)
 
 
 class PromptService:

@@ -10,6 +10,7 @@ moves only when a condition's status changes (``set_condition``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,6 +164,19 @@ def _swap_verdicts(plan: Plan, verdicts: dict[str, Verdict]) -> dict[str, Verdic
     return result
 
 
+def apply_verdicts(
+    previous: Sequence[Condition],
+    verdicts: dict[str, Verdict],
+    generation: int,
+    at: dt.datetime | None = None,
+) -> list[Condition]:
+    """``previous`` with each condition type set to its verdict (transition times kept as they should)."""
+    conditions = list(previous)
+    for type_, (status, reason, message) in verdicts.items():
+        conditions = set_condition(conditions, type_, status, reason, message, generation=generation, at=at)
+    return conditions
+
+
 def compute_status(
     model: InferenceModel,
     revision: str,
@@ -182,8 +196,7 @@ def compute_status(
     verdicts = _verdicts(model, rollout, stall, find_condition(conditions, ConditionType.READY))
     if plan is not None and stall is None and model.spec.engine != Engine.PROVIDER:
         verdicts = _swap_verdicts(plan, verdicts)
-    for type_, (status, reason, message) in verdicts.items():
-        conditions = set_condition(conditions, type_, status, reason, message, generation=generation, at=at)
+    conditions = apply_verdicts(conditions, verdicts, generation, at)
     active = previous.active_revision
     if model.spec.engine != Engine.PROVIDER and rollout is not None and (rollout.complete or not active):
         active = revision

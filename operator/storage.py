@@ -33,6 +33,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
     "InferenceModel": (f"/apis/{GROUP}/{VERSION}", "inferencemodels"),
     "Prompt": (f"/apis/{GROUP}/{VERSION}", "prompts"),
+    "Tenant": (f"/apis/{GROUP}/{VERSION}", "tenants"),
 }
 
 

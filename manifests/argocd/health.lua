@@ -1,4 +1,4 @@
--- Argo CD health of InferFlux resources (InferenceModel, Prompt), read from their status as the
+-- Argo CD health of InferFlux resources (InferenceModel, Prompt, Tenant), read from their status as the
 -- Kubernetes API conventions put it (the same fields kstatus reads for Flux):
 --   status older than metadata.generation  -> Progressing (the operator has not seen the change)
 --   Stalled=True                           -> Degraded (a terminal spec error; retrying won't help)

@@ -1,5 +1,8 @@
 """The local launcher: a router process and runtime processes kept in line with InferenceModel YAML.
 
+Tenants in the same YAML are compiled by the operator's own function into the policy snapshot the
+router reads from a file (``INFERFLUX_POLICY_FILE``), rewritten atomically on every apply.
+
 It does what the operator and Kubernetes do in a cluster, on one machine: ``apply`` computes each
 model's revision with the operator's hash, starts the replicas of a new revision beside the old
 ones, moves traffic in one write of the routing table once they are all Ready (blue/green), then
@@ -17,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inferflux.crds.inferencemodel import InferenceModel
+from inferflux.crds.tenant import Tenant
 from inferflux.operator.local import plan
+from inferflux.operator.local.auth import LocalAuth
 from inferflux.operator.local.process import Child, StartError, free_port, port_in_use
 from inferflux.operator.local.resources import Resources
 from inferflux.operator.local.sources import SourceError, materialise
+from inferflux.operator.render.policy import compile_policy, policy_json
 
 Say = Callable[[str], None]
 ROUTER_READY_SECONDS = 60.0
@@ -55,6 +61,7 @@ class Launcher:
         say: Say,
         commands: Commands | None = None,
         secrets: Path | None = None,
+        auth: LocalAuth | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.model_cache = model_cache
@@ -63,7 +70,9 @@ class Launcher:
         self.say = say
         self.commands = commands or Commands()
         self.secrets = secrets
+        self.auth = auth or LocalAuth(enabled=False)
         self.routes_file = run_dir / "routes.json"
+        self.policy_file = run_dir / "policy.json"
         self.models: list[InferenceModel] = []
         self.deployments: dict[str, Deployment] = {}
         self.router: Child | None = None
@@ -73,16 +82,26 @@ class Launcher:
         """The router's base URL."""
         return f"http://{self.host}:{self.port}"
 
-    def start_router(self) -> float:
-        """Start the router on an empty table and wait until it is ready."""
+    def start_router(self, tenants: list[Tenant] | None = None) -> float:
+        """Start the router on an empty table and ``tenants``' policy, and wait until it is ready.
+
+        Raises `ExposureError` before anything starts when auth is off on a non-loopback address.
+        """
+        auth_env = self.auth.router_env(self.run_dir, self.host)
         if port_in_use(self.host, self.port):
             raise StartError(f"port {self.port} on {self.host} is already in use; choose another with --port")
+        admin = self.auth.admin_port
+        if port_in_use(auth_env["INFERFLUX_ADMIN_HOST"], admin):
+            raise StartError(f"admin port {admin} is already in use; choose another with --admin-port")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.write_routes()
+        self.write_policy(tenants or [])
         env = {
             "INFERFLUX_ROUTER_HOST": self.host,
             "INFERFLUX_ROUTER_PORT": str(self.port),
             "INFERFLUX_ROUTES_FILE": str(self.routes_file),
+            "INFERFLUX_POLICY_FILE": str(self.policy_file.resolve()),
+            **auth_env,
         }
         if self.secrets is not None:
             env["INFERFLUX_PROVIDER_KEYS_DIR"] = str(self.secrets.resolve())
@@ -92,8 +111,8 @@ class Launcher:
         return self.router.wait_ready(ROUTER_READY_SECONDS)
 
     def apply(self, resources: Resources) -> list[str]:
-        """Converge on ``resources``; return one line per model that could not be applied."""
-        problems = []
+        """Converge on ``resources``; return one line per model or tenant that could not be applied."""
+        problems = self.write_policy(resources.tenants)
         servable = []
         for model in resources.models:
             try:
@@ -151,6 +170,14 @@ class Launcher:
         temp = self.routes_file.with_suffix(".tmp")
         temp.write_text(json.dumps(table.to_wire(), indent=2, sort_keys=True))
         os.replace(temp, self.routes_file)
+
+    def write_policy(self, tenants: list[Tenant]) -> list[str]:
+        """Publish the tenants' policy snapshot atomically; one line per tenant left out or cut down."""
+        compiled = compile_policy(tenants)
+        temp = self.policy_file.with_suffix(".tmp")
+        temp.write_text(policy_json(compiled.snapshot))
+        os.replace(temp, self.policy_file)
+        return [f"Tenant {name}: {problem.message}" for name, problem in sorted(compiled.problems.items())]
 
     def _roll_out(self, model: InferenceModel) -> None:
         name = model.metadata.name

@@ -1,4 +1,4 @@
-"""Read InferenceModel and Prompt YAML from files and folders, validated as the API server would.
+"""Read InferenceModel, Prompt and Tenant YAML from files and folders, validated as the API server would.
 
 The objects are parsed with the same pydantic API types (and so the same cross-field rules) that the
 operator uses, so a file that ``kubectl apply`` would reject is rejected here with the same message.
@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import ValidationError
 
-from inferflux.crds import InferenceModel, Prompt
+from inferflux.crds import InferenceModel, Prompt, Tenant
 
 YAML_SUFFIXES = (".yaml", ".yml")
-T = TypeVar("T", InferenceModel, Prompt)
+T = TypeVar("T", InferenceModel, Prompt, Tenant)
 
 
 class ResourceError(ValueError):
@@ -26,10 +26,11 @@ class ResourceError(ValueError):
 
 @dataclass
 class Resources:
-    """The InferenceModels and Prompts of a set of files, in file order."""
+    """The InferenceModels, Prompts and Tenants of a set of files, in file order."""
 
     models: list[InferenceModel] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
+    tenants: list[Tenant] = field(default_factory=list)
 
 
 def yaml_files(paths: Iterable[Path]) -> list[Path]:
@@ -46,7 +47,7 @@ def yaml_files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load(paths: Iterable[Path]) -> Resources:
-    """Parse every InferenceModel and Prompt; other kinds are skipped, invalid ones raise."""
+    """Parse every InferenceModel, Prompt and Tenant; other kinds are skipped, invalid ones raise."""
     found = Resources()
     for path, doc in _documents(yaml_files(paths)):
         kind = doc.get("kind")
@@ -54,6 +55,8 @@ def load(paths: Iterable[Path]) -> Resources:
             found.models.append(_parse(InferenceModel, doc, path))
         elif kind == "Prompt":
             found.prompts.append(_parse(Prompt, doc, path))
+        elif kind == "Tenant":
+            found.tenants.append(_parse(Tenant, doc, path))
     _refuse_duplicates(found)
     return found
 
@@ -102,7 +105,13 @@ def _name(doc: dict[str, Any]) -> str:
 
 
 def _refuse_duplicates(found: Resources) -> None:
-    """Two models with one name or one servedName would fight over the same process and route."""
+    """Two models with one name or one servedName would fight over the same process and route; two
+    Tenants with one name over the same policy."""
+    tenants: set[str] = set()
+    for tenant in found.tenants:
+        if tenant.metadata.name in tenants:
+            raise ResourceError(f"two Tenants are named {tenant.metadata.name!r}")
+        tenants.add(tenant.metadata.name)
     names: set[str] = set()
     served: dict[str, str] = {}
     for model in found.models:

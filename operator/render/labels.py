@@ -108,3 +108,17 @@ def owned_by(obj: dict[str, Any], owner: Any) -> dict[str, Any]:
     """``obj`` with an owner reference to ``owner`` (for objects rendered elsewhere)."""
     meta = {**obj["metadata"], "ownerReferences": [owner_reference(owner)]}
     return {**obj, "metadata": meta}
+
+
+def published_configmap(name: str, namespace: str, key: str, document: str) -> dict[str, Any]:
+    """A ConfigMap the operator publishes for the router in its own namespace (one document, one key)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "inferflux", MANAGED_BY: FIELD_MANAGER},
+        },
+        "data": {key: document},
+    }

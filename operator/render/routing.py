@@ -15,13 +15,7 @@ import orjson
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel
 from inferflux.crds.routing import CONFIGMAP_KEY, Endpoint, ModelRoute, ProviderRoute, RoutingTable
-from inferflux.operator.render.labels import (
-    FIELD_MANAGER,
-    MANAGED_BY,
-    MODEL_LABEL,
-    REVISION_LABEL,
-    RUNTIME_PORT,
-)
+from inferflux.operator.render.labels import MODEL_LABEL, REVISION_LABEL, RUNTIME_PORT, published_configmap
 
 
 def pod_is_ready(pod: dict[str, Any]) -> bool:
@@ -101,13 +95,5 @@ def build_routing_table(models: Iterable[InferenceModel], pods: Iterable[dict[st
 
 def render_routing_configmap(table: RoutingTable, name: str, namespace: str) -> dict[str, Any]:
     """The ConfigMap the router watches, with the table as canonical (sorted) JSON."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/part-of": "inferflux", MANAGED_BY: FIELD_MANAGER},
-        },
-        "data": {CONFIGMAP_KEY: orjson.dumps(table.to_wire(), option=orjson.OPT_SORT_KEYS).decode()},
-    }
+    document = orjson.dumps(table.to_wire(), option=orjson.OPT_SORT_KEYS).decode()
+    return published_configmap(name, namespace, CONFIGMAP_KEY, document)

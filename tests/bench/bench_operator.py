@@ -88,7 +88,7 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
 def install(admin: Path, workdir: Path) -> Path:
     """CRDs and the operator's RBAC; returns a kubeconfig of the operator's ServiceAccount."""
     base = REPO / "manifests" / "base"
-    for crd in ("inferencemodel.yaml", "prompt.yaml"):
+    for crd in ("inferencemodel.yaml", "prompt.yaml", "tenant.yaml"):
         kubectl(admin, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / crd))
     kubectl(admin, "apply", "-f", str(base / "namespace.yaml"), "-f", str(base / "operator-rbac.yaml"))
     kubectl(admin, "wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io")

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from inferflux.crds import InferenceModel, Prompt, generate
+from inferflux.crds import InferenceModel, Prompt, Tenant, generate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
-PARSERS: dict[str, Any] = {"InferenceModel": InferenceModel, "Prompt": Prompt}
+PARSERS: dict[str, Any] = {"InferenceModel": InferenceModel, "Prompt": Prompt, "Tenant": Tenant}
 SCHEMAS = {
     crd.kind: generate.render_crd(crd)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     for crd in generate.ALL_CRDS
@@ -39,7 +39,7 @@ def _schema_errors(doc: dict[str, Any]) -> list[str]:
 
 def test_there_are_samples_of_each_kind() -> None:
     kinds = {_load(p)["kind"] for p in VALID}
-    assert kinds == {"InferenceModel", "Prompt"}
+    assert kinds == {"InferenceModel", "Prompt", "Tenant"}
     assert len(INVALID) >= 8
 
 

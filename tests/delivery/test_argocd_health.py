@@ -16,8 +16,9 @@ from lupa import lua51
 from inferflux.crds.inferencemodel import InferenceModelStatus
 from inferflux.crds.meta import Condition, set_condition
 from inferflux.crds.prompt import PromptStatus
+from inferflux.crds.tenant import TenantStatus
 
-KINDS = ("InferenceModel", "Prompt")
+KINDS = ("InferenceModel", "Prompt", "Tenant")
 
 
 def status(
@@ -27,7 +28,7 @@ def status(
     conds: list[Condition] = []
     for type_, value, reason, message in conditions:
         conds = set_condition(conds, type_, value, reason, message, generation=observed)  # type: ignore[arg-type]
-    model = InferenceModelStatus if kind == "InferenceModel" else PromptStatus
+    model = {"InferenceModel": InferenceModelStatus, "Prompt": PromptStatus, "Tenant": TenantStatus}[kind]
     return model(observed_generation=observed, conditions=conds).to_wire()
 
 
@@ -91,7 +92,7 @@ def test_a_status_with_no_observed_generation_is_progressing(health_lua: str) ->
     assert run(health_lua, obj)[0] == "Progressing"
 
 
-def test_argocd_cm_patch_carries_the_check_for_both_kinds(repo: Path, health_lua: str) -> None:
+def test_argocd_cm_patch_carries_the_check_for_every_kind(repo: Path, health_lua: str) -> None:
     patch = yaml.safe_load((repo / "manifests" / "argocd" / "argocd-cm.yaml").read_text())
     assert patch["metadata"] == {
         "name": "argocd-cm",

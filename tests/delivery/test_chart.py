@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import shutil
 import subprocess
@@ -58,6 +59,10 @@ def test_helm_lint(helm: Path, repo: Path, sets: list[str]) -> None:
         ({"image": {"digest": "latest"}}, "does not match pattern"),
         ({"router": {"replicas": 0}}, "minimum"),
         ({"watchNamespaces": ["Team_A"]}, "does not match pattern"),
+        ({"auth": {"enabled": "yes"}}, "got string, want boolean"),
+        ({"auth": {"enabled": True, "secret": "x"}}, "additional properties 'secret' not allowed"),
+        ({"redis": {"enabled": False, "url": "http://store:6379"}}, "does not match pattern"),
+        ({"router": {"admin": {"port": 80}}}, "minimum"),
     ],
 )
 def test_values_schema_rejects_bad_values(
@@ -83,7 +88,7 @@ def test_every_pod_is_restricted(
     render_chart: Render, pod_security: Callable[..., list[str]], values: Any
 ) -> None:
     workloads = [o for o in render_chart(values) if o["kind"] in ("Deployment", "Pod")]
-    assert len(workloads) == 3, "operator, router and the helm test pod"
+    assert len(workloads) == 4, "operator, router, redis and the helm test pod"
     assert {o["metadata"]["name"]: pod_security(o) for o in workloads} == {
         o["metadata"]["name"]: [] for o in workloads
     }
@@ -113,7 +118,31 @@ def test_all_namespaces_mode_uses_a_cluster_role(render_chart: Render) -> None:
     objs = kinds(render_chart({}))
     rules = objs[("ClusterRole", "", "inferflux-operator")]["rules"]
     assert any("namespaces" in r["resources"] for r in rules)
-    assert not [k for k in objs if k[0] == "Role" and k[2].startswith("inferflux-operator")]
+    assert not any("tenants" in r["resources"] for r in rules), "Tenants are read in one namespace only"
+    roles = [k for k in objs if k[0] == "Role" and k[2].startswith("inferflux-operator")]
+    assert roles == [("Role", "inferflux-system", "inferflux-operator-tenants")]
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["all", "namespaced"])
+def test_the_operator_reads_tenants_in_its_own_namespace_only(render_chart: Render, values: Any) -> None:
+    objs = kinds(render_chart(values))
+    tenant_rules = [
+        (key, rule)
+        for key, obj in objs.items()
+        if key[0] in ("Role", "ClusterRole")
+        for rule in obj["rules"]
+        if any(r.startswith("tenants") for r in rule["resources"])
+    ]
+    assert tenant_rules == [
+        (("Role", "inferflux-system", "inferflux-operator-tenants"),
+         {"apiGroups": ["inferflux.io"], "resources": ["tenants"], "verbs": ["get", "list", "watch"]}),
+        (("Role", "inferflux-system", "inferflux-operator-tenants"),
+         {"apiGroups": ["inferflux.io"], "resources": ["tenants/status"], "verbs": ["patch"]}),
+    ]  # fmt: skip
+    binding = objs[("RoleBinding", "inferflux-system", "inferflux-operator-tenants")]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "inferflux-operator", "namespace": "inferflux-system"}
+    ]
 
 
 def test_namespaced_mode_uses_roles_in_each_namespace(render_chart: Render) -> None:
@@ -160,11 +189,15 @@ def test_private_registry(render_chart: Render) -> None:
         "image": {"registry": "registry.corp", "repository": "ml/inferflux", "digest": digest},
         "runtimeImage": {"registry": "registry.corp", "repository": "ml/runtime", "tag": "1.2.3"},
         "imagePullSecrets": ["corp-pull"],
+        "redis": {"image": {"registry": "registry.corp", "repository": "mirror/redis", "tag": "7"}},
     }
     objs = render_chart(values)
     for spec in pod_specs(objs):
         assert spec["imagePullSecrets"] == [{"name": "corp-pull"}]
-        assert spec["containers"][0]["image"] == f"registry.corp/ml/inferflux@{digest}"
+        ours = spec["containers"][0]["name"] != "redis"
+        assert spec["containers"][0]["image"] == (
+            f"registry.corp/ml/inferflux@{digest}" if ours else "registry.corp/mirror/redis:7"
+        )
     operator = kinds(objs)[("Deployment", "inferflux-system", "inferflux-operator")]
     env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["INFERFLUX_RUNTIME_IMAGE"] == "registry.corp/ml/runtime:1.2.3"
@@ -197,6 +230,9 @@ def test_helm_test_hook_calls_v1_models(render_chart: Render) -> None:
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     script = pod["spec"]["containers"][0]["command"][-1]
     assert "http://inferflux-router.inferflux-system.svc:8000/v1/models" in script
+    assert "error.code != 401" in script, "with auth on, an anonymous call must be refused"
+    (open_pod,) = [o for o in render_chart({"auth": {"enabled": False}}) if o["kind"] == "Pod"]
+    assert "401" not in open_pod["spec"]["containers"][0]["command"][-1]
     assert pod["metadata"]["labels"].get("app.kubernetes.io/part-of") is None, (
         "default-deny must not catch it"
     )
@@ -230,3 +266,147 @@ def test_drift_check_notices_a_hand_edit(repo: Path, tmp_path: Path, monkeypatch
     assert module.main([]) == 0
     assert module.main(["--check"]) == 0
     assert not (tmp_path / "manifests" / "base" / "extra.yaml").exists()
+
+
+def router_of(objs: Objects) -> dict[str, Any]:
+    (deployment,) = [
+        o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "inferflux-router"
+    ]
+    return deployment
+
+
+def env_items(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def mounted_file(deployment: dict[str, Any], path: str) -> tuple[str, str]:
+    """The (Secret name, key) that the router sees at ``path``."""
+    spec = deployment["spec"]["template"]["spec"]
+    for mount in spec["containers"][0]["volumeMounts"]:
+        if path.startswith(mount["mountPath"] + "/"):
+            (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+            (item,) = [i for i in volume["secret"]["items"] if i["path"] == path.rsplit("/", 1)[1]]
+            return volume["secret"]["secretName"], item["key"]
+    raise AssertionError(f"nothing mounted at {path}")
+
+
+def test_auth_is_on_by_default_with_secrets_the_chart_makes(render_chart: Render) -> None:
+    objs = render_chart({})
+    env = env_items(router_of(objs))
+    assert env["INFERFLUX_AUTH"]["value"] == "true"
+    assert "INFERFLUX_AUTH_ALLOW_OPEN" not in env
+    assert env["INFERFLUX_POLICY_CONFIGMAP"]["value"] == "inferflux-system/inferflux-policy"
+    secret = kinds(objs)[("Secret", "inferflux-system", "inferflux-router-auth")]
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    assert set(data) == {"hashing-secret", "admin-token", "redis-password"}
+    assert len(data["hashing-secret"]) >= 32
+    assert mounted_file(router_of(objs), env["INFERFLUX_AUTH_SECRET_FILE"]["value"]) == (
+        "inferflux-router-auth",
+        "hashing-secret",
+    )
+    assert mounted_file(router_of(objs), env["INFERFLUX_ADMIN_TOKEN_FILE"]["value"]) == (
+        "inferflux-router-auth",
+        "admin-token",
+    )
+    again = kinds(render_chart({}))[("Secret", "inferflux-system", "inferflux-router-auth")]
+    assert again["data"]["hashing-secret"] != secret["data"]["hashing-secret"], "random, not a constant"
+
+
+def test_an_existing_secret_replaces_the_chart_made_one(render_chart: Render) -> None:
+    objs = render_chart({"auth": {"existingSecret": "corp-router-auth"}})
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    router = router_of(objs)
+    env = env_items(router)
+    assert mounted_file(router, env["INFERFLUX_AUTH_SECRET_FILE"]["value"])[0] == "corp-router-auth"
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "corp-router-auth"
+
+
+def test_auth_off_is_possible_and_says_it_is_meant(render_chart: Render) -> None:
+    env = env_items(router_of(render_chart({"auth": {"enabled": False}})))
+    assert env["INFERFLUX_AUTH"]["value"] == "false"
+    assert env["INFERFLUX_AUTH_ALLOW_OPEN"]["value"] == "true"
+
+
+def test_the_admin_api_has_its_own_cluster_ip_service(render_chart: Render) -> None:
+    objs = kinds(render_chart({"router": {"service": {"type": "LoadBalancer"}}}))
+    public = objs[("Service", "inferflux-system", "inferflux-router")]
+    assert [p["port"] for p in public["spec"]["ports"]] == [8000]
+    admin = objs[("Service", "inferflux-system", "inferflux-router-admin")]
+    assert admin["spec"]["type"] == "ClusterIP"
+    assert admin["spec"]["ports"] == [{"name": "admin", "port": 8001, "targetPort": "admin"}]
+    assert admin["spec"]["selector"] == public["spec"]["selector"]
+    env = env_items(router_of(list(objs.values())))
+    assert (env["INFERFLUX_ADMIN_HOST"]["value"], env["INFERFLUX_ADMIN_PORT"]["value"]) == ("0.0.0.0", "8001")
+
+
+def test_the_bundled_redis_is_locked_down_and_shared_by_the_router(
+    render_chart: Render, pod_security: Callable[..., list[str]]
+) -> None:
+    objs = kinds(render_chart({}))
+    redis = objs[("Deployment", "inferflux-system", "inferflux-redis")]
+    assert redis["spec"]["replicas"] == 1
+    assert pod_security(redis) == []
+    spec = redis["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {m["mountPath"]: m["name"] for m in container["volumeMounts"]} == {"/data": "data"}
+    assert spec["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert spec["automountServiceAccountToken"] is False
+    assert container["args"][-2:] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {
+        "name": "inferflux-router-auth",
+        "key": "redis-password",
+    }
+    env = env_items(router_of(list(objs.values())))
+    assert env["INFERFLUX_REDIS_URL"]["value"] == (
+        "redis://:$(REDIS_PASSWORD)@inferflux-redis.inferflux-system.svc:6379/0"
+    )
+    assert list(env).index("REDIS_PASSWORD") < list(env).index("INFERFLUX_REDIS_URL"), "$(VAR) needs it first"
+    policy = objs[("NetworkPolicy", "inferflux-system", "inferflux-redis")]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "egress" not in policy["spec"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": router_of(list(objs.values()))["spec"]["selector"]["matchLabels"]}}
+    ]
+
+
+def test_an_external_redis_replaces_the_bundled_one(render_chart: Render) -> None:
+    objs = kinds(render_chart({"redis": {"enabled": False, "url": "rediss://store.corp:6380/1"}}))
+    assert ("Deployment", "inferflux-system", "inferflux-redis") not in objs
+    assert ("NetworkPolicy", "inferflux-system", "inferflux-redis") not in objs
+    env = env_items(router_of(list(objs.values())))
+    assert env["INFERFLUX_REDIS_URL"]["value"] == "rediss://store.corp:6380/1"
+    assert "REDIS_PASSWORD" not in env
+
+
+def test_two_replicas_without_a_shared_store_are_refused(helm: Path, repo: Path) -> None:
+    chart = str(repo / "helm" / "inferflux")
+    done = subprocess.run(
+        [str(helm), "template", "x", chart, "--set", "redis.enabled=false"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "router.replicas > 1 needs a shared policy store" in done.stderr
+    single = subprocess.run(
+        [str(helm), "template", "x", chart, "--set", "redis.enabled=false,router.replicas=1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert single.returncode == 0, single.stderr
+    assert "INFERFLUX_REDIS_URL" not in single.stdout
+
+
+def test_an_external_redis_url_can_come_from_a_secret(render_chart: Render) -> None:
+    values = {"redis": {"enabled": False, "urlSecret": {"name": "store-url", "key": "u"}, "port": 6390}}
+    objs = render_chart(values)
+    env = env_items(router_of(objs))
+    assert env["INFERFLUX_REDIS_URL"]["valueFrom"] == {"secretKeyRef": {"name": "store-url", "key": "u"}}
+    (policy,) = [
+        o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "inferflux-router"
+    ]
+    ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]]
+    assert 6390 in ports

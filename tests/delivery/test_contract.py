@@ -7,6 +7,7 @@ value the program rejects fails here instead of in a cluster.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +24,18 @@ def container(objs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return first
 
 
+SECRET_VALUE = "secret-value"
+
+
 def env_of(c: dict[str, Any], namespace: str = "inferflux-system") -> dict[str, str]:
-    """The container's env as the kubelet resolves it (the namespace fieldRef included)."""
-    env = {}
+    """The container's env as the kubelet resolves it: the namespace fieldRef, Secret keys (as
+    ``SECRET_VALUE``) and ``$(NAME)`` references to variables defined before."""
+    env: dict[str, str] = {}
     for item in c["env"]:
         if "value" in item:
-            env[item["name"]] = item["value"]
+            env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), item["value"])
+        elif "secretKeyRef" in item["valueFrom"]:
+            env[item["name"]] = SECRET_VALUE
         elif item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace":
             env[item["name"]] = namespace
     return env
@@ -80,6 +87,22 @@ def test_router_reads_the_chart_values(render_chart: Render) -> None:
     assert settings.routes_configmap == "inferflux-system/inferflux-routing"
     assert settings.retries == 3
     assert router["command"] == ["python", "-m", "inferflux.router"]
+
+
+def test_router_reads_the_identity_settings(render_chart: Render) -> None:
+    router = container(render_chart({"router": {"admin": {"port": 9001}}}), "inferflux-router")
+    settings = router_settings_from_env(env_of(router))
+    assert settings.auth is True
+    assert settings.auth_allow_open is False
+    assert settings.admin_host == "0.0.0.0"
+    assert settings.admin_port == 9001 == {p["name"]: p["containerPort"] for p in router["ports"]}["admin"]
+    assert settings.policy_configmap == "inferflux-system/inferflux-policy"
+    assert settings.redis_url == f"redis://:{SECRET_VALUE}@inferflux-redis.inferflux-system.svc:6379/0"
+    assert settings.auth_secret_file.startswith("/var/run/secrets/inferflux/auth/")
+    assert settings.admin_token_file.startswith("/var/run/secrets/inferflux/auth/")
+    open_router = container(render_chart({"auth": {"enabled": False}}), "inferflux-router")
+    open_settings = router_settings_from_env(env_of(open_router))
+    assert (open_settings.auth, open_settings.auth_allow_open) == (False, True)
 
 
 def test_network_policies_and_operator_agree_on_who_the_router_is(render_chart: Render) -> None:

@@ -35,6 +35,8 @@ OPERATOR_GRANTS: set[Grant] = {
     *{("", "pods", v) for v in ("get", "list", "watch")},
     *{("", "secrets", v) for v in ("get", "create", "patch")},
     *{(g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")},
+    *{("inferflux.io", "tenants", v) for v in ("get", "list", "watch")},
+    ("inferflux.io", "tenants/status", "patch"),
 }
 
 
@@ -70,6 +72,15 @@ def test_operator_has_exactly_its_grants(kustomize_base: list[dict[str, Any]]) -
     assert set().union(*(grants(r) for r in roles)) == OPERATOR_GRANTS
 
 
+def test_operator_reads_tenants_only_in_its_namespace(kustomize_base: list[dict[str, Any]]) -> None:
+    holders = [
+        (r["kind"], r["metadata"].get("namespace"))
+        for r in bound_roles(kustomize_base, "inferflux-operator")
+        if any(resource.startswith("tenants") for _, resource, _ in grants(r))
+    ]
+    assert holders == [("Role", "inferflux-system")]
+
+
 def test_operator_cannot_enumerate_secrets(kustomize_base: list[dict[str, Any]]) -> None:
     allowed = set().union(*(grants(r) for r in bound_roles(kustomize_base, "inferflux-operator")))
     assert not {("", "secrets", "list"), ("", "secrets", "watch")} & allowed
@@ -81,15 +92,31 @@ def test_router_reads_only_configmaps(kustomize_base: list[dict[str, Any]]) -> N
     assert {v for _, _, v in allowed} <= {"get", "list", "watch"}
     assert {(g, r) for g, r, _ in allowed} == {("", "configmaps")}
     namespaced = [r for r in roles if r["kind"] == "Role"]
-    assert [r["rules"][0]["resourceNames"] for r in namespaced] == [["inferflux-routing"]]
+    assert [r["rules"][0]["resourceNames"] for r in namespaced] == [["inferflux-routing", "inferflux-policy"]]
 
 
 def test_workloads_run_as_their_own_accounts(kustomize_base: list[dict[str, Any]]) -> None:
     deployments = by_kind(kustomize_base, "Deployment")
-    assert {n: d["spec"]["template"]["spec"]["serviceAccountName"] for n, d in deployments.items()} == {
+    assert {n: d["spec"]["template"]["spec"].get("serviceAccountName") for n, d in deployments.items()} == {
         "inferflux-operator": "inferflux-operator",
         "inferflux-router": "inferflux-router",
+        "inferflux-redis": None,
     }
+    assert deployments["inferflux-redis"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+
+
+def test_auth_is_on_and_no_secret_is_committed(kustomize_base: list[dict[str, Any]]) -> None:
+    """The manifests are shared by every install: they name the auth Secret the installer creates."""
+    assert not by_kind(kustomize_base, "Secret")
+    router = by_kind(kustomize_base, "Deployment")["inferflux-router"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in router["containers"][0]["env"]}
+    assert env["INFERFLUX_AUTH"]["value"] == "true"
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "inferflux-router-auth"
+    (auth,) = [v for v in router["volumes"] if "secret" in v]
+    assert auth["secret"]["secretName"] == "inferflux-router-auth"
+    services = by_kind(kustomize_base, "Service")
+    assert services["inferflux-router-admin"]["spec"]["type"] == "ClusterIP"
+    assert set(services) == {"inferflux-router", "inferflux-router-admin", "inferflux-redis"}
 
 
 def test_every_pod_is_restricted(
@@ -114,7 +141,7 @@ def test_selectors_use_name_and_instance(kustomize_base: list[dict[str, Any]]) -
         assert selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()
 
 
-@pytest.mark.parametrize("name", ["inferencemodel.yaml", "prompt.yaml"])
+@pytest.mark.parametrize("name", ["inferencemodel.yaml", "prompt.yaml", "tenant.yaml"])
 def test_crds_are_the_generated_ones(repo: Path, name: str) -> None:
     generated = yaml.safe_load((repo / "crds" / name).read_text())
     assert yaml.safe_load((repo / "manifests" / "base" / "crds" / name).read_text()) == generated

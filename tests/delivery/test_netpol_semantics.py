@@ -234,6 +234,12 @@ OPERATOR = Endpoint(
     "inferflux-system",
     {**COMPONENT, **PART_OF, "app.kubernetes.io/component": "operator"},
 )
+REDIS = Endpoint(
+    "redis",
+    "10.244.1.4",
+    "inferflux-system",
+    {**COMPONENT, **PART_OF, "app.kubernetes.io/component": "redis"},
+)
 GEMMA = runtime_pod("gemma", "team-a", "10.244.2.2")  # spec.airGapped: true
 PHI = runtime_pod("phi", "team-b", "10.244.3.2")  # not air-gapped
 DNS = Endpoint("kube-dns", "10.244.0.10", "kube-system", {"k8s-app": "kube-dns"})
@@ -245,9 +251,9 @@ INTERNET = Endpoint("internet", "93.184.216.34")
 PROVIDER_BY_IP = Endpoint("provider-by-ip", "198.51.100.7")
 PROVIDER_RANGE = Endpoint("provider-range", "203.0.113.10")
 
-PODS = [ROUTER, OPERATOR, GEMMA, PHI, DNS, SCRAPER, CLIENT, NEIGHBOUR]
+PODS = [ROUTER, OPERATOR, REDIS, GEMMA, PHI, DNS, SCRAPER, CLIENT, NEIGHBOUR]
 OUTSIDE_ADDRESSES = [KUBE_API, INTERNET, PROVIDER_BY_IP, PROVIDER_RANGE]
-INFERFLUX = {ROUTER, OPERATOR, GEMMA, PHI}
+INFERFLUX = {ROUTER, OPERATOR, REDIS, GEMMA, PHI}
 PROBES = [
     (53, "UDP"),
     (53, "TCP"),
@@ -258,6 +264,7 @@ PROBES = [
     (8001, "TCP"),
     (8080, "TCP"),
     (8081, "TCP"),
+    (6379, "TCP"),
 ]
 NAMESPACES: dict[str, dict[str, str]] = {
     ns: {} for ns in ("inferflux-system", "team-a", "team-b", "kube-system", "monitoring", "apps")
@@ -319,10 +326,12 @@ ROUTER_PORT = [(8000, "TCP")]
 def expected(air_gapped: bool) -> set[tuple[str, str, int, str]]:
     """Every allowed flow that touches an InferFlux pod, straight from the design in issue 9."""
     allowed = flows(
-        # Anyone may call the router (it is the front door); nothing else reaches InferFlux pods
-        # but the router, operator and scraper into runtime pods.
+        # Anyone may call the router (it is the front door), on its public port only (the admin port
+        # is closed to every pod by default); nothing else reaches InferFlux pods but the router,
+        # operator and scraper into runtime pods, and the router into the policy store (Redis).
         *[(src, ROUTER, ROUTER_PORT) for src in (CLIENT, NEIGHBOUR, DNS, SCRAPER, INTERNET, KUBE_API)],
         *[(src, rt, RUNTIME_PORT) for src in (ROUTER, OPERATOR, SCRAPER) for rt in (GEMMA, PHI)],
+        (ROUTER, REDIS, [(6379, "TCP")]),
         (ROUTER, DNS, DNS_PORTS),
         (ROUTER, KUBE_API, API_PORTS),
         (OPERATOR, DNS, DNS_PORTS),
@@ -333,7 +342,7 @@ def expected(air_gapped: bool) -> set[tuple[str, str, int, str]]:
         return allowed | flows((PHI, DNS, DNS_PORTS))
     allowed |= flows((ROUTER, PROVIDER_BY_IP, [(8001, "TCP")]), (ROUTER, PROVIDER_RANGE, [(443, "TCP")]))
     # phi may fetch its weights: its egress is open, limited only by the destinations' ingress.
-    open_targets = [t for t in PODS + OUTSIDE_ADDRESSES if t not in (OPERATOR, GEMMA, PHI)]
+    open_targets = [t for t in PODS + OUTSIDE_ADDRESSES if t not in (OPERATOR, REDIS, GEMMA, PHI)]
     allowed |= flows(
         *[(PHI, t, [p for p in PROBES if t is not ROUTER or p in ROUTER_PORT]) for t in open_targets]
     )
@@ -373,3 +382,25 @@ def test_removing_a_model_removes_its_paths(render_chart: Any) -> None:
     cluster = Cluster(NAMESPACES, [*chart, render_router_provider_egress(remaining, settings)])
     assert not cluster.may_connect(ROUTER, PROVIDER_BY_IP, 8001)
     assert cluster.may_connect(ROUTER, PROVIDER_RANGE, 443)
+
+
+def test_the_admin_port_opens_only_to_the_listed_peers(render_chart: Any) -> None:
+    admins = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}},
+              "podSelector": {"matchLabels": {"app": "shop"}}}  # fmt: skip
+    values = {"networkPolicy": {"adminIngressFrom": [admins], "apiServer": {"cidrs": [f"{API_SERVER}/32"]}}}
+    cluster = Cluster(NAMESPACES, [o for o in render_chart(values) if o["kind"] == "NetworkPolicy"])
+    assert cluster.may_connect(CLIENT, ROUTER, 8001)
+    assert not cluster.may_connect(NEIGHBOUR, ROUTER, 8001)
+    assert not cluster.may_connect(CLIENT, REDIS, 6379)
+
+
+def test_an_external_redis_is_reached_on_its_port_only(render_chart: Any) -> None:
+    store = Endpoint("external-redis", "192.0.2.40")
+    values = {
+        "redis": {"enabled": False, "url": "rediss://store.corp.example:6380/2"},
+        "networkPolicy": {"redisTo": [{"ipBlock": {"cidr": "192.0.2.40/32"}}]},
+    }
+    cluster = Cluster(NAMESPACES, [o for o in render_chart(values) if o["kind"] == "NetworkPolicy"])
+    assert cluster.may_connect(ROUTER, store, 6380)
+    assert not cluster.may_connect(ROUTER, store, 6379)
+    assert not cluster.may_connect(ROUTER, INTERNET, 6380)

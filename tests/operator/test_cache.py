@@ -39,3 +39,20 @@ def test_parsing_is_memoised_per_resource_version() -> None:
     assert len(calls) == 2
     assert list(cache) == [("a", "m")]
     assert cache.parsed(("a", "gone"), parse) is None
+
+
+def test_replace_holds_exactly_the_fresh_list_and_names_what_changed() -> None:
+    cache = ObjectCache()
+    cache.observe("ADDED", {"metadata": {"namespace": "ns", "name": "kept", "resourceVersion": "1"}})
+    cache.observe("ADDED", {"metadata": {"namespace": "ns", "name": "gone", "resourceVersion": "1"}})
+    cache.observe("ADDED", {"metadata": {"namespace": "ns", "name": "edited", "resourceVersion": "1"}})
+    touched = cache.replace(
+        [
+            {"metadata": {"namespace": "ns", "name": "kept", "resourceVersion": "1"}},
+            {"metadata": {"namespace": "ns", "name": "edited", "resourceVersion": "2"}},
+            {"metadata": {"namespace": "ns", "name": "new", "resourceVersion": "1"}},
+        ]
+    )
+    assert touched == {("ns", "gone"), ("ns", "edited"), ("ns", "new")}
+    assert sorted(cache) == [("ns", "edited"), ("ns", "kept"), ("ns", "new")]
+    assert cache.get(("ns", "gone")) is None

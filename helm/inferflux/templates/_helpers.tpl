@@ -136,3 +136,8 @@ merges maps, so defaults in values.yaml could only be added to, never replaced).
 {{- define "inferflux.scraperLabels" -}}
 {{- toYaml (.Values.networkPolicy.scraper.podLabels | default (dict "app.kubernetes.io/name" "prometheus")) -}}
 {{- end }}
+
+{{/* The Secret with the router's hashing secret, admin token and Redis password. */}}
+{{- define "inferflux.authSecret" -}}
+{{- .Values.auth.existingSecret | default "inferflux-router-auth" -}}
+{{- end }}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from inferflux.crds import InferenceModel
+from inferflux.crds import InferenceModel, Tenant
 from inferflux.operator.local.launcher import Commands, Launcher
 from inferflux.operator.local.resources import Resources
 from inferflux.operator.render.labels import revision_hash
@@ -199,3 +199,68 @@ def test_the_router_port_must_be_free(tmp_path: Path) -> None:
 def test_a_failed_start_names_the_error_line_of_the_log(launcher: Launcher, weights: Path) -> None:
     problems = launcher.apply(Resources(models=[model("gemma", weights, context=999)]))
     assert problems[0].endswith("error: context size 999 is not supported by this stand-in")
+
+
+def tenant(name: str, **spec: Any) -> Tenant:
+    return Tenant.model_validate({"metadata": {"name": name}, "spec": spec})
+
+
+def policy(launcher: Launcher) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(launcher.policy_file.read_text())
+    return document
+
+
+def test_tenants_become_the_policy_file_on_every_apply(launcher: Launcher) -> None:
+    assert launcher.apply(Resources(tenants=[tenant("team-a", models=["m"]), tenant("team-b")])) == []
+    tenants = policy(launcher)["tenants"]
+    assert sorted(tenants) == ["team-a", "team-b"]
+    assert tenants["team-a"]["models"] == ["m"]
+    assert tenants["team-a"]["source"] == "resource"
+    assert launcher.apply(Resources(tenants=[tenant("team-a", suspended=True)])) == []
+    assert policy(launcher)["tenants"]["team-a"]["suspended"] is True
+    assert "team-b" not in policy(launcher)["tenants"]
+
+
+def test_tenant_problems_are_reported(launcher: Launcher) -> None:
+    shared = {"certificates": {"subjects": ["CN=shared"]}}
+    problems = launcher.apply(Resources(tenants=[tenant("a", **shared), tenant("b", **shared)]))
+    assert [p.split(":")[0] for p in problems] == ["Tenant a", "Tenant b"]
+    assert policy(launcher)["tenants"]["a"]["certificateSubjects"] == []
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_the_router_gets_the_policy_file_and_auth_settings(tmp_path: Path) -> None:
+    from inferflux.operator.local.auth import LocalAuth
+    from inferflux.operator.local.process import free_port
+
+    auth = LocalAuth(enabled=True, admin_port=free_port())
+    launcher = Launcher(tmp_path / "run", tmp_path, "127.0.0.1", free_port(), print, auth=auth)
+    try:
+        launcher.start_router([tenant("team-a")])
+        assert launcher.router is not None
+        env = _environ(launcher.router.pid)
+    finally:
+        launcher.stop()
+    assert env["INFERFLUX_POLICY_FILE"] == str(launcher.policy_file.resolve())
+    assert list(policy(launcher)["tenants"]) == ["team-a"]
+    assert env["INFERFLUX_AUTH"] == "true"
+    assert Path(env["INFERFLUX_AUTH_SECRET_FILE"]).stat().st_mode & 0o077 == 0
+    assert (
+        Path(env["INFERFLUX_ADMIN_TOKEN_FILE"]).read_text()
+        == auth.admin_token_file(launcher.run_dir).read_text()
+    )
+    assert env["INFERFLUX_ADMIN_PORT"] == str(auth.admin_port)
+
+
+def test_open_on_a_network_address_starts_nothing(tmp_path: Path) -> None:
+    from inferflux.operator.local.auth import ExposureError
+
+    launcher = Launcher(tmp_path / "run", tmp_path, "0.0.0.0", 0, print)
+    with pytest.raises(ExposureError):
+        launcher.start_router()
+    assert launcher.router is None
+    assert not (tmp_path / "run").exists()

@@ -85,3 +85,17 @@ def test_a_broken_edit_is_reported_and_the_old_revision_keeps_serving(
     assert "contextSize" in said[-1]
     assert revision(launcher) == first
     assert child.alive()
+
+
+def test_a_tenant_added_while_running_reaches_the_policy_file(
+    setup: tuple[Launcher, Path, list[str]],
+) -> None:
+    launcher, folder, said = setup
+    assert apply_files(launcher, [folder])
+    assert json.loads(launcher.policy_file.read_text())["tenants"] == {}
+    seen = fingerprint([folder])
+    (folder / "tenant.yaml").write_text("kind: Tenant\nmetadata: {name: team-a}\nspec: {suspended: true}\n")
+    ticks = iter([True, True, False])
+    follow(launcher, [folder], seen, interval=0.05, keep_going=lambda: next(ticks))
+    assert json.loads(launcher.policy_file.read_text())["tenants"]["team-a"]["suspended"] is True
+    assert "applied" in said
