@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import subprocess
 import time
 
 import jwt
 import pytest
+from cluster_fixture import REPO
 from oidc_fixture import CLIENT_ID, ID_TOKEN_SECONDS, DexProvider
 
 
@@ -38,6 +41,17 @@ def _verified_claims(provider: DexProvider, token: str) -> dict[str, object]:
         options={"require": ["iss", "aud", "exp", "iat", "sub"]},
     )
     return claims
+
+
+def test_dex_reports_the_pinned_version(oidc_provider: DexProvider) -> None:
+    pinned = re.search(
+        r"^\s*github\.com/dexidp/dex (v\S+)", (REPO / "e2e/oidc/go.mod").read_text(), re.MULTILINE
+    )
+    assert pinned, "github.com/dexidp/dex is not required in e2e/oidc/go.mod"
+    version = subprocess.run(
+        [oidc_provider.binary, "version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"Dex Version: {pinned.group(1)}\n" in version, "stale binary: make oidc-bin"
 
 
 def test_discovery_document_names_the_issuer_and_its_endpoints(oidc_provider: DexProvider) -> None:
