@@ -16,7 +16,7 @@ cluster-bin: ## Build the pinned control-plane binaries into .cache/cluster-bin
 
 # Dex, the OpenID Connect provider the identity tests get tokens from, pinned in e2e/oidc/go.mod.
 # It shares Go's build cache with cluster-bin. Cold: ~3 min on 2 cores (2.3 CPU-minutes, downloads
-# included), under 2 min after cluster-bin filled the cache; warm: ~1 s.
+# included), 1.3 CPU-minutes beside a cluster-bin build; warm: ~1 s.
 oidc-bin: ## Build the pinned OIDC provider (Dex) into .cache/oidc-bin
 	OIDC_BUILD_JOBS=$(CLUSTER_BUILD_JOBS) e2e/oidc/build.sh $(OIDC_BIN)
 
