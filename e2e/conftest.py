@@ -12,10 +12,12 @@ Fixtures:
 - ``admin_kubeconfig``: the admin kubeconfig's path;
 - ``service_account_kube``: a factory ``(namespace, name) -> KubeAccess`` holding a token of that
   ServiceAccount (created if missing), so that RBAC can be tested as least-privilege;
-- ``restricted_namespace``: a fresh namespace enforcing Pod Security ``restricted``.
+- ``restricted_namespace``: a fresh namespace enforcing Pod Security ``restricted``;
+- ``oidc_provider``: a real OpenID Connect provider (Dex, ``oidc_fixture.py``), started on first
+  use, with one client and one user, handing out ID tokens through the password grant.
 
-The helpers are loaded from ``cluster_fixture.py`` by path and registered as the module
-``cluster_fixture``, so test modules may ``from cluster_fixture import KubeAccess``. pytest runs
+The helpers are loaded from ``cluster_fixture.py`` and ``oidc_fixture.py`` by path and registered
+as modules of those names, so test modules may ``from cluster_fixture import KubeAccess``. pytest runs
 in importlib mode and the repository root must never be on ``sys.path`` (``operator/`` would
 shadow the standard library), hence no package-relative import here.
 """
@@ -33,22 +35,24 @@ from pathlib import Path
 import pytest
 
 
-def _load_helpers() -> None:
-    """Import ``cluster_fixture.py`` (beside this file) as the top-level module ``cluster_fixture``."""
-    if "cluster_fixture" in sys.modules:
+def _load_helpers(name: str) -> None:
+    """Import ``<name>.py`` (beside this file) as the top-level module ``name``."""
+    if name in sys.modules:
         return
-    path = Path(__file__).with_name("cluster_fixture.py")
-    spec = importlib.util.spec_from_file_location("cluster_fixture", path)
+    path = Path(__file__).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["cluster_fixture"] = module  # before exec: dataclasses look their module up
+    sys.modules[name] = module  # before exec: dataclasses look their module up
     spec.loader.exec_module(module)
 
 
-_load_helpers()
+_load_helpers("cluster_fixture")
+_load_helpers("oidc_fixture")  # imports cluster_fixture: loaded second
 
 from cluster_fixture import ClusterError, KubeAccess, LocalCluster  # noqa: E402
+from oidc_fixture import oidc_provider  # noqa: E402, F401  (a fixture: registered by being here)
 
 _names = itertools.count()
 
