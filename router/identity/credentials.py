@@ -1,0 +1,70 @@
+"""Finding the credential in a request: ``Authorization: Bearer``, ``x-api-key``, or a WebSocket
+subprotocol ``bearer.<token>`` (browsers cannot set headers on a WebSocket).
+
+A header that is there but unusable (another scheme, bad characters, absurd length) is a 401 like
+a missing one; it never reaches a parser that could fail in a less controlled way.
+"""
+
+from __future__ import annotations
+
+import re
+
+from inferflux.router.asgi import Scope
+from inferflux.router.identity.failures import unauthenticated
+
+# A JWT from a generous identity provider fits in a few KiB; anything longer is refused unread.
+MAX_CREDENTIAL_BYTES = 8192
+# RFC 6750's b64token, which covers our API keys and JWTs (base64url segments joined by dots).
+_TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")
+_BEARER = b"bearer "
+_SUBPROTOCOL = b"bearer."
+
+
+def _token(raw: bytes) -> str:
+    if len(raw) > MAX_CREDENTIAL_BYTES:
+        raise unauthenticated("oversized")
+    if not _TOKEN.fullmatch(raw):
+        raise unauthenticated("malformed")
+    return raw.decode("ascii")
+
+
+def _from_authorization(value: bytes) -> str:
+    if len(value) > MAX_CREDENTIAL_BYTES + len(_BEARER):
+        raise unauthenticated("oversized")
+    if value[: len(_BEARER)].lower() != _BEARER:
+        raise unauthenticated("scheme")
+    return _token(value[len(_BEARER) :].strip(b" "))
+
+
+def _from_subprotocols(value: bytes) -> str | None:
+    for offered in value.split(b","):
+        offered = offered.strip()
+        if offered[: len(_SUBPROTOCOL)].lower() == _SUBPROTOCOL:
+            return _token(offered[len(_SUBPROTOCOL) :])
+    return None
+
+
+def presented(scope: Scope) -> str | None:
+    """The credential the request carries, None when it carries none; unusable ones raise a 401."""
+    authorization = api_key = subprotocols = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"x-api-key":
+            api_key = value
+        elif name == b"sec-websocket-protocol":
+            subprotocols = value
+    found = [
+        token
+        for token in (
+            _from_authorization(authorization) if authorization is not None else None,
+            _token(api_key.strip(b" ")) if api_key is not None else None,
+            _from_subprotocols(subprotocols) if subprotocols is not None else None,
+        )
+        if token is not None
+    ]
+    if not found:
+        return None
+    if any(token != found[0] for token in found[1:]):
+        raise unauthenticated("ambiguous")  # two different credentials: refuse rather than pick one
+    return found[0]

@@ -1,0 +1,55 @@
+"""Who is calling: the tenant, the credential that proved it, and what that credential may do.
+
+A credential narrows its tenant's rights, never widens them: a principal's scopes and models are
+the intersection of the credential's and the tenant's. ``models`` None means every model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from inferflux.crds.tenant import ANY_MODEL, Scope
+
+
+def model_set(models: Iterable[str] | None) -> frozenset[str] | None:
+    """A model list as a set, None (every model) when absent or when it holds ``'*'``."""
+    if models is None:
+        return None
+    chosen = frozenset(models)
+    return None if ANY_MODEL in chosen else chosen
+
+
+def narrow_models(tenant: Iterable[str], credential: Iterable[str] | None) -> frozenset[str] | None:
+    """The models both the tenant and the credential allow (None: every model)."""
+    allowed, narrower = model_set(tenant), model_set(credential)
+    if allowed is None:
+        return narrower
+    if narrower is None:
+        return allowed
+    return allowed & narrower
+
+
+def narrow_scopes(tenant: Iterable[Scope], credential: Iterable[Scope] | None) -> frozenset[Scope]:
+    """The scopes both the tenant and the credential carry (no credential scopes: the tenant's)."""
+    allowed = frozenset(tenant)
+    return allowed if credential is None else allowed & frozenset(credential)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller. ``subject`` is a key id, a token subject or a certificate subject."""
+
+    tenant: str
+    kind: str  # "api_key", "jwt" or "certificate"
+    subject: str
+    scopes: frozenset[Scope]
+    models: frozenset[str] | None
+
+    def may_use(self, model: str) -> bool:
+        """True when this principal may call ``model``."""
+        return self.models is None or model in self.models
+
+    def visible(self, models: Collection[str]) -> list[str]:
+        """The subset of ``models`` this principal may call, in their order."""
+        return [name for name in models if self.may_use(name)]
