@@ -47,7 +47,7 @@ class ClientCertProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope[SUBJECT_KEY] = self.client_subject  # type: ignore[typeddict-unknown-key]
+        self.scope[SUBJECT_KEY] = self.client_subject  # type: ignore[literal-required]
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
