@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Sequence
@@ -98,6 +99,7 @@ def authenticate(policy: Policy, hasher: KeyHasher, key: str, now: dt.datetime) 
         subject=key_id,
         scopes=narrow_scopes(tenant.scopes, record.scopes),
         models=narrow_models(tenant.models, record.models),
+        until=record.expires_at.timestamp() if record.expires_at is not None else math.inf,
     )
 
 

@@ -7,12 +7,17 @@ without either, the client certificate's subject under mTLS — and checks the s
 goes into the ASGI scope under ``inferflux.principal``; handlers call `permit_model` once they have
 parsed the body and know the model.
 
+Proving a credential costs an HMAC (API key) or a signature check (JWT, hundreds of µs), so a
+proven credential is remembered in memory — never written anywhere — until the policy changes (a
+revocation, a tenant edit) or the credential expires, whichever comes first.
+
 Every refusal is counted in ``inferflux_router_auth_failures{reason}``; the credential never is.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -26,11 +31,12 @@ from inferflux.router.identity.jwt import JwtVerifier, OidcSettings, parse_algor
 from inferflux.router.identity.principal import Principal
 from inferflux.router.identity.scopes import route_scopes
 from inferflux.router.metrics import PREFIX
-from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.policy.effective import Policy, PolicyHolder
 from inferflux.router.settings import Settings, SettingsError
 
 PRINCIPAL = "inferflux.principal"
 _AUTHENTICATOR = "inferflux.authenticator"
+REMEMBERED = 4096  # proven credentials kept; past this the memory starts over
 
 
 class Authenticator:
@@ -49,6 +55,8 @@ class Authenticator:
         self.hasher = hasher or api_keys.load_hasher(settings.auth_secret_file)
         self.scopes = route_scopes(settings.metrics_auth)
         self.certificates = bool(settings.tls_client_ca_file)
+        self._proven: dict[str, Principal] = {}
+        self._proven_under: Policy | None = None
         self.failures = Counter(
             PREFIX + "auth_failures",
             "Requests refused by the identity stage, by reason (never the credential).",
@@ -65,6 +73,18 @@ class Authenticator:
             if principal is None:
                 raise unauthenticated("missing")
             return principal
+        if policy is not self._proven_under:  # any policy change may revoke: start over
+            self._proven, self._proven_under = {}, policy
+        known = self._proven.get(token)
+        if known is not None and known.until > time.time():
+            return known
+        principal = await self._prove(token, policy)
+        if len(self._proven) >= REMEMBERED:
+            self._proven = {}
+        self._proven[token] = principal
+        return principal
+
+    async def _prove(self, token: str, policy: Policy) -> Principal:
         if token.startswith(api_keys.PREFIX):
             return api_keys.authenticate(policy, self.hasher, token, dt.datetime.now(dt.UTC))
         if self.jwt is not None and token.count(".") == 2:

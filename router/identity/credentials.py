@@ -44,6 +44,12 @@ def _from_subprotocols(value: bytes) -> str | None:
     return None
 
 
+def _agree(found: str | None, another: str | None) -> str | None:
+    if found is None or another is None or another == found:
+        return found or another
+    raise unauthenticated("ambiguous")  # two different credentials: refuse rather than pick one
+
+
 def presented(scope: Scope) -> str | None:
     """The credential the request carries, None when it carries none; unusable ones raise a 401."""
     authorization = api_key = subprotocols = None
@@ -54,17 +60,9 @@ def presented(scope: Scope) -> str | None:
             api_key = value
         elif name == b"sec-websocket-protocol":
             subprotocols = value
-    found = [
-        token
-        for token in (
-            _from_authorization(authorization) if authorization is not None else None,
-            _token(api_key.strip(b" ")) if api_key is not None else None,
-            _from_subprotocols(subprotocols) if subprotocols is not None else None,
-        )
-        if token is not None
-    ]
-    if not found:
-        return None
-    if any(token != found[0] for token in found[1:]):
-        raise unauthenticated("ambiguous")  # two different credentials: refuse rather than pick one
-    return found[0]
+    found = _from_authorization(authorization) if authorization is not None else None
+    if api_key is not None:
+        found = _agree(found, _token(api_key.strip(b" ")))
+    if subprotocols is not None:
+        found = _agree(found, _from_subprotocols(subprotocols))
+    return found

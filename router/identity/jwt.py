@@ -141,6 +141,7 @@ class JwtVerifier:
             subject=subject if isinstance(subject, str) else "",
             scopes=narrow_scopes(tenant.scopes, scopes_of(claims.get(self.settings.scopes_claim))),
             models=narrow_models(tenant.models, None),
+            until=float(claims["exp"]),  # required, and a number once PyJWT has checked it
         )
 
     def _tenant(self, value: Any, policy: Policy) -> TenantPolicy | None:

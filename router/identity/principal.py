@@ -6,6 +6,7 @@ the intersection of the credential's and the tenant's. ``models`` None means eve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -38,13 +39,15 @@ def narrow_scopes(tenant: Iterable[Scope], credential: Iterable[Scope] | None) -
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller. ``subject`` is a key id, a token subject or a certificate subject."""
+    """An authenticated caller. ``subject`` is a key id, a token subject or a certificate subject;
+    ``until`` is when the credential stops being valid (epoch seconds; inf: no expiry)."""
 
     tenant: str
     kind: str  # "api_key", "jwt" or "certificate"
     subject: str
     scopes: frozenset[Scope]
     models: frozenset[str] | None
+    until: float = math.inf
 
     def may_use(self, model: str) -> bool:
         """True when this principal may call ``model``."""

@@ -344,3 +344,14 @@ async def test_auth_off_serves_without_credentials(make_router, mocks, route) ->
     status, _, body = await chat(harness, {})
     assert status == 200
     assert body["choices"][0]["message"]["content"] == "t0 t1 t2 "
+
+
+async def test_a_remembered_key_still_expires(make_identity) -> None:
+    identity = await make_identity()
+    key = identity.key(expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    assert (await chat(identity.harness, bearer(key)))[0] == 200  # proven, and now remembered
+    deadline = time.monotonic() + 5
+    while (status := (await chat(identity.harness, bearer(key)))[0]) == 200:
+        assert time.monotonic() < deadline, "an expired key kept working"
+        await asyncio.sleep(0.05)
+    assert status == 401

@@ -78,9 +78,9 @@ async def test_claims_map_to_tenants_and_narrow_scopes() -> None:
 
     async def claims(token: str) -> dict[str, object]:
         return {
-            "alpha": {"tenant": "alpha", "sub": "u"},
-            "mapped": {"tenant": "idp-group-7", "scope": "admin models:read"},
-            "none": {"sub": "u"},
+            "alpha": {"tenant": "alpha", "sub": "u", "exp": 2000000000},
+            "mapped": {"tenant": "idp-group-7", "scope": "admin models:read", "exp": 2000000000},
+            "none": {"sub": "u", "exp": 2000000000},
         }[token]
 
     verifier.claims = claims  # type: ignore[method-assign]  # signatures are tested over HTTP
