@@ -22,7 +22,7 @@ from pathlib import Path
 from inferflux.crds.policy import ApiKeyRecord
 from inferflux.crds.tenant import Scope
 from inferflux.router.identity.failures import unauthenticated
-from inferflux.router.identity.principal import Principal, narrow_models, narrow_scopes
+from inferflux.router.identity.principal import Principal, within
 from inferflux.router.policy.effective import Policy
 
 PREFIX = "ifx_"
@@ -88,17 +88,12 @@ def authenticate(policy: Policy, hasher: KeyHasher, key: str, now: dt.datetime) 
         raise unauthenticated("revoked")
     if record.expires_at is not None and record.expires_at <= now:
         raise unauthenticated("expired")
-    tenant = policy.tenants.get(record.tenant)
-    if tenant is None:
-        raise unauthenticated("unknown_tenant")
-    if tenant.suspended:
-        raise unauthenticated("suspended")
-    return Principal(
-        tenant=tenant.name,
-        kind="api_key",
-        subject=key_id,
-        scopes=narrow_scopes(tenant.scopes, record.scopes),
-        models=narrow_models(tenant.models, record.models),
+    return within(
+        policy.tenants.get(record.tenant),
+        "api_key",
+        key_id,
+        scopes=record.scopes,
+        models=record.models,
         until=record.expires_at.timestamp() if record.expires_at is not None else math.inf,
     )
 

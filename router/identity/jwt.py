@@ -24,7 +24,7 @@ from inferflux.crds.policy import TenantPolicy
 from inferflux.crds.tenant import Scope
 from inferflux.router.identity.failures import unauthenticated
 from inferflux.router.identity.jwks import JwksCache, SigningKey
-from inferflux.router.identity.principal import Principal, narrow_models, narrow_scopes
+from inferflux.router.identity.principal import Principal, within
 from inferflux.router.policy.effective import Policy
 
 # The JOSE algorithms a verifier may be configured with, and the key type (kty) each one needs.
@@ -129,18 +129,12 @@ class JwtVerifier:
     async def authenticate(self, token: str, policy: Policy) -> Principal:
         """The principal ``token`` proves under ``policy``."""
         claims = await self.claims(token)
-        tenant = self._tenant(claims.get(self.settings.tenant_claim), policy)
-        if tenant is None:
-            raise unauthenticated("unknown_tenant")
-        if tenant.suspended:
-            raise unauthenticated("suspended")
         subject = claims.get("sub")
-        return Principal(
-            tenant=tenant.name,
-            kind="jwt",
-            subject=subject if isinstance(subject, str) else "",
-            scopes=narrow_scopes(tenant.scopes, scopes_of(claims.get(self.settings.scopes_claim))),
-            models=narrow_models(tenant.models, None),
+        return within(
+            self._tenant(claims.get(self.settings.tenant_claim), policy),
+            "jwt",
+            subject if isinstance(subject, str) else "",
+            scopes=scopes_of(claims.get(self.settings.scopes_claim)),
             until=float(claims["exp"]),  # required, and a number once PyJWT has checked it
         )
 

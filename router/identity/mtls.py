@@ -17,8 +17,7 @@ from cryptography import x509
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from inferflux.router.asgi import Scope
-from inferflux.router.identity.failures import unauthenticated
-from inferflux.router.identity.principal import Principal, narrow_models, narrow_scopes
+from inferflux.router.identity.principal import Principal, within
 from inferflux.router.policy.effective import Policy
 from inferflux.router.settings import Settings, SettingsError
 
@@ -79,14 +78,4 @@ def authenticate(scope: Scope, policy: Policy) -> Principal | None:
         return None
     name = policy.subjects.get(subject)
     tenant = policy.tenants.get(name) if name is not None else None
-    if tenant is None:
-        raise unauthenticated("unknown_subject")
-    if tenant.suspended:
-        raise unauthenticated("suspended")
-    return Principal(
-        tenant=tenant.name,
-        kind="certificate",
-        subject=subject,
-        scopes=narrow_scopes(tenant.scopes, None),
-        models=narrow_models(tenant.models, None),
-    )
+    return within(tenant, "certificate", subject, unknown="unknown_subject")

@@ -10,7 +10,9 @@ import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from inferflux.crds.policy import TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, Scope
+from inferflux.router.identity.failures import unauthenticated
 
 
 def model_set(models: Iterable[str] | None) -> frozenset[str] | None:
@@ -56,3 +58,29 @@ class Principal:
     def visible(self, models: Collection[str]) -> list[str]:
         """The subset of ``models`` this principal may call, in their order."""
         return [name for name in models if self.may_use(name)]
+
+
+def within(
+    tenant: TenantPolicy | None,
+    kind: str,
+    subject: str,
+    *,
+    scopes: Iterable[Scope] | None = None,
+    models: Iterable[str] | None = None,
+    until: float = math.inf,
+    unknown: str = "unknown_tenant",
+) -> Principal:
+    """The principal a proven credential gives within ``tenant``, narrowed by the credential's own
+    ``scopes`` and ``models``; a 401 when the tenant is unknown (reason ``unknown``) or suspended."""
+    if tenant is None:
+        raise unauthenticated(unknown)
+    if tenant.suspended:
+        raise unauthenticated("suspended")
+    return Principal(
+        tenant.name,
+        kind,
+        subject,
+        narrow_scopes(tenant.scopes, scopes),
+        narrow_models(tenant.models, models),
+        until,
+    )
