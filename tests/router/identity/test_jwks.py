@@ -52,6 +52,20 @@ async def test_an_unreachable_issuer_keeps_the_known_keys(jwks_server) -> None:
         await cache.close()
 
 
+async def test_a_token_without_kid_needs_a_single_key(jwks_server) -> None:
+    jwks_server.add("only", ec.generate_private_key(ec.SECP256R1()))
+    cache = JwksCache(jwks_server.url)
+    try:
+        only = await cache.get(None)
+        assert only is not None
+        assert only is cache.keys["only"]
+        jwks_server.add("second", ec.generate_private_key(ec.SECP256R1()))
+        cache.keys = parse_jwks(jwks_server.document())
+        assert await cache.get(None) is None  # ambiguous: refuse rather than try every key
+    finally:
+        await cache.close()
+
+
 def test_unusable_entries_are_skipped() -> None:
     keys = parse_jwks(
         {

@@ -140,7 +140,8 @@ async def test_no_client_certificate_no_request(mtls_router) -> None:
 
 async def test_a_certificate_from_another_ca_is_refused(mtls_router, tmp_path) -> None:
     ca, harness = mtls_router
-    stranger = Authority(tmp_path / "..", name="stranger-ca")
+    (tmp_path / "stranger").mkdir()
+    stranger = Authority(tmp_path / "stranger", name="stranger-ca")
     cert = stranger.issue("stranger-client", _name(O="Example", CN="team-a"))
     with pytest.raises((aiohttp.ClientError, ssl.SSLError, OSError)):
         async with harness.post("/v1/chat/completions", CHAT, ssl=client_context(ca, cert)) as response:
