@@ -1,4 +1,5 @@
-"""mTLS with real certificates (made by `cryptography`) and a real TLS client (aiohttp over ssl)."""
+"""mTLS with real certificates (made by `cryptography`) and a real TLS client (aiohttp over ssl), and
+router-to-runtime TLS verified against a private CA."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -159,3 +161,34 @@ def test_uvicorn_options() -> None:
     assert (mutual["ssl_ca_certs"], mutual["ssl_cert_reqs"]) == ("ca.pem", ssl.CERT_REQUIRED)
     with pytest.raises(SettingsError, match="INFERFLUX_TLS_CERT_FILE"):
         uvicorn_options(Settings(tls_client_ca_file="ca.pem"))
+
+
+async def test_https_runtimes_are_verified_against_the_upstream_ca(tmp_path, make_router, route) -> None:
+    ca = Authority(tmp_path)
+    cert, key = ca.issue("runtime", _name(CN="runtime"), ip="127.0.0.1")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(str(cert), str(key))
+
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "chat.completion", "choices": [{"message": {"content": "over tls"}}]}
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    models = {"a": route([f"https://127.0.0.1:{port}"], name="a")}
+    try:
+        system_cas = await make_router(models)
+        async with system_cas.post("/v1/chat/completions", CHAT) as response:
+            assert response.status == 503  # a certificate from an unknown CA: no connection
+        private_ca = await make_router(models, upstream_ca_file=str(ca.cert_file))
+        async with private_ca.post("/v1/chat/completions", CHAT) as response:
+            assert response.status == 200
+            assert (await response.json())["choices"][0]["message"]["content"] == "over tls"
+    finally:
+        await runner.cleanup()
