@@ -124,7 +124,12 @@ class Router:
         # Routes that name a provider or a fallback go through the chain (router/providers).
         self.chain = FallbackChain(
             RoutingTable(),
-            Pool(secrets or LocalSecrets(), PoolSettings(settings.first_byte_timeout_seconds)),
+            Pool(
+                secrets or LocalSecrets(),
+                PoolSettings(
+                    settings.first_byte_timeout_seconds, runtime_ca_file=settings.upstream_ca_file or None
+                ),
+            ),
             deadline_seconds=settings.total_timeout_seconds,
             metrics=ProviderMetrics(self.metrics.registry),
         )

@@ -7,7 +7,7 @@ the intersection of the credential's and the tenant's. ``models`` None means eve
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from inferflux.crds.policy import TenantPolicy
@@ -54,10 +54,6 @@ class Principal:
     def may_use(self, model: str) -> bool:
         """True when this principal may call ``model``."""
         return self.models is None or model in self.models
-
-    def visible(self, models: Collection[str]) -> list[str]:
-        """The subset of ``models`` this principal may call, in their order."""
-        return [name for name in models if self.may_use(name)]
 
 
 def within(

@@ -163,16 +163,28 @@ def test_uvicorn_options() -> None:
         uvicorn_options(Settings(tls_client_ca_file="ca.pem"))
 
 
+MESSAGES_REQUEST = {"model": "a", "max_tokens": 3, "messages": [{"role": "user", "content": "hi"}]}
+COMPLETION = {
+    "id": "c1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "a",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "over tls"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+}
+
+
 async def test_https_runtimes_are_verified_against_the_upstream_ca(tmp_path, make_router, route) -> None:
+    """Both runtime paths: the direct client (/v1/chat/completions) and the chain (/v1/messages)."""
     ca = Authority(tmp_path)
     cert, key = ca.issue("runtime", _name(CN="runtime"), ip="127.0.0.1")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(str(cert), str(key))
 
     async def chat(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"object": "chat.completion", "choices": [{"message": {"content": "over tls"}}]}
-        )
+        return web.json_response(COMPLETION)
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
@@ -186,9 +198,14 @@ async def test_https_runtimes_are_verified_against_the_upstream_ca(tmp_path, mak
         system_cas = await make_router(models)
         async with system_cas.post("/v1/chat/completions", CHAT) as response:
             assert response.status == 503  # a certificate from an unknown CA: no connection
+        async with system_cas.post("/v1/messages", MESSAGES_REQUEST) as response:
+            assert response.status == 503
         private_ca = await make_router(models, upstream_ca_file=str(ca.cert_file))
         async with private_ca.post("/v1/chat/completions", CHAT) as response:
             assert response.status == 200
             assert (await response.json())["choices"][0]["message"]["content"] == "over tls"
+        async with private_ca.post("/v1/messages", MESSAGES_REQUEST) as response:
+            assert response.status == 200
+            assert (await response.json())["content"][0]["text"] == "over tls"
     finally:
         await runner.cleanup()
