@@ -79,9 +79,10 @@ class Authenticator:
         if known is not None and known.until > time.time():
             return known
         principal = await self._prove(token, policy)
-        if len(self._proven) >= REMEMBERED:
-            self._proven = {}
-        self._proven[token] = principal
+        if self._proven_under is policy:  # not if the policy changed while a JWKS fetch was awaited
+            if len(self._proven) >= REMEMBERED:
+                self._proven = {}
+            self._proven[token] = principal
         return principal
 
     async def _prove(self, token: str, policy: Policy) -> Principal:
