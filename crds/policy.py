@@ -46,6 +46,7 @@ class TenantPolicy(KubeModel):
     models: list[str] = Field(default_factory=lambda: [ANY_MODEL])
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list)
+    oidc_values: list[str] = Field(default_factory=list, description="Tenant-claim values meaning it.")
     source: PolicySource = PolicySource.ADMIN
 
 

@@ -47,6 +47,17 @@ class CertificateIdentity(KubeModel):
     )
 
 
+class OidcIdentity(KubeModel):
+    """OIDC tokens that identify this tenant, besides those whose tenant claim is its name."""
+
+    values: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values of the router's tenant claim (INFERFLUX_OIDC_TENANT_CLAIM) that mean this "
+        "tenant, e.g. an identity provider's group or client id.",
+    )
+
+
 SPEC_RULES: tuple[Rule, ...] = (
     Rule(
         cel="!has(self.models) || !self.models.exists(m, m == '*') || size(self.models) == 1",
@@ -75,6 +86,7 @@ class TenantSpec(KubeModel):
         default=False, description="Refuse every credential of this tenant (401), without deleting it."
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
+    oidc: OidcIdentity = Field(default_factory=OidcIdentity)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:

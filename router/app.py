@@ -36,9 +36,11 @@ from inferflux.router.discovery import Apply, RouteSource, TableHolder
 from inferflux.router.dispatch import Dispatcher
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.health import Readiness
+from inferflux.router.identity import authenticate
 from inferflux.router.inference_api import InferenceRoutes
 from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
+from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.providers import (
     ChainHandler,
     FallbackChain,
@@ -48,6 +50,7 @@ from inferflux.router.providers import (
     ProviderMetrics,
     SecretSource,
 )
+from inferflux.router.providers.handler import send_error_in_dialect
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings
@@ -97,17 +100,22 @@ class Router:
         keys: KeyHolder | None = None,
         secrets: SecretSource | None = None,
         prompts: PromptResolver | None = None,
+        policy: PolicyHolder | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
         self.metrics = Metrics()
         self.holder = TableHolder()
+        # Tenants and keys; the policy sources and the store write into it (router/policy).
+        self.policy = policy or PolicyHolder()
+        self.auth = authenticate.build(settings, self.policy, self.metrics.registry)
         self.client = UpstreamClient(
             Timeouts(
                 settings.connect_timeout_seconds,
                 settings.first_byte_timeout_seconds,
                 settings.total_timeout_seconds,
-            )
+            ),
+            ca_file=settings.upstream_ca_file or None,
         )
         self.dispatcher = Dispatcher(
             self.holder, self.client, Balancer(settings.prefix_load_factor), self.metrics, settings.retries
@@ -123,7 +131,12 @@ class Router:
         # Routes that name a provider or a fallback go through the chain (router/providers).
         self.chain = FallbackChain(
             RoutingTable(),
-            Pool(secrets or LocalSecrets(), PoolSettings(settings.first_byte_timeout_seconds)),
+            Pool(
+                secrets or LocalSecrets(),
+                PoolSettings(
+                    settings.first_byte_timeout_seconds, runtime_ca_file=settings.upstream_ca_file or None
+                ),
+            ),
             deadline_seconds=settings.total_timeout_seconds,
             metrics=ProviderMetrics(self.metrics.registry),
         )
@@ -186,12 +199,14 @@ class Router:
         try:
             if handler is None:
                 raise self._no_route(scope)
+            if self.auth is not None:
+                await self.auth.admit(scope)
             await handler(scope, receive, send_stamped)
         except ClientGone:
             return
         except UpstreamError as error:
             if not started:
-                await send_error(send_stamped, error)
+                await send_error_in_dialect(scope, send_stamped, error)
         except Exception as error:
             log.exception("unexpected %s on %s", type(error).__name__, scope["path"])
             if not started:
@@ -250,6 +265,8 @@ class Router:
             await self.inference.prompts.close()
         await self.chain.aclose()
         await self.client.close()
+        if self.auth is not None:
+            await self.auth.close()
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """ASGI lifespan: start on startup, stop on shutdown."""

@@ -26,6 +26,9 @@ class ErrorCode(enum.StrEnum):
     UPSTREAM_ERROR = "upstream_error"
     NOT_FOUND = "not_found"
     OVERLOADED = "overloaded"
+    # A missing, malformed, forged, expired or revoked credential (RFC 6750's code, not a secret).
+    INVALID_TOKEN = "invalid_token"  # noqa: S105
+    INSUFFICIENT_SCOPE = "insufficient_scope"  # a valid credential not allowed this route or model
 
 
 # The HTTP status the router answers with, and the OpenAI ``error.type`` the SDKs expect.
@@ -40,6 +43,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_ERROR: 502,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.OVERLOADED: 429,
+    ErrorCode.INVALID_TOKEN: 401,
+    ErrorCode.INSUFFICIENT_SCOPE: 403,
 }
 _TYPE: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "rate_limit_error",
@@ -52,6 +57,13 @@ _TYPE: dict[ErrorCode, str] = {
     ErrorCode.UPSTREAM_ERROR: "api_error",
     ErrorCode.NOT_FOUND: "invalid_request_error",
     ErrorCode.OVERLOADED: "rate_limit_error",
+    ErrorCode.INVALID_TOKEN: "authentication_error",
+    ErrorCode.INSUFFICIENT_SCOPE: "permission_error",
+}
+# RFC 6750 challenges for the router's own authentication failures.
+_CHALLENGE: dict[ErrorCode, bytes] = {
+    ErrorCode.INVALID_TOKEN: b'Bearer error="invalid_token"',
+    ErrorCode.INSUFFICIENT_SCOPE: b'Bearer error="insufficient_scope"',
 }
 # Codes worth trying on another replica or provider: the request itself was not at fault.
 RETRYABLE = frozenset(
@@ -110,7 +122,10 @@ class UpstreamError(Exception):
         return error_body(self.code, self.message, param=self.param)
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """Extra response headers: ``retry-after`` (whole seconds) when known."""
+        """Extra response headers: ``retry-after`` (whole seconds) when known, the auth challenge."""
+        challenge = _CHALLENGE.get(self.code)
+        if challenge is not None:
+            return [(b"www-authenticate", challenge)]
         if self.retry_after is None:
             return []
         return [(b"retry-after", str(max(1, round(self.retry_after))).encode())]

@@ -143,11 +143,14 @@ class Connection:
 class Pool:
     """Idle keep-alive connections per upstream, most recently used first."""
 
-    def __init__(self, connect_timeout: float, max_idle_per_host: int = 256) -> None:
+    def __init__(
+        self, connect_timeout: float, max_idle_per_host: int = 256, ca_file: str | None = None
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.max_idle_per_host = max_idle_per_host
         self._idle: dict[Key, deque[Connection]] = {}
-        self._tls = ssl.create_default_context()
+        # https upstreams are verified against ca_file when given (a private CA), else the system's.
+        self._tls = ssl.create_default_context(cafile=ca_file)
 
     def put(self, connection: Connection) -> None:
         """Keep a connection for the next request to the same upstream."""

@@ -35,6 +35,7 @@ from inferflux.router.asgi import (
 from inferflux.router.contract import InferenceRequest, ResumeRequest
 from inferflux.router.dispatch import Dispatcher
 from inferflux.router.errors import ErrorCode, UpstreamError, error_body
+from inferflux.router.identity.authenticate import permit_model
 from inferflux.router.metrics import Metrics
 from inferflux.router.replay import DATA, Evicted, ReplayStore
 from inferflux.router.resume import KeyHolder, TokenError, sign, verify
@@ -119,6 +120,7 @@ class InferenceRoutes:
     async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Generate the whole answer and return it in one JSON document."""
         request: InferenceRequest = validate(InferenceRequest, parse_json(await read_body(receive)))
+        permit_model(scope, request.model)
         request = await self.with_prompt(request, scope["inferflux.request_id"])
         path, body = upstream_call(request, stream=False)
         self.dispatcher.route(request.model)
@@ -158,6 +160,7 @@ class InferenceRoutes:
             self.metrics.resumes.labels("resumed").inc()
         else:
             request: InferenceRequest = validate(InferenceRequest, document)
+            permit_model(scope, request.model)
             self.dispatcher.route(request.model)
             request = await self.with_prompt(request, scope["inferflux.request_id"])
             stream_id, offset = secrets.token_hex(16), 0

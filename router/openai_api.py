@@ -32,6 +32,7 @@ from inferflux.router.asgi import (
 )
 from inferflux.router.dispatch import Dispatcher, Exchange, prompt_prefix
 from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import Metrics
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
@@ -86,11 +87,13 @@ class OpenAIRoutes:
         self.providers = providers
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Every served model, in the OpenAI list shape."""
+        """Every served model the caller may use, in the OpenAI list shape."""
         table = self.dispatcher.holder.table
+        principal = principal_of(scope)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": route.namespace or "inferflux"}
             for name, route in sorted(table.models.items())
+            if principal is None or principal.may_use(name)
         ]
         await send_json(send, 200, {"object": "list", "data": data})
 
@@ -104,6 +107,7 @@ class OpenAIRoutes:
             raw = await read_body(receive)
             document = parse_request(raw)
             model = document["model"]
+            permit_model(scope, model)
             route = self.dispatcher.holder.table.models.get(model)
             if route is not None and (route.provider or route.fallback) and self.providers is not None:
                 status[0] = await self._via_chain(label, document, receive, send)

@@ -51,6 +51,7 @@ class Settings:
     oidc_tenant_claim: str = "tenant"
     oidc_scopes_claim: str = "scope"
     oidc_leeway_seconds: float = 30.0
+    oidc_jwks_refresh_seconds: float = 10.0  # at most one JWKS fetch per this many seconds
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""  # set: client certificates are required and mapped to tenants
@@ -99,6 +100,7 @@ _ENV = {
     "oidc_tenant_claim": "INFERFLUX_OIDC_TENANT_CLAIM",
     "oidc_scopes_claim": "INFERFLUX_OIDC_SCOPES_CLAIM",
     "oidc_leeway_seconds": "INFERFLUX_OIDC_LEEWAY_SECONDS",
+    "oidc_jwks_refresh_seconds": "INFERFLUX_OIDC_JWKS_REFRESH_SECONDS",
     "tls_cert_file": "INFERFLUX_TLS_CERT_FILE",
     "tls_key_file": "INFERFLUX_TLS_KEY_FILE",
     "tls_client_ca_file": "INFERFLUX_TLS_CLIENT_CA_FILE",

@@ -30,9 +30,9 @@ class Timeouts:
 class UpstreamClient:
     """A shared connection pool to every upstream, kept alive between requests."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+    def __init__(self, timeouts: Timeouts, ca_file: str | None = None) -> None:
         self.timeouts = timeouts
-        self.pool = Pool(timeouts.connect)
+        self.pool = Pool(timeouts.connect, ca_file=ca_file)
 
     async def close(self) -> None:
         """Close every pooled connection."""

@@ -13,12 +13,17 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Sequence
+from pathlib import Path
 
 from inferflux.crds.policy import ApiKeyRecord
 from inferflux.crds.tenant import Scope
+from inferflux.router.identity.failures import unauthenticated
+from inferflux.router.identity.principal import Principal, within
+from inferflux.router.policy.effective import Policy
 
 PREFIX = "ifx_"
 SECRET_BYTES = 32  # 256 bits
@@ -51,6 +56,46 @@ class KeyHasher:
     def matches(self, key: str, record: ApiKeyRecord) -> bool:
         """True when ``key`` is the key ``record`` was made for (constant-time comparison)."""
         return hmac.compare_digest(self.digest(key), record.digest)
+
+
+def load_hasher(secret_file: str) -> KeyHasher:
+    """The hasher keyed by ``secret_file`` (INFERFLUX_AUTH_SECRET_FILE); without one, a random key.
+
+    A random key suits one router with an in-memory store: keys it issues work until it restarts.
+    Replicas sharing a store must share the file, or none will accept the others' keys.
+    """
+    if not secret_file:
+        return KeyHasher(secrets.token_bytes(SECRET_BYTES))
+    return KeyHasher(Path(secret_file).read_bytes().strip())
+
+
+def authenticate(policy: Policy, hasher: KeyHasher, key: str, now: dt.datetime) -> Principal:
+    """The principal ``key`` proves under ``policy``, or a 401.
+
+    A key is refused when it is not one of ours, unknown, forged, revoked, past its ``expiresAt``
+    (which is also how a rotated-out key stops after its overlap), or its tenant is gone or
+    suspended.
+    """
+    key_id = key_id_of(key)
+    if key_id is None:
+        raise unauthenticated("malformed")
+    record = policy.keys.get(key_id)
+    if record is None:
+        raise unauthenticated("unknown_key")
+    if not hasher.matches(key, record):
+        raise unauthenticated("bad_key")
+    if record.revoked_at is not None:
+        raise unauthenticated("revoked")
+    if record.expires_at is not None and record.expires_at <= now:
+        raise unauthenticated("expired")
+    return within(
+        policy.tenants.get(record.tenant),
+        "api_key",
+        key_id,
+        scopes=record.scopes,
+        models=record.models,
+        until=record.expires_at.timestamp() if record.expires_at is not None else math.inf,
+    )
 
 
 def generate(

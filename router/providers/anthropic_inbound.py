@@ -25,6 +25,8 @@ ERROR_TYPES = {
     ErrorCode.RATE_LIMITED: "rate_limit_error",
     ErrorCode.OVERLOADED: "overloaded_error",
     ErrorCode.AUTH: "authentication_error",
+    ErrorCode.INVALID_TOKEN: "authentication_error",
+    ErrorCode.INSUFFICIENT_SCOPE: "permission_error",
     ErrorCode.NOT_FOUND: "not_found_error",
     ErrorCode.BAD_REQUEST: "invalid_request_error",
     ErrorCode.CONTEXT_LENGTH: "invalid_request_error",

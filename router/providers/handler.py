@@ -27,6 +27,7 @@ from inferflux.router.asgi import (
     send_json,
 )
 from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.identity.authenticate import permit_model
 from inferflux.router.providers import anthropic_inbound as inbound
 from inferflux.router.providers.chain import ChainStream, FallbackChain, served_by_header
 from inferflux.router.sse import DONE, frame, openai_error_event
@@ -43,6 +44,8 @@ class ChainHandler:
             return
         try:
             body = await self._body(scope, receive)
+            if isinstance(body.get("model"), str):  # a missing model is the chain's 400, not a 403
+                permit_model(scope, body["model"])
             if scope["path"] == "/v1/chat/completions":
                 await self.chat(body, receive, send)
             elif scope["path"] == "/v1/messages":
@@ -54,7 +57,7 @@ class ChainHandler:
             else:
                 raise UpstreamError(ErrorCode.NOT_FOUND, f"no route for {scope['method']} {scope['path']}")
         except UpstreamError as error:
-            await send_error(send, error)
+            await send_error_in_dialect(scope, send, error)
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> dict[str, Any]:
@@ -133,6 +136,15 @@ class ChainHandler:
         except BaseException:
             await stream.aclose()
             raise
+
+
+async def send_error_in_dialect(scope: Scope, send: Send, error: UpstreamError) -> None:
+    """The error in the client's dialect: Anthropic's shape on ``/v1/messages``, else OpenAI's."""
+    if scope["path"] == "/v1/messages":
+        status, document = inbound.error_document(error)
+        await send_json(send, status, document, error.headers())
+    else:
+        await send_error(send, error)
 
 
 async def _write(send: Send, data: bytes, more: bool = True) -> None:

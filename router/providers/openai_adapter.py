@@ -13,6 +13,7 @@ chain, which sees every attempt.
 from __future__ import annotations
 
 import inspect
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from functools import cache
 from typing import Any
@@ -69,12 +70,23 @@ class OpenAIAdapter:
         base_url: str,
         api_key: str | None,
         timeout_seconds: float,
+        ca_file: str | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
         self.upstream = f"{provider}:{base_url.rstrip('/')}:{model}"
+        # A private CA (INFERFLUX_UPSTREAM_CA_FILE) for https runtimes; else the system's CAs.
+        http_client = (
+            openai.DefaultAsyncHttpxClient(verify=ssl.create_default_context(cafile=ca_file))
+            if ca_file
+            else None
+        )
         self._client = openai.AsyncOpenAI(
-            api_key=api_key or NO_KEY, base_url=base_url, timeout=timeout_seconds, max_retries=0
+            api_key=api_key or NO_KEY,
+            base_url=base_url,
+            timeout=timeout_seconds,
+            max_retries=0,
+            http_client=http_client,
         )
 
     def _body(self, body: Mapping[str, Any]) -> Body:

@@ -51,6 +51,7 @@ class PoolSettings:
     breaker_cooldown_seconds: float = 30.0
     default_backoff: backoff.Backoff = backoff.DEFAULT
     groq_backoff: backoff.Backoff = backoff.GROQ
+    runtime_ca_file: str | None = None  # verifies https runtime endpoints (INFERFLUX_UPSTREAM_CA_FILE)
 
 
 def policy_for(provider: str, settings: PoolSettings) -> backoff.Backoff:
@@ -150,7 +151,12 @@ class Pool:
 
         def make() -> Adapter:
             return OpenAIAdapter(
-                provider=RUNTIME, model=served, base_url=base_url, api_key=None, timeout_seconds=timeout
+                provider=RUNTIME,
+                model=served,
+                base_url=base_url,
+                api_key=None,
+                timeout_seconds=timeout,
+                ca_file=self.settings.runtime_ca_file,
             )
 
         adapter = await self._adapter(f"{RUNTIME}:{base_url}:{served}", "", make)

