@@ -7,9 +7,9 @@ Tenants give byte-equal output on any machine, so an unchanged set of Tenants is
 Two rules keep the snapshot unambiguous:
 - a Tenant whose name the router cannot use as a tenant name (a DNS label: no dots, at most 63
   characters) is left out and reported;
-- a certificate subject listed by more than one Tenant identifies none of them: it is dropped from
-  every claimant, which are published without it and reported, so a client certificate never maps
-  to a tenant by accident of ordering.
+- a certificate subject (or an OIDC tenant-claim value) listed by more than one Tenant identifies
+  none of them: it is dropped from every claimant, which are published without it and reported, so
+  a client certificate or a token never maps to a tenant by accident of ordering.
 """
 
 from __future__ import annotations
@@ -56,15 +56,23 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         models=sorted(set(spec.models)),
         suspended=spec.suspended,
         certificate_subjects=sorted(set(spec.certificates.subjects)),
+        oidc_values=sorted(set(spec.oidc.values)),
         source=PolicySource.RESOURCE,
     )
 
 
-def _claims(policies: Iterable[TenantPolicy]) -> dict[str, list[str]]:
+# The identifying fields a Tenant claims for itself, with how a conflict over one is described.
+CLAIMED_FIELDS = (
+    ("certificate_subjects", "certificate subject"),
+    ("oidc_values", "OIDC tenant-claim value"),
+)
+
+
+def _claims(policies: Iterable[TenantPolicy], field_name: str) -> dict[str, list[str]]:
     claimants: dict[str, list[str]] = {}
     for policy in policies:
-        for subject in policy.certificate_subjects:
-            claimants.setdefault(subject, []).append(policy.name)
+        for value in getattr(policy, field_name):
+            claimants.setdefault(value, []).append(policy.name)
     return claimants
 
 
@@ -80,17 +88,20 @@ def compile_policy(tenants: Iterable[Tenant]) -> CompiledPolicy:
             )
             continue
         policies[name] = tenant_policy(tenant)
-    contested = {s: names for s, names in _claims(policies.values()).items() if len(names) > 1}
-    for subject, names in sorted(contested.items()):
-        for name in names:
-            others = ", ".join(n for n in names if n != name)
-            kept = [s for s in policies[name].certificate_subjects if s != subject]
-            policies[name] = policies[name].model_copy(update={"certificate_subjects": kept})
-            problems[name] = Problem(
-                SUBJECT_CONFLICT,
-                f"certificate subject {subject!r} is also claimed by {others}; it identifies no tenant",
-                True,
-            )
+    for field_name, what in CLAIMED_FIELDS:
+        contested = {
+            v: names for v, names in _claims(policies.values(), field_name).items() if len(names) > 1
+        }
+        for value, names in sorted(contested.items()):
+            for name in names:
+                others = ", ".join(n for n in names if n != name)
+                kept = [v for v in getattr(policies[name], field_name) if v != value]
+                policies[name] = policies[name].model_copy(update={field_name: kept})
+                problems[name] = Problem(
+                    SUBJECT_CONFLICT,
+                    f"{what} {value!r} is also claimed by {others}; it identifies no tenant",
+                    True,
+                )
     return CompiledPolicy(PolicySnapshot(tenants=policies), problems)
 
 

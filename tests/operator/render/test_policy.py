@@ -33,6 +33,7 @@ def test_a_tenant_becomes_its_policy() -> None:
                 scopes=["models:read", "inference"],
                 models=["m2", "m1"],
                 suspended=True,
+                oidc={"values": ["b@example.com", "a@example.com"]},
             )
         ]
     )
@@ -45,6 +46,7 @@ def test_a_tenant_becomes_its_policy() -> None:
         "models": ["m1", "m2"],
         "suspended": True,
         "certificateSubjects": [],
+        "oidcValues": ["a@example.com", "b@example.com"],
         "source": "resource",
     }
 
@@ -101,3 +103,17 @@ def test_a_contested_certificate_subject_identifies_no_tenant() -> None:
     }
     assert all(p.published for p in compiled.problems.values())
     assert "also claimed by b" in compiled.problems["a"].message
+
+
+def test_oidc_values_are_published_and_a_contested_one_identifies_no_tenant() -> None:
+    compiled = compile_policy(
+        [
+            tenant("a", oidc={"values": ["alice@example.com", "ops@example.com"]}),
+            tenant("b", oidc={"values": ["ops@example.com", "bob@example.com"]}),
+        ]
+    )
+    tenants = compiled.snapshot.tenants
+    assert tenants["a"].oidc_values == ["alice@example.com"]
+    assert tenants["b"].oidc_values == ["bob@example.com"]
+    assert compiled.problems["b"].reason == SUBJECT_CONFLICT
+    assert "OIDC tenant-claim value 'ops@example.com' is also claimed by a" in compiled.problems["b"].message
