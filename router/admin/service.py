@@ -46,6 +46,21 @@ def key_is_active(record: ApiKeyRecord, now: dt.datetime) -> bool:
     return record.revoked_at is None and (record.expires_at is None or record.expires_at > now)
 
 
+def _new_key(
+    hasher: KeyHasher, tenant: str, like: KeyCreate | ApiKeyRecord, now: dt.datetime
+) -> tuple[str, ApiKeyRecord]:
+    """A new key with the name, scopes, models and expiry of ``like`` (a request, or the key it rotates)."""
+    return generate(
+        hasher,
+        tenant,
+        name=like.name,
+        scopes=like.scopes,
+        models=like.models,
+        expires_at=like.expires_at,
+        now=now,
+    )
+
+
 class AdminService:
     """Tenants, keys and tenant secrets, for the admin API and nothing else."""
 
@@ -132,15 +147,7 @@ class AdminService:
         now = self.clock()
         if body.expires_at is not None and body.expires_at <= now:
             raise AdminError(400, "invalid_request_error", "expiresAt is in the past")
-        key, record = generate(
-            hasher,
-            tenant.name,
-            name=body.name,
-            scopes=body.scopes,
-            models=body.models,
-            expires_at=body.expires_at,
-            now=now,
-        )
+        key, record = _new_key(hasher, tenant.name, body, now)
         await self.store.put_key(record)
         return KeyCreated(key=key, record=KeyView.of(record))
 
@@ -171,15 +178,7 @@ class AdminService:
             raise AdminError(
                 409, "conflict", f"key {key_id!r} is revoked or expired; create a new key instead"
             )
-        key, record = generate(
-            hasher,
-            old.tenant,
-            name=old.name,
-            scopes=old.scopes,
-            models=old.models,
-            expires_at=old.expires_at,
-            now=now,
-        )
+        key, record = _new_key(hasher, old.tenant, old, now)
         previous = await self.store.rotate(key_id, record, dt.timedelta(seconds=overlap_seconds), now)
         if previous is None:
             raise not_found(f"key {key_id!r}")
