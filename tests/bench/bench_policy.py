@@ -40,8 +40,11 @@ def main(argv: list[str]) -> int:
         redis = redis_server.RedisServer(Path(folder) / "redis").start()
         started = []
         try:
-            for name in ("a", "b"):
-                started.append(replicas.Replica(Path(folder) / name, redis.url, name))
+            ports = replicas.free_ports(4)
+            for i, name in enumerate(("a", "b")):
+                started.append(
+                    replicas.Replica(Path(folder) / name, redis.url, name, (ports[2 * i], ports[2 * i + 1]))
+                )
             for replica in started:
                 replica.wait_ready()
             timings = replicas.measure(started[0], started[1], args.updates, bound=5.0)

@@ -51,6 +51,14 @@ def test_auth_without_a_usable_hashing_secret_exits_2_with_one_line(
     assert "canary" not in result.stderr, "the secret itself is never printed"
 
 
+def test_a_policy_file_that_does_not_parse_stops_the_start(tmp_path: Path) -> None:
+    (tmp_path / "policy.json").write_text('{"tenants": {"a": {"name": "a", "scopes": ["root"]}}}')
+    result = run({"INFERFLUX_POLICY_FILE": str(tmp_path / "policy.json")})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "policy snapshot invalid at tenants.a.scopes.0" in result.stderr
+
+
 def test_hasher_and_keyring_from_files(tmp_path: Path) -> None:
     (tmp_path / "secret").write_bytes(os.urandom(24).hex().encode() + b"\n")
     assert hasher_for(Settings(auth_secret_file=str(tmp_path / "secret"))) is not None

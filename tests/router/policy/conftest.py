@@ -39,7 +39,11 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def replica_pair(tmp_path: Path, redis_url: str) -> Iterator[tuple[Any, Any]]:
     """Two router processes sharing the Redis; both must stop cleanly on SIGTERM."""
-    started = [replicas.Replica(tmp_path / name, redis_url, name) for name in ("a", "b")]
+    ports = replicas.free_ports(4)
+    started = [
+        replicas.Replica(tmp_path / name, redis_url, name, (ports[2 * i], ports[2 * i + 1]))
+        for i, name in enumerate(("a", "b"))
+    ]
     try:
         for replica in started:
             replica.wait_ready()

@@ -23,10 +23,16 @@ from typing import Any
 TOKEN = "propagation-admin-token-0123456789"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports (all held open while choosing, so none repeats)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class Admin:
@@ -54,11 +60,11 @@ class Admin:
 class Replica:
     """One router process; ``admin`` talks to its admin listener."""
 
-    def __init__(self, folder: Path, redis_url: str, name: str) -> None:
+    def __init__(self, folder: Path, redis_url: str, name: str, ports: tuple[int, int]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "secret").write_bytes(b"shared-hashing-secret-of-at-least-32-bytes")
         (folder / "admin-token").write_text(TOKEN)
-        self.port, self.admin_port = free_port(), free_port()
+        self.port, self.admin_port = ports
         env = {key: value for key, value in os.environ.items() if not key.startswith("INFERFLUX_")}
         env.update(
             INFERFLUX_ROUTER_PORT=str(self.port),

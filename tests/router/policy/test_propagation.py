@@ -7,6 +7,7 @@ here is generous (2 s) so the test is not flaky; `make bench-policy` reports the
 
 from __future__ import annotations
 
+import http.client
 import importlib
 from typing import Any
 
@@ -15,6 +16,10 @@ replicas = importlib.import_module("inferflux_tests_policy_replicas")  # loaded 
 
 def test_every_update_on_one_router_reaches_the_other(replica_pair: tuple[Any, Any]) -> None:
     a, b = replica_pair
+    public = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+    public.request("GET", "/admin/v1/policy", headers={"authorization": f"Bearer {replicas.TOKEN}"})
+    assert public.getresponse().status == 404, "the admin API is never on the public port"
+    public.close()
     timings = replicas.measure(a, b, updates=100, bound=2.0)
     seconds = [elapsed for _, elapsed in timings]
     kinds = {kind for kind, _ in timings}
