@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -207,7 +208,20 @@ async def _first_load(process: Process) -> None:
         log.warning("policy store not loaded yet; serving, and retrying in the background")
 
 
-async def serve(process: Process) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (bound here, so a busy port is one readable line, not uvicorn's exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
+async def serve(process: Process, public: socket.socket, admin: socket.socket) -> None:
     """Both listeners until SIGTERM/SIGINT, then a graceful stop of both and of the policy tasks."""
     settings = process.settings
     servers = [
@@ -225,7 +239,17 @@ async def serve(process: Process) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
-    running = [asyncio.ensure_future(server.serve()) for server in servers]
+    log.info(
+        "router on %s:%d, admin API on %s:%d",
+        settings.host,
+        settings.port,
+        settings.admin_host,
+        settings.admin_port,
+    )
+    running = [
+        asyncio.ensure_future(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, (public, admin), strict=True)
+    ]
     try:
         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
         stop()  # one listener ended (or failed to bind): end the other too
@@ -241,6 +265,8 @@ def main() -> int:
     """Run until SIGTERM/SIGINT."""
     try:
         process = build()
+        public = listen(process.settings.host, process.settings.port)
+        admin = listen(process.settings.admin_host, process.settings.admin_port)
     except (SettingsError, StartupError, KeyringError, DocumentError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
@@ -249,7 +275,7 @@ def main() -> int:
     )
     import uvloop
 
-    uvloop.run(serve(process))
+    uvloop.run(serve(process, public, admin))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,21 @@ def test_a_policy_file_that_does_not_parse_stops_the_start(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "policy snapshot invalid at tenants.a.scopes.0" in result.stderr
+
+
+def test_a_busy_admin_port_exits_2_with_one_line() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(
+            {"INFERFLUX_AUTH": "false", "INFERFLUX_ROUTER_PORT": "0", "INFERFLUX_ADMIN_PORT": str(port)}
+        )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"inferflux-router: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
 
 
 def test_hasher_and_keyring_from_files(tmp_path: Path) -> None:
