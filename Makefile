@@ -14,7 +14,7 @@ EXTRAS ?= dev,runtime,model
 APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
-	bench bench-runtime bench-router bench-operator bench-swap bench-prompts
+	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ test: system-deps install cluster-bin oidc-bin ## Everything CI runs: unit tests
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts
+BENCHES := runtime router operator swap prompts policy
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -88,6 +88,9 @@ bench-swap: install ## Swap time and failed requests under load, in place and bl
 
 bench-prompts: install ## Warm and cold PromptResolver.resolve
 	$(PY) tests/bench/bench_prompts.py
+
+bench-policy: system-deps install ## Policy propagation between two router replicas sharing a real Redis (p50/p99)
+	$(PY) tests/bench/bench_policy.py
 
 run: install ## Local embedded mode: the bundled model behind the router, no cluster
 	$(VENV)/bin/inferctl up

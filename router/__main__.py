@@ -1,18 +1,52 @@
-"""``python -m inferflux.router``: serve the router with uvicorn (uvloop, httptools), configured from env.
+"""``python -m inferflux.router``: the public router and the admin API, configured from env, one process.
 
-A bad setting, keys file or routing table ends the process with one readable line and exit code 2.
+Two uvicorn servers share one event loop: the router on ``INFERFLUX_ROUTER_HOST:PORT`` and the admin
+API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one `PolicyHolder`, fed by
+the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
+``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
+
+A bad setting, keys file, hashing secret, key-encryption key file, routing table or policy snapshot
+ends the process with one readable line and exit code 2.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import signal
+import socket
 import sys
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+import uvicorn
+
+from inferflux.router.admin.app import create_app
+from inferflux.router.admin.auth import AdminAuth
+from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
-from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource, TableError
+from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
+from inferflux.router.documents import DocumentError
+from inferflux.router.identity.api_keys import KeyHasher
+from inferflux.router.identity.exposure import check_exposure
+from inferflux.router.identity.mtls import uvicorn_options
+from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.policy.secrets import KeyFileError, Keyring
+from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSource, SnapshotSource
+from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisPolicyStore
 from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
+
+log = logging.getLogger("inferflux.router.main")
+FIRST_LOAD_SECONDS = 10.0
+
+
+class StartupError(ValueError):
+    """The process cannot start as configured; the message is the one line the user sees."""
 
 
 def source_for(settings: Settings) -> RouteSource | None:
@@ -25,41 +59,212 @@ def source_for(settings: Settings) -> RouteSource | None:
     return None
 
 
-def build() -> tuple[Settings, Router]:
-    """Settings and router, failing early on bad input (the routes file is read once up front)."""
+def snapshot_source_for(settings: Settings) -> SnapshotSource | None:
+    """The policy-snapshot source the settings name: a ConfigMap, a file, or none."""
+    if settings.policy_configmap:
+        namespace, name = settings.policy_configmap.split("/")
+        return PolicyConfigMapSource(namespace, name, settings.kubeconfig)
+    if settings.policy_file:
+        return PolicyFileSource(settings.policy_file, settings.file_poll_seconds)
+    return None
+
+
+def store_for(settings: Settings, holder: PolicyHolder) -> PolicyStore:
+    """Redis when ``INFERFLUX_REDIS_URL`` is set (shared by replicas), else memory (one router)."""
+    if settings.redis_url:
+        return RedisPolicyStore.from_url(
+            settings.redis_url, holder, resync_seconds=settings.policy_resync_seconds
+        )
+    return MemoryPolicyStore(holder)
+
+
+def hasher_for(settings: Settings) -> KeyHasher | None:
+    """The API-key hasher from ``INFERFLUX_AUTH_SECRET_FILE``; required when auth is on."""
+    if not settings.auth_secret_file:
+        if settings.auth:
+            raise StartupError(
+                "auth is on, so INFERFLUX_AUTH_SECRET_FILE must name the API-key hashing secret "
+                "(at least 32 bytes, e.g. head -c 48 /dev/urandom | base64)"
+            )
+        return None
+    try:
+        with open(settings.auth_secret_file, "rb") as handle:
+            secret = handle.read().strip()
+    except OSError as error:
+        raise StartupError(
+            f"INFERFLUX_AUTH_SECRET_FILE: cannot read {settings.auth_secret_file}: {error.strerror}"
+        ) from None
+    if len(secret) < 32:
+        raise StartupError(
+            f"INFERFLUX_AUTH_SECRET_FILE: {settings.auth_secret_file} holds fewer than 32 bytes"
+        )
+    return KeyHasher(secret)
+
+
+def keyring_for(settings: Settings) -> Keyring | None:
+    """The tenant-secret key-encryption keys from ``INFERFLUX_KEK_FILE``, if set."""
+    if not settings.kek_file:
+        return None
+    try:
+        return Keyring.from_file(settings.kek_file)
+    except KeyFileError as error:
+        raise StartupError(f"INFERFLUX_KEK_FILE: {error}") from None
+    except OSError as error:
+        raise StartupError(f"INFERFLUX_KEK_FILE: cannot read {settings.kek_file}: {error.strerror}") from None
+
+
+def admin_token_for(settings: Settings) -> str | None:
+    """The bootstrap admin token from ``INFERFLUX_ADMIN_TOKEN_FILE``, if set."""
+    if not settings.admin_token_file:
+        return None
+    try:
+        return AdminAuth.token_from_file(settings.admin_token_file)
+    except (OSError, ValueError) as error:
+        raise StartupError(f"INFERFLUX_ADMIN_TOKEN_FILE: {error}") from None
+
+
+@dataclass
+class Process:
+    """Everything one router process runs."""
+
+    settings: Settings
+    router: Router
+    holder: PolicyHolder
+    store: PolicyStore
+    snapshots: SnapshotSource | None
+    admin: Any  # the FastAPI admin application
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build() -> Process:
+    """Settings, policy, router and admin app, failing early on bad input (files are read up front)."""
     settings = from_env()
+    check_exposure(settings)
     source = source_for(settings)
     secrets = ClusterSecrets(settings.kubeconfig) if settings.routes_configmap else None
     install_redaction()  # before any provider key is read
-    router = Router(settings, source, secrets=secrets)
+    holder = PolicyHolder()
+    hasher = hasher_for(settings)
+    router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
     if isinstance(source, FileSource):
         router.holder.swap(source.load())
-    return settings, router
+    snapshots = snapshot_source_for(settings)
+    if isinstance(snapshots, PolicyFileSource) and os.path.exists(snapshots.path):
+        holder.set_snapshot(snapshots.load())  # a missing file is waited for; a bad one stops here
+    keyring = keyring_for(settings)
+    token = admin_token_for(settings)
+    store = store_for(settings, holder)
+    admin = create_app(AdminService(holder, store, hasher, keyring), AdminAuth(holder, hasher, token))
+    return Process(settings, router, holder, store, snapshots, admin)
+
+
+class SharedLoopServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`, which stops both servers of the process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def _config(
+    app: Any, host: str, port: int, settings: Settings, lifespan: Literal["on", "off"], **extra: Any
+) -> uvicorn.Config:
+    options: dict[str, Any] = {"http": "httptools", **extra}
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan=lifespan,
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        **options,
+    )
+
+
+async def _first_load(process: Process) -> None:
+    """Start following the store and the snapshot, and wait (bounded) for the store's first load."""
+    if isinstance(process.store, MemoryPolicyStore):
+        await process.store.load()
+    process.tasks.append(asyncio.ensure_future(process.store.follow()))
+    if process.snapshots is not None:
+        process.tasks.append(asyncio.ensure_future(process.snapshots.run(process.holder.set_snapshot)))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FIRST_LOAD_SECONDS
+    while not process.holder.store_loaded and loop.time() < deadline:  # noqa: ASYNC110 - the holder has no event
+        await asyncio.sleep(0.01)
+    if not process.holder.store_loaded:
+        log.warning("policy store not loaded yet; serving, and retrying in the background")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A bound TCP socket (bound here, so a busy port is one readable line, not uvicorn's exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
+async def serve(process: Process, public: socket.socket, admin: socket.socket) -> None:
+    """Both listeners until SIGTERM/SIGINT, then a graceful stop of both and of the policy tasks."""
+    settings = process.settings
+    servers = [
+        SharedLoopServer(
+            _config(process.router, settings.host, settings.port, settings, "on", **uvicorn_options(settings))
+        ),
+        SharedLoopServer(_config(process.admin, settings.admin_host, settings.admin_port, settings, "off")),
+    ]
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    await _first_load(process)
+    log.info(
+        "router on %s:%d, admin API on %s:%d",
+        settings.host,
+        settings.port,
+        settings.admin_host,
+        settings.admin_port,
+    )
+    running = [
+        asyncio.ensure_future(server.serve(sockets=[sock]))
+        for server, sock in zip(servers, (public, admin), strict=True)
+    ]
+    try:
+        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        stop()  # one listener ended (or failed to bind): end the other too
+        await asyncio.gather(*running, return_exceptions=True)
+    finally:
+        for task in process.tasks:
+            task.cancel()
+        await asyncio.gather(*process.tasks, return_exceptions=True)
+        await process.store.close()
 
 
 def main() -> int:
     """Run until SIGTERM/SIGINT."""
     try:
-        settings, router = build()
-    except (SettingsError, KeyringError, TableError, OSError) as error:
+        process = build()
+        public = listen(process.settings.host, process.settings.port)
+        admin = listen(process.settings.admin_host, process.settings.admin_port)
+    except (SettingsError, StartupError, KeyringError, DocumentError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
-    import uvicorn
-
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=process.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    uvicorn.run(
-        router,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    import uvloop
+
+    uvloop.run(serve(process, public, admin))
     return 0
 
 

@@ -37,6 +37,7 @@ from inferflux.router.dispatch import Dispatcher
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.health import Readiness
 from inferflux.router.identity import authenticate
+from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.inference_api import InferenceRoutes
 from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
@@ -101,6 +102,7 @@ class Router:
         secrets: SecretSource | None = None,
         prompts: PromptResolver | None = None,
         policy: PolicyHolder | None = None,
+        hasher: KeyHasher | None = None,
     ) -> None:
         self.settings = settings
         self.source = source
@@ -108,7 +110,7 @@ class Router:
         self.holder = TableHolder()
         # Tenants and keys; the policy sources and the store write into it (router/policy).
         self.policy = policy or PolicyHolder()
-        self.auth = authenticate.build(settings, self.policy, self.metrics.registry)
+        self.auth = authenticate.build(settings, self.policy, self.metrics.registry, hasher)
         self.client = UpstreamClient(
             Timeouts(
                 settings.connect_timeout_seconds,

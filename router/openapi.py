@@ -217,21 +217,30 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
+def to_yaml(document: dict[str, Any]) -> str:
+    """An OpenAPI document as YAML text, keys in their given order, nothing aliased."""
+    return yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, width=100, allow_unicode=True)
+
+
 def render() -> str:
     """The document as YAML text."""
-    return yaml.dump(build(), Dumper=_PlainDumper, sort_keys=False, width=100, allow_unicode=True)
+    return to_yaml(build())
+
+
+def write_or_check(document: Path, text: str, module: str, argv: list[str]) -> int:
+    """Write ``text`` to ``document``, or with ``--check`` report (exit 1) that it drifted."""
+    if "--check" in argv:
+        if not document.exists() or document.read_text() != text:
+            print(f"{document} is out of date; run python -m {module}", file=sys.stderr)
+            return 1
+        return 0
+    document.write_text(text)
+    return 0
 
 
 def main(argv: list[str]) -> int:
     """Write docs/openapi.yaml, or with ``--check`` report drift."""
-    text = render()
-    if "--check" in argv:
-        if not DOCUMENT.exists() or DOCUMENT.read_text() != text:
-            print(f"{DOCUMENT} is out of date; run python -m inferflux.router.openapi", file=sys.stderr)
-            return 1
-        return 0
-    DOCUMENT.write_text(text)
-    return 0
+    return write_or_check(DOCUMENT, render(), "inferflux.router.openapi", argv)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class Settings:
     policy_file: str = ""  # a PolicySnapshot JSON file (local mode)
     policy_configmap: str = ""  # "namespace/name" of the operator's policy snapshot
     kek_file: str = ""  # AES-GCM key-encryption keys for tenant secrets, from a mounted Secret
+    policy_resync_seconds: float = 30.0  # full reload of the Redis policy store (pub/sub may drop)
 
 
 _ENV = {
@@ -112,6 +113,7 @@ _ENV = {
     "policy_file": "INFERFLUX_POLICY_FILE",
     "policy_configmap": "INFERFLUX_POLICY_CONFIGMAP",
     "kek_file": "INFERFLUX_KEK_FILE",
+    "policy_resync_seconds": "INFERFLUX_POLICY_RESYNC_SECONDS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -151,6 +153,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_ROUTES_CONFIGMAP must be namespace/name")
     if settings.heartbeat_seconds <= 0 or settings.resume_ttl_seconds <= 0:
         raise SettingsError("INFERFLUX_HEARTBEAT_SECONDS and INFERFLUX_RESUME_TTL_SECONDS must be positive")
+    if settings.policy_resync_seconds <= 0:
+        raise SettingsError("INFERFLUX_POLICY_RESYNC_SECONDS must be positive")
     if settings.policy_configmap and settings.policy_configmap.count("/") != 1:
         raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
     return settings

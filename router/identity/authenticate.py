@@ -158,9 +158,13 @@ def jwt_verifier(settings: Settings) -> JwtVerifier | None:
 
 
 def build(
-    settings: Settings, holder: PolicyHolder, registry: CollectorRegistry | None = None
+    settings: Settings,
+    holder: PolicyHolder,
+    registry: CollectorRegistry | None = None,
+    hasher: api_keys.KeyHasher | None = None,
 ) -> Authenticator | None:
-    """The authenticator for ``settings``; None when auth is off."""
+    """The authenticator for ``settings``; None when auth is off. ``hasher`` is the process's shared
+    one (the admin API issues keys with it); without it, one is loaded from the settings."""
     if not settings.auth:
         return None
-    return Authenticator(settings, holder, jwt_verifier(settings), registry=registry)
+    return Authenticator(settings, holder, jwt_verifier(settings), hasher, registry)
