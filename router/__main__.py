@@ -139,18 +139,18 @@ class Process:
 def build() -> Process:
     """Settings, policy, router and admin app, failing early on bad input (files are read up front)."""
     settings = from_env()
-    check_exposure(settings)
     source = source_for(settings)
     secrets = ClusterSecrets(settings.kubeconfig) if settings.routes_configmap else None
     install_redaction()  # before any provider key is read
+    table = source.load() if isinstance(source, FileSource) else None
     holder = PolicyHolder()
-    hasher = hasher_for(settings)
-    router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
-    if isinstance(source, FileSource):
-        router.holder.swap(source.load())
     snapshots = snapshot_source_for(settings)
     if isinstance(snapshots, PolicyFileSource) and os.path.exists(snapshots.path):
         holder.set_snapshot(snapshots.load())  # a missing file is waited for; a bad one stops here
+    hasher = hasher_for(settings)
+    router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
+    if table is not None:
+        router.holder.swap(table)
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
@@ -262,6 +262,11 @@ def main() -> int:
     logging.basicConfig(
         level=process.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    try:  # after logging is set up: serving open on loopback is allowed, and says so loudly
+        check_exposure(process.settings)
+    except SettingsError as error:
+        print(f"inferflux-router: {error}", file=sys.stderr)
+        return 2
     import uvloop
 
     uvloop.run(serve(process, public, admin))

@@ -75,6 +75,20 @@ def test_a_busy_admin_port_exits_2_with_one_line() -> None:
     )
 
 
+def test_serving_open_on_a_shared_address_is_refused_at_start() -> None:
+    result = run(
+        {
+            "INFERFLUX_AUTH": "false",
+            "INFERFLUX_ROUTER_HOST": "0.0.0.0",
+            "INFERFLUX_ROUTER_PORT": "0",
+            "INFERFLUX_ADMIN_PORT": "0",
+        }
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("inferflux-router: refusing to serve 0.0.0.0")
+    assert "Traceback" not in result.stderr
+
+
 def test_hasher_and_keyring_from_files(tmp_path: Path) -> None:
     (tmp_path / "secret").write_bytes(os.urandom(24).hex().encode() + b"\n")
     assert hasher_for(Settings(auth_secret_file=str(tmp_path / "secret"))) is not None
