@@ -2,8 +2,8 @@
 
 Each replica is a real ``python -m inferflux.router`` process with the public and admin listeners.
 `measure` makes policy updates through replica A's admin API and times, for each, how long until
-replica B's admin API (which reads B's `PolicyHolder`, the object B's authenticator consults per
-request) shows it: a new key present, a revoked key revoked.
+replica B enforces it on its public port: a new key is accepted (200 on ``/v1/models``), a revoked
+key is refused (401).
 """
 
 from __future__ import annotations
@@ -57,6 +57,27 @@ class Admin:
         self.connection.close()
 
 
+class Public:
+    """One keep-alive HTTP connection to a replica's public listener."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def status_with(self, key: str) -> int:
+        """The status of ``GET /v1/models`` with ``key`` as the bearer credential."""
+        try:
+            self.connection.request("GET", "/v1/models", headers={"authorization": f"Bearer {key}"})
+            response = self.connection.getresponse()
+            response.read()
+            return response.status
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            raise
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 class Replica:
     """One router process; ``admin`` talks to its admin listener."""
 
@@ -80,6 +101,7 @@ class Replica:
                 [sys.executable, "-m", "inferflux.router"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self.admin = Admin(self.admin_port)
+        self.public = Public(self.port)
 
     def wait_ready(self, within: float = 60.0) -> None:
         """Until the admin API answers and the store is loaded (bounded)."""
@@ -98,6 +120,7 @@ class Replica:
     def stop(self) -> int:
         """SIGTERM, and the exit status (bounded wait, then kill)."""
         self.admin.close()
+        self.public.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -126,27 +149,23 @@ def measure(a: Replica, b: Replica, updates: int, bound: float = 2.0) -> list[tu
     """
     status, _ = a.admin.call("PUT", "/tenants/propagation", {"scopes": ["inference", "models:read"]})
     assert status == 200
-    active: list[str] = []
+    active: list[tuple[str, str]] = []
     timings: list[tuple[str, float]] = []
     for number in range(updates):
         if number % 2 == 0 or not active:
             start = time.perf_counter()
             status, created = a.admin.call("POST", "/tenants/propagation/keys", {"name": f"k{number}"})
             assert status == 201, created
-            key_id = created["record"]["id"]
-            elapsed = _until(lambda path=f"/keys/{key_id}": b.admin.call("GET", path)[0] == 200, start, bound)
+            key = created["key"]
+            elapsed = _until(lambda key=key: b.public.status_with(key) == 200, start, bound)
             timings.append(("create", elapsed))
-            active.append(key_id)
+            active.append((created["record"]["id"], key))
         else:
-            key_id = active.pop(0)  # a key B has been accepting since its creation was observed
+            key_id, key = active.pop(0)  # a key B has been accepting since its creation was observed
             start = time.perf_counter()
             status, _ = a.admin.call("POST", f"/keys/{key_id}/revoke")
             assert status == 200
-            elapsed = _until(
-                lambda path=f"/keys/{key_id}": b.admin.call("GET", path)[1]["revokedAt"] is not None,
-                start,
-                bound,
-            )
+            elapsed = _until(lambda key=key: b.public.status_with(key) == 401, start, bound)
             timings.append(("revoke", elapsed))
     return timings
 
