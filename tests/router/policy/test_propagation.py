@@ -1,7 +1,8 @@
 """Propagation: 100 policy updates made on router A, each seen by router B (real processes, real Redis).
 
-What is timed: from sending the update to A's admin API until B enforces it on its public port (a new
-key gets 200 on /v1/models, a revoked one 401). The bound asserted here is generous (2 s) so the test is not flaky; `make bench-policy` reports the figures.
+What is timed: from sending the update to A's admin API until B enforces it on its public port (a
+new key gets 200 on /v1/models, a revoked one 401). The bound asserted here is generous (2 s) so the
+test is not flaky; `make bench-policy` reports the figures.
 """
 
 from __future__ import annotations
