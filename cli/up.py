@@ -23,6 +23,7 @@ from inferflux.crds.inferencemodel import InferenceModel
 from inferflux.operator.local.auth import ExposureError, LocalAuth
 from inferflux.operator.local.launcher import Launcher
 from inferflux.operator.local.paths import model_dir
+from inferflux.operator.local.plan import needs_runtime
 from inferflux.operator.local.process import StartError
 from inferflux.operator.local.resources import ResourceError, load
 from inferflux.operator.local.watch import apply_files, fingerprint, follow
@@ -162,6 +163,13 @@ def run(args: argparse.Namespace) -> int:
         seen = fingerprint(paths)
         if not apply_files(launcher, paths):
             raise CliError("the models and tenants could not all be applied; see the lines above")
+        first = next((m for m in launcher.models if needs_runtime(m)), None)
+        if first is not None and not auth.enabled:
+            try:
+                seconds = launcher.first_answer(first.served_name)
+            except StartError as error:
+                raise CliError(str(error)) from None
+            say(f"{first.served_name} answered through the router in {seconds:.1f}s")
         token = auth.admin_token_file(args.run_dir).resolve() if auth.enabled else None
         watching = None if args.no_watch else paths
         print(banner(launcher.url, launcher.models, watching, auth, token), flush=True)

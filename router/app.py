@@ -120,7 +120,12 @@ class Router:
             ca_file=settings.upstream_ca_file or None,
         )
         self.dispatcher = Dispatcher(
-            self.holder, self.client, Balancer(settings.prefix_load_factor), self.metrics, settings.retries
+            self.holder,
+            self.client,
+            Balancer(settings.prefix_load_factor),
+            self.metrics,
+            settings.retries,
+            settings.hold_seconds,
         )
         self.keys = keys or (
             KeyringFile(settings.resume_keys_file)

@@ -8,6 +8,7 @@ A table that fails to parse is logged and ignored: the router keeps serving the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
@@ -39,6 +40,7 @@ class TableHolder:
         self.loaded = table is not None
         self.generation = 0
         self._listeners: list[Apply] = []
+        self._swapped: asyncio.Event | None = None
 
     def swap(self, table: RoutingTable) -> None:
         """Make ``table`` current for every request that starts from now on."""
@@ -47,6 +49,15 @@ class TableHolder:
         self.generation += 1
         for listener in self._listeners:
             listener(table)
+        if self._swapped is not None:  # wake everyone waiting for this change, then start afresh
+            self._swapped.set()
+            self._swapped = None
+
+    async def changed(self) -> None:
+        """Return at the next swap."""
+        if self._swapped is None:
+            self._swapped = asyncio.Event()
+        await self._swapped.wait()
 
     def on_swap(self, listener: Apply) -> None:
         """Call ``listener`` with every new table (balancers prune state for gone endpoints)."""

@@ -66,13 +66,16 @@ class Dispatcher:
         balancer: Balancer,
         metrics: Metrics,
         retries: int = 1,
+        hold_seconds: float = 0.0,
     ) -> None:
         self.holder = holder
         self.client = client
         self.balancer = balancer
         self.metrics = metrics
         self.retries = retries
+        self.hold_seconds = hold_seconds
         self.limiters: dict[str, Limiter] = {}
+        self._held: dict[str, int] = {}
         holder.on_swap(self._on_swap)
 
     def _on_swap(self, table: RoutingTable) -> None:
@@ -85,15 +88,49 @@ class Dispatcher:
         )
         self.metrics.table_generation.set(self.holder.generation)
 
-    def route(self, model: str) -> ModelRoute:
-        """The route serving ``model``; unknown names are 404, names with no replica 503."""
+    async def route(self, model: str) -> ModelRoute:
+        """The route serving ``model``: unknown names are 404; a model with no ready replica is held.
+
+        A local model with no ready replica is usually loading (a new model, a restart, a scale
+        from zero): its requests wait up to ``hold_seconds`` for a table that lists a replica,
+        at most ``max_queue`` of them per model, then get 503 with ``retry-after``. A provider
+        route never has replicas here (it goes through the fallback chain): 503 at once.
+        """
+        route = self._known(model)
+        if route.endpoints:
+            return route
+        held = self._held.get(model, 0)
+        if route.provider or self.hold_seconds <= 0 or held >= route.max_queue:
+            raise self._no_replica(model, route)
+        self._held[model] = held + 1
+        gauge = self.metrics.held.labels(model)
+        gauge.inc()
+        try:
+            async with asyncio.timeout(self.hold_seconds):
+                while not route.endpoints:
+                    await self.holder.changed()
+                    route = self._known(model)
+        except TimeoutError:
+            raise self._no_replica(model, route, waited=True) from None
+        finally:
+            self._held[model] -= 1
+            gauge.dec()
+        return route
+
+    def _known(self, model: str) -> ModelRoute:
         route = self.holder.table.models.get(model)
         if route is None:
             raise UpstreamError(ErrorCode.NOT_FOUND, f"model {model!r} is not served here", param="model")
-        if not route.endpoints:
-            reason = "has an external provider route" if route.provider else "has no ready replica"
-            raise UpstreamError(ErrorCode.UNAVAILABLE, f"model {model!r} {reason}", retry_after=1)
         return route
+
+    def _no_replica(self, model: str, route: ModelRoute, waited: bool = False) -> UpstreamError:
+        if route.provider:
+            reason = "has an external provider route"
+        elif waited:
+            reason = f"has no ready replica after {self.hold_seconds:g} s"
+        else:
+            reason = "has no ready replica"
+        return UpstreamError(ErrorCode.UNAVAILABLE, f"model {model!r} {reason}", retry_after=1)
 
     def limiter(self, model: str, route: ModelRoute) -> Limiter:
         """The model's limiter, created on its first request."""
@@ -121,7 +158,7 @@ class Dispatcher:
         self, model: str, path: str, body: bytes, headers: dict[str, str], prefix: bytes | None = None
     ) -> AsyncIterator[Exchange]:
         """Admit, choose, send, and retry on another replica while nothing has been received."""
-        route = self.route(model)
+        route = await self.route(model)
         limiter = self.limiter(model, route)
         self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
         try:

@@ -123,7 +123,7 @@ class InferenceRoutes:
         permit_model(scope, request.model)
         request = await self.with_prompt(request, scope["inferflux.request_id"])
         path, body = upstream_call(request, stream=False)
-        self.dispatcher.route(request.model)
+        await self.dispatcher.route(request.model)
 
         async def answer() -> None:
             async with self.dispatcher.exchange(request.model, path, body, self._headers(scope)) as ex:
@@ -161,7 +161,7 @@ class InferenceRoutes:
         else:
             request: InferenceRequest = validate(InferenceRequest, document)
             permit_model(scope, request.model)
-            self.dispatcher.route(request.model)
+            await self.dispatcher.route(request.model)
             request = await self.with_prompt(request, scope["inferflux.request_id"])
             stream_id, offset = secrets.token_hex(16), 0
             await self.store.create(stream_id)

@@ -54,6 +54,12 @@ class Metrics:
         self.queue_depth = Gauge(
             PREFIX + "queue_depth", "Requests waiting for a slot, per model.", ["model"], registry=r
         )
+        self.held = Gauge(
+            PREFIX + "held_requests",
+            "Requests held until a model with no ready replica gets one (a model loading), per model.",
+            ["model"],
+            registry=r,
+        )
         self.upstream_errors = Counter(
             PREFIX + "upstream_errors", "Upstream failures by normalised code.", ["model", "code"], registry=r
         )

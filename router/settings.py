@@ -30,6 +30,7 @@ class Settings:
     first_byte_timeout_seconds: float = 60.0
     total_timeout_seconds: float = 600.0
     retries: int = 1
+    hold_seconds: float = 10.0  # how long a request waits for a loading model's first ready replica
     prefix_chars: int = 256
     prefix_load_factor: float = 1.25
     file_poll_seconds: float = 0.2
@@ -82,6 +83,7 @@ _ENV = {
     "first_byte_timeout_seconds": "INFERFLUX_FIRST_BYTE_TIMEOUT_SECONDS",
     "total_timeout_seconds": "INFERFLUX_TOTAL_TIMEOUT_SECONDS",
     "retries": "INFERFLUX_ROUTER_RETRIES",
+    "hold_seconds": "INFERFLUX_HOLD_SECONDS",
     "prefix_chars": "INFERFLUX_PREFIX_CHARS",
     "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
     "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",

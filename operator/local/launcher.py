@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +33,7 @@ from inferflux.operator.render.policy import compile_policy, policy_json
 
 Say = Callable[[str], None]
 ROUTER_READY_SECONDS = 60.0
+HOLD_SECONDS = 60.0
 
 
 @dataclass
@@ -101,6 +105,8 @@ class Launcher:
             "INFERFLUX_ROUTER_PORT": str(self.port),
             "INFERFLUX_ROUTES_FILE": str(self.routes_file),
             "INFERFLUX_POLICY_FILE": str(self.policy_file.resolve()),
+            # Requests sent while a model loads wait for it rather than getting 503.
+            "INFERFLUX_HOLD_SECONDS": str(HOLD_SECONDS),
             **auth_env,
         }
         if self.secrets is not None:
@@ -109,6 +115,29 @@ class Launcher:
             "router", self.commands.router, env, self.url, self.run_dir / "logs" / "router.log"
         )
         return self.router.wait_ready(ROUTER_READY_SECONDS)
+
+    def first_answer(self, served_name: str, timeout: float = HOLD_SECONDS + 30) -> float:
+        """Seconds until a one-token completion of ``served_name`` comes back through the router.
+
+        This is what "up" means to a user: the router has the model's replica in its table and the
+        runtime answers. Only possible with auth off (no key exists yet when auth is on).
+        """
+        body = json.dumps({"model": served_name, "prompt": "Hi", "max_tokens": 1}).encode()
+        request = urllib.request.Request(  # noqa: S310 - http://host:port of our own router
+            f"{self.url}/v1/completions", body, {"Content-Type": "application/json"}
+        )
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our router
+                response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            raise StartError(
+                f"{served_name} answered HTTP {error.code} through the router: {detail}"
+            ) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise StartError(f"{served_name} did not answer through the router: {error}") from None
+        return time.monotonic() - started
 
     def apply(self, resources: Resources) -> list[str]:
         """Converge on ``resources``; return one line per model or tenant that could not be applied."""

@@ -120,7 +120,7 @@ async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         **overrides: Any,
     ) -> Harness:
         routes_file = tmp_path / "routes.json"
-        overrides = {"auth": False, **overrides}
+        overrides = {"auth": False, "hold_seconds": 0.0, **overrides}
         settings = Settings(routes_file=str(routes_file), file_poll_seconds=0.05, **overrides)
         source = FileSource(str(routes_file), settings.file_poll_seconds)
         router = Router(settings, source, keys=keys, prompts=prompts, policy=policy)
