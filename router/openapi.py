@@ -43,20 +43,51 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def errors(*statuses: int) -> dict[str, Any]:
-    """Error responses, all in the OpenAI error shape."""
-    reasons = {
-        400: "Invalid request.",
-        401: "Forged resume token, or signed by a retired key.",
-        404: "Unknown model.",
-        410: "Resume token expired, or the stream is no longer buffered.",
-        429: "The model's queue is full; see the retry-after header.",
-        502: "The upstream failed.",
-        503: "No ready replica.",
-        504: "The upstream did not answer in time.",
-    }
-    content = {"application/json": {"schema": ref("ErrorEvent")}}
-    return {str(status): {"description": reasons[status], "content": content} for status in statuses}
+REASONS = {
+    400: "Invalid request.",
+    401: "Missing, malformed, forged, expired or revoked credential (WWW-Authenticate: Bearer "
+    'error="invalid_token").',
+    403: 'A valid credential without the route\'s scope or the model (error="insufficient_scope").',
+    404: "Unknown model.",
+    410: "Resume token expired, or the stream is no longer buffered.",
+    413: "Request body too large.",
+    429: "The model's queue is full; see the retry-after header.",
+    502: "The upstream failed.",
+    503: "No ready replica (after waiting INFERFLUX_HOLD_SECONDS for a loading model).",
+    504: "The upstream did not answer in time.",
+}
+AUTH_STATUSES = (401, 403)
+
+
+def errors(*statuses: int, schema: str = "ErrorEvent") -> dict[str, Any]:
+    """Error responses in one error shape (OpenAI's by default)."""
+    content = {"application/json": {"schema": ref(schema)}}
+    return {str(status): {"description": REASONS[status], "content": content} for status in statuses}
+
+
+ANTHROPIC_ERROR = {
+    "type": "object",
+    "description": "Anthropic's error body, which Anthropic SDKs parse.",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (ifx_...) or an OIDC JWT (docs/identity.md).",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "An API key."},
+}
+# Any one of the schemes; with INFERFLUX_AUTH=false none is needed. mTLS is not expressible here.
+CREDENTIAL = [{"bearer": []}, {"apiKey": []}]
 
 
 STREAM_DESCRIPTION = """\
@@ -74,7 +105,7 @@ PASSTHROUGH = {
 }
 
 
-def openai_path(summary: str) -> dict[str, Any]:
+def openai_path(summary: str, error_schema: str = "ErrorEvent") -> dict[str, Any]:
     """One of the OpenAI-compatible routes, forwarded by ``model``."""
     return {
         "post": {
@@ -87,15 +118,16 @@ def openai_path(summary: str) -> dict[str, Any]:
                     "description": "The upstream answer, JSON or (with stream: true) SSE, passed through.",
                     "content": {"application/json": {}, "text/event-stream": {}},
                 },
-                **errors(400, 404, 429, 502, 503, 504),
+                **errors(400, *AUTH_STATUSES, 404, 413, 429, 502, 503, 504, schema=error_schema),
             },
         }
     }
 
 
 def plain(summary: str) -> dict[str, Any]:
-    """A GET endpoint answering JSON."""
-    return {"get": {"summary": summary, "tags": ["operations"], "responses": {"200": {"description": "OK"}}}}
+    """An open GET endpoint (no credential, whatever the auth settings)."""
+    responses = {"200": {"description": "OK"}}
+    return {"get": {"summary": summary, "tags": ["operations"], "security": [], "responses": responses}}
 
 
 def build() -> dict[str, Any]:
@@ -127,7 +159,7 @@ def build() -> dict[str, Any]:
                             "description": "The answer.",
                             "content": {"application/json": {"schema": ref("InferenceResponse")}},
                         },
-                        **errors(400, 404, 429, 502, 503, 504),
+                        **errors(400, *AUTH_STATUSES, 404, 413, 429, 502, 503, 504),
                     },
                 }
             },
@@ -164,7 +196,7 @@ def build() -> dict[str, Any]:
                                 }
                             },
                         },
-                        **errors(400, 401, 404, 410, 429, 503),
+                        **errors(400, *AUTH_STATUSES, 404, 410, 413, 429, 503),
                     },
                 }
             },
@@ -172,13 +204,14 @@ def build() -> dict[str, Any]:
             "/v1/completions": openai_path("OpenAI completions, routed by model."),
             "/v1/embeddings": openai_path("OpenAI embeddings, routed by model."),
             "/v1/messages": openai_path(
-                "Anthropic Messages, answered through the model's fallback chain (see docs/providers.md)."
+                "Anthropic Messages, answered through the model's fallback chain (see docs/providers.md).",
+                error_schema="AnthropicError",
             ),
             "/v1/models": {
                 "get": {
-                    "summary": "Every served model.",
+                    "summary": "The served models the caller may use.",
                     "tags": ["openai"],
-                    "responses": {"200": {"description": "An OpenAI model list."}},
+                    "responses": {"200": {"description": "An OpenAI model list."}, **errors(*AUTH_STATUSES)},
                 }
             },
             "/healthz": plain("The process is up."),
@@ -187,16 +220,27 @@ def build() -> dict[str, Any]:
                 "get": {
                     "summary": "Ready when every named check passes.",
                     "tags": ["operations"],
+                    "security": [],
                     "responses": {
                         "200": {"description": "Ready."},
                         "503": {"description": "A check failed; the body lists them."},
                     },
                 }
             },
-            "/metrics": plain("Prometheus metrics, prefixed inferflux_router_."),
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics, prefixed inferflux_router_; a credential with "
+                    "models:read only when INFERFLUX_METRICS_AUTH=true.",
+                    "tags": ["operations"],
+                    "security": [{}, *CREDENTIAL],
+                    "responses": {"200": {"description": "OK"}, **errors(*AUTH_STATUSES)},
+                }
+            },
         },
+        "security": CREDENTIAL,
         "components": {
-            "schemas": schemas,
+            "securitySchemes": SECURITY_SCHEMES,
+            "schemas": {**schemas, "AnthropicError": ANTHROPIC_ERROR},
             "parameters": {
                 "RequestId": {
                     "name": "x-request-id",

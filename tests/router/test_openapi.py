@@ -51,3 +51,28 @@ async def test_real_stream_events_and_errors_match_their_schemas(mocks, make_rou
         validator("ErrorEvent").validate(await response.json())
     validator("InferenceRequest").validate(body)
     assert not validator("InferenceRequest").is_valid({"model": "m", "prompt": "x", "bogus": 1})
+
+
+async def test_error_bodies_match_the_documented_shape_of_their_route(make_router, route) -> None:
+    document = load()
+    harness = await make_router({"m": route([])}, hold_seconds=0.0)
+    async with harness.post("/v1/messages", {"model": "nope", "max_tokens": 5, "messages": []}) as response:
+        body = await response.json()
+    status = str(response.status)
+    documented = document["paths"]["/v1/messages"]["post"]["responses"][status]
+    assert documented["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/AnthropicError"
+    }
+    validator("AnthropicError").validate(body)
+    assert not validator("ErrorEvent").is_valid(body), "Anthropic clients get Anthropic's shape"
+
+    guarded = await make_router({"m": route([])}, auth=True)
+    for path in ("/v1/chat/completions", "/api/v1/inference", "/v1/messages"):
+        async with guarded.post(path, {"model": "m"}) as response:
+            assert response.status == 401
+            body = await response.json()
+        schema = document["paths"][path]["post"]["responses"]["401"]["content"]["application/json"]["schema"]
+        validator(schema["$ref"].rsplit("/", 1)[1]).validate(body)
+    async with guarded.session.get(guarded.url + "/readyz") as response:
+        assert response.status in (200, 503), "health probes stay open"
+    assert document["paths"]["/readyz"]["get"]["security"] == []
