@@ -87,7 +87,7 @@ SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key", "description": "An API key."},
 }
 # Any one of the schemes; with INFERFLUX_AUTH=false none is needed. mTLS is not expressible here.
-CREDENTIAL = [{"bearer": []}, {"apiKey": []}]
+CREDENTIAL: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
 STREAM_DESCRIPTION = """\
