@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +113,32 @@ def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[b
     return base, process
 
 
-def metric(base: str, name: str) -> float:
-    """One unlabelled sample from the runtime's ``/metrics``."""
+def metric(base: str, name: str, missing: float | None = None) -> float:
+    """One sample from the runtime's ``/metrics``, its labels written out in ``name``.
+
+    A labelled counter (``sequences_finished_total{reason="cancelled"}``) is exported only from its
+    first increment on: pass ``missing=0.0`` to read it as zero until then.
+    """
     text = httpx.get(base + "/metrics").text
     match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    if match is None and missing is not None:
+        return missing
     assert match, f"{name} missing from /metrics"
     return float(match.group(1))
+
+
+def wait_for_metric(base: str, name: str, condition: Callable[[float], bool], timeout: float = 30.0) -> float:
+    """Poll ``name`` (zero while not exported) until ``condition`` holds or ``timeout`` passes.
+
+    The decode thread updates counters and gauges a moment after the HTTP side sees a request end,
+    so a test reads them only once they settle, never right after the response.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(base, name, missing=0.0)
+        if condition(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 def admin_swap(base: str, body: dict[str, Any], token: str | None) -> httpx.Response:
