@@ -188,6 +188,7 @@ def test_metrics_exported(runtime_url: str) -> None:
         "prefix_cache_hit_ratio",
         "prompt_tokens_total",
         "generation_tokens_total",
+        "decode_step_sequences_bucket",
     ):
         assert f"inferflux_runtime_{name}" in text
     assert metric(runtime_url, "inferflux_runtime_prefix_cache_hit_ratio") > 0
