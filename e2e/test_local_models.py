@@ -26,12 +26,12 @@ def cluster(kube: Any, admin_kubeconfig: Path) -> Path:
         kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / crd))
     kube.kubectl("wait", "--for=condition=Established", "crd/inferencemodels.inferflux.io")
     kube.kubectl("create", "namespace", NAMESPACE, check=False)
-    kube.kubectl("apply", "-n", NAMESPACE, "-f", str(REPO / "docs/examples/local/gemma3-270m.yaml"))
+    kube.kubectl("apply", "-n", NAMESPACE, "-f", str(REPO / "docs/examples/local/smollm2-135m.yaml"))
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = {
         "status": {
-            "observedGeneration": 1, "servedName": "gemma3-270m", "replicas": 1, "readyReplicas": 1,
-            "activeRevision": "5f1c2a9b3e", "endpoint": "http://gemma3-270m.inferctl-models:8080",
+            "observedGeneration": 1, "servedName": "smollm2-135m", "replicas": 1, "readyReplicas": 1,
+            "activeRevision": "5f1c2a9b3e", "endpoint": "http://smollm2-135m.inferctl-models:8080",
             "conditions": [
                 {"type": "Ready", "status": "True", "reason": "Serving", "message": "1/1 replicas ready",
                  "lastTransitionTime": now, "observedGeneration": 1},
@@ -41,7 +41,7 @@ def cluster(kube: Any, admin_kubeconfig: Path) -> Path:
         }
     }  # fmt: skip
     kube.kubectl(
-        "patch", "inferencemodel", "gemma3-270m", "-n", NAMESPACE, "--subresource=status",
+        "patch", "inferencemodel", "smollm2-135m", "-n", NAMESPACE, "--subresource=status",
         "--type=merge", "-p", json.dumps(status),
     )  # fmt: skip
     return admin_kubeconfig
@@ -61,26 +61,27 @@ def test_list_shows_the_printer_columns_like_kubectl_get(cluster: Path) -> None:
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()
     assert header.split() == ["NAME", "READY", "STATUS", "ENGINE", "REPLICAS", "ACTIVE", "AGE"]
-    assert row.split()[:6] == ["gemma3-270m", "True", "Serving", "llamacpp", "1", "5f1c2a9b3e"]
+    assert row.split()[:6] == ["smollm2-135m", "True", "Serving", "llamacpp", "1", "5f1c2a9b3e"]
     assert row.split()[6].endswith("s") or row.split()[6].endswith("m")
 
 
 def test_list_all_namespaces_and_get_wide(cluster: Path) -> None:
     everywhere = inferctl(cluster, "list", "-A")
-    assert any(line.split()[:2] == [NAMESPACE, "gemma3-270m"] for line in everywhere.stdout.splitlines())
-    wide = inferctl(cluster, "get", "gemma3-270m", "-n", NAMESPACE, "-o", "wide")
-    assert "http://gemma3-270m.inferctl-models:8080" in wide.stdout
+    assert any(line.split()[:2] == [NAMESPACE, "smollm2-135m"] for line in everywhere.stdout.splitlines())
+    wide = inferctl(cluster, "get", "smollm2-135m", "-n", NAMESPACE, "-o", "wide")
+    assert "http://smollm2-135m.inferctl-models:8080" in wide.stdout
     assert wide.stdout.splitlines()[0].split()[-1] == "AGE"
 
 
 def test_get_yaml_and_describe_show_status_and_conditions(cluster: Path) -> None:
-    as_yaml = inferctl(cluster, "get", "gemma3-270m", "-n", NAMESPACE, "-o", "yaml")
+    as_yaml = inferctl(cluster, "get", "smollm2-135m", "-n", NAMESPACE, "-o", "yaml")
     assert "activeRevision: 5f1c2a9b3e" in as_yaml.stdout
-    described = inferctl(cluster, "describe", "gemma3-270m", "-n", NAMESPACE)
+    described = inferctl(cluster, "describe", "smollm2-135m", "-n", NAMESPACE)
     assert described.returncode == 0, described.stderr
     assert "Replicas:           1 ready / 1 desired" in described.stdout
     assert (
-        "Source:             pvc://models/gemma3-270m-q4_k_m.gguf (sha256 a5fd3b62230a…)" in described.stdout
+        "Source:             pvc://models/smollm2-135m-instruct-q4_1.gguf (sha256 b179c9523d0e…)"
+        in described.stdout
     )
     conditions = described.stdout.split("Conditions:\n")[1].splitlines()
     assert conditions[0].split() == ["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]

