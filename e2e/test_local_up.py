@@ -103,6 +103,9 @@ def stream_text(url: str) -> tuple[str, int]:
 def test_the_printed_url_serves_a_real_streamed_completion(stack: tuple[Running, str, Path]) -> None:
     running, url, _ = stack
     banner = "".join(running.stdout)
+    # The URL is printed only once the default model has answered through the router.
+    running.wait_for(r"^inferctl up: smollm2-135m answered through the router in", "stderr", 10)
+    running.wait_for(r"^inferctl up: AUTH IS OFF", "stderr", 10)
     assert f"curl -N {url}/chat/completions" in banner
     assert f'OpenAI(base_url="{url}", api_key="local")' in banner
     text, chunks = stream_text(url)

@@ -57,7 +57,15 @@ def ready(kube: Kube, name: str, ns: str = OPERATOR_NS) -> dict[str, Any] | None
 
 
 def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: OperatorProcess) -> None:
-    admin.apply(tenant("team-a", displayName="Team A", scopes=["inference"], models=["gemma"]))
+    admin.apply(
+        tenant(
+            "team-a",
+            displayName="Team A",
+            scopes=["inference"],
+            models=["gemma"],
+            oidc={"values": ["alice@example.com"]},
+        )
+    )
     obj = wait_for("Tenant team-a Ready", lambda: ready(admin, "team-a"))
     assert condition(obj, "Ready")["reason"] == "Published"
     assert condition(obj, "Stalled")["status"] == "False"
@@ -70,6 +78,7 @@ def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: Operator
         "models": ["gemma"],
         "suspended": False,
         "certificateSubjects": [],
+        "oidcValues": ["alice@example.com"],
         "source": "resource",
     }
     configmap = admin.get("configmap", POLICY, OPERATOR_NS)
