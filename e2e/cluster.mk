@@ -7,7 +7,9 @@ CLUSTER_BIN ?= .cache/cluster-bin
 CLUSTER_BUILD_JOBS ?= 2
 OIDC_BIN ?= .cache/oidc-bin
 
-.PHONY: cluster-bin oidc-bin e2e
+KSTATUS_BIN ?= .cache/kstatus-bin
+
+.PHONY: cluster-bin oidc-bin kstatus-bin e2e
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, KWOK and Helm,
 # pinned in e2e/cluster/go.mod. Cold: 10-20 min on 2 cores (15 CPU-minutes); warm: ~5 s.
@@ -20,5 +22,11 @@ cluster-bin: ## Build the pinned control-plane binaries into .cache/cluster-bin
 oidc-bin: ## Build the pinned OIDC provider (Dex) into .cache/oidc-bin
 	OIDC_BUILD_JOBS=$(CLUSTER_BUILD_JOBS) e2e/oidc/build.sh $(OIDC_BIN)
 
-e2e: cluster-bin oidc-bin ## e2e tests on a local control plane (etcd, apiserver, controllers, scheduler, KWOK)
+# kstatus (sigs.k8s.io/cli-utils, pinned in e2e/kstatus/go.mod): how Flux and Helm 4's --wait read
+# health, run on live InferenceModels by e2e/test_operator.py. Shares Go's build cache; cold ~30 s.
+kstatus-bin: ## Build the kstatus checker into .cache/kstatus-bin
+	cd e2e/kstatus && PATH="$$PATH:/usr/local/go/bin" CGO_ENABLED=0 \
+	  go build -p $(CLUSTER_BUILD_JOBS) -trimpath -ldflags "-s -w" -o $(abspath $(KSTATUS_BIN))/kstatus .
+
+e2e: cluster-bin oidc-bin kstatus-bin ## e2e tests on a local control plane (etcd, apiserver, controllers, scheduler, KWOK)
 	$(PYTEST) e2e

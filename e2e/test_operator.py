@@ -414,6 +414,44 @@ def test_a_bad_signature_stalls_and_the_signed_revision_keeps_serving(
     assert route["endpoints"], "the signed revision keeps serving"
 
 
+def kstatus(obj: dict[str, Any]) -> dict[str, str]:
+    """The verdict of sigs.k8s.io/cli-utils' kstatus (Flux, Helm 4 --wait) on one live object."""
+    binary = REPO / ".cache" / "kstatus-bin" / "kstatus"
+    assert binary.exists(), "run `make kstatus-bin`"
+    run = subprocess.run(
+        [str(binary)], input=json.dumps(obj), capture_output=True, text=True, timeout=30, check=True
+    )
+    verdict: dict[str, str] = json.loads(run.stdout)
+    return verdict
+
+
+def test_kstatus_reads_ready_progressing_and_stalled_models(
+    admin: Kube, operator: OperatorProcess, namespace: str
+) -> None:
+    unready = llamacpp_model("ks-progressing", namespace)
+    unready["metadata"]["annotations"] = {"inferflux.io/e2e-hold-unready": "true"}
+    admin.apply(
+        llamacpp_model("ks-ready", namespace),
+        unready,
+        llamacpp_model("ks-stalled", namespace, engineArgs={"extraArgs": ["--listen-everywhere"]}),
+    )
+    ready = wait_ready(admin, "ks-ready", namespace)
+    assert kstatus(ready)["status"] == "Current"
+
+    def observed_progressing() -> dict[str, Any] | None:
+        obj = admin.get("inferencemodel", "ks-progressing", namespace) or {}
+        seen = obj.get("status", {}).get("observedGeneration") == obj.get("metadata", {}).get("generation")
+        return obj if seen and condition(obj, "Progressing").get("status") == "True" else None
+
+    progressing = wait_for("ks-progressing observed and Progressing", observed_progressing)
+    assert kstatus(progressing)["status"] == "InProgress"
+
+    stalled = wait_condition(admin, "inferencemodel", "ks-stalled", namespace, "Stalled", "True")
+    verdict = kstatus(stalled)
+    assert verdict["status"] == "Failed"
+    assert "--listen-everywhere" in verdict["message"]
+
+
 def test_deleting_the_model_garbage_collects_everything(
     admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:
