@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from inferflux.runtime.integrity import IntegrityError, file_sha256, signature_problem, verify_signature
+from inferflux.runtime.integrity import IntegrityError, env_signature_problem, file_sha256, verify_signature
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int, int | None], None]
@@ -155,11 +155,7 @@ def main() -> int:
     if not (uri and sha256 and target):
         print("fetch: INFERFLUX_MODEL_URI, INFERFLUX_MODEL_SHA256 and INFERFLUX_MODEL_PATH are required")
         return 2
-    problem = signature_problem(
-        sha256,
-        os.environ.get("INFERFLUX_MODEL_SIGNATURE", ""),
-        os.environ.get("INFERFLUX_MODEL_PUBLIC_KEY_FILE", ""),
-    )
+    problem = env_signature_problem(sha256, os.environ)
     if problem:  # checked before a byte is downloaded
         print(f"fetch: {problem}")
         return 1

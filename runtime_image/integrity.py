@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -100,6 +101,16 @@ def signature_problem(sha256_hex: str, signature_b64: str, public_key_file: str)
     except IntegrityError as error:
         return f"{error}; refusing to serve"
     return None
+
+
+def env_signature_problem(sha256_hex: str, environ: Mapping[str, str]) -> str | None:
+    """`signature_problem` with the signature and key file the operator renders into a container's
+    environment (``INFERFLUX_MODEL_SIGNATURE``, ``INFERFLUX_MODEL_PUBLIC_KEY_FILE``)."""
+    return signature_problem(
+        sha256_hex,
+        environ.get("INFERFLUX_MODEL_SIGNATURE", ""),
+        environ.get("INFERFLUX_MODEL_PUBLIC_KEY_FILE", ""),
+    )
 
 
 def _b64(data: bytes, what: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from inferflux.runtime.integrity import integrity_problem, signature_problem
+from inferflux.runtime.integrity import env_signature_problem, integrity_problem
 
 
 def main() -> int:
@@ -20,11 +20,7 @@ def main() -> int:
     if not (path and sha256):
         print("verify: INFERFLUX_MODEL_PATH and INFERFLUX_MODEL_SHA256 are required")
         return 2
-    problem = signature_problem(
-        sha256,
-        os.environ.get("INFERFLUX_MODEL_SIGNATURE", ""),
-        os.environ.get("INFERFLUX_MODEL_PUBLIC_KEY_FILE", ""),
-    ) or integrity_problem(Path(path), sha256)
+    problem = env_signature_problem(sha256, os.environ) or integrity_problem(Path(path), sha256)
     if problem:
         print(f"verify: {problem}")
         return 1
