@@ -132,6 +132,8 @@ class Engine:
 
     def submit(self, job: Job) -> Job:
         """Queue ``job`` for a free slot; its events arrive on ``job.events``."""
+        if not job.prompt:  # no token to decode from: the job would wait forever
+            raise ValueError("a job needs at least one prompt token")
         self.pending.append(job)
         self.metrics.queue_depth.set(len(self.pending))
         self._wakeup.set()

@@ -5,6 +5,21 @@ from __future__ import annotations
 import orjson
 from starlette.responses import Response
 
+# The code of an error that names none, by status: the router's vocabulary (router/errors.py), so
+# every error a client sees through the router carries a string code, as docs/openapi.yaml says.
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "auth",
+    404: "not_found",
+    408: "timeout",
+    409: "conflict",
+    413: "bad_request",
+    422: "bad_request",
+    429: "rate_limited",
+    503: "unavailable",
+    504: "timeout",
+}
+
 
 class APIError(Exception):
     """A request the runtime refuses, with the HTTP status and OpenAI error type to answer with."""
@@ -23,7 +38,7 @@ class APIError(Exception):
         self.message = message
         self.type = type_
         self.param = param
-        self.code = code
+        self.code = code or DEFAULT_CODES.get(status, "server_error" if status >= 500 else "bad_request")
 
     def body(self) -> dict[str, object]:
         """The JSON body OpenAI clients parse."""

@@ -63,6 +63,8 @@ class Serving:
         """Prompt tokens, adding BOS only when the rendered text does not already start with it."""
         bos = self.template.bos_token
         tokens = self.model.tokenize(text, add_special=not (bos and text.startswith(bos)))
+        if not tokens:  # a model that adds no BOS has nothing to start decoding from
+            raise APIError(400, "the prompt is empty: there is no token to start from", param="prompt")
         if len(tokens) >= self.engine.n_ctx:
             raise APIError(
                 400,

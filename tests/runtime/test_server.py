@@ -153,6 +153,17 @@ def test_invalid_json_and_long_prompt(runtime_url: str) -> None:
     assert response.json()["error"]["code"] == "context_length_exceeded"
 
 
+def test_an_empty_prompt_is_a_400_not_a_hang(chat_runtime_url: str) -> None:
+    # SmolLM2 adds no BOS token: "" tokenizes to nothing, and a job without a token never ran.
+    response = httpx.post(
+        chat_runtime_url + "/v1/completions", json={"prompt": "", "max_tokens": 4}, timeout=30
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("prompt", "bad_request")
+    assert "empty" in error["message"]
+
+
 def test_disconnected_stream_stops_generating(runtime_url: str) -> None:
     cancelled = 'inferflux_runtime_sequences_finished_total{reason="cancelled"}'
     before = metric(runtime_url, cancelled, missing=0.0)  # not exported before the first cancellation
