@@ -18,8 +18,10 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from openai import OpenAI
 
 from inferflux.operator.local.process import free_port
@@ -124,6 +126,71 @@ def test_the_default_model_answers_a_question(stack: tuple[Running, str, Path]) 
         temperature=0,
     )
     assert "Paris" in (reply.choices[0].message.content or "")
+
+
+def pinned_schema(model: str, folder: Path) -> Path:
+    """docs/openapi.yaml with each request's ``model`` pinned to the served one (so that generated
+    requests reach the runtime rather than an unknown model's 404) and ``max_tokens`` kept small (so
+    that hundreds of requests generate in seconds on a CPU)."""
+    document = yaml.safe_load((REPO / "docs/openapi.yaml").read_text())
+
+    def pin(schema: dict[str, Any]) -> None:
+        properties = schema.get("properties")
+        if isinstance(properties, dict) and "model" in properties:
+            properties["model"] = {"type": "string", "enum": [model]}
+            if "max_tokens" in properties:
+                properties["max_tokens"] = {"type": "integer", "minimum": 1, "maximum": 8}
+
+    for path in document["paths"].values():
+        for operation in path.values():
+            pin(
+                operation.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+            )
+    for schema in document["components"]["schemas"].values():
+        pin(schema)
+    pinned = folder / "openapi.yaml"
+    pinned.write_text(yaml.safe_dump(document, sort_keys=False))
+    return pinned
+
+
+def test_the_live_api_keeps_to_its_openapi_document(stack: tuple[Running, str, Path], tmp_path: Path) -> None:
+    """schemathesis on the live local mode: no 5xx, and every status, content type and body as
+    docs/openapi.yaml documents them. A fixed seed makes the generated requests the same each run."""
+    _, url, _ = stack
+    checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "st"),
+            "run",
+            str(pinned_schema("smollm2-135m", tmp_path)),
+            "--url",
+            url.removesuffix("/v1"),
+            "--checks",
+            checks,
+            "--max-examples",
+            "5",
+            "--workers",
+            "1",
+            "--seed",
+            "1",
+            "--request-timeout",
+            "60",
+            "--no-color",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
+    assert "Tested: 11" in run.stdout, run.stdout[-3000:]  # every documented operation was exercised
+    generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert generated is not None, run.stdout[-3000:]
+    assert int(generated.group(1)) >= 200, run.stdout[-3000:]
 
 
 def test_editing_the_yaml_rolls_out_a_new_revision(stack: tuple[Running, str, Path]) -> None:
