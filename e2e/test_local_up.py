@@ -38,8 +38,10 @@ class Running:
 
     def __init__(self, cwd: Path, port: int) -> None:
         env = {**os.environ, "INFERFLUX_MODEL_DIR": str(REPO / ".cache/models"), "PYTHONUNBUFFERED": "1"}
+        # The router binds its admin listener too: a free port, so another router here cannot block it.
+        command = [INFERCTL, "up", "--port", str(port), "--admin-port", str(free_port())]
         self.process = subprocess.Popen(
-            [INFERCTL, "up", "--port", str(port)], cwd=cwd, env=env, text=True,
+            command, cwd=cwd, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )  # fmt: skip
         self.stdout: list[str] = []

@@ -224,6 +224,7 @@ def main() -> int:
         "INFERFLUX_LOG_LEVEL": "warning",
         "INFERFLUX_HEARTBEAT_SECONDS": "15",
         "INFERFLUX_AUTH": "false",  # the auth cell below measures auth on against this
+        "INFERFLUX_ADMIN_PORT": "0",  # any free port: the admin listener is not measured
     }
     router = start([*PIN_ROUTER, PY, "-m", "inferflux.router"], router_env)
     try:

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from inferflux.crds import InferenceModel, Tenant
+from inferflux.operator.local.auth import LocalAuth
 from inferflux.operator.local.launcher import Commands, Launcher
+from inferflux.operator.local.process import free_port
 from inferflux.operator.local.resources import Resources
 from inferflux.operator.render.labels import revision_hash
 
@@ -53,7 +55,13 @@ def weights(tmp_path: Path) -> Path:
 def launcher(tmp_path: Path) -> Iterator[Launcher]:
     said: list[str] = []
     launched = Launcher(
-        tmp_path / "run", tmp_path / "cache", "127.0.0.1", 0, said.append, Commands(runtime=STANDIN)
+        tmp_path / "run",
+        tmp_path / "cache",
+        "127.0.0.1",
+        0,
+        said.append,
+        Commands(runtime=STANDIN),
+        auth=LocalAuth(enabled=False, admin_port=free_port()),  # never the default 8001 another router holds
     )
     launched.run_dir.mkdir(parents=True)
     yield launched
@@ -234,9 +242,6 @@ def _environ(pid: int) -> dict[str, str]:
 
 
 def test_the_router_gets_the_policy_file_and_auth_settings(tmp_path: Path) -> None:
-    from inferflux.operator.local.auth import LocalAuth
-    from inferflux.operator.local.process import free_port
-
     auth = LocalAuth(enabled=True, admin_port=free_port())
     launcher = Launcher(tmp_path / "run", tmp_path, "127.0.0.1", free_port(), print, auth=auth)
     try:
