@@ -77,53 +77,57 @@ def test_signature_problem_names_what_is_wrong(tmp_path: Path) -> None:
     assert "refusing to serve" in tampered
 
 
+WEIGHTS = b"weights"
+WEIGHTS_DIGEST = hashlib.sha256(WEIGHTS).hexdigest()
+SIGNED = base64.b64encode(KEY.sign(manifest(WEIGHTS_DIGEST))).decode()
+
+
+@pytest.fixture
+def signed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment the operator renders for signed weights: digest, key file, a good signature."""
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(RAW)
+    monkeypatch.setenv("INFERFLUX_MODEL_SHA256", WEIGHTS_DIGEST)
+    monkeypatch.setenv("INFERFLUX_MODEL_PUBLIC_KEY_FILE", str(key_file))
+    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNED)
+    return monkeypatch
+
+
 def test_the_verify_entry_point_refuses_a_bad_signature_before_reading_the_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, signed_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from inferflux.runtime import verify
 
     weights = tmp_path / "model.gguf"
-    weights.write_bytes(b"weights")
-    digest = hashlib.sha256(b"weights").hexdigest()
-    key_file = tmp_path / "ed25519.pub"
-    key_file.write_bytes(RAW)
-    signed = base64.b64encode(KEY.sign(manifest(digest))).decode()
-    monkeypatch.setenv("INFERFLUX_MODEL_PATH", str(weights))
-    monkeypatch.setenv("INFERFLUX_MODEL_SHA256", digest)
-    monkeypatch.setenv("INFERFLUX_MODEL_PUBLIC_KEY_FILE", str(key_file))
-    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", signed)
+    weights.write_bytes(WEIGHTS)
+    signed_env.setenv("INFERFLUX_MODEL_PATH", str(weights))
     assert verify.main() == 0
-    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)  # signs another digest
+    signed_env.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)  # signs another digest
     assert verify.main() == 1
     assert "does not match" in capsys.readouterr().out
-    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", signed)
+    signed_env.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNED)
     weights.write_bytes(b"swapped weights")  # the signature holds, the file is not the signed one
     assert verify.main() == 1
     assert "expected" in capsys.readouterr().out
 
 
 def test_the_fetch_init_container_checks_the_signature_before_downloading(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, signed_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from inferflux.runtime import fetch
 
     source = tmp_path / "published.gguf"
-    source.write_bytes(b"weights")
-    digest = hashlib.sha256(b"weights").hexdigest()
-    key_file = tmp_path / "ed25519.pub"
-    key_file.write_bytes(RAW)
+    source.write_bytes(WEIGHTS)
     target = tmp_path / "volume" / "model.gguf"
-    monkeypatch.setenv("INFERFLUX_MODEL_URI", source.as_uri())
-    monkeypatch.setenv("INFERFLUX_MODEL_SHA256", digest)
-    monkeypatch.setenv("INFERFLUX_MODEL_PATH", str(target))
-    monkeypatch.setenv("INFERFLUX_MODEL_PUBLIC_KEY_FILE", str(key_file))
-    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)
+    signed_env.setenv("INFERFLUX_MODEL_URI", source.as_uri())
+    signed_env.setenv("INFERFLUX_MODEL_PATH", str(target))
+    signed_env.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNATURE)
     assert fetch.main() == 1
     assert "does not match" in capsys.readouterr().out
     assert not target.exists(), "nothing is downloaded under a bad signature"
-    monkeypatch.setenv("INFERFLUX_MODEL_SIGNATURE", base64.b64encode(KEY.sign(manifest(digest))).decode())
+    signed_env.setenv("INFERFLUX_MODEL_SIGNATURE", SIGNED)
     assert fetch.main() == 0
-    assert target.read_bytes() == b"weights"
+    assert target.read_bytes() == WEIGHTS
 
 
 def test_the_runtime_will_not_start_on_a_bad_signature(tmp_path: Path) -> None:
