@@ -122,6 +122,10 @@ def _status_schema(model: type[BaseModel]) -> dict[str, Any]:
     conditions["items"]["required"] = sorted(
         set(conditions["items"].get("required", [])) | {"type", "status", "lastTransitionTime", "reason"}
     )
+    # A new object gets status.observedGeneration 0 from the API server, so that kstatus (Flux,
+    # Helm 4's --wait) reads it InProgress until the operator has reconciled its first generation.
+    # With no status at all kstatus would call it Current the moment it is created.
+    schema["default"] = {"observedGeneration": 0}
     return schema
 
 

@@ -452,6 +452,41 @@ def test_kstatus_reads_ready_progressing_and_stalled_models(
     assert "--listen-everywhere" in verdict["message"]
 
 
+def helm4_install(admin: Kube, tmp_path: Path, release: str, model: dict[str, Any], timeout: str) -> Any:
+    """``helm install --wait`` (Helm 4: kstatus on every resource) of a chart holding ``model``."""
+    binary = REPO / ".cache" / "helm4-bin" / "helm"
+    assert binary.exists(), "run `make helm4-bin`"
+    chart = tmp_path / release
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(f"apiVersion: v2\nname: {release}\nversion: 0.1.0\n")
+    (chart / "templates" / "model.yaml").write_text(yaml.safe_dump(model))
+    home = tmp_path / "helm-home"
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(admin.kubeconfig),
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+    namespace = model["metadata"]["namespace"]
+    command = [str(binary), "install", release, str(chart), "-n", namespace, "--wait", "--timeout", timeout]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_helm_4_install_wait_reads_model_health(
+    admin: Kube, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    ready = helm4_install(admin, tmp_path, "h-ready", llamacpp_model("h-ready", namespace), "120s")
+    assert ready.returncode == 0, ready.stderr
+    model = admin.get("inferencemodel", "h-ready", namespace)
+    assert condition(model, "Ready")["status"] == "True", "--wait returned only once the model was Ready"
+
+    bad_flag = llamacpp_model("h-stalled", namespace, engineArgs={"extraArgs": ["--listen-everywhere"]})
+    stalled = helm4_install(admin, tmp_path, "h-stalled", bad_flag, "20s")
+    assert stalled.returncode != 0, "a Stalled model must not pass helm's --wait"
+    assert "h-stalled" in stalled.stderr
+
+
 def test_deleting_the_model_garbage_collects_everything(
     admin: Kube, operator: OperatorProcess, namespace: str
 ) -> None:

@@ -129,7 +129,8 @@ def test_a_tenant_elsewhere_is_not_read(admin: Kube, operator: OperatorProcess, 
     admin.apply(tenant("marker"))
     wait_for("the marker published", lambda: ready(admin, "marker"))
     assert "intruder" not in published(admin)
-    assert "status" not in (admin.get("tenant", "intruder", namespace) or {})
+    # Never reconciled: only the API server's default status, no condition, observed generation 0.
+    assert (admin.get("tenant", "intruder", namespace) or {}).get("status") == {"observedGeneration": 0}
     admin.run("delete", "tenant", "marker", "-n", OPERATOR_NS)
 
 

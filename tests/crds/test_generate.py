@@ -74,3 +74,13 @@ def test_committed_files_are_valid_yaml_crds() -> None:
         doc = yaml.safe_load((REPO / "crds" / crd.filename).read_text())
         assert doc["kind"] == "CustomResourceDefinition"
         assert doc["metadata"]["name"] == f"{crd.plural}.inferflux.io"
+
+
+@pytest.mark.parametrize("crd", generate.ALL_CRDS, ids=lambda c: c.kind)
+def test_a_new_object_reads_in_progress_until_reconciled(crd: generate.CrdSpec) -> None:
+    # kstatus calls an object with no status Current; the API server's default observedGeneration 0
+    # keeps it InProgress (generation 1 and up) until the operator has reconciled it.
+    version = generate.render_crd(crd)["spec"]["versions"][0]
+    status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["default"] == {"observedGeneration": 0}
+    assert "observedGeneration" in status["properties"]
