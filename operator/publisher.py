@@ -8,6 +8,7 @@ and the policy snapshot are each published by one of these.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from typing import Any
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 COALESCE_SECONDS = 0.2
 
 
-class Publisher:
+class Publisher(abc.ABC):
     """Keeps some objects equal to what ``documents()`` builds from the cache."""
 
     name = "documents"
@@ -35,16 +36,20 @@ class Publisher:
         """Ask for a rebuild soon; many requests in a burst give one rebuild."""
         self._wanted.set()
 
+    @abc.abstractmethod
     def documents(self) -> list[dict[str, Any]]:
         """The objects to publish, from the current cache."""
-        raise NotImplementedError
 
     def ready(self) -> bool:
         """Whether the cache holds enough to publish (a subclass may wait for its first list)."""
         return True
 
     def published(self, documents: list[dict[str, Any]]) -> None:
-        """Called after every document of a rebuild is on the server (whether or not it was written)."""
+        """Called after every document of a rebuild is on the server (whether or not it was written).
+
+        A hook for subclasses that report on what they published; by default there is nothing to do.
+        """
+        return None
 
     async def publish(self) -> int:
         """Apply the documents that changed since the last write; returns how many were written."""
