@@ -61,8 +61,9 @@ class KeyHasher:
 def load_hasher(secret_file: str) -> KeyHasher:
     """The hasher keyed by ``secret_file`` (INFERFLUX_AUTH_SECRET_FILE); without one, a random key.
 
-    A random key suits one router with an in-memory store: keys it issues work until it restarts.
-    Replicas sharing a store must share the file, or none will accept the others' keys.
+    ``python -m inferflux.router`` never gets here without the file: with auth on it refuses to
+    start without one (router/__main__.py) and passes its hasher in. The random key serves routers
+    built in-process (tests), whose keys need not outlive them.
     """
     if not secret_file:
         return KeyHasher(secrets.token_bytes(SECRET_BYTES))
