@@ -27,7 +27,9 @@ async def report_status(
     if new == old:
         return False
     namespace, name = metadata.namespace or "", metadata.name
-    await storage.patch_status(kind, namespace, name, new.model_dump(by_alias=True, mode="json", exclude=set(others)))
+    await storage.patch_status(
+        kind, namespace, name, new.model_dump(by_alias=True, mode="json", exclude=set(others))
+    )
     regarding: dict[str, Any] = {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata.to_wire()}
     old_conditions: list[Condition] = getattr(old, "conditions", [])
     for event in transition_events(old_conditions, getattr(new, "conditions", [])):
