@@ -251,6 +251,7 @@ class OpenAIRoutes:
         except Exception:  # a connection can fail many ways mid-body
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
         call.usage = Usage.from_openai(scanner.usage)
+        call.notes["events"] = events
         if failure is not None:
             call.error = failure.code.value
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()

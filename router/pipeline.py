@@ -149,6 +149,10 @@ class Pipeline:
     def __bool__(self) -> bool:
         return bool(self.stages)
 
+    def extend(self, stages: Sequence[Stage]) -> None:
+        """Add ``stages`` after the present ones (wiring, before the router serves)."""
+        self.stages = (*self.stages, *stages)
+
     async def admit(self, call: Call) -> None:
         """Run every stage's ``admit``; on a refusal, finish the ones that admitted and re-raise."""
         for stage in self.stages:
