@@ -250,15 +250,16 @@ class Ledger:
         url: str,
         *,
         socket_timeout: float = 0.25,
-        max_connections: int = 64,
-        pool_timeout: float = 1.0,
+        max_connections: int = 128,
+        pool_timeout: float = 5.0,
         **options: Any,
     ) -> Ledger:
         """A ledger on the Redis at ``url`` with short timeouts and no client-side retries.
 
         Each command fails within ``socket_timeout`` (connect and read) when Redis is unreachable
-        or stalled, and waiting for a free connection within ``pool_timeout``: both raise
-        `LedgerUnavailable` instead of hanging the request.
+        or stalled; a request waits at most ``pool_timeout`` for one of the ``max_connections``
+        (a local queue under load, longer than one command). Either raises `LedgerUnavailable`
+        instead of hanging the request.
         """
         pool = BlockingConnectionPool.from_url(
             url,
