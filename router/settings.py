@@ -68,6 +68,8 @@ class Settings:
     # Budgets and rate limits (docs/budgets.md): kept in the Redis at redis_url.
     pricing_file: str = ""  # pricing.yaml, sealed with its checksum; empty: every model costs 0
     budget_idempotency_seconds: float = 600.0  # a request id is remembered this long
+    # A reservation lives the total timeout plus this margin; then it is released (its router died).
+    budget_reservation_margin_seconds: float = 60.0
     budget_report_seconds: float = 30.0  # spend written to Tenant status and gauges this often
     budget_thresholds: str = "0.5,0.8,1.0"  # shares of a budget that trigger the webhook
     budget_webhook_url: str = ""
@@ -125,6 +127,7 @@ _ENV = {
     "policy_resync_seconds": "INFERFLUX_POLICY_RESYNC_SECONDS",
     "pricing_file": "INFERFLUX_PRICING_FILE",
     "budget_idempotency_seconds": "INFERFLUX_BUDGET_IDEMPOTENCY_SECONDS",
+    "budget_reservation_margin_seconds": "INFERFLUX_BUDGET_RESERVATION_MARGIN_SECONDS",
     "budget_report_seconds": "INFERFLUX_BUDGET_REPORT_SECONDS",
     "budget_thresholds": "INFERFLUX_BUDGET_THRESHOLDS",
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",

@@ -25,7 +25,6 @@ log = logging.getLogger("inferflux.router.budgets")
 
 # Without a pricing file every model costs nothing: rate limits still hold, budgets never fill.
 UNPRICED = Pricing(version="unpriced", currency="USD")
-RESERVATION_MARGIN_SECONDS = 60.0
 PRICING_POLL_SECONDS = 2.0
 
 
@@ -42,7 +41,7 @@ def ledger_for(settings: Settings) -> Ledger | None:
         return None
     return Ledger.from_url(
         settings.redis_url,
-        reservation_ttl=settings.total_timeout_seconds + RESERVATION_MARGIN_SECONDS,
+        reservation_ttl=settings.total_timeout_seconds + settings.budget_reservation_margin_seconds,
         idempotency_window=settings.budget_idempotency_seconds,
     )
 

@@ -134,7 +134,7 @@ class BudgetStage:
     name = "budget"
 
     def __init__(
-        self, ledger: Ledger, pricing: PricingHolder, policy: PolicyHolder, metrics: BudgetMetrics
+        self, ledger: Ledger | None, pricing: PricingHolder, policy: PolicyHolder, metrics: BudgetMetrics
     ) -> None:
         self.ledger = ledger
         self.pricing = pricing
