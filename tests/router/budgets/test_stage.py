@@ -39,9 +39,7 @@ def write_pricing(path: Path, output_per_million: int = 1_000) -> Path:
     document: dict[str, Any] = {
         "version": "test",
         "currency": "EUR",
-        "models": {
-            "m": {"inputPerMillion": 1, "outputPerMillion": output_per_million, "maxOutputTokens": 8}
-        },
+        "models": {"m": {"inputPerMillion": 1, "outputPerMillion": output_per_million, "maxOutputTokens": 8}},
     }
     document["checksum"] = jcs_checksum(document)
     path.write_text(yaml.safe_dump(document))
