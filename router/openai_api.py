@@ -82,7 +82,7 @@ class OpenAIRoutes:
         self.metrics = metrics
         self.prefix_chars = prefix_chars
         self.providers = providers
-        self.pipeline = pipeline or Pipeline()
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every served model the caller may use, in the OpenAI list shape."""

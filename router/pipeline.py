@@ -14,7 +14,7 @@ into a `Call` and hands it to the `Pipeline`:
   out, so that a client that saw a complete answer is also one whose request was settled and
   recorded.
 
-A pipeline with no stages costs one attribute test per request, which is what "cheap when off"
+A pipeline with no stages costs a loop over nothing per request, which is what "cheap when off"
 means here: a stage that is off is simply not in the list.
 """
 
@@ -145,9 +145,6 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage] = ()) -> None:
         self.stages = tuple(stages)
-
-    def __bool__(self) -> bool:
-        return bool(self.stages)
 
     def extend(self, stages: Sequence[Stage]) -> None:
         """Add ``stages`` after the present ones (wiring, before the router serves)."""

@@ -41,7 +41,7 @@ class ChainHandler:
 
     def __init__(self, chain: FallbackChain, pipeline: Pipeline | None = None) -> None:
         self.chain = chain
-        self.pipeline = pipeline or Pipeline()
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
