@@ -49,7 +49,8 @@ def key_is_active(record: ApiKeyRecord, now: dt.datetime) -> bool:
 def _new_key(
     hasher: KeyHasher, tenant: str, like: KeyCreate | ApiKeyRecord, now: dt.datetime
 ) -> tuple[str, ApiKeyRecord]:
-    """A new key with the name, scopes, models, expiry and limits of ``like`` (a request, or the key it rotates)."""
+    """A new key with the name, scopes, models, expiry and limits of ``like`` (a request, or the key
+    it rotates)."""
     key, record = generate(
         hasher,
         tenant,

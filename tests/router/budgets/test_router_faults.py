@@ -74,7 +74,7 @@ class RouterProcess:
 
     async def start(self) -> RouterProcess:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
                 [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         async with aiohttp.ClientSession() as session:
@@ -163,7 +163,7 @@ async def test_a_router_killed_mid_stream_leaks_no_reservation(started: tuple[An
         router.kill()
         await asyncio.gather(*streams, return_exceptions=True)
     deadline = time.monotonic() + 15  # reservation ttl: total timeout 3 s + margin 1 s
-    while (await total(ledger))[1] and time.monotonic() < deadline:
+    while (await total(ledger))[1] and time.monotonic() < deadline:  # noqa: ASYNC110 - polling Redis
         await asyncio.sleep(0.2)
     assert await total(ledger) == (COST, 0), "released by expiry; only the settled request is spent"
 
