@@ -142,8 +142,13 @@ class SpendReporter:
                     await self.once()
                 await asyncio.sleep(self.interval)
         finally:
-            if self._session is not None:
-                await self._session.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Close the webhook's connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def once(self, now: dt.datetime | None = None) -> int:
         """One round, if this replica wins its lock; the number of tenants reported."""
