@@ -164,6 +164,7 @@ class Router:
             settings.heartbeat_seconds,
             settings.resume_ttl_seconds,
             prompts if prompts is not None else prompt_resolver(settings),
+            self.pipeline,
         )
         self.readiness = Readiness()
         self.readiness.add(

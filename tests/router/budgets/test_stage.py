@@ -227,3 +227,17 @@ async def test_a_new_price_applies_to_new_requests_only(make_setup: Any, tmp_pat
     assert await setup.spent("acme") == (COST, 0), "priced as when it was admitted"
     assert (await setup.ask("acme", chat()))[0] == 200
     assert await setup.spent("acme") == (COST + 3 + 3 * 2_000, 0)
+
+
+async def test_the_seeds_contract_is_charged_too(make_setup: Any) -> None:
+    setup = await make_setup({"acme": tenant("acme", budget=Budget(total="100"))})
+    auth = {"authorization": f"Bearer {setup.keys['acme']}"}
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    async with setup.harness.post("/api/v1/inference", request, headers=auth) as response:
+        assert response.status == 200
+    assert await setup.spent("acme") == (COST, 0)
+    async with setup.harness.post("/api/v1/inference:stream", request, headers=auth) as response:
+        assert response.status == 200
+        body = await response.read()
+    assert b"event: done" in body
+    assert await setup.spent("acme") == (2 * COST, 0), "settled before done was buffered"
