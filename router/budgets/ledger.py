@@ -358,7 +358,7 @@ class Ledger:
             reserved=max(reserved, 0),
             previously_charged=max(charged, 0),
             refused_scope="tenant" if scope == "tenant" else "key" if scope == "key" else None,
-            refused_window=window if window in WINDOWS else None,  # type: ignore[arg-type]
+            refused_window=window if window in WINDOWS else None,
             retry_after=wait / MICROS if refusal is not None and wait > 0 else None,
             requests=_rate(numbers[4:7]),
             tokens=_rate(numbers[7:10]),
