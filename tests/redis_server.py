@@ -1,8 +1,9 @@
 """A real Redis for tests and benchmarks: Debian's ``redis-server`` on a free loopback port.
 
 Started in a temporary folder without persistence (``--save '' --appendonly no``), or with
-``appendonly=True`` with AOF (``--appendonly yes --appendfsync everysec``) so that `kill` (SIGKILL)
-and `start` again on the same folder and port show what survives a crash. Stopped by whoever
+``appendonly=True`` with AOF (``--appendonly yes --appendfsync everysec``, or ``appendfsync``
+"always") so that `kill` (SIGKILL) and `start` again on the same folder and port show what
+survives a crash. Stopped by whoever
 started it. Load it with `load()` from a conftest (tests/ is not a package).
 """
 
@@ -33,7 +34,9 @@ def _pong(port: int) -> bool:
 class RedisServer:
     """One redis-server process; ``url`` is where to connect."""
 
-    def __init__(self, folder: Path, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self, folder: Path, port: int | None = None, appendonly: bool = False, appendfsync: str = "everysec"
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run make system-deps")
@@ -50,7 +53,7 @@ class RedisServer:
             "",
             "--appendonly",
             "yes" if appendonly else "no",
-            *(["--appendfsync", "everysec"] if appendonly else []),
+            *(["--appendfsync", appendfsync] if appendonly else []),
             "--dir",
             str(folder),
         ]

@@ -85,17 +85,31 @@ local function window_ends(window)
   return nil
 end
 
--- Add to a field of a scope's windows (day, month, total). A window hash that has expired is left
--- alone when taking away (nothing to release there any more).
+-- When a dated window's hash expires: RETAIN after its window ends (any window, not only today's).
+local function window_expiry(window)
+  local y, m, d = string.match(window, '^d:(%d+)-(%d+)-(%d+)$')
+  if y then return (days_from_civil(tonumber(y), tonumber(m), tonumber(d)) + 1) * 86400 + RETAIN end
+  y, m = string.match(window, '^m:(%d+)-(%d+)$')
+  y, m = tonumber(y), tonumber(m)
+  if m == 12 then y, m = y + 1, 0 end
+  return days_from_civil(y, m + 1, 1) * 86400 + RETAIN
+end
+
+-- Add to a field of a scope's windows (day, month, total). A field that ends equal to the amount
+-- may have just been created: that is when a dated window gets its EXPIREAT. Taking away from a
+-- window hash that had already expired would create it negative: it is deleted again instead.
 local function add(scope_list, day, month, field, amount)
   if amount == 0 then return end
   for _, scope in ipairs(scope_list) do
     for _, window in ipairs({ day, month, 'all' }) do
       local hash = P .. scope .. ':' .. window
-      if amount > 0 or redis.call('EXISTS', hash) == 1 then
-        redis.call('HINCRBY', hash, field, int(amount))
-        local ends = window_ends(window)
-        if ends ~= nil then redis.call('EXPIREAT', hash, int(ends + RETAIN)) end
+      if redis.call('HINCRBY', hash, field, int(amount)) == amount then
+        if amount < 0 then
+          if redis.call('HLEN', hash) == 1 then redis.call('DEL', hash)     -- it had expired
+          else redis.call('HINCRBY', hash, field, int(-amount)) end         -- never below zero
+        elseif window ~= 'all' then
+          redis.call('EXPIREAT', hash, int(window_expiry(window)))
+        end
       end
     end
   end
