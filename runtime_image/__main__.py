@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics,
         lambda: within_budget(read_memory(), settings.memory_limit, process_rss()),
         settings.headroom_factor,
+        settings.default_system_prompt,
     )
     routes = []
     if settings.admin_token_file:
