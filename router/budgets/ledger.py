@@ -52,6 +52,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from inferflux.router.budgets.resp import Multiplexed, ReplyError
+
 log = logging.getLogger("inferflux.router.budgets.ledger")
 
 SCRIPT = resources.files("inferflux.router.budgets").joinpath("ledger.lua").read_text(encoding="utf-8")
@@ -228,10 +230,13 @@ class Ledger:
         retry_queue_size: int = 10_000,
         retry_backoff: tuple[float, float] = (0.05, 5.0),
         clock: Callable[[], int] | None = None,
+        fast: Multiplexed | None = None,
     ) -> None:
         if reservation_ttl <= 0 or idempotency_window <= 0 or max_attempts < 1:
             raise ValueError("reservation_ttl and idempotency_window are > 0, max_attempts >= 1")
         self.client = client
+        # The pipelined connection EVALSHA goes through when set (resp.py says why); else redis-py.
+        self.fast = fast
         self.prefix = prefix
         self.reservation_ttl = reservation_ttl
         self.idempotency_window = idempotency_window
@@ -271,7 +276,8 @@ class Ledger:
             socket_connect_timeout=connect_timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(Redis(connection_pool=pool), **options)
+        fast = Multiplexed(url, timeout=socket_timeout, connect_timeout=connect_timeout)
+        return cls(Redis(connection_pool=pool), fast=fast, **options)
 
     # Plumbing ------------------------------------------------------------------------------------
     def _now(self) -> str:
@@ -288,7 +294,7 @@ class Ledger:
     def _translate(self, error: Exception) -> Exception:
         if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError | asyncio.TimeoutError):
             return LedgerUnavailable(f"Redis unavailable ({type(error).__name__})")
-        if isinstance(error, ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES):
+        if isinstance(error, ResponseError | ReplyError) and str(error).startswith(_UNAVAILABLE_REPLIES):
             return LedgerUnavailable(f"Redis cannot serve now ({str(error).split(' ', 1)[0]})")
         return error
 
@@ -298,15 +304,22 @@ class Ledger:
             await self.load()
         try:
             try:
-                self.round_trips += 1
-                reply = await self.client.evalsha(self._sha, 0, *arguments)  # type: ignore[arg-type]
-            except NoScriptError:
+                reply = await self._evalsha(arguments)
+            except (NoScriptError, ReplyError) as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise
                 await self.load()
-                self.round_trips += 1
-                reply = await self.client.evalsha(self._sha, 0, *arguments)  # type: ignore[arg-type]
+                reply = await self._evalsha(arguments)
         except Exception as error:
             raise self._translate(error) from error
         return list(reply)
+
+    async def _evalsha(self, arguments: tuple[str, ...]) -> Any:
+        assert self._sha is not None
+        self.round_trips += 1
+        if self.fast is not None:
+            return await self.fast.call("EVALSHA", self._sha, "0", *arguments)
+        return await self.client.evalsha(self._sha, 0, *arguments)
 
     # Admission -----------------------------------------------------------------------------------
     async def admit(
@@ -491,6 +504,8 @@ class Ledger:
                 await self._drainer
         if self._queue:
             log.error("%d queued settles are lost (their reservations expire uncharged)", len(self._queue))
+        if self.fast is not None:
+            await self.fast.close()
         await self.client.aclose()
 
 
