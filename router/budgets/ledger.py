@@ -30,7 +30,8 @@ Usage (one `Ledger` per router process, shared by all requests)::
     await ledger.close()                                   # at shutdown
 
 `settle` never raises for an unreachable Redis: the settle is queued in memory and retried with
-backoff (``record.outcome == "queued"``); `pending_settles` tells how many wait.
+backoff (``record.outcome == "queued"``); `pending_settles` tells how many wait. An `admit` that
+raised `LedgerUnavailable` may still have run in Redis: the ledger queues its cancellation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import collections
 import contextlib
 import enum
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -195,6 +197,17 @@ class _PendingSettle:
     tokens: int
     release: bool
 
+    @property
+    def tenant(self) -> str:
+        return self.admission.tenant
+
+
+@dataclass(frozen=True)
+class _PendingCancel:
+    tenant: str
+    request_id: str
+    token: str
+
 
 WINDOWS: tuple[Window, ...] = ("daily", "monthly", "total")
 
@@ -242,6 +255,10 @@ class Ledger:
         self.dropped_settles = 0  # settles lost because the retry queue was full
         self._sha: str | None = None
         self._queue: collections.deque[_PendingSettle] = collections.deque(maxlen=retry_queue_size)
+        # Admissions whose answer was lost: released if they ran (they expire anyway if not).
+        self._cancels: collections.deque[_PendingCancel] = collections.deque(
+            maxlen=max(retry_queue_size // 10, 1)
+        )
         self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -332,7 +349,8 @@ class Ledger:
             raise ValueError("max_cost is a non-negative number of micro-units")
         ttl = self.reservation_ttl if reservation_ttl is None else reservation_ttl
         key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
-        reply = await self._run(
+        token = secrets.token_hex(8)
+        arguments = (
             "admit",
             self.prefix,
             self._now(),
@@ -345,7 +363,16 @@ class Ledger:
             str(self.max_attempts),
             *limits.tenant.arguments(),
             *key_limits.arguments(),
+            token,
         )
+        try:
+            reply = await self._run(*arguments)
+        except LedgerUnavailable:
+            # The script may have run and reserved without our seeing the answer (a timeout): left
+            # alone, the id would answer duplicate_in_flight until the reservation expires.
+            self._cancels.append(_PendingCancel(tenant, request_id, token))
+            self._start_draining()
+            raise
         verdict, scope, window = (_text(part) for part in reply[:3])
         numbers = [int(part) for part in reply[3:]] + [-1] * (13 - len(reply))
         wait, attempt, reserved, charged = numbers[:4]
@@ -430,6 +457,9 @@ class Ledger:
             )
             return
         self._queue.append(pending)
+        self._start_draining()
+
+    def _start_draining(self) -> None:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
@@ -438,21 +468,33 @@ class Ledger:
         """Settles waiting in memory for Redis to come back."""
         return len(self._queue)
 
+    @property
+    def pending_cancels(self) -> int:
+        """Admissions whose answer was lost, waiting to be released if they ran."""
+        return len(self._cancels)
+
     async def _drain(self) -> None:
-        """Retry queued settles oldest first, backing off while Redis stays away."""
+        """Retry queued settles oldest first, then cancels, backing off while Redis stays away."""
         first, longest = self.retry_backoff
         delay = first
-        while self._queue:
-            pending = self._queue[0]
+        while self._queue or self._cancels:
+            queue: collections.deque[Any] = self._queue if self._queue else self._cancels
+            pending = queue[0]
             try:
-                await self._settle_now(pending)
+                if isinstance(pending, _PendingSettle):
+                    await self._settle_now(pending)
+                else:
+                    await self._run(
+                        "cancel", self.prefix, self._now(), pending.tenant, pending.request_id, pending.token
+                    )
             except LedgerUnavailable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
                 continue
-            except Exception:  # a settle Redis refuses for another reason would block the rest
-                log.exception("dropping a queued settle of tenant %s", pending.admission.tenant)
-            self._queue.popleft()
+            except Exception:  # one that Redis refuses for another reason would block the rest
+                log.exception("dropping a queued ledger operation of tenant %s", pending.tenant)
+            if queue and queue[0] is pending:
+                queue.popleft()
             delay = first
 
     # Reading -------------------------------------------------------------------------------------
