@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from inferflux.router.budgets.ledger import Admission, Ledger, Limits, Refusal, ScopeLimits
+from inferflux.router.budgets.ledger import Admission, CostRecord, Ledger, Limits, Refusal, ScopeLimits
 
 CHECKSUM = "sha256:" + "ab" * 32
 
@@ -122,7 +122,10 @@ async def test_one_thousand_concurrent_admissions_never_overspend(ledger: Ledger
         assert record.outcome == "settled"
         return None, record.charged
 
+    before = ledger.round_trips
     results = await asyncio.gather(*(one(rid) for rid in costs))
+    # Calls made while 8 were in flight went out together in pipelines.
+    assert ledger.round_trips - before < 1_000
     outcomes = Counter(refusal for refusal, _ in results)
     assert set(outcomes) <= {None, Refusal.BUDGET}
     assert outcomes[None] >= budget // max_cost  # at least as many as fit at the maximum
@@ -304,6 +307,26 @@ async def test_one_round_trip_per_operation_and_the_script_reloads_itself(ledger
         await client.aclose()
     assert (await admit(ledger, "rt2", 100, limits, key="k1")).admitted
     assert ledger.round_trips == before + 5  # NOSCRIPT, SCRIPT LOAD, EVALSHA
+    # The same inside a pipeline: 30 calls at once, 8 go alone, the rest in one pipeline.
+    client = Redis.from_url(redis.url)
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    budget_only = Limits(ScopeLimits(daily=10_000_000))
+    many = await asyncio.gather(*(admit(ledger, f"p{i}", 100, budget_only, key="k1") for i in range(30)))
+    assert all(admission.admitted for admission in many)
+    assert len({admission.request_id for admission in many}) == 30
+    # A pipeline that meets NOSCRIPT loads the script and runs again only what failed.
+    client = Redis.from_url(redis.url)
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    before = ledger.round_trips
+    replies = await ledger._pipeline([("spend", ledger.prefix, "", "acme", "")] * 3)
+    assert [len(reply) for reply in replies] == [8, 8, 8]
+    assert ledger.round_trips == before + 3  # pipeline (NOSCRIPT), SCRIPT LOAD, pipeline
 
 
 @pytest.mark.parametrize(
@@ -317,3 +340,26 @@ async def test_malformed_arguments_are_refused_before_redis(
     with pytest.raises(ValueError, match="characters"):
         await ledger.admit(rid, tenant, key, 1, Limits(), pricing_checksum=CHECKSUM)
     assert ledger.round_trips == before
+
+
+async def test_settle_soon_lands_in_the_background_before_a_retry_of_the_same_id(
+    ledger: Ledger, redis: Any
+) -> None:
+    limits = Limits(ScopeLimits(total=10_000))
+    records: list[CostRecord] = []
+    first = await admit(ledger, "bg", 1_000, limits)
+    ledger.settle_soon(first, 600, 10, records.append)
+    assert records == []  # not waited for
+    retry = await admit(ledger, "bg", 1_000, limits)  # waits for the settle, then is a retry
+    assert (retry.refusal, retry.attempt, retry.previously_charged) == (None, 2, 600)
+    assert [(r.outcome, r.charged) for r in records] == [("settled", 600)]
+    other = await admit(ledger, "bg2", 1_000, limits)
+    ledger.release_soon(retry)
+    ledger.settle_soon(other, 300, 10)
+    await ledger.close()  # waits for both
+    check = Ledger.from_url(redis.url)
+    try:
+        total = (await check.spend("acme")).tenant["total"]
+        assert (total.spent, total.reserved) == (900, 0)
+    finally:
+        await check.close()
