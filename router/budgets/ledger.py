@@ -27,6 +27,7 @@ Usage (one `Ledger` per router process, shared by all requests)::
     record = await ledger.settle(admission, pricing.cost(model, usage.prompt, usage.completion),
                                  usage.prompt + usage.completion)
     # or, refused downstream before any cost: await ledger.release(admission)
+    # or without waiting: ledger.settle_soon(admission, cost, tokens, on_record) / release_soon
     await ledger.close()                                   # at shutdown
 
 `settle` never raises for an unreachable Redis: the settle is queued in memory and retried with
