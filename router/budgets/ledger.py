@@ -450,9 +450,9 @@ class Ledger:
         )
         try:
             reply = await self._run(*arguments)
-        except LedgerUnavailable:
-            # The script may have run and reserved without our seeing the answer (a timeout): left
-            # alone, the id would answer duplicate_in_flight until the reservation expires.
+        except (LedgerUnavailable, asyncio.CancelledError):
+            # The script may have run and reserved without our seeing the answer (a timeout, or the
+            # caller cancelled): left alone, the id would be "in flight" until the reservation expires.
             self._cancels.append(_PendingCancel(tenant, request_id, token))
             self._start_draining()
             raise

@@ -183,3 +183,42 @@ async def test_an_admission_whose_answer_was_lost_is_cancelled(redis: Any) -> No
         await admin.aclose()
         await ledger.close()
         await proxy.close()
+
+
+async def test_an_admission_cancelled_by_its_caller_is_undone(redis: Any) -> None:
+    """The caller went away while the script ran: its reservation is released, not left to expire."""
+    proxy = AnswerDroppingProxy(redis.port)
+    ledger = Ledger.from_url(await proxy.start())
+    limits = Limits(ScopeLimits(total=10_000))
+    try:
+        await ledger.load()
+        proxy.dropping = True
+        admission = asyncio.create_task(
+            ledger.admit("gone", "acme", None, 4_000, limits, pricing_checksum="")
+        )
+
+        async def ran() -> bool:
+            return (await ledger_spend(redis.url)).reserved == 4_000
+
+        await wait_until(ran)  # the script ran; its answer is being swallowed
+        admission.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await admission
+        proxy.dropping = False
+
+        async def released() -> bool:
+            return ledger.pending_cancels == 0 and (await ledger_spend(redis.url)).reserved == 0
+
+        await wait_until(released)
+    finally:
+        await ledger.close()
+        await proxy.close()
+
+
+async def ledger_spend(url: str) -> Any:
+    """The tenant's total window, read through a ledger of its own."""
+    reader = Ledger.from_url(url)
+    try:
+        return (await reader.spend("acme")).tenant["total"]
+    finally:
+        await reader.close()
