@@ -95,6 +95,7 @@ class Connection:
     def send(self, command: bytes) -> asyncio.Future[Any]:
         """Write ``command``; the future resolves with its reply."""
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        waiter.add_done_callback(_retrieved)  # its caller may have timed out: no "never retrieved" noise
         self.waiting.append(waiter)
         self.writer.write(command)
         return waiter
@@ -110,6 +111,11 @@ class Connection:
             waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_exception(ConnectionError("Redis connection lost"))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class Multiplexed:
