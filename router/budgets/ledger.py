@@ -597,6 +597,11 @@ class Ledger:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
 
+    async def settled(self) -> None:
+        """Wait until every `settle_soon` / `release_soon` made so far has landed (or was queued)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling.values()), return_exceptions=True)
+
     @property
     def pending_settles(self) -> int:
         """Settles waiting in memory for Redis to come back."""

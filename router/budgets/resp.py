@@ -11,7 +11,7 @@ Redis answers the commands of one connection in order, so concurrent callers wri
 to the same socket and a single reader hands each reply to the oldest waiting caller. Replies are
 parsed by hiredis's C reader (the parser redis-py itself uses). A connection that fails, or a call
 that times out (its reply could no longer be matched to its caller), is dropped: every caller still
-waiting on it gets `ConnectionError`, and the next call connects again.
+waiting on it gets the error, and the next call connects again.
 """
 
 from __future__ import annotations
@@ -67,13 +67,21 @@ class Endpoint:
 
 
 class Connection:
-    """The open socket, its reader task, and the callers waiting for replies, oldest first."""
+    """The open socket, its reader task, and the callers waiting for replies, oldest first.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    Commands written in one turn of the event loop leave in one write (one system call), and one
+    timer, not one per call, fails the connection when its oldest caller has waited too long.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
         self.writer = writer
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self.closed = False
-        self.task = asyncio.get_running_loop().create_task(self._read(reader))
+        self._outgoing: list[bytes] = []
+        self._watchdog: asyncio.TimerHandle | None = None
+        self.task = self.loop.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         parser = hiredis.Reader(replyError=ReplyError)
@@ -84,33 +92,56 @@ class Connection:
                     break
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
-                    waiter = self.waiting.popleft()
+                    waiter, _ = self.waiting.popleft()
                     if not waiter.done():
                         waiter.set_result(reply)
         except (OSError, IndexError, hiredis.ProtocolError):
             pass
         finally:
-            self.close()
+            self.close(ConnectionError("Redis connection lost"))
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
-        """Write ``command``; the future resolves with its reply."""
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        waiter.add_done_callback(_retrieved)  # its caller may have timed out: no "never retrieved" noise
-        self.waiting.append(waiter)
-        self.writer.write(command)
+        """Queue ``command`` for this turn's write; the future resolves with its reply."""
+        waiter: asyncio.Future[Any] = self.loop.create_future()
+        waiter.add_done_callback(_retrieved)  # its caller may be gone: no "never retrieved" noise
+        self.waiting.append((waiter, self.loop.time() + self.timeout))
+        if not self._outgoing:
+            self.loop.call_soon(self._flush)
+        self._outgoing.append(command)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_later(self.timeout, self._check)
         return waiter
 
-    def close(self) -> None:
-        """Drop the connection; everyone still waiting gets `ConnectionError`."""
+    def _flush(self) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if not self.closed:
+            self.writer.write(data)
+
+    def _check(self) -> None:
+        """Fail everything when the oldest caller waited past its deadline; else look again later."""
+        self._watchdog = None
+        if self.closed or not self.waiting:
+            return
+        _, deadline = self.waiting[0]
+        now = self.loop.time()
+        if now >= deadline:
+            self.close(TimeoutError(f"Redis did not answer within {self.timeout:g} s"))
+        else:
+            self._watchdog = self.loop.call_later(deadline - now, self._check)
+
+    def close(self, error: Exception | None = None) -> None:
+        """Drop the connection; everyone still waiting gets ``error``."""
         if self.closed:
             return
         self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         with contextlib.suppress(Exception):
             self.writer.close()
         while self.waiting:
-            waiter = self.waiting.popleft()
+            waiter, _ = self.waiting.popleft()
             if not waiter.done():
-                waiter.set_exception(ConnectionError("Redis connection lost"))
+                waiter.set_exception(error or ConnectionError("Redis connection closed"))
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -139,7 +170,7 @@ class Multiplexed:
             context = ssl.create_default_context() if endpoint.tls else None
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port, ssl=context)
-                connection = Connection(reader, writer)
+                connection = Connection(reader, writer, self.timeout)
                 try:
                     for command in endpoint.login():
                         reply = await connection.send(encode(command))
@@ -157,13 +188,7 @@ class Multiplexed:
         connection = self._connection
         if connection is None or connection.closed:
             connection = await self._connect()
-        waiter = connection.send(encode(arguments))
-        try:
-            async with asyncio.timeout(self.timeout):
-                reply = await asyncio.shield(waiter)
-        except TimeoutError:
-            connection.close()  # its later replies could no longer be matched to their callers
-            raise
+        reply = await connection.send(encode(arguments))
         if isinstance(reply, ReplyError):
             raise reply
         return reply

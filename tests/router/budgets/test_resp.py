@@ -74,3 +74,21 @@ async def test_a_wrong_password_is_refused_at_connect(redis: Any) -> None:
     finally:
         await good.call("CONFIG", "SET", "requirepass", "")
         await good.close()
+
+
+async def test_a_silent_server_times_callers_out_and_the_connection_is_dropped() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 20)  # takes the command, never answers
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = Multiplexed(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        results = await asyncio.gather(*(client.call("PING") for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(result, TimeoutError) for result in results), results
+        assert loop.time() - started < 5, "bounded by the timeout, not hung"
+    finally:
+        await client.close()
+        server.close()
