@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
 
@@ -48,6 +49,7 @@ class TenantPolicy(KubeModel):
     certificate_subjects: list[str] = Field(default_factory=list)
     oidc_values: list[str] = Field(default_factory=list, description="Tenant-claim values meaning it.")
     source: PolicySource = PolicySource.ADMIN
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
 
 
 class ApiKeyRecord(KubeModel):
