@@ -10,6 +10,7 @@ import datetime as dt
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
@@ -25,6 +26,7 @@ class TenantBody(KubeModel):
     models: list[str] = Field(default_factory=lambda: [ANY_MODEL], max_length=256)
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list, max_length=64)
+    audit: AuditPolicy = Field(default_factory=AuditPolicy)
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:
