@@ -5,8 +5,8 @@ API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one 
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
 ``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
 
-A bad setting, keys file, hashing secret, key-encryption key file, routing table or policy snapshot
-ends the process with one readable line and exit code 2.
+A bad setting, keys file, hashing secret, key-encryption key file, audit signing key or secret,
+routing table or policy snapshot ends the process with one readable line and exit code 2.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
+from inferflux.router.audit.service import Audit, AuditConfigError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
 from inferflux.router.identity.api_keys import KeyHasher
@@ -133,6 +134,7 @@ class Process:
     store: PolicyStore
     snapshots: SnapshotSource | None
     admin: Any  # the FastAPI admin application
+    audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -154,8 +156,17 @@ def build() -> Process:
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
-    admin = create_app(AdminService(holder, store, hasher, keyring), AdminAuth(holder, hasher, token))
-    return Process(settings, router, holder, store, snapshots, admin)
+    try:
+        audit = Audit.from_settings(settings)
+    except AuditConfigError as error:
+        raise StartupError(str(error)) from None
+    admin = create_app(
+        AdminService(holder, store, hasher, keyring),
+        AdminAuth(holder, hasher, token),
+        audit.directory if audit is not None else None,
+        audit.log if audit is not None else None,
+    )
+    return Process(settings, router, holder, store, snapshots, admin, audit)
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -228,6 +239,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
+    if process.audit is not None:
+        process.audit.start(process.holder)
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -248,6 +261,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
         await process.store.close()
+        if process.audit is not None:
+            await process.audit.close()  # last: signs and fsyncs the head
 
 
 def main() -> int:

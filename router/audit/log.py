@@ -16,7 +16,6 @@ Not thread-safe: one event loop owns a log (the router's).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import heapq
@@ -103,7 +102,8 @@ class AuditLog:
         self._tie = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
-        self._commit_lock = asyncio.Lock()  # one fsync round at a time: close() and the task share it
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
 
     # Opening and recovery ----------------------------------------------------------------------
     def open(self) -> SetAside | None:
@@ -208,6 +208,8 @@ class AuditLog:
         if not isinstance(body, Checkpoint):
             if self._unsigned == 0:
                 self._first_unsigned_at = time.monotonic()
+                if self._loop is not None:  # wake the commit task when this record is due a signature
+                    self._loop.call_later(self.options.checkpoint_seconds, self._wake.set)
             self._unsigned += 1
             if self._unsigned >= self.options.checkpoint_records:
                 self.checkpoint()
@@ -266,17 +268,14 @@ class AuditLog:
     def start(self) -> None:
         """Start the commit task (on the running loop)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._commit_loop(), name="audit-commit")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._commit_loop(), name="audit-commit")
 
     async def _commit_loop(self) -> None:
+        """Until `close`: wait for news, sign a head that waited long enough, then fsync in one go."""
         options = self.options
-        while True:
-            if self._unsigned:
-                wait = max(0.0, options.checkpoint_seconds - (time.monotonic() - self._first_unsigned_at))
-            else:
-                wait = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+        while not self._closing:
+            await self._wake.wait()
             self._wake.clear()
             if self._unsigned and time.monotonic() - self._first_unsigned_at >= options.checkpoint_seconds:
                 self.checkpoint()
@@ -285,10 +284,7 @@ class AuditLog:
                 await self._commit()
 
     async def _commit(self) -> None:
-        async with self._commit_lock:
-            await self._commit_locked()
-
-    async def _commit_locked(self) -> None:
+        """One fsync round (only the commit task runs it, or `close` once the task has ended)."""
         target = self._written - 1
         descriptors, self._unsynced = self._unsynced, []
         sync_dir, self._dir_dirty = self._dir_dirty, False
@@ -321,15 +317,14 @@ class AuditLog:
         """Sign the head, fsync everything and stop the commit task (a clean stop leaves a sealed chain)."""
         if self._fd < 0:
             return
-        async with self._commit_lock:  # the task is then waiting, never inside an fsync
-            if self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-                self._task = None
-            if self._failure is None:
-                self.checkpoint()
-                await self._commit_locked()
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task  # it ends after its current round, never in the middle of an fsync
+            self._task = None
+        if self._failure is None:
+            self.checkpoint()
+            await self._commit()
         for descriptor in self._unsynced:
             os.close(descriptor)
         self._unsynced = []
