@@ -5,8 +5,9 @@ API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one 
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
 ``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
 
-A bad setting, keys file, hashing secret, key-encryption key file, audit signing key or secret,
-routing table or policy snapshot ends the process with one readable line and exit code 2.
+A bad setting, keys file, hashing secret, key-encryption key file, pricing file, audit signing
+key or secret, routing table or policy snapshot ends the process with one readable line and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
 from inferflux.router.audit.service import Audit, AuditConfigError
+from inferflux.router.budgets.factory import Budgets, budgets_for
+from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
 from inferflux.router.identity.api_keys import KeyHasher
@@ -134,6 +137,7 @@ class Process:
     store: PolicyStore
     snapshots: SnapshotSource | None
     admin: Any  # the FastAPI admin application
+    budgets: Budgets
     audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -151,6 +155,9 @@ def build() -> Process:
         holder.set_snapshot(snapshots.load())  # a missing file is waited for; a bad one stops here
     hasher = hasher_for(settings)
     router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
+    budgets = budgets_for(settings, holder, router.metrics.registry)
+    # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
+    router.pipeline.extend([budgets.stage])
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)
@@ -166,7 +173,7 @@ def build() -> Process:
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,
     )
-    return Process(settings, router, holder, store, snapshots, admin, audit)
+    return Process(settings, router, holder, store, snapshots, admin, budgets, audit)
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -239,6 +246,7 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
+    process.budgets.start()
     if process.audit is not None:
         process.audit.start(process.holder)
     log.info(
@@ -260,6 +268,7 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         for task in process.tasks:
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
+        await process.budgets.close()
         await process.store.close()
         if process.audit is not None:
             await process.audit.close()  # last: signs and fsyncs the head
@@ -271,7 +280,7 @@ def main() -> int:
         process = build()
         public = listen(process.settings.host, process.settings.port)
         admin = listen(process.settings.admin_host, process.settings.admin_port)
-    except (SettingsError, StartupError, KeyringError, DocumentError, OSError) as error:
+    except (SettingsError, StartupError, KeyringError, DocumentError, PricingError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(

@@ -58,6 +58,8 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         certificate_subjects=sorted(set(spec.certificates.subjects)),
         oidc_values=sorted(set(spec.oidc.values)),
         audit=spec.audit,
+        budget=spec.budget,
+        rate_limits=spec.rate_limits,
         source=PolicySource.RESOURCE,
     )
 
