@@ -156,17 +156,17 @@ def build() -> Process:
     hasher = hasher_for(settings)
     router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
     budgets = budgets_for(settings, holder, router.metrics.registry)
+    try:
+        audit = Audit.from_settings(settings)
+    except AuditConfigError as error:
+        raise StartupError(str(error)) from None
     # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
-    router.pipeline.extend([budgets.stage])
+    router.pipeline.extend([*([audit.stage(holder)] if audit is not None else []), budgets.stage])
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
-    try:
-        audit = Audit.from_settings(settings)
-    except AuditConfigError as error:
-        raise StartupError(str(error)) from None
     admin = create_app(
         AdminService(holder, store, hasher, keyring),
         AdminAuth(holder, hasher, token),

@@ -195,6 +195,11 @@ class AuditLog:
         self._open_segment(None)
 
     @property
+    def failed(self) -> bool:
+        """True once a write or fsync failed: the chain cannot go on in this process."""
+        return self._failure is not None
+
+    @property
     def segment(self) -> Path | None:
         """The segment being written (retention never touches it)."""
         return self._segment

@@ -34,13 +34,16 @@ class Body(BaseModel):
 
 
 class Verdict(BaseModel):
-    """One guardrail outcome: which check, what it did, and the entity types involved (never values)."""
+    """One guardrail outcome as the guardrails report it: direction, check, what it concerned (an
+    entity type or rule name, never a value), the action taken and how many times."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
+    direction: str = ""
     check: str
+    subject: str = ""
     action: str
-    types: list[str] = Field(default_factory=list)
+    count: int = 1
 
 
 class RequestRecord(Body):
@@ -48,15 +51,18 @@ class RequestRecord(Body):
 
     kind: Literal["request"] = "request"
     request_id: str
+    receipt: str | None = Field(default=None, description="The x-inferflux-receipt the response carried.")
     tenant: str | None = None
-    key_id: str | None = Field(default=None, description="Key id, token subject or certificate subject.")
+    credential: str | None = Field(default=None, description="api_key, jwt or certificate.")
+    key_id: str | None = Field(default=None, description="The API key's id (never the key); None for others.")
     route: str
     model: str | None = None
     upstream: str | None = None
     status: int
+    error: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    cost: float | None = None
+    cost_micros: int | None = Field(default=None, description="Settled cost, micro-units of the currency.")
     latency_ms: float
     verdicts: list[Verdict] = Field(default_factory=list)
     prompt_hmac: str | None = Field(default=None, description="HMAC-SHA-256 of the prompt, per tenant.")

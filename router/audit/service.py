@@ -20,6 +20,7 @@ from inferflux.router.audit.prompt_hash import PromptHasher
 from inferflux.router.audit.records import Pruned
 from inferflux.router.audit.retention import PruneResult, Window, prune
 from inferflux.router.audit.signing import KeyFileError, Signer
+from inferflux.router.audit.stage import AuditStage, Redactor
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.settings import Settings
 
@@ -87,6 +88,11 @@ class Audit:
         except OSError as error:
             raise AuditConfigError(f"INFERFLUX_AUDIT_DIR: {directory}: {error.strerror}") from None
         return cls(directory, audit_log, hasher, settings.audit_prune_seconds)
+
+    def stage(self, holder: PolicyHolder, redact: Redactor | None = None) -> AuditStage:
+        """The pipeline stage writing request records; ``redact`` is the PII filter's text redaction
+        (without it no prompt text is recorded, whatever a tenant's policy says)."""
+        return AuditStage(self.log, self.hasher, holder, redact)
 
     def start(self, holder: PolicyHolder) -> None:
         """Start group commit and the retention loop on the running loop."""

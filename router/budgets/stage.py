@@ -231,6 +231,7 @@ class BudgetStage:
         else:
             record = await self.ledger.release(admission)
         self.metrics.settled.labels(record.outcome).inc()
+        call.notes["cost_micros"] = record.cost  # for the audit record (router/audit/stage.py)
         if record.cost:
             self.metrics.spend.labels(call.tenant or "-").inc(record.charged / 1_000_000)
 

@@ -53,9 +53,9 @@ def record(number: int) -> RequestRecord:
         status=200,
         prompt_tokens=812,
         completion_tokens=97,
-        cost=0.00042,
+        cost_micros=420,
         latency_ms=412.7,
-        verdicts=[Verdict(check="pii.input", action="redact", types=["email"])],
+        verdicts=[Verdict(direction="input", check="pii", subject="email", action="redact", count=1)],
         prompt_hmac="5f" * 32,
     )
 
