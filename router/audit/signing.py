@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -35,6 +36,18 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _load(path: str | Path, kind: str, parse: Callable[[bytes], object]) -> object:
+    """The key ``parse`` reads from the PEM file at ``path``; a `KeyFileError` naming the file otherwise."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise KeyFileError(f"{path}: cannot read: {error.strerror}") from None
+    try:
+        return parse(data)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{path}: not a PEM {kind} key") from None
+
+
 class Signer:
     """Signs checkpoint and anchor bytes with the replica's private key."""
 
@@ -46,12 +59,7 @@ class Signer:
     @classmethod
     def from_file(cls, path: str | Path) -> Signer:
         """The private key in a PEM file (PKCS#8, unencrypted)."""
-        try:
-            key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-        except OSError as error:
-            raise KeyFileError(f"{path}: cannot read: {error.strerror}") from None
-        except (ValueError, TypeError):
-            raise KeyFileError(f"{path}: not a PEM private key") from None
+        key = _load(path, "private", lambda data: serialization.load_pem_private_key(data, password=None))
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyFileError(f"{path}: not an Ed25519 key")
         return cls(key)
@@ -71,12 +79,7 @@ class SignatureChecker:
     @classmethod
     def from_file(cls, path: str | Path) -> SignatureChecker:
         """The public key in a PEM file (SubjectPublicKeyInfo)."""
-        try:
-            key = serialization.load_pem_public_key(Path(path).read_bytes())
-        except OSError as error:
-            raise KeyFileError(f"{path}: cannot read: {error.strerror}") from None
-        except (ValueError, TypeError):
-            raise KeyFileError(f"{path}: not a PEM public key") from None
+        key = _load(path, "public", serialization.load_pem_public_key)
         if not isinstance(key, Ed25519PublicKey):
             raise KeyFileError(f"{path}: not an Ed25519 key")
         return cls(key)
