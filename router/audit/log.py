@@ -275,6 +275,8 @@ class AuditLog:
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._task = self._loop.create_task(self._commit_loop(), name="audit-commit")
+            if self._unsigned:  # records appended before the start (a set-aside) are signed in time too
+                self._loop.call_later(self.options.checkpoint_seconds, self._wake.set)
 
     async def _commit_loop(self) -> None:
         """Until `close`: wait for news, sign a head that waited long enough, then fsync in one go."""

@@ -70,6 +70,15 @@ async def test_the_head_is_signed_after_checkpoint_seconds_without_more_records(
     assert verify_chain(audit.chain_dir, SignatureChecker.from_file(keys.public)).problem is None
 
 
+async def test_a_record_appended_before_start_is_signed_in_time_too(tmp_path: Path, keys: Keys) -> None:
+    audit = AuditLog(tmp_path, "r", keys.signer(), Options(checkpoint_records=1000, checkpoint_seconds=0.05))
+    audit.open()
+    audit.append(request(1))  # as the set-aside record of a recovering open is
+    audit.start()
+    await wait_until(lambda: any(entry["kind"] == "checkpoint" for _, entry in entries(audit.chain_dir)))
+    await audit.close()
+
+
 async def test_durable_waits_for_an_fsync_that_covers_the_seq(tmp_path: Path, keys: Keys) -> None:
     audit = AuditLog(tmp_path, "r", keys.signer(), Options(commit_seconds=0.001))
     audit.open()

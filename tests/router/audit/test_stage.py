@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -64,8 +65,9 @@ class Refuse:
 
 
 async def test_a_streamed_request_is_recorded_before_its_last_byte(
-    audit: AuditLog, mocks: Any, make_router: Any, route: Any
+    audit: AuditLog, mocks: Any, make_router: Any, route: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     stage = AuditStage(audit, HASHER, PolicyHolder())
     backend = await mocks()
     harness = await make_router({"m": route([backend.url])}, stages=[stage])
@@ -85,6 +87,7 @@ async def test_a_streamed_request_is_recorded_before_its_last_byte(
     assert record["latency_ms"] > 0
     written = b"".join(path.read_bytes() for path in segments(audit.chain_dir))
     assert CANARY.encode() not in written
+    assert CANARY not in caplog.text  # nor in any log line of the router
 
 
 async def test_a_whole_answer_and_an_upstream_error_are_recorded(
