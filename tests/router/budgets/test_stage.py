@@ -241,3 +241,15 @@ async def test_the_seeds_contract_is_charged_too(make_setup: Any) -> None:
         body = await response.read()
     assert b"event: done" in body
     assert await setup.spent("acme") == (2 * COST, 0), "settled before done was buffered"
+
+
+async def test_tokens_per_minute_count_the_real_usage_of_streams(make_setup: Any) -> None:
+    setup = await make_setup({"acme": tenant("acme", rate_limits=RateLimits(tokens_per_minute=10))})
+    first = await setup.ask("acme", chat(stream=True))
+    second = await setup.ask("acme", chat(stream=True))
+    assert (first[0], second[0]) == (200, 200), "the bucket is not in debt before the second"
+    assert first[1]["x-ratelimit-limit-tokens"] == "10"
+    status, headers, body = await setup.ask("acme", chat(stream=True))
+    assert status == 429, "two streams used 12 tokens (3 + 3 each, streamed): the minute's 10 are spent"
+    assert b"tokens per minute" in body
+    assert headers["x-ratelimit-remaining-tokens"] == "0"
