@@ -52,7 +52,7 @@ class TenantPolicy(KubeModel):
     budget: Budget | None = None
     rate_limits: RateLimits | None = None
     source: PolicySource = PolicySource.ADMIN
-    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    audit: AuditPolicy | None = None  # None: the defaults (90 days, no prompt text)
 
 
 class ApiKeyRecord(KubeModel):

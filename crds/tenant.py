@@ -89,7 +89,9 @@ class TenantSpec(KubeModel):
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
     oidc: OidcIdentity = Field(default_factory=OidcIdentity)
-    audit: AuditPolicy = Field(default_factory=AuditPolicy)
+    audit: AuditPolicy | None = Field(
+        default=None, description="Audit retention and prompt text (docs/audit.md); unset: 90 days, no text."
+    )
     budget: Budget | None = Field(
         default=None, description="Spending limits per UTC day, month and in total (docs/budgets.md)."
     )

@@ -36,7 +36,8 @@ def retention_window(holder: PolicyHolder) -> Window:
 
     def window(tenant: str | None) -> dt.timedelta:
         policy = holder.current.tenants.get(tenant) if tenant else None
-        days = int(policy.audit.retention_days) if policy is not None else int(DEFAULT_RETENTION)
+        audit = policy.audit if policy is not None else None
+        days = int(audit.retention_days) if audit is not None else int(DEFAULT_RETENTION)
         return dt.timedelta(days=days)
 
     return window

@@ -95,7 +95,8 @@ class AuditStage:
 
     def _records_text(self, tenant: str | None) -> bool:
         found = self.policy.current.tenants.get(tenant) if tenant is not None else None
-        return self.redact is not None and found is not None and found.audit.record_prompts
+        audit = found.audit if found is not None else None
+        return self.redact is not None and audit is not None and audit.record_prompts
 
     async def admit(self, call: Call) -> None:
         """Refuse when the log is broken; else hash the prompt and announce the receipt."""
