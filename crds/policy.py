@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, RateLimits
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
@@ -51,6 +52,7 @@ class TenantPolicy(KubeModel):
     budget: Budget | None = None
     rate_limits: RateLimits | None = None
     source: PolicySource = PolicySource.ADMIN
+    audit: AuditPolicy | None = None  # None: the defaults (90 days, no prompt text)
 
 
 class ApiKeyRecord(KubeModel):

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, BudgetStatus, RateLimits
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
 
@@ -88,6 +89,9 @@ class TenantSpec(KubeModel):
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
     oidc: OidcIdentity = Field(default_factory=OidcIdentity)
+    audit: AuditPolicy | None = Field(
+        default=None, description="Audit retention and prompt text (docs/audit.md); unset: 90 days, no text."
+    )
     budget: Budget | None = Field(
         default=None, description="Spending limits per UTC day, month and in total (docs/budgets.md)."
     )

@@ -5,8 +5,9 @@ API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one 
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
 ``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
 
-A bad setting, keys file, hashing secret, key-encryption key file, pricing file, routing table or
-policy snapshot ends the process with one readable line and exit code 2.
+A bad setting, keys file, hashing secret, key-encryption key file, pricing file, audit signing
+key or secret, routing table or policy snapshot ends the process with one readable line and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
+from inferflux.router.audit.service import Audit, AuditConfigError
 from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
@@ -136,6 +138,7 @@ class Process:
     snapshots: SnapshotSource | None
     admin: Any  # the FastAPI admin application
     budgets: Budgets
+    audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -153,15 +156,24 @@ def build() -> Process:
     hasher = hasher_for(settings)
     router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
     budgets = budgets_for(settings, holder, router.metrics.registry)
+    try:
+        audit = Audit.from_settings(settings)
+    except AuditConfigError as error:
+        raise StartupError(str(error)) from None
     # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
-    router.pipeline.extend([budgets.stage])
+    router.pipeline.extend([*([audit.stage(holder)] if audit is not None else []), budgets.stage])
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
-    admin = create_app(AdminService(holder, store, hasher, keyring), AdminAuth(holder, hasher, token))
-    return Process(settings, router, holder, store, snapshots, admin, budgets)
+    admin = create_app(
+        AdminService(holder, store, hasher, keyring),
+        AdminAuth(holder, hasher, token),
+        audit.directory if audit is not None else None,
+        audit.log if audit is not None else None,
+    )
+    return Process(settings, router, holder, store, snapshots, admin, budgets, audit)
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -235,6 +247,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
     process.budgets.start()
+    if process.audit is not None:
+        process.audit.start(process.holder)
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -256,6 +270,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         await asyncio.gather(*process.tasks, return_exceptions=True)
         await process.budgets.close()
         await process.store.close()
+        if process.audit is not None:
+            await process.audit.close()  # last: signs and fsyncs the head
 
 
 def main() -> int:

@@ -70,7 +70,8 @@ class Connection:
     """The open socket, its reader task, and the callers waiting for replies, oldest first.
 
     Commands written in one turn of the event loop leave in one write (one system call), and one
-    timer, not one per call, fails the connection when its oldest caller has waited too long.
+    timer, not one per call, fails the connection when its oldest caller has waited ``timeout`` and
+    Redis has answered nothing for as long.
     """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
@@ -81,6 +82,7 @@ class Connection:
         self.closed = False
         self._outgoing: list[bytes] = []
         self._watchdog: asyncio.TimerHandle | None = None
+        self.answered = self.loop.time()  # when Redis last answered on this connection
         self.task = self.loop.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -92,6 +94,7 @@ class Connection:
                     break
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
+                    self.answered = self.loop.time()
                     waiter, _ = self.waiting.popleft()
                     if not waiter.done():
                         waiter.set_result(reply)
@@ -118,11 +121,13 @@ class Connection:
             self.writer.write(data)
 
     def _check(self) -> None:
-        """Fail everything when the oldest caller waited past its deadline; else look again later."""
+        """Fail everything when the oldest caller waited past its deadline and Redis has not answered
+        anything for as long (a burst queued behind busy Redis is slow, not dead); else look later."""
         self._watchdog = None
         if self.closed or not self.waiting:
             return
         _, deadline = self.waiting[0]
+        deadline = max(deadline, self.answered + self.timeout)
         now = self.loop.time()
         if now >= deadline:
             self.close(TimeoutError(f"Redis did not answer within {self.timeout:g} s"))

@@ -229,13 +229,13 @@ class BudgetStage:
         usage = call.usage
         if usage is not None:
             cost = pricing.cost(call.model, usage.prompt_tokens, usage.completion_tokens)
+            call.notes["cost_micros"] = cost  # for the audit record (router/audit/stage.py)
             self.ledger.settle_soon(admission, cost, usage.total, self._count(call.tenant))
         elif call.status == 200 or call.notes.get("events"):
             events = int(call.notes.get("events", 0))
-            estimate = pricing.cost(call.model, reserved.prompt_bound, events)
-            self.ledger.settle_soon(
-                admission, min(estimate, admission.reserved), events, self._count(call.tenant)
-            )
+            estimate = min(pricing.cost(call.model, reserved.prompt_bound, events), admission.reserved)
+            call.notes["cost_micros"] = estimate
+            self.ledger.settle_soon(admission, estimate, events, self._count(call.tenant))
             self.metrics.estimated.inc()
         else:
             self.ledger.release_soon(admission, self._count(call.tenant))

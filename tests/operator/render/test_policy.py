@@ -34,6 +34,7 @@ def test_a_tenant_becomes_its_policy() -> None:
                 models=["m2", "m1"],
                 suspended=True,
                 oidc={"values": ["b@example.com", "a@example.com"]},
+                audit={"retentionDays": 30, "recordPrompts": True},
             )
         ]
     )
@@ -48,6 +49,7 @@ def test_a_tenant_becomes_its_policy() -> None:
         "certificateSubjects": [],
         "oidcValues": ["a@example.com", "b@example.com"],
         "source": "resource",
+        "audit": {"retentionDays": 30, "recordPrompts": True},
     }
 
 
