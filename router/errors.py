@@ -29,6 +29,8 @@ class ErrorCode(enum.StrEnum):
     # A missing, malformed, forged, expired or revoked credential (RFC 6750's code, not a secret).
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     INSUFFICIENT_SCOPE = "insufficient_scope"  # a valid credential not allowed this route or model
+    GUARDRAIL_BLOCKED = "guardrail_blocked"  # the tenant's guardrails refused the input or the answer
+    INPUT_TOO_LARGE = "input_too_large"  # more text than the tenant's guardrails allow
 
 
 # The HTTP status the router answers with, and the OpenAI ``error.type`` the SDKs expect.
@@ -45,6 +47,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.OVERLOADED: 429,
     ErrorCode.INVALID_TOKEN: 401,
     ErrorCode.INSUFFICIENT_SCOPE: 403,
+    ErrorCode.GUARDRAIL_BLOCKED: 400,
+    ErrorCode.INPUT_TOO_LARGE: 413,
 }
 _TYPE: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "rate_limit_error",
@@ -59,6 +63,8 @@ _TYPE: dict[ErrorCode, str] = {
     ErrorCode.OVERLOADED: "rate_limit_error",
     ErrorCode.INVALID_TOKEN: "authentication_error",
     ErrorCode.INSUFFICIENT_SCOPE: "permission_error",
+    ErrorCode.GUARDRAIL_BLOCKED: "invalid_request_error",
+    ErrorCode.INPUT_TOO_LARGE: "invalid_request_error",
 }
 # RFC 6750 challenges for the router's own authentication failures.
 _CHALLENGE: dict[ErrorCode, bytes] = {
