@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
 
@@ -47,6 +48,7 @@ class TenantPolicy(KubeModel):
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list)
     oidc_values: list[str] = Field(default_factory=list, description="Tenant-claim values meaning it.")
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     source: PolicySource = PolicySource.ADMIN
 
 

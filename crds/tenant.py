@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
 
 KIND: Final = "Tenant"
@@ -87,6 +88,7 @@ class TenantSpec(KubeModel):
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
     oidc: OidcIdentity = Field(default_factory=OidcIdentity)
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:

@@ -57,6 +57,7 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         suspended=spec.suspended,
         certificate_subjects=sorted(set(spec.certificates.subjects)),
         oidc_values=sorted(set(spec.oidc.values)),
+        guardrails=spec.guardrails,
         source=PolicySource.RESOURCE,
     )
 
