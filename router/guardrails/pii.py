@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 
 import phonenumbers
-from stdnum import iban, isbn, luhn
+from stdnum import iban, luhn
 from stdnum.de import idnr
 from stdnum.es import dni, nie
 from stdnum.fr import nir
@@ -38,7 +38,7 @@ MAX_GROUPS = 7
 # --- e-mail -------------------------------------------------------------------------------------
 
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])"
+    r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-]|:[\w/~])"
 )
 
 
@@ -69,14 +69,19 @@ def _groups(candidate: str, separator: re.Pattern[str]) -> list[tuple[int, int]]
 
 
 def _first_valid(
-    text: str, start: int, end: int, valid: Validator, separator: re.Pattern[str]
+    text: str,
+    start: int,
+    end: int,
+    valid: Validator,
+    separator: re.Pattern[str],
+    max_groups: int = MAX_GROUPS,
 ) -> tuple[int, int] | None:
     """The longest run of whole groups of ``text[start:end]`` that ``valid`` accepts, if any."""
     candidate = text[start:end]
     if valid(candidate):
         return start, end
     groups = _groups(candidate, separator)
-    if len(groups) < 2 or len(groups) > MAX_GROUPS:
+    if len(groups) < 2 or len(groups) > max_groups:
         return None
     for size in range(len(groups) - 1, 0, -1):
         for first in range(len(groups) - size + 1):
@@ -96,8 +101,10 @@ _DATE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}|\d{1,2}:\d{2}(?::\d{2})?")
 
 class PhoneFinder:
     """Phone numbers: international ones (``+`` or ``00``) for any region, national ones for
-    ``regions``. A national number must be written with separators or parentheses: a bare run of
-    digits is more often an order or account number than a phone number."""
+    ``regions``. A national number must be written with separators or parentheses (a bare run of
+    digits is more often an order or account number), and a number must be grouped the way its
+    country writes it (phonenumbers' strict grouping), so "4711 0815" or "2024-000123" are not read
+    as numbers that happen to be valid. International numbers need only be valid."""
 
     def __init__(self, regions: Sequence[str]) -> None:
         supported = phonenumbers.SUPPORTED_REGIONS
@@ -114,25 +121,45 @@ class PhoneFinder:
             return False
         if candidate.startswith(("+", "00")):
             international = "+" + candidate[2:] if candidate.startswith("00") else candidate
-            return _valid_number(international, None)
-        if candidate.isdigit() or isbn.is_valid(candidate):
+            return _grouped_number(international, INTERNATIONAL_REGION, phonenumbers.Leniency.VALID)
+        if candidate.isdigit():
             return False
-        return any(_valid_number(candidate, region) for region in self.regions)
+        return any(_grouped_number(candidate, region) for region in self.regions)
 
     def find(self, text: str) -> Finds:
-        """Phone numbers in ``text``."""
+        """Phone numbers in ``text``. A candidate is taken as a whole, except that an international
+        one may lose trailing groups ("+49 30 12345678 2024"): shorter runs of a national candidate
+        are too often valid by accident (the tail of an account number)."""
         for match in _PHONE.finditer(text):
-            found = _first_valid(text, match.start(), match.end(), self.valid, _SPACES)
-            if found is not None:
-                yield found
+            start, end = match.span()
+            if self.valid(match.group()):
+                yield start, end
+            elif match.group().startswith(("+", "00")):
+                groups = _groups(match.group(), _SPACES)
+                for _, group_end in reversed(groups[:-1]):
+                    if self.valid(text[start : start + group_end]):
+                        yield start, start + group_end
+                        break
 
 
-def _valid_number(candidate: str, region: str | None) -> bool:
+# Numbers written with + name their country; the region only serves phonenumbers as a default.
+INTERNATIONAL_REGION = "US"
+
+
+def _grouped_number(
+    candidate: str, region: str, leniency: int = phonenumbers.Leniency.STRICT_GROUPING
+) -> bool:
+    """True when ``candidate`` is a valid number for ``region`` and grouped as that region groups it
+    (an international number, whose country code is evidence enough, need only be valid)."""
     try:
         number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
         return False
-    return bool(phonenumbers.is_valid_number(number))
+    if not phonenumbers.is_valid_number(number):
+        return False
+    # The matcher is slower than parsing; it runs only on numbers already known to be valid.
+    matches = phonenumbers.PhoneNumberMatcher(candidate, region, leniency=leniency)
+    return any(match.start == 0 and match.end == len(candidate) for match in matches)
 
 
 # --- payment cards ------------------------------------------------------------------------------
@@ -142,14 +169,20 @@ _CARD_SEPARATOR = re.compile(r"[ -]")
 
 
 def _card_network(digits: str) -> bool:
-    """True when ``digits`` start like a number of a card network (Visa, Mastercard, Amex, Discover,
-    JCB, Diners, UnionPay, Maestro)."""
-    first = digits[0]
-    if first == "2":
-        return 2221 <= int(digits[:4]) <= 2720
-    if first == "3":
-        return digits[1] in "0456789"
-    return first in "456"
+    """True when ``digits`` have the prefix and length of a card network's numbers: Visa (16, 19),
+    Mastercard (16), American Express (15), Discover, JCB, UnionPay and Maestro (16 to 19), Diners
+    Club (14 to 19). Retired 13-digit Visa numbers are left out: 13 digits are far more often an
+    EAN barcode."""
+    size = len(digits)
+    if digits.startswith(("34", "37")):
+        return size == 15
+    if digits.startswith(("30", "36", "38", "39")):
+        return 14 <= size <= 19
+    if digits[0] == "4":
+        return size in (16, 19)
+    if 2221 <= int(digits[:4]) <= 2720 or "51" <= digits[:2] <= "55":
+        return size == 16
+    return (digits[0] in "56" or digits.startswith("35")) and 16 <= size <= 19
 
 
 def valid_card(candidate: str) -> bool:
@@ -177,7 +210,10 @@ def find_cards(text: str) -> Finds:
 
 # --- IBAN ---------------------------------------------------------------------------------------
 
-_IBAN = re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?!\w)")
+# The country code may be lower case; the rest is upper case, so that a following word is not taken
+# for a group.
+_IBAN = re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?!\w)")
+IBAN_GROUPS = 10
 
 
 def valid_iban(candidate: str) -> bool:
@@ -188,7 +224,7 @@ def valid_iban(candidate: str) -> bool:
 def find_ibans(text: str) -> Finds:
     """IBANs, compact or in groups."""
     for match in _IBAN.finditer(text):
-        found = _first_valid(text, match.start(), match.end(), valid_iban, _SPACES)
+        found = _first_valid(text, match.start(), match.end(), valid_iban, _SPACES, IBAN_GROUPS)
         if found is not None:
             yield found
 
@@ -210,7 +246,11 @@ def _with_context(pattern: str) -> re.Pattern[str]:
 # (candidate, validator, keyword required shortly before or None)
 _NATIONAL_IDS: tuple[tuple[re.Pattern[str], Validator, re.Pattern[str] | None], ...] = (
     # US Social Security number, written 123-45-6789 or 123 45 6789.
-    (re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"), ssn.is_valid, None),
+    (
+        re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"),
+        lambda value: bool(ssn.is_valid(value.replace(" ", "-"))),
+        None,
+    ),
     # UK National Insurance number.
     (
         re.compile(r"(?<!\w)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"),
@@ -263,11 +303,14 @@ def find_national_ids(text: str) -> Finds:
 
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(
-    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])"
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\w)"
 )
-# A dotted quad after these words is a version, not an address.
+# A dotted quad after these words is a version or a section number, not an address.
 _VERSION = re.compile(
-    r"(?:\bv|\bversion|\brelease|\bbuild|\brev(?:ision)?|\bfirmware)\s*[:=]?\s*$", re.IGNORECASE
+    r"(?:\bv|\bversi[oó]ne?|\brelease|\bbuild|\brev(?:ision)?|\bfirmware|\bsection|\bchapter|\bchapitre|"
+    r"\bkapitel|\babschnitt|\bcap[ií]tulo|\bcapitolo|\barticle|\bartikel|\bart[ií]culo|\barticolo|"
+    r"\bparagra(?:ph|phe|f)|\bclause|\bstep|\bfig(?:ure)?\.?|\btable|§)\s*[:=]?\s*$",
+    re.IGNORECASE,
 )
 
 
@@ -275,7 +318,7 @@ def find_ip_addresses(text: str) -> Finds:
     """IPv4 and IPv6 addresses (version strings such as "v1.2.3.4" excepted)."""
     if "." in text:
         for match in _IPV4.finditer(text):
-            if _VERSION.search(text, max(0, match.start() - 16), match.start()):
+            if _VERSION.search(text, max(0, match.start() - 24), match.start()):
                 continue
             try:
                 ipaddress.IPv4Address(match.group())

@@ -7,8 +7,9 @@ from typing import NamedTuple
 
 from inferflux.crds.guardrails import EntityType
 
-# When two finds overlap, the more specific type wins: a Luhn-valid card number is not also a
-# phone number, an IP address in a connection string is part of the secret around it.
+# When two finds overlap, the longer one wins (a card number's digits inside a valid IBAN, an IPv4
+# address inside an IPv6 one, a phone number inside a key block); of two equally long ones, the more
+# specific type (a Luhn-valid card number is not also a phone number).
 PRIORITY: dict[EntityType, int] = {
     EntityType.SECRET: 7,
     EntityType.CARD: 6,
@@ -29,10 +30,10 @@ class Span(NamedTuple):
 
 
 def settle(spans: Iterable[Span]) -> list[Span]:
-    """Spans without overlaps, in text order: of two overlapping spans the higher priority one stays,
-    and of two of equal priority the longer one."""
+    """Spans without overlaps, in text order: of two overlapping spans the longer one stays, and of
+    two equally long ones the one of higher priority."""
     kept: list[Span] = []
-    for span in sorted(spans, key=lambda s: (-PRIORITY[s.entity], s.start - s.end, s.start)):
+    for span in sorted(spans, key=lambda s: (s.start - s.end, -PRIORITY[s.entity], s.start)):
         if all(span.end <= other.start or span.start >= other.end for other in kept):
             kept.append(span)
     kept.sort(key=lambda s: s.start)
