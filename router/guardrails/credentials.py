@@ -89,8 +89,9 @@ def looks_random(token: str) -> bool:
 
 
 def _secret_like(value: str) -> bool:
-    """An assigned value is a secret unless it is a plain word ("the password is correct")."""
-    return not value.isalpha() or not (value.islower() or value.istitle())
+    """An assigned value is a secret unless it is a plain word ("the password is correct.")."""
+    word = value.rstrip(".!?:")
+    return not word.isalpha() or not (word.islower() or word.istitle())
 
 
 def find_secrets(text: str) -> Finds:

@@ -5,8 +5,8 @@ An answer arrives a token at a time, and an entity may be split across tokens ("
 cut, never inside something that could still grow into an entity:
 
 - the trailing run of non-space characters (an e-mail, a key, an address has no spaces) is held;
-- so are the short groups before it that contain a digit, separated by single spaces (a card
-  number, an IBAN or a phone number written in groups: "4111 1111 1111 1111");
+- so are the short groups before it that contain a digit (or are a few capitals), separated by
+  single spaces (a card number, an IBAN or a phone number written in groups: "4111 1111 1111 1111");
 - a private-key block whose END line has not arrived is held from its BEGIN line;
 - a found entity that reaches past the cut moves the cut to its start.
 
@@ -18,6 +18,7 @@ and version strings are judged as they would be in the whole text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from inferflux.crds.guardrails import EntityType, PiiAction
@@ -29,8 +30,21 @@ HOLD_MAX = 256
 CONTEXT = 64
 GROUP_MAX = 8
 PEM_MARK = "-----BEGIN"
-PEM_END = "-----END"
+_PEM_END = re.compile(r"-----END [A-Z0-9 ]*-----")
 _GROUP_SEPARATORS = " \t\u00a0"
+_SEPARATOR_GROUP = frozenset("/-+.\u2013")  # the last is an en dash
+
+
+def _number_group(group: str) -> bool:
+    """True when ``group`` may be one group of a number written in groups: short, with a digit, a
+    few capitals (the bank code of an IBAN, the prefix of a UK NINO), or a separator standing
+    between spaces ("030 / 1234 5678")."""
+    core = group.strip("()[]<>\"'")
+    if len(group) > GROUP_MAX or not core:
+        return False
+    if all(char in _SEPARATOR_GROUP for char in core):
+        return True
+    return any(char.isdigit() for char in core) or (len(core) <= 4 and core.isalnum() and core.isupper())
 
 
 def safe_cut(text: str) -> int:
@@ -44,13 +58,12 @@ def safe_cut(text: str) -> int:
         group_start = start - 1
         while group_start > 0 and not text[group_start - 1].isspace():
             group_start -= 1
-        group = text[group_start : start - 1]
-        if len(group) > GROUP_MAX or not any(char.isdigit() for char in group):
+        if not _number_group(text[group_start : start - 1]):
             break
         start = group_start
     start = max(start, len(text) - HOLD_MAX)
     begin = text.rfind(PEM_MARK)
-    if begin >= 0 and text.find(PEM_END, begin) < 0:
+    if begin >= 0 and not _PEM_END.search(text, begin):
         start = min(start, begin)
     return start
 
@@ -91,6 +104,8 @@ class Holdback:
             return Applied("")
         released = pending[:cut]
         applied = apply_actions(released, [s for s in spans if s.end <= cut], self.actions)
+        if applied.blocked:  # nothing of a blocked answer goes out, not even what came before
+            applied = Applied("", applied.hits)
         self.context = (self.context + released)[-CONTEXT:]
         self.pending = pending[cut:]
         return applied
