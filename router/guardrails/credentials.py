@@ -51,13 +51,18 @@ _PEM = re.compile(
 PEM_BEGIN = "-----BEGIN "
 # ``password: value``: the value (group 1) is the secret. The keyword list is multilingual.
 _ASSIGNED = re.compile(
-    r"(?i)\b(?:password|passwd|pwd|passphrase|passwort|kennwort|mot de passe|contrase[nñ]a|"
-    r"api[_ -]?key|secret[_ -]?key|client[_ -]?secret|access[_ -]?token|auth[_ -]?token|token)"
+    # The first letter is matched case by case and the rest case-insensitively: a pattern that is
+    # case-insensitive from its start is scanned character by character, many times slower.
+    r"[PpKkMmCcAaSsTt](?<!\w[PpKkMmCcAaSsTt])(?i:assword|asswd|wd|assphrase|asswort|ennwort|ot de passe|"
+    r"ontrase[nñ]a|pi[_ -]?key|ecret[_ -]?key|lient[_ -]?secret|ccess[_ -]?token|uth[_ -]?token|oken)"
     r"[\"']?\s*(?:[:=]|\bis\b|\bist\b|\best\b|\bes\b)\s*[\"']?([^\s\"',;)\]}>]{6,128})"
 )
 _URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]{1,15}://[^\s:/@]{1,64}:([^\s/@]{1,128})@", re.IGNORECASE)
 # Base64 pads with '=' only at the end; an '=' inside is an assignment (KEY=value), not part of a token.
-_TOKEN = re.compile(rf"(?<![\w+/.-])[A-Za-z0-9+/_-]{{{MIN_RANDOM},{MAX_RANDOM}}}={{0,2}}(?![\w+/=-])")
+_TOKEN = re.compile(
+    r"[A-Za-z0-9+/_-](?<![\w+/.-][A-Za-z0-9+/_-])"
+    rf"[A-Za-z0-9+/_-]{{{MIN_RANDOM - 1},{MAX_RANDOM - 1}}}={{0,2}}(?![\w+/=-])"
+)
 _WORDLIKE = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{4,}")
 
 
@@ -94,19 +99,31 @@ def _secret_like(value: str) -> bool:
     return not word.isalpha() or not (word.islower() or word.istitle())
 
 
+# Each known format starts with one of these; when none is in the text, its pattern is not run.
+KNOWN_PREFIXES = (
+    "sk-", "sk_", "rk_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "AKIA", "ASIA",
+    "ABIA", "ACCA", "xox", "ifx_", "AIza", "hf_", "npm_", "eyJ",
+)  # fmt: skip
+ASSIGNED_HINTS = ("pass", "pwd", "kennwort", "contrase", "key", "secret", "token")
+
+
 def find_secrets(text: str) -> Finds:
     """Secrets in ``text``."""
-    for match in _KNOWN.finditer(text):
-        yield match.span()
+    if any(prefix in text for prefix in KNOWN_PREFIXES):
+        for match in _KNOWN.finditer(text):
+            yield match.span()
     if PEM_BEGIN in text:
         for match in _PEM.finditer(text):
             yield match.span()
-    for match in _ASSIGNED.finditer(text):
-        if _secret_like(match.group(1)):
-            yield match.span(1)
+    lowered = text.lower()
+    if any(hint in lowered for hint in ASSIGNED_HINTS):
+        for match in _ASSIGNED.finditer(text):
+            if _secret_like(match.group(1)):
+                yield match.span(1)
     if "://" in text:
         for match in _URL_PASSWORD.finditer(text):
             yield match.span(1)
-    for match in _TOKEN.finditer(text):
-        if looks_random(match.group()):
-            yield match.span()
+    if any(len(word) >= MIN_RANDOM for word in text.split()):
+        for match in _TOKEN.finditer(text):
+            if looks_random(match.group()):
+                yield match.span()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from inferflux.crds.guardrails import DEFAULT_PHONE_REGIONS, EntityType
 from inferflux.router.guardrails.credentials import find_secrets
@@ -25,10 +25,9 @@ class Detector:
 
     def __init__(
         self, entities: Collection[EntityType], phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS
-    ):
+    ) -> None:
         finders: dict[EntityType, Finder] = {
             EntityType.EMAIL: find_emails,
-            EntityType.PHONE: PhoneFinder(phone_regions).find,
             EntityType.CARD: find_cards,
             EntityType.IBAN: find_ibans,
             EntityType.NATIONAL_ID: find_national_ids,
@@ -36,13 +35,16 @@ class Detector:
             EntityType.SECRET: find_secrets,
         }
         self.entities = frozenset(entities)
-        self._finders = tuple((entity, finders[entity]) for entity in EntityType if entity in self.entities)
+        self._finders = tuple((entity, finders[entity]) for entity in finders if entity in self.entities)
+        # Phone numbers are looked for last, outside what the others found (see PhoneFinder.find).
+        self._phones = PhoneFinder(phone_regions) if EntityType.PHONE in self.entities else None
 
     def find(self, text: str) -> list[Span]:
         """Every entity in ``text``, in text order, without overlaps."""
-        if not self._finders or not text:
+        if not self.entities or not text:
             return []
-        found: Iterable[Span] = [
-            Span(entity, start, end) for entity, finder in self._finders for start, end in finder(text)
-        ]
+        found = [Span(entity, start, end) for entity, finder in self._finders for start, end in finder(text)]
+        if self._phones is not None:
+            taken = [(span.start, span.end) for span in found]
+            found += [Span(EntityType.PHONE, start, end) for start, end in self._phones.find(text, taken)]
         return settle(found)

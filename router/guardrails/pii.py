@@ -7,6 +7,10 @@ digits (python-stdnum), IP addresses must parse (ipaddress). A candidate that fa
 tried again without its leading or trailing groups, so that "order 4711 030 1234567" still yields
 the phone number at its end.
 
+The patterns begin with a character class and check what precedes it in a lookbehind placed after
+that first character: a pattern that begins with a lookbehind cannot use the regular expression
+engine's fast scan for its first character, and costs several times more on long text.
+
 National ids without a check structure of their own (the German tax id, the Dutch BSN: eleven and
 nine plain digits) are only reported with a keyword naming them shortly before, since a bare run of
 digits is far more often an order or invoice number.
@@ -43,13 +47,20 @@ _EMAIL = re.compile(
 
 
 def find_emails(text: str) -> Finds:
-    """E-mail addresses (Unicode local parts and domains included)."""
-    if "@" not in text:
-        return
-    for match in _EMAIL.finditer(text):
-        local = match.group().partition("@")[0]
-        if ".." not in local:
-            yield match.span()
+    """E-mail addresses (Unicode local parts and domains included).
+
+    The pattern runs only around each "@" (an address's local part has at most 64 characters, its
+    domain at most 255), not over the whole text."""
+    at = text.find("@")
+    end = 0
+    while at >= 0:
+        if at >= end:
+            match = _EMAIL.search(text, max(end, at - 65), at + 256)
+            if match is not None and match.start() <= at < match.end():
+                end = match.end()
+                if ".." not in match.group().partition("@")[0]:
+                    yield match.span()
+        at = text.find("@", at + 1)
 
 
 # --- splitting a candidate into groups ----------------------------------------------------------
@@ -93,7 +104,7 @@ def _first_valid(
 
 # --- phone numbers ------------------------------------------------------------------------------
 
-_PHONE = re.compile(r"(?<![\w+@./-])(?:\+|\b00)?[(\d][\d \t\u00a0().\-/]{5,24}\d(?![\w@]|[.\-/]\d)")
+_PHONE = re.compile(r"[+(0-9](?<![\w+@./-][+(0-9])[\d \t\u00a0().\-/]{5,24}\d(?![\w@]|[.\-/]\d)")
 _SPACES = re.compile(r"[ \t\u00a0]+")
 # Dates and times are shaped like numbers with separators; they are never phone numbers.
 _DATE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}|\d{1,2}:\d{2}(?::\d{2})?")
@@ -109,6 +120,7 @@ class PhoneFinder:
     def __init__(self, regions: Sequence[str]) -> None:
         supported = phonenumbers.SUPPORTED_REGIONS
         self.regions = tuple(region for region in regions if region in supported)
+        self._lengths = {region: _national_lengths(region) for region in self.regions}
 
     def valid(self, candidate: str) -> bool:
         """True when ``candidate`` as a whole is a valid phone number."""
@@ -121,17 +133,27 @@ class PhoneFinder:
             return False
         if candidate.startswith(("+", "00")):
             international = "+" + candidate[2:] if candidate.startswith("00") else candidate
-            return _grouped_number(international, INTERNATIONAL_REGION, phonenumbers.Leniency.VALID)
+            return _valid_number(international)
         if candidate.isdigit():
             return False
-        return any(_grouped_number(candidate, region) for region in self.regions)
+        digits_only = "".join(char for char in candidate if char.isdigit())
+        return any(
+            _grouped_number(candidate, region)
+            for region in self.regions
+            if _plausible(digits_only, *self._lengths[region])
+        )
 
-    def find(self, text: str) -> Finds:
+    def find(self, text: str, taken: Sequence[tuple[int, int]] = ()) -> Finds:
         """Phone numbers in ``text``. A candidate is taken as a whole, except that an international
         one may lose trailing groups ("+49 30 12345678 2024"): shorter runs of a national candidate
-        are too often valid by accident (the tail of an account number)."""
+        are too often valid by accident (the tail of an account number). Candidates overlapping a
+        ``taken`` span (a card, an IBAN, an address found already) are not validated at all: digits
+        that belong to another entity are not a phone number, and phone validation is the slowest
+        check."""
         for match in _PHONE.finditer(text):
             start, end = match.span()
+            if any(low < end and start < high for low, high in taken):
+                continue
             if self.valid(match.group()):
                 yield start, end
             elif match.group().startswith(("+", "00")):
@@ -142,15 +164,31 @@ class PhoneFinder:
                         break
 
 
-# Numbers written with + name their country; the region only serves phonenumbers as a default.
-INTERNATIONAL_REGION = "US"
+def _national_lengths(region: str) -> tuple[str, frozenset[int]]:
+    """The national prefix of ``region`` and the lengths its national significant numbers have."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    if metadata is None or metadata.general_desc is None:
+        return "", frozenset(range(4, 18))
+    return metadata.national_prefix or "", frozenset(metadata.general_desc.possible_length or range(4, 18))
 
 
-def _grouped_number(
-    candidate: str, region: str, leniency: int = phonenumbers.Leniency.STRICT_GROUPING
-) -> bool:
-    """True when ``candidate`` is a valid number for ``region`` and grouped as that region groups it
-    (an international number, whose country code is evidence enough, need only be valid)."""
+def _plausible(digits: str, prefix: str, lengths: frozenset[int]) -> bool:
+    """A cheap test before parsing: could ``digits`` be a national number of this length?"""
+    if prefix and digits.startswith(prefix):
+        return len(digits) - len(prefix) in lengths or len(digits) in lengths
+    return len(digits) in lengths
+
+
+def _valid_number(candidate: str) -> bool:
+    """True when ``candidate``, written with its country code, is a valid number."""
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(candidate, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _grouped_number(candidate: str, region: str) -> bool:
+    """True when ``candidate`` is a valid number for ``region`` and grouped as that region groups it."""
     try:
         number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
@@ -158,13 +196,15 @@ def _grouped_number(
     if not phonenumbers.is_valid_number(number):
         return False
     # The matcher is slower than parsing; it runs only on numbers already known to be valid.
-    matches = phonenumbers.PhoneNumberMatcher(candidate, region, leniency=leniency)
+    matches = phonenumbers.PhoneNumberMatcher(
+        candidate, region, leniency=phonenumbers.Leniency.STRICT_GROUPING
+    )
     return any(match.start == 0 and match.end == len(candidate) for match in matches)
 
 
 # --- payment cards ------------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.,+-])\d(?:[ -]?\d){12,22}(?![\w]|[.,-]\d)")
+_CARD = re.compile(r"[0-9](?<![\w.,+-][0-9])(?:[ -]?\d){12,22}(?![\w]|[.,-]\d)")
 _CARD_SEPARATOR = re.compile(r"[ -]")
 
 
@@ -212,7 +252,9 @@ def find_cards(text: str) -> Finds:
 
 # The country code may be lower case; the rest is upper case, so that a following word is not taken
 # for a group.
-_IBAN = re.compile(r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?!\w)")
+# Matched from the check digits, which are rarer than letters, with the country code in a lookbehind.
+_IBAN = re.compile(r"[0-9](?<=(?<!\w)[A-Za-z]{2}[0-9])[0-9](?: ?[A-Z0-9]){11,30}(?!\w)")
+COUNTRY = 2
 IBAN_GROUPS = 10
 
 
@@ -224,7 +266,7 @@ def valid_iban(candidate: str) -> bool:
 def find_ibans(text: str) -> Finds:
     """IBANs, compact or in groups."""
     for match in _IBAN.finditer(text):
-        found = _first_valid(text, match.start(), match.end(), valid_iban, _SPACES, IBAN_GROUPS)
+        found = _first_valid(text, match.start() - COUNTRY, match.end(), valid_iban, _SPACES, IBAN_GROUPS)
         if found is not None:
             yield found
 
@@ -239,61 +281,80 @@ def _nino(candidate: str) -> bool:
     return compact[:2] not in {"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"}
 
 
-def _with_context(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+class Keyword:
+    """A keyword that must name a number shortly before it; ``hints`` are lower-case substrings of
+    its forms, tested first because a case-insensitive pattern over the whole text is slow."""
+
+    def __init__(self, pattern: str, hints: tuple[str, ...]) -> None:
+        self.pattern = re.compile(pattern, re.IGNORECASE)
+        self.hints = hints
+
+    def anywhere(self, lowered: str) -> bool:
+        """Whether the (lower-cased) text may name the number at all."""
+        return any(hint in lowered for hint in self.hints)
+
+    def before(self, text: str, start: int) -> bool:
+        """Whether the keyword occurs in the `CONTEXT_CHARS` before ``start``."""
+        return self.pattern.search(text, max(0, start - CONTEXT_CHARS), start) is not None
 
 
 # (candidate, validator, keyword required shortly before or None)
-_NATIONAL_IDS: tuple[tuple[re.Pattern[str], Validator, re.Pattern[str] | None], ...] = (
+_NATIONAL_IDS: tuple[tuple[re.Pattern[str], Validator, Keyword | None], ...] = (
     # US Social Security number, written 123-45-6789 or 123 45 6789.
     (
-        re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"),
+        re.compile(r"[0-9](?<![\w-][0-9])\d{2}([- ])\d{2}\1\d{4}(?![\w-])"),
         lambda value: bool(ssn.is_valid(value.replace(" ", "-"))),
         None,
     ),
     # UK National Insurance number.
     (
-        re.compile(r"(?<!\w)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"),
+        re.compile(r"[A-CEGHJ-PR-TW-Z](?<!\w[A-Z])[A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?!\w)"),
         _nino,
         None,
     ),
     # French social security number (NIR), 15 characters with its key.
     (
-        re.compile(r"(?<!\w)[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?!\w)"),
+        re.compile(r"[12](?<!\w[12]) ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?!\w)"),
         nir.is_valid,
         None,
     ),
     # Spanish DNI and NIE, with their check letter.
-    (re.compile(r"(?<!\w)\d{8}-?[A-Z](?!\w)"), dni.is_valid, None),
-    (re.compile(r"(?<!\w)[XYZ]-?\d{7}-?[A-Z](?!\w)"), nie.is_valid, None),
+    (re.compile(r"[0-9](?<!\w[0-9])\d{7}-?[A-Z](?!\w)"), dni.is_valid, None),
+    (re.compile(r"[XYZ](?<!\w[XYZ])-?\d{7}-?[A-Z](?!\w)"), nie.is_valid, None),
     # Italian codice fiscale (letters may replace digits: omocodia).
     (
-        re.compile(r"(?<!\w)[A-Z]{6}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z](?!\w)"),
+        re.compile(
+            r"[A-Z](?<!\w[A-Z])[A-Z]{5}[\dLMNP-V]{2}[A-EHLMPR-T][\dLMNP-V]{2}[A-Z][\dLMNP-V]{3}[A-Z](?!\w)"
+        ),
         codicefiscale.is_valid,
         None,
     ),
     # German tax id (Steuer-IdNr): eleven digits, only after a keyword naming it.
     (
-        re.compile(r"(?<![\d.,-])\d{2} ?\d{3} ?\d{3} ?\d{3}(?!\d|[.,-]\d)"),
+        re.compile(r"[0-9](?<![\d.,-][0-9])\d ?\d{3} ?\d{3} ?\d{3}(?!\d|[.,-]\d)"),
         idnr.is_valid,
-        _with_context(r"steuer[- ]?id|identifikationsnummer|\bidnr|\btax[- ]?id|\btin\b"),
+        Keyword(
+            r"steuer[- ]?id|identifikationsnummer|\bidnr|\btax[- ]?id|\btin\b",
+            ("steuer", "ident", "idnr", "tax", "tin"),
+        ),
     ),
     # Dutch citizen service number (BSN): nine digits, only after a keyword naming it.
     (
-        re.compile(r"(?<![\d.,-])(?:\d{4}\.?\d{2}\.?\d{3}|\d{3} ?\d{3} ?\d{3})(?!\d|[.,-]\d)"),
+        re.compile(r"[0-9](?<![\d.,-][0-9])(?:\d{3}\.?\d{2}\.?\d{3}|\d{2} ?\d{3} ?\d{3})(?!\d|[.,-]\d)"),
         bsn.is_valid,
-        _with_context(r"\bbsn\b|burgerservicenummer|sofi-?nummer"),
+        Keyword(r"\bbsn\b|burgerservicenummer|sofi-?nummer", ("bsn", "burgerservice", "sofi")),
     ),
 )
 
 
 def find_national_ids(text: str) -> Finds:
     """National identity and tax numbers of the countries above."""
+    lowered = text.lower()
     for pattern, valid, keyword in _NATIONAL_IDS:
+        if keyword is not None and not keyword.anywhere(lowered):
+            continue
         for match in pattern.finditer(text):
-            if keyword is not None and not keyword.search(
-                text, max(0, match.start() - CONTEXT_CHARS), match.start()
-            ):
+            if keyword is not None and not keyword.before(text, match.start()):
                 continue
             if valid(match.group()):
                 yield match.span()
@@ -301,10 +362,11 @@ def find_national_ids(text: str) -> Finds:
 
 # --- IP addresses -------------------------------------------------------------------------------
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
+_IPV4 = re.compile(r"[0-9](?<![\w.][0-9])\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\w)"
 )
+_IPV6_HINT = re.compile(r"[0-9A-Fa-f:]:[0-9A-Fa-f]{0,4}:")
 # A dotted quad after these words is a version or a section number, not an address.
 _VERSION = re.compile(
     r"(?:\bv|\bversi[oó]ne?|\brelease|\bbuild|\brev(?:ision)?|\bfirmware|\bsection|\bchapter|\bchapitre|"
@@ -325,7 +387,7 @@ def find_ip_addresses(text: str) -> Finds:
             except ValueError:
                 continue
             yield match.span()
-    if text.count(":") >= 2:
+    if _IPV6_HINT.search(text):
         for match in _IPV6.finditer(text):
             value = match.group()
             if sum(char not in ":." for char in value) < 2:
