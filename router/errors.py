@@ -29,7 +29,9 @@ class ErrorCode(enum.StrEnum):
     # A missing, malformed, forged, expired or revoked credential (RFC 6750's code, not a secret).
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     INSUFFICIENT_SCOPE = "insufficient_scope"  # a valid credential not allowed this route or model
-    GUARDRAIL_BLOCKED = "guardrail_blocked"  # the tenant's guardrails refused the input or the answer
+    INSUFFICIENT_QUOTA = "insufficient_quota"  # a budget would be exceeded (OpenAI's code)
+    GUARDRAIL_BLOCKED = "guardrail_blocked"  # a guardrail refused the input or the output
+    CONFLICT = "conflict"  # e.g. a request id already in flight
     INPUT_TOO_LARGE = "input_too_large"  # more text than the tenant's guardrails allow
 
 
@@ -47,7 +49,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.OVERLOADED: 429,
     ErrorCode.INVALID_TOKEN: 401,
     ErrorCode.INSUFFICIENT_SCOPE: 403,
+    ErrorCode.INSUFFICIENT_QUOTA: 429,
     ErrorCode.GUARDRAIL_BLOCKED: 400,
+    ErrorCode.CONFLICT: 409,
     ErrorCode.INPUT_TOO_LARGE: 413,
 }
 _TYPE: dict[ErrorCode, str] = {
@@ -63,7 +67,9 @@ _TYPE: dict[ErrorCode, str] = {
     ErrorCode.OVERLOADED: "rate_limit_error",
     ErrorCode.INVALID_TOKEN: "authentication_error",
     ErrorCode.INSUFFICIENT_SCOPE: "permission_error",
+    ErrorCode.INSUFFICIENT_QUOTA: "insufficient_quota",
     ErrorCode.GUARDRAIL_BLOCKED: "invalid_request_error",
+    ErrorCode.CONFLICT: "invalid_request_error",
     ErrorCode.INPUT_TOO_LARGE: "invalid_request_error",
 }
 # RFC 6750 challenges for the router's own authentication failures.
