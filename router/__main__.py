@@ -32,6 +32,8 @@ from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
+from inferflux.router.guardrails.stage import GuardrailStage
+from inferflux.router.guardrails.verdicts import GuardrailMetrics
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.identity.exposure import check_exposure
 from inferflux.router.identity.mtls import uvicorn_options
@@ -155,6 +157,8 @@ def build() -> Process:
     budgets = budgets_for(settings, holder, router.metrics.registry)
     # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
     router.pipeline.extend([budgets.stage])
+    if settings.guardrails:
+        router.pipeline.extend([GuardrailStage(holder, GuardrailMetrics(router.metrics.registry))])
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)

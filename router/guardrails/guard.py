@@ -28,7 +28,7 @@ from inferflux.prompts.sanitise import sanitise
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.guardrails.detect import Detector
 from inferflux.router.guardrails.redact import apply_actions
-from inferflux.router.guardrails.stream import StreamFilter, filter_body
+from inferflux.router.guardrails.stream import BodyFilter, StreamFilter, filter_body
 from inferflux.router.guardrails.texts import Source, rewrite_texts, total_chars
 from inferflux.router.guardrails.topics import TopicFilter
 from inferflux.router.guardrails.verdicts import Check, Direction, Tally
@@ -58,7 +58,8 @@ class Guard:
         )
 
     def check_input(self, document: dict[str, Any], tally: Tally) -> dict[str, Any]:
-        """``document`` with the guardrails applied to its text; raises `UpstreamError` when refused."""
+        """``document`` with the guardrails applied to its text (``document`` itself when nothing
+        changed); raises `UpstreamError` when refused."""
         if self.inert:
             return document
         limit = self.policy.max_input_chars
@@ -71,6 +72,7 @@ class Guard:
                     f"the input has {size} characters of text; this tenant allows at most {limit}",
                 )
         refused: dict[Check, list[str]] = {}
+        changed = False
 
         def refuse(check: Check, subject: str) -> None:
             subjects = refused.setdefault(check, [])
@@ -78,6 +80,8 @@ class Guard:
                 subjects.append(subject)
 
         def guard_text(text: str, source: Source) -> str:
+            nonlocal changed
+            original = text
             if source is Source.UNTRUSTED and self.injection is not InjectionAction.ALLOW:
                 text = self._injection(text, tally, refuse)
             if source in TOPIC_SOURCES and self.topics:
@@ -89,12 +93,13 @@ class Guard:
                 tally.add(Direction.INPUT, Check.PII, entity.value, action.value)
             for entity in applied.blocked:
                 refuse(Check.PII, entity.value)
+            changed = changed or applied.text != original
             return applied.text
 
         cleaned = rewrite_texts(document, guard_text)
         if refused:
             raise UpstreamError(ErrorCode.GUARDRAIL_BLOCKED, refusal_message(refused))
-        return cleaned
+        return cleaned if changed else document
 
     def _injection(self, text: str, tally: Tally, refuse: Callable[[Check, str], None]) -> str:
         cached = self.rules is default_rules() and len(text) <= SHORT
@@ -117,9 +122,14 @@ class Guard:
         """True when answers are scanned."""
         return self.policy.output and bool(self.detector.entities)
 
-    def output_filter(self, tally: Tally) -> StreamFilter | None:
-        """A filter for one streamed answer, or None when this tenant's answers are not scanned."""
-        return StreamFilter(self.detector, self.actions, tally) if self.filters_output else None
+    def output_filter(self, tally: Tally, *, stream: bool = True) -> StreamFilter | BodyFilter | None:
+        """A filter for one answer (streamed or whole), or None when this tenant's answers are not
+        scanned."""
+        if not self.filters_output:
+            return None
+        if stream:
+            return StreamFilter(self.detector, self.actions, tally)
+        return BodyFilter(self.detector, self.actions, tally)
 
     def filter_body(self, payload: bytes, tally: Tally) -> bytes:
         """A whole answer with the PII actions applied (unchanged when answers are not scanned)."""

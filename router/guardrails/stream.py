@@ -5,7 +5,8 @@ the text of every choice (``delta.content`` for chat, ``text`` for completions) 
 choice's `Holdback`, and re-serialises the event with the released text. Held text is released with
 the choice's ``finish_reason`` event, or in an extra chunk before ``[DONE]`` or at the end of the
 stream. Events without choices (usage, errors) pass unchanged; events left with nothing to say are
-dropped. A ``block`` entity ends the stream with an OpenAI-shaped ``error`` event and nothing after.
+dropped. A ``block`` entity raises `UpstreamError` ``guardrail_blocked``: the relay ends the stream
+with an OpenAI-shaped ``error`` event, and nothing of the answer passes after it.
 
 ``logprobs`` carry the raw tokens of the answer, so they are removed while the filter is on.
 Tool-call arguments are passed through unfiltered.
@@ -24,7 +25,7 @@ from inferflux.router.guardrails.detect import Detector
 from inferflux.router.guardrails.holdback import Holdback
 from inferflux.router.guardrails.redact import Applied, apply_actions
 from inferflux.router.guardrails.verdicts import Check, Direction, Tally
-from inferflux.router.sse import DONE, openai_error_event
+from inferflux.router.sse import DONE
 
 MAX_EVENT = 1 << 20  # an event this large without its blank line is passed on as it is
 
@@ -64,34 +65,42 @@ class StreamFilter:
         self._template: dict[str, Any] = {}
 
     def feed(self, chunk: bytes) -> bytes:
-        """Filter the next upstream bytes; returns what to send the client now."""
+        """Filter the next upstream bytes; returns what to send the client now.
+
+        Raises `UpstreamError` ``guardrail_blocked`` when the answer holds a blocked entity (the
+        relay then ends the stream with an error event); nothing passes after that."""
         if self.blocked:
             return b""
         self._buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
         out: list[bytes] = []
-        while not self.blocked:
+        while True:
             end = self._buffer.find(b"\n\n")
             if end < 0:
                 if len(self._buffer) > MAX_EVENT:
-                    out.append(self._buffer)
-                    self._buffer = b""
+                    self.blocked = [EntityType.SECRET]  # stop: nothing unfiltered may pass
+                    raise UpstreamError(ErrorCode.UPSTREAM_ERROR, "an answer event too large to filter")
                 break
             event, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
             out.append(self._event(event))
-        if self.blocked:
-            self._buffer = b""
-            out.append(openai_error_event(blocked_error("answer", self.blocked).body()))
+            self._raise_if_blocked()
         return b"".join(out)
 
-    def finish(self) -> bytes:
-        """The upstream stream ended: what is still held, as a last chunk (nothing when blocked)."""
+    def close(self) -> bytes:
+        """The upstream ended: what is still held. An answer that came as one JSON document instead
+        of events (an upstream that ignored ``stream``) is filtered as a whole."""
         if self.blocked:
             return b""
         rest, self._buffer = self._buffer, b""
+        if rest.lstrip().startswith(b"{") and not self._choices:
+            return filter_body(rest, self.detector, self.actions, self.tally)
         tail = self._flush_all()
-        if self.blocked:
-            return openai_error_event(blocked_error("answer", self.blocked).body())
+        self._raise_if_blocked()
         return tail + rest
+
+    def _raise_if_blocked(self) -> None:
+        if self.blocked:
+            self._buffer = b""
+            raise blocked_error("answer", self.blocked)
 
     def _event(self, event: bytes) -> bytes:
         data = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
@@ -167,6 +176,26 @@ class StreamFilter:
         if not choices:
             return b""
         return b"data: " + orjson.dumps({**self._template, "choices": choices}) + b"\n\n"
+
+
+class BodyFilter:
+    """The output filter for one whole (non-streamed) answer: collects it, filters it at the end."""
+
+    def __init__(self, detector: Detector, actions: Mapping[EntityType, PiiAction], tally: Tally) -> None:
+        self.detector = detector
+        self.actions = actions
+        self.tally = tally
+        self._body = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Keep ``chunk``; nothing is sent before the whole answer is filtered."""
+        self._body += chunk
+        return b""
+
+    def close(self) -> bytes:
+        """The filtered answer; raises `UpstreamError` ``guardrail_blocked`` for a blocked entity."""
+        body, self._body = self._body, b""
+        return filter_body(body, self.detector, self.actions, self.tally)
 
 
 def filter_body(

@@ -103,7 +103,7 @@ def filter_stream(guard: Guard, events: list[bytes]) -> int:
     output = guard.output_filter(Tally())
     if output is None:
         return sum(len(event) for event in events)
-    return sum(len(output.feed(event)) for event in events) + len(output.finish())
+    return sum(len(output.feed(event)) for event in events) + len(output.close())
 
 
 def corpus_table() -> str:

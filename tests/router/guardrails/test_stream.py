@@ -10,7 +10,7 @@ import pytest
 from inferflux.crds.guardrails import EntityType, PiiAction
 from inferflux.router.errors import UpstreamError
 from inferflux.router.guardrails.detect import Detector
-from inferflux.router.guardrails.stream import StreamFilter, filter_body
+from inferflux.router.guardrails.stream import BodyFilter, StreamFilter, filter_body
 from inferflux.router.guardrails.verdicts import Check, Direction, Tally, Verdict
 from inferflux.router.sse import iter_data
 
@@ -32,7 +32,7 @@ def chat_event(content: str | None, finish: str | None = None, **delta: Any) -> 
 
 
 def run(filter_: StreamFilter, pieces: list[bytes]) -> bytes:
-    return b"".join(filter_.feed(piece) for piece in pieces) + filter_.finish()
+    return b"".join(filter_.feed(piece) for piece in pieces) + filter_.close()
 
 
 async def events(raw: bytes) -> list[Any]:
@@ -97,24 +97,41 @@ async def test_held_text_is_released_when_the_stream_just_ends() -> None:
     assert text_of(await events(raw)) == "no done marker, word"
 
 
-async def test_a_blocked_entity_ends_the_stream_with_an_error_event() -> None:
+def test_a_blocked_entity_stops_the_stream_and_nothing_passes_after() -> None:
     actions = {**REDACT, EntityType.CARD: PiiAction.BLOCK}
-    filter_ = StreamFilter(DETECTOR, actions, Tally())
-    raw = run(
-        filter_,
-        [
-            chat_event("pay with 4111 1111 "),
-            chat_event("1111 1111 now"),
-            chat_event(" more"),
-            b"data: [DONE]\n\n",
-        ],
-    )
-    assert b"4111" not in raw
-    documents = await events(raw)
-    assert documents[-1]["error"]["code"] == "guardrail_blocked"
-    assert "card" in documents[-1]["error"]["message"]
-    assert b"[DONE]" not in raw
+    tally = Tally()
+    filter_ = StreamFilter(DETECTOR, actions, tally)
+    sent = filter_.feed(chat_event("pay with 4111 1111 "))
+    with pytest.raises(UpstreamError) as caught:
+        filter_.feed(chat_event("1111 1111 now") + chat_event(" more"))
+    assert caught.value.code == "guardrail_blocked"
+    assert "card" in caught.value.message
+    assert b"4111" not in sent
     assert filter_.feed(chat_event("after")) == b""
+    assert filter_.close() == b""
+    assert tally.verdicts() == [Verdict(Direction.OUTPUT, Check.PII, "card", "block", 1)]
+
+
+def test_a_blocked_entity_still_held_at_the_end_is_refused_on_close() -> None:
+    filter_ = StreamFilter(DETECTOR, {**REDACT, EntityType.EMAIL: PiiAction.BLOCK}, Tally())
+    assert b"bob" not in filter_.feed(chat_event("write to bob@example.org"))
+    with pytest.raises(UpstreamError):
+        filter_.close()
+
+
+def test_a_stream_answered_as_one_json_document_is_filtered_whole() -> None:
+    answer = {"choices": [{"index": 0, "message": {"content": "at 10.0.0.1"}}]}
+    filter_ = StreamFilter(DETECTOR, REDACT, Tally())
+    raw = filter_.feed(orjson.dumps(answer)) + filter_.close()
+    assert orjson.loads(raw)["choices"][0]["message"]["content"] == "at [IP_ADDRESS]"
+
+
+def test_a_body_filter_releases_nothing_before_the_end() -> None:
+    filter_ = BodyFilter(DETECTOR, REDACT, Tally())
+    answer = orjson.dumps({"choices": [{"index": 0, "text": "card 4111 1111 1111 1111"}]})
+    assert filter_.feed(answer[:20]) == b""
+    assert filter_.feed(answer[20:]) == b""
+    assert orjson.loads(filter_.close())["choices"][0]["text"] == "card [CARD]"
 
 
 async def test_completions_streams_and_other_events_pass() -> None:
