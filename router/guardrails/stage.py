@@ -5,7 +5,8 @@ router: it may redact it (the redacted document is what goes upstream, to a runt
 provider alike) or refuse it (400 ``guardrail_blocked``, 413 ``input_too_large``). ``output`` gives
 the filter for the answer, streamed or whole. ``finish`` counts the verdicts in
 ``inferflux_router_guardrail_verdicts_total`` and leaves them, as records, in
-``call.notes["verdicts"]`` for the audit record.
+``call.notes["verdicts"]`` for the audit record. Refusals are logged with the request id, the
+tenant and the refused types, rules or topics, never the text.
 
 A caller without a tenant (authentication off) or whose tenant the policy does not know gets the
 default `GuardrailPolicy`. A tenant's `Guard` is compiled once and kept until its policy object
@@ -15,6 +16,7 @@ changes (the policy is immutable and swapped whole, so identity says it changed)
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from inferflux.crds.guardrails import GuardrailPolicy
@@ -23,6 +25,8 @@ from inferflux.router.guardrails.guard import Guard
 from inferflux.router.guardrails.verdicts import GuardrailMetrics, Tally
 from inferflux.router.pipeline import Call, OutputFilter
 from inferflux.router.policy.effective import PolicyHolder
+
+log = logging.getLogger("inferflux.router.guardrails")
 
 NOTE = "guardrails"
 VERDICTS = "verdicts"
@@ -76,8 +80,9 @@ class GuardrailStage:
                 document = await asyncio.to_thread(guard.check_input, call.document, checked.tally)
             else:
                 document = guard.check_input(call.document, checked.tally)
-        except UpstreamError:
+        except UpstreamError as error:
             # The pipeline runs finish only for stages whose admit returned: record the refusal here.
+            log.info("request %s of tenant %s refused: %s", call.request_id, call.tenant, error.message)
             self._record(call, checked)
             raise
         if document is not call.document:
@@ -93,8 +98,19 @@ class GuardrailStage:
     async def finish(self, call: Call) -> None:
         """Count the verdicts and hand them to the audit record."""
         checked: Checked | None = call.notes.get(NOTE)
-        if checked is not None:
-            self._record(call, checked)
+        if checked is None:
+            return
+        blocked = sorted(
+            {v.subject for v in checked.tally.verdicts() if v.direction == "output" and v.action == "block"}
+        )
+        if blocked:
+            log.info(
+                "request %s of tenant %s: answer blocked (%s)",
+                call.request_id,
+                call.tenant,
+                ", ".join(blocked),
+            )
+        self._record(call, checked)
 
     def _record(self, call: Call, checked: Checked) -> None:
         verdicts = checked.tally.verdicts()

@@ -1,13 +1,15 @@
 """Guardrail cost on the request path (`make bench-guardrails`), guardrails on and off side by side.
 
 Measures, in one run on this machine:
-- the input verdict (`Guard.check_input`) on a 4 KB chat prompt, English and German (non-ASCII text
-  takes the slower Unicode path of the injection rules), with every entity type redacted, the
+- the input verdict (`Guard.check_input`) on a 4 KB chat prompt: typical English prose with two
+  entities, and dense English and German ones (an entity every 70 characters; non-ASCII text takes
+  the slower Unicode path of the injection rules), with every entity type redacted, the
   injection rules and a topic list on, against the default policy and an inert one (guardrails off);
 - the streamed output filter on a 1,000-chunk answer, per chunk;
 - time to first token through the router to the real runtime (llama.cpp, the bundled Gemma-3 270M),
   with two router processes side by side, guardrails on (default policy) and off
-  (INFERFLUX_GUARDRAILS=false), asked in alternation with the same 4 KB prompt;
+  (INFERFLUX_GUARDRAILS=false), asked in alternation with 4 KB prompts that hold nothing to redact
+  (a new one per request, so that the runtime's prompt cache answers none);
 - the labelled corpus table (recall and false-positive rate per entity type).
 
     python tests/bench/bench_guardrails.py
@@ -60,6 +62,14 @@ STRICT = {
     "maxInputChars": 100_000,
     "deniedTopics": [{"name": "weapons", "terms": ["pipe bomb", "nerve agent", "Sprengstoff"]}],
 }
+# The TTFT cell's prompt has nothing to redact, so both routers send the runtime the same tokens and
+# the difference is the guardrails' own cost (the input check, the output hold-back).
+PROSE = (
+    "The history of the printing press is often told as the story of one workshop in Mainz, but the "
+    "technique spread through Europe within a few decades, carried by journeymen who had learned the "
+    "craft and set up presses of their own. Venice became a centre of the trade, and its printers "
+    "experimented with smaller formats, italic type and careful editions of classical authors. "
+)
 INERT = {"pii": dict.fromkeys(["card", "secret"], "allow"), "injection": "allow", "output": False}
 
 
@@ -218,7 +228,7 @@ def first_token_seconds(client: httpx.Client, url: str, prompt: str) -> float:
 
 
 def ttft_cell(rounds: int) -> None:
-    prompt = prompt_of(ENGLISH)["messages"][1]["content"]
+    prose = prompt_of(PROSE)["messages"][1]["content"]
     samples: dict[str, list[float]] = {"off": [], "on": []}
     with (
         tempfile.TemporaryDirectory() as workdir,
@@ -226,11 +236,15 @@ def ttft_cell(rounds: int) -> None:
         httpx.Client(timeout=300) as client,
     ):
         for url in urls.values():  # warm: the runtime's first prompt, the routers' connections
-            first_token_seconds(client, url, prompt)
-        for _ in range(rounds):
+            first_token_seconds(client, url, prose)
+        for round_ in range(rounds):
             for mode in ("off", "on"):
+                # A new prompt for every request, so that no answer comes from the runtime's prompt cache.
+                prompt = f"Question {round_} {mode}. Summarise in one sentence: {prose}"
                 samples[mode].append(first_token_seconds(client, urls[mode], prompt))
-    print("\n## Time to first token through the router to the real runtime (4 KB prompt)\n")
+    print(
+        "\n## Time to first token through the router to the real runtime (4 KB prompt, nothing to redact)\n"
+    )
     print("| guardrails | rounds | p50 ms | p95 ms | p50 on / off |")
     print("| --- | ---: | ---: | ---: | ---: |")
     off = percentile(samples["off"], 0.5)
@@ -269,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     print("## Input verdict on a 4 KB chat prompt\n")
     print("| prompt | policy | p50 | p95 | p99 | p95 / off |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for language, paragraph in (("English", ENGLISH), ("German", GERMAN)):
+    typical = PROSE * 5 + "Reach me at dana.kim@example.com or +1 415 555 0148. " + PROSE * 6
+    prompts = (
+        ("English, typical (2 entities)", typical),
+        ("English, dense", ENGLISH),
+        ("German, dense", GERMAN),
+    )
+    for language, paragraph in prompts:
         document = prompt_of(paragraph)
         off = 0.0
         for name, guard in guards.items():

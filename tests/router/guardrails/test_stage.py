@@ -5,6 +5,7 @@ The fake runtime records the bodies it received, so these tests see what left th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,16 @@ async def test_a_guard_is_compiled_once_per_policy_and_again_when_it_changes(set
     assert second is not first
     assert not second.policy.output
     assert stage.output(Call("r7", "embeddings", "m", {}, b"{}", principal=principal("strict"))) is None
+
+
+async def test_no_value_reaches_the_logs(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    canaries = ["canary.one@example.org", "+44 20 7946 0000", "4012 8888 8888 1881"]
+    caplog.set_level(logging.DEBUG)
+    setup.backend.state.replies = ["answer with ", "canary.two@example.org", " inside"]
+    for canary in canaries:
+        await setup.post("strict", "/v1/chat/completions", chat(f"text with {canary}"))
+        await setup.post("strict", "/v1/chat/completions", chat(f"text with {canary}", stream=True))
+    assert caplog.records, "the router logged nothing at all: the check would prove nothing"
+    for canary in [*canaries, "canary.two@example.org"]:
+        assert canary not in caplog.text
+        assert canary.split("@")[0] not in caplog.text
