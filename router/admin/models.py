@@ -11,6 +11,7 @@ import datetime as dt
 from pydantic import Field, model_validator
 
 from inferflux.crds.budget import Budget, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
@@ -28,6 +29,7 @@ class TenantBody(KubeModel):
     certificate_subjects: list[str] = Field(default_factory=list, max_length=64)
     budget: Budget | None = Field(default=None, description="Spending limits (docs/budgets.md).")
     rate_limits: RateLimits | None = None
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy, description="docs/guardrails.md")
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:

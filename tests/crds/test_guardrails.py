@@ -54,3 +54,13 @@ def test_a_tenant_carries_its_guardrails_in_camel_case() -> None:
 def test_invalid_policies_are_refused(guardrails: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         GuardrailPolicy.model_validate(guardrails)
+
+
+def test_the_admin_api_takes_guardrails_for_its_tenants() -> None:
+    from inferflux.crds.policy import PolicySource
+    from inferflux.router.admin.models import TenantBody
+
+    body = TenantBody.model_validate({"guardrails": {"pii": {"email": "block"}}})
+    tenant = TenantPolicy(name="team-b", source=PolicySource.ADMIN, **body.model_dump())
+    assert tenant.guardrails.pii.of(EntityType.EMAIL) is PiiAction.BLOCK
+    assert TenantBody().guardrails == GuardrailPolicy()
