@@ -41,6 +41,16 @@ def _record(tally: Tally, applied: Applied) -> None:
         tally.add(Direction.OUTPUT, Check.PII, entity.value, action.value)
 
 
+def _answer(payload: bytes) -> tuple[dict[str, Any], list[Any]] | None:
+    """An answer (or one event of it) and its choices; None for anything else (usage, errors)."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    choices = document.get("choices") if isinstance(document, dict) else None
+    return (document, choices) if isinstance(choices, list) else None
+
+
 def _text_field(choice: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
     """Where a choice keeps its text: (the dict holding it, the key)."""
     delta = choice.get("delta")
@@ -110,13 +120,10 @@ class StreamFilter:
         if payload == DONE:
             tail = self._flush_all()
             return b"" if self.blocked else tail + event
-        try:
-            document = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+        answer = _answer(payload)
+        if answer is None:
             return event
-        choices = document.get("choices") if isinstance(document, dict) else None
-        if not isinstance(choices, list):
-            return event
+        document, choices = answer
         self._template = {k: v for k, v in document.items() if k not in ("choices", "usage")}
         keep = bool(document.get("usage"))
         for choice in choices:
@@ -205,13 +212,10 @@ def filter_body(
 
     Raises `UpstreamError` ``guardrail_blocked`` when the answer holds a blocked entity. A body that
     is not an answer (no choices) is returned unchanged."""
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+    answer = _answer(payload)
+    if answer is None:
         return payload
-    choices = document.get("choices") if isinstance(document, dict) else None
-    if not isinstance(choices, list):
-        return payload
+    document, choices = answer
     blocked: list[EntityType] = []
     for choice in choices:
         if not isinstance(choice, dict):

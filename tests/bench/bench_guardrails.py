@@ -42,6 +42,8 @@ from inferflux.router.guardrails.guard import Guard
 from inferflux.router.guardrails.verdicts import Tally
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_prompts import percentile, raise_priority  # noqa: E402 - a sibling script, not a package
 
 ENGLISH = (
     "Hi, I'm Dana Kim and I need help with a billing problem. My card 4111 1111 1111 1111 was charged "
@@ -82,19 +84,6 @@ def prompt_of(paragraph: str, size: int = 4096) -> dict[str, Any]:
             {"role": "user", "content": text},
         ],
     }
-
-
-def raise_priority() -> str:
-    """Run at a real-time priority when allowed, as the other benches do: less preemption noise."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
-        return "SCHED_RR 10"
-    return "normal priority"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def timed(call: Callable[[], object], rounds: int) -> list[float]:
