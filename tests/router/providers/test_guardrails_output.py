@@ -58,3 +58,23 @@ async def test_an_anthropic_shaped_whole_answer_is_filtered(harness: Any) -> Non
     status, body = await post(harness, "/v1/messages", document)
     assert status == 200
     assert orjson.loads(body)["content"][0]["text"] == "echo: [CARD]"
+
+
+async def test_an_anthropic_shaped_stream_is_filtered(harness: Any) -> None:
+    document = {
+        "model": "gpt",
+        "max_tokens": 32,
+        "stream": True,
+        "messages": [{"role": "user", "content": SPLIT_CARD}],
+    }
+    status, raw = await post(harness, "/v1/messages", document)
+    assert status == 200
+    assert b"1111" not in raw
+    text = ""
+    for block in raw.split(b"\n\n"):
+        for line in block.split(b"\n"):
+            if line.startswith(b"data: "):
+                event = orjson.loads(line[6:])
+                if event.get("type") == "content_block_delta":
+                    text += event["delta"].get("text", "")
+    assert text.replace(" ", "") == "echo:[CARD]"
