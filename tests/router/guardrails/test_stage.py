@@ -236,3 +236,27 @@ async def test_no_value_reaches_the_logs(setup: Setup, caplog: pytest.LogCapture
     for canary in [*canaries, "canary.two@example.org"]:
         assert canary not in caplog.text
         assert canary.split("@")[0] not in caplog.text
+
+
+async def test_the_seeds_inference_route_filters_its_answer(setup: Setup) -> None:
+    setup.backend.state.replies = ["Mail ", "bob@example.org", " today."]
+    document = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    status, body = await setup.post("strict", "/api/v1/inference", document)
+    assert status == 200
+    assert orjson.loads(body)["output"] == "Mail [EMAIL] today."
+
+
+async def test_the_seeds_stream_route_filters_its_answer(setup: Setup) -> None:
+    setup.backend.state.replies = ["Mail alice", ".smith@exam", "ple.com today."]
+    document = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    status, raw = await setup.post("strict", "/api/v1/inference:stream", document)
+    assert status == 200
+    assert b"alice" not in raw
+    text = "".join(
+        orjson.loads(line[len(b"data: ") :])["text"]
+        for block in raw.split(b"\n\n")
+        if b"event: data" in block
+        for line in block.split(b"\n")
+        if line.startswith(b"data: ")
+    )
+    assert text == "Mail [EMAIL] today."
