@@ -8,9 +8,10 @@ never makes more tokens than bytes, so this bounds the prompt without tokenizing
 ``maxOutputTokens`` from the pricing file written into it, so that the upstream cannot produce more
 than was reserved: overspend is impossible by construction, not by luck.
 
-`BudgetStage.finish` settles the real usage. A stream that ended before its ``usage`` arrived (the
-client left, the upstream broke off) is charged an upper estimate: the prompt bound plus one token
-per relayed event, never more than the reservation. A request that produced nothing is released.
+`BudgetStage.finish` settles the real usage, in the background (the response does not wait). A
+stream that ended before its ``usage`` arrived (the client left, the upstream broke off) is charged
+an upper estimate: the prompt bound plus one token per relayed event, never more than the
+reservation. A request that produced nothing is released.
 
 Callers without limits cost nothing here: no Redis call is made for them.
 """
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from inferflux.crds.budget import Budget, RateLimits, Window
 from inferflux.router.budgets.ledger import (
     Admission,
+    CostRecord,
     Ledger,
     LedgerUnavailable,
     Limits,
@@ -214,7 +217,11 @@ class BudgetStage:
         return True
 
     async def finish(self, call: Call) -> None:
-        """Settle the real cost, or an upper estimate, or release when nothing was produced."""
+        """Settle the real cost, or an upper estimate, or release when nothing was produced.
+
+        In the background: the response does not wait for its own accounting (a retry of the same
+        request id does wait for it, in the ledger).
+        """
         reserved: Reserved | None = call.notes.get(NOTE)
         if reserved is None or self.ledger is None:
             return
@@ -222,17 +229,24 @@ class BudgetStage:
         usage = call.usage
         if usage is not None:
             cost = pricing.cost(call.model, usage.prompt_tokens, usage.completion_tokens)
-            record = await self.ledger.settle(admission, cost, usage.total)
+            self.ledger.settle_soon(admission, cost, usage.total, self._count(call.tenant))
         elif call.status == 200 or call.notes.get("events"):
             events = int(call.notes.get("events", 0))
             estimate = pricing.cost(call.model, reserved.prompt_bound, events)
-            record = await self.ledger.settle(admission, min(estimate, admission.reserved), events)
+            self.ledger.settle_soon(
+                admission, min(estimate, admission.reserved), events, self._count(call.tenant)
+            )
             self.metrics.estimated.inc()
         else:
-            record = await self.ledger.release(admission)
-        self.metrics.settled.labels(record.outcome).inc()
-        if record.cost:
-            self.metrics.spend.labels(call.tenant or "-").inc(record.charged / 1_000_000)
+            self.ledger.release_soon(admission, self._count(call.tenant))
+
+    def _count(self, tenant: str | None) -> Callable[[CostRecord], None]:
+        def count(record: CostRecord) -> None:
+            self.metrics.settled.labels(record.outcome).inc()
+            if record.charged:
+                self.metrics.spend.labels(tenant or "-").inc(record.charged / 1_000_000)
+
+        return count
 
     def output(self, call: Call) -> OutputFilter | None:
         """Hide the usage chunk the stage asked for from a client that did not ask for it."""

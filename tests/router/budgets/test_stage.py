@@ -59,8 +59,9 @@ class Setup:
             return response.status, response.headers, body
 
     async def spent(self, tenant: str) -> tuple[int, int]:
-        """Settled and reserved micro-units in the tenant's total window."""
+        """Settled and reserved micro-units in the tenant's total window, once settles landed."""
         assert self.budgets.ledger is not None
+        await self.budgets.ledger.settled()
         window = (await self.budgets.ledger.spend(tenant)).tenant["total"]
         return window.spent, window.reserved
 
@@ -154,6 +155,7 @@ async def test_a_stream_settles_its_real_usage_and_the_client_sees_no_usage_chun
     assert b'"usage"' in body, "a client that asked gets it"
     assert await setup.spent("acme") == (2 * COST, 0), "spend is counted in every window, limited or not"
     assert setup.budgets.ledger is not None
+    await setup.budgets.ledger.settled()
     daily = (await setup.budgets.ledger.spend("acme")).tenant["daily"]
     assert (daily.spent, daily.reserved) == (2 * COST, 0)
 
@@ -241,3 +243,15 @@ async def test_the_seeds_contract_is_charged_too(make_setup: Any) -> None:
         body = await response.read()
     assert b"event: done" in body
     assert await setup.spent("acme") == (2 * COST, 0), "settled before done was buffered"
+
+
+async def test_tokens_per_minute_count_the_real_usage_of_streams(make_setup: Any) -> None:
+    setup = await make_setup({"acme": tenant("acme", rate_limits=RateLimits(tokens_per_minute=10))})
+    first = await setup.ask("acme", chat(stream=True))
+    second = await setup.ask("acme", chat(stream=True))
+    assert (first[0], second[0]) == (200, 200), "the bucket is not in debt before the second"
+    assert first[1]["x-ratelimit-limit-tokens"] == "10"
+    status, headers, body = await setup.ask("acme", chat(stream=True))
+    assert status == 429, "two streams used 12 tokens (3 + 3 each, streamed): the minute's 10 are spent"
+    assert b"tokens per minute" in body
+    assert headers["x-ratelimit-remaining-tokens"] == "0"
