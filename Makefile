@@ -15,7 +15,7 @@ APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
-	bench-audit
+	bench-audit bench-guardrails
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin ## Everythi
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit audit
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -104,6 +104,9 @@ bench-policy: system-deps install ## Policy propagation between two router repli
 
 bench-audit: install ## Audit log records/s on one core: group commit vs fsync per record
 	$(PY) tests/bench/bench_audit.py
+
+bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
+	$(PY) tests/bench/bench_guardrails.py
 
 run: install ## Local embedded mode: the bundled model behind the router, no cluster
 	$(VENV)/bin/inferctl up

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, BudgetStatus, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
 
 KIND: Final = "Tenant"
@@ -96,6 +97,7 @@ class TenantSpec(KubeModel):
         default=None, description="Spending limits per UTC day, month and in total (docs/budgets.md)."
     )
     rate_limits: RateLimits | None = Field(default=None, description="Requests and tokens per minute.")
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:

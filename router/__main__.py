@@ -34,9 +34,13 @@ from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
+from inferflux.router.guardrails.redact import redact_all
+from inferflux.router.guardrails.stage import GuardrailStage
+from inferflux.router.guardrails.verdicts import GuardrailMetrics
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.identity.exposure import check_exposure
 from inferflux.router.identity.mtls import uvicorn_options
+from inferflux.router.pipeline import Stage
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.policy.secrets import KeyFileError, Keyring
 from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSource, SnapshotSource
@@ -161,7 +165,13 @@ def build() -> Process:
     except AuditConfigError as error:
         raise StartupError(str(error)) from None
     # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
-    router.pipeline.extend([*([audit.stage(holder)] if audit is not None else []), budgets.stage])
+    stages: list[Stage] = []
+    if audit is not None:
+        stages.append(audit.stage(holder, redact=redact_all))
+    stages.append(budgets.stage)
+    if settings.guardrails:
+        stages.append(GuardrailStage(holder, GuardrailMetrics(router.metrics.registry)))
+    router.pipeline.extend(stages)
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)

@@ -85,6 +85,8 @@ class Settings:
     budget_thresholds: str = "0.5,0.8,1.0"  # shares of a budget that trigger the webhook
     budget_webhook_url: str = ""
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
+    # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
+    guardrails: bool = True
 
 
 _ENV = {
@@ -153,6 +155,7 @@ _ENV = {
     "budget_thresholds": "INFERFLUX_BUDGET_THRESHOLDS",
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
+    "guardrails": "INFERFLUX_GUARDRAILS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -60,6 +60,7 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         audit=spec.audit,
         budget=spec.budget,
         rate_limits=spec.rate_limits,
+        guardrails=spec.guardrails,
         source=PolicySource.RESOURCE,
     )
 

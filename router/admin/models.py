@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
@@ -30,6 +31,7 @@ class TenantBody(KubeModel):
     audit: AuditPolicy | None = Field(default=None, description="Audit policy (docs/audit.md).")
     budget: Budget | None = Field(default=None, description="Spending limits (docs/budgets.md).")
     rate_limits: RateLimits | None = None
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy, description="docs/guardrails.md")
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:
