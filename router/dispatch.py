@@ -14,15 +14,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from inferflux.crds.inferencemodel import Balancer as Policy
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
+from inferflux.router import telemetry
 from inferflux.router.balancer import Balancer, Choice
 from inferflux.router.discovery import TableHolder
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
+from inferflux.router.telemetry.genai import span_name
+from inferflux.router.telemetry.tracing import NOOP
 from inferflux.router.upstream import UpstreamClient
+
+#: ``gen_ai.provider.name`` of InferFlux's own runtime pods (not a registered provider name).
+RUNTIME_PROVIDER = "inferflux"
 
 TOTAL_GRACE_SECONDS = 1.0
 
@@ -34,6 +42,19 @@ class Exchange:
     response: Response
     endpoint: Endpoint
     route: ModelRoute
+    span: Span = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
+
+
+def upstream_span(model: str, url: str, trace: Mapping[str, Any] | None) -> Span:
+    """The client span of one attempt at ``url`` (`NOOP` when tracing is off)."""
+    if telemetry.current_tracing() is None:
+        return NOOP
+    attributes = dict(trace or {})
+    operation = attributes.get("gen_ai.operation.name", "chat")
+    attributes.setdefault("gen_ai.request.model", model)
+    attributes["gen_ai.provider.name"] = RUNTIME_PROVIDER
+    attributes.update(telemetry.server_address(url))
+    return telemetry.client_span(span_name(operation, model), attributes)
 
 
 def prompt_prefix(document: Mapping[str, Any], chars: int) -> bytes:
@@ -155,9 +176,19 @@ class Dispatcher:
 
     @asynccontextmanager
     async def exchange(
-        self, model: str, path: str, body: bytes, headers: dict[str, str], prefix: bytes | None = None
+        self,
+        model: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        prefix: bytes | None = None,
+        trace: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Exchange]:
-        """Admit, choose, send, and retry on another replica while nothing has been received."""
+        """Admit, choose, send, and retry on another replica while nothing has been received.
+
+        Each attempt is one client span (``trace``: its GenAI request attributes) whose
+        ``traceparent`` goes upstream; it ends when the exchange does.
+        """
         route = await self.route(model)
         limiter = self.limiter(model, route)
         self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
@@ -179,9 +210,12 @@ class Dispatcher:
                 url = choice.endpoint.url
                 tried.add(url)
                 self.balancer.acquire(url)
+                span = upstream_span(model, url, trace)
                 try:
-                    response = await self.client.post(url + path, body, headers)
+                    response = await self.client.post(url + path, body, telemetry.inject(headers, span))
                 except UpstreamError as error:
+                    telemetry.fail(span, error.code.value)
+                    span.end()
                     self.balancer.release(url)
                     self._count_failure(model, url, error)
                     if error.retryable and len(tried) <= self.retries:
@@ -189,20 +223,24 @@ class Dispatcher:
                         continue
                     raise
                 outcome = "ok" if response.status < 400 else "error"
+                telemetry.record_response(span, response.status)
                 try:
                     # a backstop: the relays stop at the total time themselves, cleanly, a moment earlier
                     async with asyncio.timeout(self.client.timeouts.total + TOTAL_GRACE_SECONDS):
-                        yield Exchange(response, choice.endpoint, current)
+                        yield Exchange(response, choice.endpoint, current, span)
                 except TimeoutError:
                     outcome = "timeout"
+                    telemetry.fail(span, ErrorCode.TIMEOUT.value)
                     self.metrics.upstream_errors.labels(model, ErrorCode.TIMEOUT.value).inc()
                     raise UpstreamError(
                         ErrorCode.TIMEOUT, "upstream exchange exceeded its total time"
                     ) from None
-                except BaseException:
+                except BaseException as error:
                     outcome = "aborted"
+                    telemetry.fail(span, telemetry.error_type(error))
                     raise
                 finally:
+                    span.end()
                     if response.at_eof():
                         response.release()
                     else:

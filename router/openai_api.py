@@ -37,6 +37,8 @@ from inferflux.router.metrics import Metrics
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
+from inferflux.router.telemetry import genai
+from inferflux.router.telemetry.tracing import fail
 from inferflux.router.upstream import classify_status
 
 GAP_SAMPLE_MASK = 3
@@ -59,6 +61,7 @@ class Call:
     prefix: bytes | None
     started: float
     status: list[int]
+    trace: dict[str, Any] | None = None  # GenAI request attributes for the upstream span (tracing on)
 
 
 def parse_request(body: bytes) -> dict[str, Any]:
@@ -117,7 +120,15 @@ class OpenAIRoutes:
                 prefix = prompt_prefix(document, self.prefix_chars)
             headers = {"content-type": "application/json", "x-request-id": scope["inferflux.request_id"]}
             call = Call(
-                model, scope["path"], raw, document.get("stream") is True, headers, prefix, started, status
+                model,
+                scope["path"],
+                raw,
+                document.get("stream") is True,
+                headers,
+                prefix,
+                started,
+                status,
+                genai.traced_request(label, document),
             )
             work = self._relay(send, call)
             if await cancel_on_disconnect(receive, work):
@@ -149,7 +160,7 @@ class OpenAIRoutes:
     async def _relay(self, send: Send, call: Call) -> None:
         status = call.status
         async with self.dispatcher.exchange(
-            call.model, call.path, call.body, call.headers, call.prefix
+            call.model, call.path, call.body, call.headers, call.prefix, call.trace
         ) as ex:
             upstream_status = ex.response.status
             if upstream_status >= 400:
@@ -161,6 +172,7 @@ class OpenAIRoutes:
                 status[0] = upstream_status
                 await send_bytes(send, upstream_status, payload, [JSON])
                 self._account(call.model, payload)
+                genai.record_answer(ex.span, payload)
 
     async def _relay_error(self, send: Send, ex: Exchange, status: list[int]) -> None:
         """Pass an upstream error on, in the OpenAI shape even when the upstream used another."""
@@ -208,6 +220,7 @@ class OpenAIRoutes:
         except Exception:  # a connection can fail many ways mid-body
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
         if failure is not None:
+            fail(ex.span, failure.code.value)
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()
             body = openai_error_event(failure.body())
             await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -215,6 +228,7 @@ class OpenAIRoutes:
         self.metrics.stream_chunks.labels(model).inc(events)
         if scanner.usage:
             self._count_tokens(model, scanner.usage)
+            genai.record_usage(ex.span, scanner.usage)
 
     def _account(self, model: str, payload: bytes) -> None:
         at = payload.rfind(b'"usage"')

@@ -35,6 +35,7 @@ class Settings:
     prefix_load_factor: float = 1.25
     file_poll_seconds: float = 0.2
     log_level: str = "info"
+    log_format: str = "json"  # json: one object per line with request_id, trace_id, span_id; or text
     prompts_dir: str = ""  # a folder of prompt manifests (local mode)
     prompts_namespace: str = ""  # watch Prompt ConfigMaps here ("*": every namespace)
     prompts_ttl_seconds: float = 900.0
@@ -88,6 +89,7 @@ _ENV = {
     "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
     "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",
     "log_level": "INFERFLUX_LOG_LEVEL",
+    "log_format": "INFERFLUX_LOG_FORMAT",
     "prompts_dir": "INFERFLUX_PROMPTS_DIR",
     "prompts_namespace": "INFERFLUX_PROMPTS_NAMESPACE",
     "prompts_ttl_seconds": "INFERFLUX_PROMPTS_TTL_SECONDS",
@@ -159,4 +161,6 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_POLICY_RESYNC_SECONDS must be positive")
     if settings.policy_configmap and settings.policy_configmap.count("/") != 1:
         raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
+    if settings.log_format not in ("json", "text"):
+        raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     return settings

@@ -1,0 +1,54 @@
+"""Provider calls as client spans: one span per attempt on an upstream, current while it runs.
+
+While the span is current, the adapters' `outgoing_headers` carry its ``traceparent`` (and the
+request's ``x-request-id``) to the provider. A stream's span ends once its first chunk arrived
+(that is what an attempt is: after it, the chain no longer retries); the rest of the stream is
+timed by the router's server span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from inferflux.router import telemetry
+from inferflux.router.providers.upstreams import Upstream
+from inferflux.router.telemetry import genai
+
+T = TypeVar("T")
+
+
+def traced(
+    call: Callable[[Upstream], Awaitable[T]], operation: str, body: dict[str, Any]
+) -> Callable[[Upstream], Awaitable[T]]:
+    """``call`` wrapped in a client span per attempt (``call`` itself while tracing is off)."""
+    attributes = genai.traced_request(operation, body)
+    if attributes is None:
+        return call
+    operation_name = attributes["gen_ai.operation.name"]
+
+    async def attempt(upstream: Upstream) -> T:
+        adapter = upstream.adapter
+        model = getattr(adapter, "model", upstream.served)
+        span = telemetry.client_span(
+            genai.span_name(operation_name, model),
+            {
+                **attributes,
+                "gen_ai.request.model": model,
+                "gen_ai.provider.name": adapter.provider,
+                "inferflux.served_model": upstream.served,
+            },
+        )
+        try:
+            with telemetry.current(span):
+                result = await call(upstream)
+            if isinstance(result, dict):
+                span.set_attributes(genai.response_attributes(result))
+            return result
+        except BaseException as error:
+            telemetry.fail(span, telemetry.error_type(error))
+            raise
+        finally:
+            span.end()
+
+    return attempt
