@@ -55,7 +55,7 @@ async def test_the_router_traces_a_request_and_sends_traceparent_upstream(
     assert client.attributes["gen_ai.usage.output_tokens"] == 3
     assert client.attributes["server.address"] == "127.0.0.1"
     (traceparent,) = backend.state.traceparents
-    version, trace_id, span_id, flags = traceparent.split("-")
+    _version, trace_id, span_id, _flags = traceparent.split("-")
     assert int(trace_id, 16) == client.context.trace_id
     assert int(span_id, 16) == client.context.span_id
     assert backend.state.request_ids == ["rid-42"]
