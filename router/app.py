@@ -201,7 +201,9 @@ class Router:
         rid = scope["inferflux.request_id"] = request_id(scope)
         request_id_var.set(rid)
         if telemetry.current_tracing() is None:
-            await self._http(scope, receive, send, rid)
+            status = await self._http(scope, receive, send, rid)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s answered %d", scope["method"], scope["path"], status)
             return
         with telemetry.server_span(
             f"{scope['method']} {scope['path']}",
@@ -210,6 +212,8 @@ class Router:
         ) as span:
             status = await self._http(scope, receive, send, rid)
             record_status(span, status)
+            if log.isEnabledFor(logging.DEBUG):  # an access log, off below debug: the hot path
+                log.debug("%s %s answered %d", scope["method"], scope["path"], status)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
         """Serve the request; the status sent (0 when the client left before any answer)."""

@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.trace import Span
-
 from inferflux.crds.inferencemodel import Balancer as Policy
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
 from inferflux.router import telemetry
@@ -26,6 +24,7 @@ from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
 from inferflux.router.telemetry.genai import span_name
+from inferflux.router.telemetry.spans import TraceSpan
 from inferflux.router.telemetry.tracing import NOOP
 from inferflux.router.upstream import UpstreamClient
 
@@ -42,10 +41,10 @@ class Exchange:
     response: Response
     endpoint: Endpoint
     route: ModelRoute
-    span: Span = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
+    span: TraceSpan = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
 
 
-def upstream_span(model: str, url: str, trace: Mapping[str, Any] | None) -> Span:
+def upstream_span(model: str, url: str, trace: Mapping[str, Any] | None) -> TraceSpan:
     """The client span of one attempt at ``url`` (`NOOP` when tracing is off)."""
     if telemetry.current_tracing() is None:
         return NOOP

@@ -308,6 +308,8 @@ def _api(endpoint: str, handler: Handler) -> Handler:
         runtime.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
         runtime.metrics.request_duration.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         response.headers["x-request-id"] = rid
+        with telemetry.current(traced.span):  # the access line names the request, trace and span
+            log.info("%s answered %d", endpoint, response.status_code)
         return traced.finish_with(response)
 
     return wrapped

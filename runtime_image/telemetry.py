@@ -21,14 +21,14 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from inferflux.router import telemetry
 from inferflux.router.telemetry import genai
 from inferflux.router.telemetry.http import REQUEST_ID, record_status, trace_headers
+from inferflux.router.telemetry.spans import TraceSpan
 from inferflux.router.telemetry.tracing import NOOP, start
 from inferflux.runtime.engine import Finish, Job
 
@@ -53,7 +53,7 @@ def request_id(headers: Mapping[str, str]) -> str:
 class RequestTrace:
     """The spans of one API request; every method is cheap and does nothing when tracing is off."""
 
-    def __init__(self, span: Span, operation: str, started: int) -> None:
+    def __init__(self, span: TraceSpan, operation: str, started: int) -> None:
         self.span = span
         self.operation = operation
         self.started = started
@@ -163,8 +163,7 @@ class RequestTrace:
             self._child("decode", line.first_token, finished, attributes)
 
     def _child(self, name: str, begun: int, ended: int, attributes: Mapping[str, Any] | None = None) -> None:
-        parent = trace.set_span_in_context(self.span)
-        child = start(name, SpanKind.INTERNAL, attributes, parent, begun)
+        child = start(name, SpanKind.INTERNAL, attributes, self.span, begun)
         child.end(max(begun, ended))
 
     def finish_with(self, response: Response) -> Response:

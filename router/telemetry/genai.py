@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from opentelemetry.trace import Span
 
 from inferflux.router.telemetry import tracing
+from inferflux.router.telemetry.spans import TraceSpan
 
 #: The router's route labels and the runtime's endpoints, as GenAI operation names.
 OPERATIONS = {"chat": "chat", "completions": "text_completion", "embeddings": "embeddings"}
@@ -107,7 +107,7 @@ def traced_request(operation_label: str, document: Mapping[str, Any]) -> dict[st
     return attributes
 
 
-def record_answer(span: Span, payload: bytes) -> None:
+def record_answer(span: TraceSpan, payload: bytes) -> None:
     """The response facts of a complete OpenAI-shaped answer on ``span`` (parsed only when it records)."""
     if not span.is_recording():
         return
@@ -126,7 +126,7 @@ def record_answer(span: Span, payload: bytes) -> None:
             span.set_attribute("gen_ai.output.messages", output_messages("".join(texts), ""))
 
 
-def record_usage(span: Span, usage: Mapping[str, Any]) -> None:
+def record_usage(span: TraceSpan, usage: Mapping[str, Any]) -> None:
     """Token usage (from a stream's final chunk) on ``span``."""
     if span.is_recording():
         span.set_attributes(usage_attributes(usage))

@@ -9,8 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.trace import Span
-
+from inferflux.router.telemetry.spans import TraceSpan
 from inferflux.router.telemetry.tracing import fail
 
 REQUEST_ID = "inferflux.request_id"
@@ -35,7 +34,7 @@ def server_attributes(scope: Mapping[str, Any], request_id: str) -> dict[str, An
     }
 
 
-def record_status(span: Span, status: int) -> None:
+def record_status(span: TraceSpan, status: int) -> None:
     """The response status on ``span``; a 4xx/5xx, or no answer at all (0), marks it failed."""
     if not span.is_recording():
         return
@@ -47,7 +46,7 @@ def record_status(span: Span, status: int) -> None:
         fail(span, CANCELLED)
 
 
-def record_response(span: Span, status: int) -> None:
+def record_response(span: TraceSpan, status: int) -> None:
     """An upstream's answer status on a client span; 4xx/5xx mark it failed."""
     if not span.is_recording():
         return

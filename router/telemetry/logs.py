@@ -15,7 +15,8 @@ import traceback
 from typing import Any
 
 import orjson
-from opentelemetry import trace
+
+from inferflux.router.telemetry.spans import current_span
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("inferflux_request_id", default="")
 
@@ -38,10 +39,10 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             line["request_id"] = rid
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            line["trace_id"] = format(context.trace_id, "032x")
-            line["span_id"] = format(context.span_id, "016x")
+        span = current_span.get()
+        if span is not None:
+            line["trace_id"] = format(span.trace.trace_id, "032x")
+            line["span_id"] = format(span.span_id, "016x")
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
             line["stack"] = "".join(traceback.format_tb(record.exc_info[2]))

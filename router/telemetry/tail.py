@@ -1,35 +1,26 @@
 """Tail sampling: hold a trace's spans until its local root ends, then keep it or drop it whole.
 
 Head sampling decides before anything happened, so it loses most failures. Here every span is
-recorded; ended spans wait in a per-trace buffer until the trace's local root (the span with no
-parent in this process: the router's server span, the runtime's request span) ends. Then the trace
-is exported when any of its spans failed (status ERROR or an ``error.type`` attribute: 4xx/5xx
-answers, timeouts, cancelled streams, upstream errors) or when its trace id falls in the sampled
-ratio. The ratio test reads the trace id's low 64 bits the way ``TraceIdRatioBased`` does, so the
-router and the runtime, deciding separately, keep the same successful traces.
+recorded (cheaply, `spans.Recorder`); ended spans wait with their trace until the trace's local
+root (the span with no parent in this process: the router's server span, the runtime's request
+span) ends. Then the trace is exported when any of its spans failed (status ERROR or an
+``error.type`` attribute: 4xx/5xx answers, timeouts, cancelled streams, upstream errors) or when
+its trace id falls in the sampled ratio. The ratio test reads the trace id's low 64 bits the way
+``TraceIdRatioBased`` does, so the router and the runtime, deciding separately, keep the same
+successful traces.
 
 The buffer is bounded in spans: a span that does not fit is dropped and counted (`dropped`), and
-the rest of its trace is still decided normally. A span that ends after its root was decided (rare:
-a background task outliving its request) follows the recorded decision while it is remembered.
+the rest of its trace is still decided normally. A span that ends after its root was decided (a
+background task outliving its request) follows the decision.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from inferflux.router.telemetry.export import Sink
+from inferflux.router.telemetry.scrub import scrub
+from inferflux.router.telemetry.spans import Recorder
 
 TRACE_ID_LIMIT = (1 << 64) - 1
-REMEMBERED_DECISIONS = 4096
-
-
-def failed(span: ReadableSpan) -> bool:
-    """True when ``span`` records a failure."""
-    attributes = span.attributes or {}
-    return span.status.status_code is StatusCode.ERROR or "error.type" in attributes
 
 
 def sampled(trace_id: int, ratio: float) -> bool:
@@ -37,71 +28,50 @@ def sampled(trace_id: int, ratio: float) -> bool:
     return (trace_id & TRACE_ID_LIMIT) < round(ratio * (TRACE_ID_LIMIT + 1))
 
 
-def is_local_root(span: ReadableSpan) -> bool:
-    """True for the first span of a trace in this process (no parent, or a parent from elsewhere)."""
-    return span.parent is None or span.parent.is_remote
+class TailSampler:
+    """Decides traces as their local roots end; kept spans are scrubbed and go to ``sink``.
 
+    ``capture``: content capture is on, so kept spans are not scrubbed.
+    """
 
-class TailSampler(SpanProcessor):
-    """Buffers ended spans per trace and passes kept traces to ``downstream`` (the exporting processor)."""
-
-    def __init__(self, downstream: SpanProcessor, ratio: float, max_spans: int) -> None:
-        self.downstream = downstream
+    def __init__(self, sink: Sink, ratio: float, max_spans: int, capture: bool = False) -> None:
+        self.sink = sink
         self.ratio = ratio
         self.max_spans = max_spans
+        self.capture = capture
+        self.buffered = 0  # spans waiting for their trace's decision
         self.dropped = 0  # spans that did not fit the buffer
         self.kept_traces = 0
         self.discarded_traces = 0
-        self._traces: dict[int, list[ReadableSpan]] = {}
-        self._buffered = 0
-        self._decided: OrderedDict[int, bool] = OrderedDict()
-        self._lock = threading.Lock()
 
-    @property
-    def buffered(self) -> int:
-        """Spans waiting for their trace's decision."""
-        return self._buffered
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is None:
+    def ended(self, span: Recorder) -> None:
+        """Called by every span as it ends."""
+        trace = span.trace
+        if trace.decided:
+            if trace.kept:
+                self._export([span])
             return
-        trace_id = context.trace_id
-        with self._lock:
-            late = self._decided.get(trace_id)
-            if late is not None:
-                kept: list[ReadableSpan] = [span] if late else []
-            elif not is_local_root(span):
-                if self._buffered >= self.max_spans:
-                    self.dropped += 1
-                else:
-                    self._traces.setdefault(trace_id, []).append(span)
-                    self._buffered += 1
-                return
+        if not span.is_local_root:
+            if self.buffered >= self.max_spans:
+                self.dropped += 1
             else:
-                spans = self._traces.pop(trace_id, [])
-                self._buffered -= len(spans)
-                spans.append(span)
-                keep = any(failed(each) for each in spans) or sampled(trace_id, self.ratio)
-                self._remember(trace_id, keep)
-                if keep:
-                    self.kept_traces += 1
-                else:
-                    self.discarded_traces += 1
-                kept = spans if keep else []
-        for each in kept:
-            self.downstream.on_end(each)
+                trace.spans.append(span)
+                self.buffered += 1
+            return
+        spans = trace.spans
+        self.buffered -= len(spans)
+        trace.spans = []
+        spans.append(span)
+        trace.decided = True
+        trace.kept = trace.failed or sampled(trace.trace_id, self.ratio)
+        if not trace.kept:
+            self.discarded_traces += 1
+            return
+        self.kept_traces += 1
+        self._export(spans)
 
-    def _remember(self, trace_id: int, keep: bool) -> None:
-        self._decided[trace_id] = keep
-        if len(self._decided) > REMEMBERED_DECISIONS:
-            self._decided.popitem(last=False)
-
-    def shutdown(self) -> None:
-        self.downstream.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.downstream.force_flush(timeout_millis)
+    def _export(self, spans: list[Recorder]) -> None:
+        if not self.capture:
+            for span in spans:
+                scrub(span)
+        self.sink.submit(spans)

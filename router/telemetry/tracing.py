@@ -1,35 +1,46 @@
-"""The process-wide tracer and the small API the router and the runtime call.
+"""The process-wide tracing pipeline and the small API the router and the runtime call.
 
-`install` builds the OpenTelemetry pipeline once per process (tracer provider → `Scrubber` →
-`TailSampler` → batch exporter over OTLP/HTTP) and `uninstall` flushes and removes it. Until then,
-and whenever tracing is off, `span`, `server_span` and `client_span` return `NOOP`, a shared
-object whose every method does nothing, so callers never test whether tracing is on.
+`install` builds it once per process: recording spans (`spans.Recorder`) → `TailSampler`, which
+scrubs the kept ones → OTLP/HTTP export from a background thread (`export.OtlpJsonSink`).
+`uninstall` flushes and removes it. Until then, and whenever tracing is off, `span`,
+`server_span`, `client_span` and `start` return `NOOP`, a shared span whose every method does
+nothing, so callers never test whether tracing is on.
+
+Context: the current span is a context variable (`spans.current_span`), so a span started inside
+a request is that request's child in any task it spawns; ``traceparent`` headers are read and
+written here (W3C trace context, ``tracestate`` is not carried).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator, Mapping
+import contextvars
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import SpanKind
 
+from inferflux.router.telemetry.export import OtlpJsonSink, SdkSink, Sink
 from inferflux.router.telemetry.logs import request_id_var
-from inferflux.router.telemetry.scrub import Scrubber
 from inferflux.router.telemetry.settings import TraceSettings
+from inferflux.router.telemetry.spans import (
+    ERROR,
+    NOOP,
+    Recorder,
+    RemoteParent,
+    TraceRecord,
+    TraceSpan,
+    current_span,
+    parse_traceparent,
+    traceparent,
+)
 from inferflux.router.telemetry.tail import TailSampler
 
-PROPAGATOR = TraceContextTextMapPropagator()
-#: The span every helper hands out while tracing is off: all its methods are no-ops.
-NOOP: Span = NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+__all__ = ["NOOP", "RemoteParent", "Tracing"]
 
 
 @dataclass
@@ -37,13 +48,12 @@ class Tracing:
     """One installed tracing pipeline."""
 
     settings: TraceSettings
-    provider: TracerProvider
-    tracer: trace.Tracer
     sampler: TailSampler
+    sink: Sink
 
-    def flush(self, timeout_millis: int = 10_000) -> bool:
+    def flush(self, timeout: float = 10.0) -> bool:
         """Export whatever kept spans are queued; True when done in time."""
-        return self.provider.force_flush(timeout_millis)
+        return self.sink.flush(timeout)
 
 
 _current: Tracing | None = None
@@ -57,22 +67,18 @@ def current_tracing() -> Tracing | None:
 def install(settings: TraceSettings, exporter: SpanExporter | None = None) -> Tracing | None:
     """Start tracing as ``settings`` say (nothing when no endpoint is set and no exporter is given).
 
-    ``exporter`` replaces the OTLP exporter (tests pass an in-memory one). Spans are exported in
-    batches from a background thread, so the request path never waits on the trace backend.
+    ``exporter``, an SDK span exporter, replaces the OTLP/JSON export (tests pass an in-memory one).
     """
     global _current
-    if exporter is None:
-        if not settings.enabled:
-            return None
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        exporter = OTLPSpanExporter(endpoint=settings.endpoint)
+    if exporter is None and not settings.enabled:
+        return None
     uninstall()
-    export: SpanProcessor = BatchSpanProcessor(exporter)
-    sampler = TailSampler(export, settings.sample_ratio, settings.buffer_spans)
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.service_name}))
-    provider.add_span_processor(Scrubber(sampler, capture=settings.capture_content))
-    _current = Tracing(settings, provider, provider.get_tracer("inferflux"), sampler)
+    resource = Resource.create({SERVICE_NAME: settings.service_name})
+    sink: Sink = (
+        SdkSink(exporter, resource) if exporter is not None else OtlpJsonSink(settings.endpoint, resource)
+    )
+    sampler = TailSampler(sink, settings.sample_ratio, settings.buffer_spans, settings.capture_content)
+    _current = Tracing(settings, sampler, sink)
     return _current
 
 
@@ -80,18 +86,53 @@ def uninstall() -> None:
     """Flush and stop the installed pipeline, if any; tracing is off afterwards."""
     global _current
     if _current is not None:
-        _current.provider.shutdown()
+        _current.sink.close()
         _current = None
 
 
-@contextlib.contextmanager
-def current(span: Span) -> Iterator[Span]:
-    """``span`` as the current span inside the block (it is not ended on exit)."""
-    if not span.is_recording():
-        yield span
-        return
-    with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-        yield span
+def capture_content() -> bool:
+    """True when prompt and completion text may be recorded on spans."""
+    return _current is not None and _current.settings.capture_content
+
+
+def start(
+    name: str,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+    parent: TraceSpan | RemoteParent | None = None,
+    start_time: int | None = None,
+) -> TraceSpan:
+    """A started span (`NOOP` when tracing is off) under ``parent``, else the current span; end it.
+
+    With no parent and no current span, the span starts a new trace.
+    """
+    tracing = _current
+    if tracing is None:
+        return NOOP
+    if parent is None:
+        parent = current_span.get()
+    if isinstance(parent, Recorder):
+        record, parent_id, remote = parent.trace, parent.span_id, False
+    elif isinstance(parent, RemoteParent):
+        record, parent_id, remote = TraceRecord(parent.trace_id), parent.span_id, True
+    else:
+        record, parent_id, remote = TraceRecord(random.getrandbits(128) or 1), 0, False
+    return Recorder(name, kind, record, parent_id, remote, attributes, start_time, tracing.sampler.ended)
+
+
+def extract(headers: Mapping[str, str]) -> RemoteParent | None:
+    """The caller's span a ``traceparent`` header names, if any (None: start a new trace)."""
+    value = headers.get("traceparent")
+    if _current is None or value is None:
+        return None
+    return parse_traceparent(value)
+
+
+def inject(headers: dict[str, str], span: TraceSpan) -> dict[str, str]:
+    """``headers`` plus ``traceparent`` naming ``span`` (``headers`` itself when it does not record)."""
+    if not isinstance(span, Recorder):
+        return headers
+    return {**headers, "traceparent": traceparent(span)}
 
 
 def outgoing_headers() -> dict[str, str]:
@@ -100,84 +141,69 @@ def outgoing_headers() -> dict[str, str]:
     rid = request_id_var.get()
     if rid:
         headers["x-request-id"] = rid
-    if _current is not None:
-        PROPAGATOR.inject(headers)
+    span = current_span.get()
+    if span is not None:
+        headers["traceparent"] = traceparent(span)
     return headers
 
 
-def capture_content() -> bool:
-    """True when prompt and completion text may be recorded on spans."""
-    return _current is not None and _current.settings.capture_content
+class current:
+    """``span`` as the current span inside the block (it is not ended on exit)."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: TraceSpan) -> None:
+        self.span = span
+        self.token: contextvars.Token[Recorder | None] | None = None
+
+    def __enter__(self) -> TraceSpan:
+        if isinstance(self.span, Recorder):
+            self.token = current_span.set(self.span)
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        if self.token is not None:
+            current_span.reset(self.token)
 
 
-def extract(headers: Mapping[str, str]) -> Context | None:
-    """The remote parent a ``traceparent`` header names, if any (None: start a new trace)."""
-    if _current is None or "traceparent" not in headers:
-        return None
-    return PROPAGATOR.extract(headers)
+class _Opened:
+    """A started span, current inside the block, ended on exit; an escaping exception marks it failed."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: TraceSpan) -> None:
+        self.span = span
+        self.token: contextvars.Token[Recorder | None] | None = None
+
+    def __enter__(self) -> TraceSpan:
+        if isinstance(self.span, Recorder):
+            self.token = current_span.set(self.span)
+        return self.span
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if self.token is None:
+            return
+        current_span.reset(self.token)
+        if error is not None:
+            fail(self.span, error_type(error))
+        self.span.end()
 
 
-def inject(headers: dict[str, str], span: Span) -> dict[str, str]:
-    """``headers`` plus ``traceparent`` naming ``span`` (``headers`` itself when it does not record)."""
-    if not span.is_recording():
-        return headers
-    carried = dict(headers)
-    PROPAGATOR.inject(carried, trace.set_span_in_context(span))
-    return carried
-
-
-def start(
-    name: str,
-    kind: SpanKind = SpanKind.INTERNAL,
-    attributes: Mapping[str, Any] | None = None,
-    parent: Context | None = None,
-    start_time: int | None = None,
-) -> Span:
-    """A started span (`NOOP` when tracing is off); the caller ends it."""
-    if _current is None:
-        return NOOP
-    return _current.tracer.start_span(
-        name, context=parent, kind=kind, attributes=attributes, start_time=start_time
-    )
-
-
-@contextlib.contextmanager
 def server_span(
-    name: str, attributes: Mapping[str, Any] | None = None, parent: Context | None = None
-) -> Iterator[Span]:
-    """A server span, current inside the block; an escaping exception marks it failed."""
-    with _current_span(name, SpanKind.SERVER, attributes, parent) as opened:
-        yield opened
+    name: str, attributes: Mapping[str, Any] | None = None, parent: RemoteParent | None = None
+) -> _Opened:
+    """A server span, current inside the ``with`` block; an escaping exception marks it failed."""
+    return _Opened(start(name, SpanKind.SERVER, attributes, parent))
 
 
-@contextlib.contextmanager
-def span(name: str, **attributes: Any) -> Iterator[Span]:
-    """An internal span (a stage of the request), current inside the block."""
-    with _current_span(name, SpanKind.INTERNAL, attributes, None) as opened:
-        yield opened
+def span(name: str, **attributes: Any) -> _Opened:
+    """An internal span (a stage of the request), current inside the ``with`` block."""
+    return _Opened(start(name, SpanKind.INTERNAL, attributes))
 
 
-def client_span(name: str, attributes: Mapping[str, Any] | None = None) -> Span:
+def client_span(name: str, attributes: Mapping[str, Any] | None = None) -> TraceSpan:
     """A started client span under the current span; pass it to `inject`, then end it."""
     return start(name, SpanKind.CLIENT, attributes)
-
-
-@contextlib.contextmanager
-def _current_span(
-    name: str, kind: SpanKind, attributes: Mapping[str, Any] | None, parent: Context | None
-) -> Iterator[Span]:
-    if _current is None:
-        yield NOOP
-        return
-    opened = _current.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-    try:
-        with trace.use_span(opened, end_on_exit=False, record_exception=False, set_status_on_exception=False):
-            yield opened
-    except BaseException as error:
-        fail(opened, error_type(error))
-        raise
-    finally:
-        opened.end()
 
 
 def error_type(error: BaseException) -> str:
@@ -191,8 +217,8 @@ def error_type(error: BaseException) -> str:
     return value if isinstance(value, str) and value else type(error).__name__
 
 
-def fail(span: Span, kind: str) -> None:
+def fail(span: TraceSpan, kind: str) -> None:
     """Mark ``span`` failed with ``error.type`` ``kind`` (no message: it might quote the request)."""
     if span.is_recording():
         span.set_attribute("error.type", kind)
-        span.set_status(Status(StatusCode.ERROR))
+        span.set_status(ERROR)

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from inferflux.router.telemetry.scrub import Scrubber, carries_content
+from inferflux.router import telemetry
+from inferflux.router.telemetry.scrub import carries_content
+from inferflux.router.telemetry.tracing import start
 
 CANARY = "canary-7f3a9 the secret prompt"
 
 
 def _export(capture: bool) -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(Scrubber(SimpleSpanProcessor(exporter), capture=capture))
-    span = provider.get_tracer("test").start_span(
-        "chat m",
-        attributes={
-            "gen_ai.request.model": "m",
-            "gen_ai.input.messages": f'[{{"role":"user","content":"{CANARY}"}}]',
-            "gen_ai.system_instructions": CANARY,
-            "app.prompt_content": CANARY,
-            "gen_ai.usage.input_tokens": 7,
-        },
-    )
-    span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": CANARY})
-    span.add_event("first_token", {"note.content": CANARY, "position": 1})
-    span.end()
-    provider.shutdown()
+    telemetry.install(telemetry.TraceSettings(sample_ratio=1.0, capture_content=capture), exporter=exporter)
+    try:
+        span = start(
+            "chat m",
+            attributes={
+                "gen_ai.request.model": "m",
+                "gen_ai.input.messages": f'[{{"role":"user","content":"{CANARY}"}}]',
+                "gen_ai.system_instructions": CANARY,
+                "app.prompt_content": CANARY,
+                "gen_ai.usage.input_tokens": 7,
+            },
+        )
+        span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": CANARY})
+        span.add_event("first_token", {"note.content": CANARY, "position": 1})
+        span.end()
+    finally:
+        telemetry.uninstall()
     return exporter
 
 
