@@ -23,7 +23,7 @@ from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
-from inferflux.router.telemetry.genai import span_name
+from inferflux.router.telemetry.genai import TracedRequest, described_request, span_name
 from inferflux.router.telemetry.spans import TraceSpan
 from inferflux.router.telemetry.tracing import NOOP
 from inferflux.router.upstream import UpstreamClient
@@ -44,16 +44,21 @@ class Exchange:
     span: TraceSpan = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
 
 
-def upstream_span(model: str, url: str, trace: Mapping[str, Any] | None) -> TraceSpan:
+def upstream_span(model: str, url: str, request: TracedRequest | None) -> TraceSpan:
     """The client span of one attempt at ``url`` (`NOOP` when tracing is off)."""
-    if telemetry.current_tracing() is None:
+    if request is None:
         return NOOP
-    attributes = dict(trace or {})
-    operation = attributes.get("gen_ai.operation.name", "chat")
-    attributes.setdefault("gen_ai.request.model", model)
-    attributes["gen_ai.provider.name"] = RUNTIME_PROVIDER
-    attributes.update(telemetry.server_address(url))
-    return telemetry.client_span(span_name(operation, model), attributes)
+    span = telemetry.client_span(
+        span_name(request.operation, model),
+        {
+            "gen_ai.operation.name": request.operation,
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": RUNTIME_PROVIDER,
+            **telemetry.server_address(url),
+        },
+    )
+    span.defer(described_request, request)
+    return span
 
 
 def prompt_prefix(document: Mapping[str, Any], chars: int) -> bytes:
@@ -181,11 +186,11 @@ class Dispatcher:
         body: bytes,
         headers: dict[str, str],
         prefix: bytes | None = None,
-        trace: Mapping[str, Any] | None = None,
+        trace: TracedRequest | None = None,
     ) -> AsyncIterator[Exchange]:
         """Admit, choose, send, and retry on another replica while nothing has been received.
 
-        Each attempt is one client span (``trace``: its GenAI request attributes) whose
+        Each attempt is one client span (``trace``: the request it describes) whose
         ``traceparent`` goes upstream; it ends when the exchange does.
         """
         route = await self.route(model)

@@ -61,7 +61,7 @@ class Call:
     prefix: bytes | None
     started: float
     status: list[int]
-    trace: dict[str, Any] | None = None  # GenAI request attributes for the upstream span (tracing on)
+    trace: genai.TracedRequest | None = None  # described on the upstream span (tracing on)
 
 
 def parse_request(body: bytes) -> dict[str, Any]:

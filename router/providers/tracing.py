@@ -18,32 +18,37 @@ from inferflux.router.telemetry import genai
 T = TypeVar("T")
 
 
+def upstream_model(model: str) -> dict[str, str]:
+    """``gen_ai.request.model``: the model id the provider was asked for."""
+    return {"gen_ai.request.model": model}
+
+
 def traced(
     call: Callable[[Upstream], Awaitable[T]], operation: str, body: dict[str, Any]
 ) -> Callable[[Upstream], Awaitable[T]]:
     """``call`` wrapped in a client span per attempt (``call`` itself while tracing is off)."""
-    attributes = genai.traced_request(operation, body)
-    if attributes is None:
+    request = genai.traced_request(operation, body)
+    if request is None:
         return call
-    operation_name = attributes["gen_ai.operation.name"]
 
     async def attempt(upstream: Upstream) -> T:
         adapter = upstream.adapter
         model = getattr(adapter, "model", upstream.served)
         span = telemetry.client_span(
-            genai.span_name(operation_name, model),
+            genai.span_name(request.operation, model),
             {
-                **attributes,
-                "gen_ai.request.model": model,
+                "gen_ai.operation.name": request.operation,
                 "gen_ai.provider.name": adapter.provider,
                 "inferflux.served_model": upstream.served,
             },
         )
+        span.defer(genai.described_request, request)
+        span.defer(upstream_model, model)  # after the request's own (served) model name
         try:
             with telemetry.current(span):
                 result = await call(upstream)
             if isinstance(result, dict):
-                span.set_attributes(genai.response_attributes(result))
+                span.defer(genai.response_attributes, result)
             return result
         except BaseException as error:
             telemetry.fail(span, telemetry.error_type(error))

@@ -9,6 +9,7 @@ Names follow the current (development-status) GenAI conventions: an inference sp
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -93,40 +94,57 @@ def output_messages(text: str, finish_reason: str) -> str:
     return orjson.dumps([{"role": "assistant", "content": text, "finish_reason": finish_reason}]).decode()
 
 
-def traced_request(operation_label: str, document: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The upstream span's request attributes for a routed request (None while tracing is off).
+@dataclass(frozen=True)
+class TracedRequest:
+    """A routed request, for the GenAI attributes of its upstream spans (computed if kept)."""
 
-    ``operation_label`` is the router's route label (chat, completions, embeddings); the request's
-    messages are added only when content capture is on.
+    operation: str
+    document: Mapping[str, Any]
+
+
+def traced_request(operation_label: str, document: Mapping[str, Any]) -> TracedRequest | None:
+    """The request to describe on upstream spans (None while tracing is off).
+
+    ``operation_label`` is the router's route label (chat, completions, embeddings).
     """
     if tracing.current_tracing() is None:
         return None
-    attributes = request_attributes(OPERATIONS.get(operation_label, operation_label), document)
+    return TracedRequest(OPERATIONS.get(operation_label, operation_label), document)
+
+
+def described_request(request: TracedRequest) -> dict[str, Any]:
+    """The request attributes; the messages only when content capture is on."""
+    attributes = request_attributes(request.operation, request.document)
     if tracing.capture_content():
-        attributes["gen_ai.input.messages"] = input_messages(document)
+        attributes["gen_ai.input.messages"] = input_messages(request.document)
+    return attributes
+
+
+def described_answer(payload: bytes) -> dict[str, Any]:
+    """The response facts of a complete OpenAI-shaped answer; its text only when capture is on."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    attributes = response_attributes(document)
+    if tracing.capture_content():
+        texts = [
+            str((choice.get("message") or {}).get("content") or choice.get("text") or "")
+            for choice in document.get("choices") or []
+            if isinstance(choice, dict)
+        ]
+        reasons = attributes.get("gen_ai.response.finish_reasons") or [""]
+        attributes["gen_ai.output.messages"] = output_messages("".join(texts), reasons[0])
     return attributes
 
 
 def record_answer(span: TraceSpan, payload: bytes) -> None:
-    """The response facts of a complete OpenAI-shaped answer on ``span`` (parsed only when it records)."""
-    if not span.is_recording():
-        return
-    try:
-        document = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return
-    if isinstance(document, dict):
-        span.set_attributes(response_attributes(document))
-        if tracing.capture_content():
-            texts = [
-                str((choice.get("message") or {}).get("content") or choice.get("text") or "")
-                for choice in document.get("choices") or []
-                if isinstance(choice, dict)
-            ]
-            span.set_attribute("gen_ai.output.messages", output_messages("".join(texts), ""))
+    """A complete answer's facts on ``span``, parsed only if the trace is kept."""
+    span.defer(described_answer, payload)
 
 
 def record_usage(span: TraceSpan, usage: Mapping[str, Any]) -> None:
     """Token usage (from a stream's final chunk) on ``span``."""
-    if span.is_recording():
-        span.set_attributes(usage_attributes(usage))
+    span.defer(usage_attributes, usage)

@@ -5,6 +5,7 @@ Attribute names follow the HTTP semantic conventions; the request id is ``inferf
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,8 +56,9 @@ def record_response(span: TraceSpan, status: int) -> None:
         fail(span, str(status))
 
 
+@functools.lru_cache(maxsize=1024)
 def server_address(url: str) -> dict[str, Any]:
-    """``server.address`` and ``server.port`` of an upstream URL."""
+    """``server.address`` and ``server.port`` of an upstream URL (cached: a few URLs, many requests)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return {"server.address": parts.hostname or "", "server.port": port}

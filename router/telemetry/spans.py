@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ class TraceSpan(Protocol):
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None: ...
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None: ...
     def end(self, end_time: int | None = None) -> None: ...
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None: ...
 
 
 class NoopSpan:
@@ -90,6 +91,9 @@ class NoopSpan:
     def end(self, end_time: int | None = None) -> None:
         pass
 
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
+        pass
+
 
 class Recorder:
     """A span being recorded: kept in memory until its trace is decided (see `tail.TailSampler`)."""
@@ -97,6 +101,7 @@ class Recorder:
     __slots__ = (
         "_on_end",
         "attributes",
+        "deferred",
         "end_time",
         "error",
         "events",
@@ -131,6 +136,7 @@ class Recorder:
         self.error = False
         self.start_time = start_time or time.time_ns()
         self.end_time = 0
+        self.deferred: list[tuple[Callable[[Any], Mapping[str, Any]], Any]] | None = None
         self._on_end = on_end
         if ERROR_TYPE in self.attributes:
             self._failed()
@@ -175,7 +181,23 @@ class Recorder:
         self.end_time = end_time or time.time_ns()
         self._on_end(self)
 
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
+        """Attributes ``compute(source)`` adds, computed only if the trace is kept (`resolve`).
+
+        For facts that cost something to extract (parsing an answer) and never decide sampling.
+        """
+        if self.deferred is None:
+            self.deferred = []
+        self.deferred.append((compute, source))
+
     # -- export -----------------------------------------------------------------------------------
+    def resolve(self) -> None:
+        """Add the deferred attributes (the trace is kept)."""
+        if self.deferred:
+            for compute, source in self.deferred:
+                self.attributes.update(compute(source))
+            self.deferred = None
+
     def readable(self, resource: Resource) -> ReadableSpan:
         """The finished span as the SDK's exporters take it."""
         trace_id = self.trace.trace_id

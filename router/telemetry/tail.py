@@ -71,7 +71,8 @@ class TailSampler:
         self._export(spans)
 
     def _export(self, spans: list[Recorder]) -> None:
-        if not self.capture:
-            for span in spans:
+        for span in spans:
+            span.resolve()
+            if not self.capture:
                 scrub(span)
         self.sink.submit(spans)

@@ -72,6 +72,8 @@ async def test_a_provider_call_is_a_client_span_named_in_its_traceparent(
     server = next(span for span in spans if span.kind is SpanKind.SERVER)
     assert client.name == "chat gpt-x"
     assert client.attributes["gen_ai.provider.name"] == "openai"
+    assert client.attributes["gen_ai.request.model"] == "gpt-x"
+    assert client.attributes["gen_ai.response.model"] == "gpt-x"
     assert client.attributes["gen_ai.request.max_tokens"] == 4
     assert client.attributes["inferflux.served_model"] == "gpt"
     assert client.parent is not None
