@@ -14,7 +14,7 @@ EXTRAS ?= dev,runtime,model
 APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
-	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy
+	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -75,7 +75,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin 
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy
+BENCHES := runtime router operator swap prompts policy ratelimit
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -84,6 +84,9 @@ bench-runtime: install ## Runtime vs llama-server vs llama-cpp-python's server, 
 
 bench-router: install ## Router overhead vs calling the backend directly
 	$(PY) tests/bench/bench_router.py
+
+bench-ratelimit: install ## 600 requests/minute through the router on the wall clock for 60 s (steady 10/s and a 20/s flood)
+	$(PY) tests/bench/bench_ratelimit.py
 
 bench-operator: install ## 200 InferenceModels applied at once (kubectl-style, and as a burst), on the real control plane
 	$(PY) tests/bench/bench_operator.py

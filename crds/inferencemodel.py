@@ -158,6 +158,13 @@ class EngineArgs(KubeModel):
     pipeline_parallel_size: int | None = Field(default=None, ge=1, le=64)
     expert_parallel: bool | None = None
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    default_system_prompt: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="llama.cpp only: a system message the runtime puts first when a chat request "
+        "brings none (small models often need one to answer in the user's language).",
+    )
     extra_args: list[str] = Field(default_factory=list, max_length=64)
 
 
@@ -200,6 +207,11 @@ SPEC_RULES: tuple[Rule, ...] = (
         + ")",
         message=f"{', '.join(VLLM_ONLY)} are vLLM-only",
         holds=lambda s: s.engine == Engine.VLLM or not _has_vllm_only_args(s),
+    ),
+    Rule(
+        cel="self.engine == 'llamacpp' || !has(self.engineArgs) || !has(self.engineArgs.defaultSystemPrompt)",
+        message="defaultSystemPrompt is applied by the llama.cpp runtime only",
+        holds=lambda s: s.engine == Engine.LLAMACPP or s.engine_args.default_system_prompt is None,
     ),
     Rule(
         cel="!has(self.airGapped) || !self.airGapped || !has(self.source) || !self.source.uri.startsWith('hf://')",

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from inferflux.crds.budget import Budget, RateLimits
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
 
@@ -47,6 +48,8 @@ class TenantPolicy(KubeModel):
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list)
     oidc_values: list[str] = Field(default_factory=list, description="Tenant-claim values meaning it.")
+    budget: Budget | None = None
+    rate_limits: RateLimits | None = None
     source: PolicySource = PolicySource.ADMIN
 
 
@@ -64,6 +67,8 @@ class ApiKeyRecord(KubeModel):
     expires_at: dt.datetime | None = None
     revoked_at: dt.datetime | None = None
     replaced_by: str | None = Field(default=None, description="The key that rotated this one out.")
+    budget: Budget | None = Field(default=None, description="Limits of this key within its tenant's.")
+    rate_limits: RateLimits | None = None
 
 
 class PolicySnapshot(KubeModel):

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.budget import Budget, BudgetStatus, RateLimits
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
 
 KIND: Final = "Tenant"
@@ -87,6 +88,10 @@ class TenantSpec(KubeModel):
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
     oidc: OidcIdentity = Field(default_factory=OidcIdentity)
+    budget: Budget | None = Field(
+        default=None, description="Spending limits per UTC day, month and in total (docs/budgets.md)."
+    )
+    rate_limits: RateLimits | None = Field(default=None, description="Requests and tokens per minute.")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:
@@ -103,6 +108,9 @@ class TenantStatus(KubeModel):
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     policy_config_map: str | None = Field(
         default=None, max_length=253, description="The ConfigMap the router reads this tenant from."
+    )
+    budget: BudgetStatus | None = Field(
+        default=None, description="Spend against spec.budget, written by the router (docs/budgets.md)."
     )
 
 

@@ -55,8 +55,8 @@ _load_helpers("oidc_fixture")  # imports cluster_fixture: loaded second
 _load_helpers("jaeger_fixture")  # imports both: loaded third
 
 from cluster_fixture import ClusterError, KubeAccess, LocalCluster  # noqa: E402
-from oidc_fixture import oidc_provider  # noqa: E402, F401  (a fixture: registered by being here)
 from jaeger_fixture import jaeger  # noqa: E402, F401  (a fixture: registered by being here)
+from oidc_fixture import oidc_provider  # noqa: E402, F401  (a fixture: registered by being here)
 
 _names = itertools.count()
 

@@ -9,11 +9,19 @@ columns.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cluster_fixture import operator_suite
+
+from inferflux.crds.budget import BudgetStatus, Window, WindowSpend
+from inferflux.router.budgets.tenant_status import TenantStatusWriter
+
+REPO = Path(__file__).resolve().parents[1]
 
 _suite = operator_suite()
 # The fixtures this module shares with the operator suite (pytest registers module-level fixtures).
@@ -146,10 +154,117 @@ def test_kubectl_get_prints_the_columns(admin: Kube, operator: OperatorProcess) 
     wait_for("Tenant columns Ready", lambda: ready(admin, "columns"))
     for resource in ("tenants", "ift"):
         lines = admin.run("get", resource, "columns", "-n", OPERATOR_NS).splitlines()
-        assert lines[0].split() == ["NAME", "READY", "STATUS", "SCOPES", "MODELS", "SUSPENDED", "AGE"]
+        header = [
+            "NAME",
+            "READY",
+            "STATUS",
+            "SCOPES",
+            "MODELS",
+            "SUSPENDED",
+            "SPEND",
+            "LIMIT",
+            "USED%",
+            "AGE",
+        ]
+        assert lines[0].split() == header
         row = lines[1].split()
         assert row[:3] == ["columns", "True", "Published"]
         assert "batch" in row[3]
         assert "m1" in row[4]
         assert row[5] == "true"
+        assert len(row) == 7, "no budget: Spend, Limit and Used% are empty, Age follows"
     admin.run("delete", "tenant", "columns", "-n", OPERATOR_NS)
+
+
+def columns(table: str) -> dict[str, str]:
+    """The first row of ``kubectl get`` output by column name (empty cells stay empty)."""
+    header, row = table.splitlines()[:2]
+    starts = [
+        index for index, char in enumerate(header) if char != " " and (index == 0 or header[index - 1] == " ")
+    ]
+    ends = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
+def router_kubeconfig(admin: Kube, folder: Path) -> Path:
+    """A kubeconfig with a token of the router's ServiceAccount, bound by manifests/ RBAC only."""
+    token = admin.run("create", "token", "inferflux-router", "-n", OPERATOR_NS, "--duration", "1h").strip()
+    config = yaml.safe_load(admin.kubeconfig.read_text())
+    context = next(c for c in config["contexts"] if c["name"] == config["current-context"])["context"]
+    cluster = next(c for c in config["clusters"] if c["name"] == context["cluster"])
+    path = folder / "router-kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": "router", "user": {"token": token}}],
+                "contexts": [{"name": "router", "context": {"cluster": cluster["name"], "user": "router"}}],
+                "current-context": "router",
+            }
+        )
+    )
+    return path
+
+
+def test_the_router_writes_spend_into_status_and_nothing_else(
+    admin: Kube, operator: OperatorProcess, tmp_path: Path
+) -> None:
+    rbac = REPO / "manifests" / "base" / "router-rbac.yaml"
+    admin.run("apply", "-f", str(rbac))
+    try:
+        admin.apply(tenant("spender", budget={"daily": "2"}))
+        wait_for("Tenant spender Ready", lambda: ready(admin, "spender"))
+        kubeconfig = router_kubeconfig(admin, tmp_path)
+        status = BudgetStatus(
+            currency="EUR",
+            window=Window.DAILY,
+            spent="1.50",
+            limit="2.00",
+            used_percent=75,
+            windows=[WindowSpend(window=Window.DAILY, spent="1.50", limit="2.00")],
+        )
+
+        async def write() -> None:
+            writer = TenantStatusWriter(OPERATOR_NS, str(kubeconfig))
+            try:
+                await writer("spender", status)
+            finally:
+                await writer.close()
+
+        asyncio.run(write())
+        row = columns(admin.run("get", "tenants", "spender", "-n", OPERATOR_NS))
+        assert (row["SPEND"], row["LIMIT"], row["USED%"]) == ("1.50", "2.00", "75")
+        # The operator's next status write (after an edit) leaves the router's field alone.
+        admin.run(
+            "patch",
+            "tenant",
+            "spender",
+            "-n",
+            OPERATOR_NS,
+            "--type=merge",
+            "-p",
+            '{"spec":{"suspended":true}}',
+        )
+        obj = wait_for("spender re-reported", lambda: ready(admin, "spender"))
+        assert obj["status"]["budget"]["spent"] == "1.50"
+        assert condition(obj, "Ready")["status"] == "True"
+        as_router = Kube(kubeconfig)
+        as_router.run(
+            "patch",
+            "tenant",
+            "spender",
+            "-n",
+            OPERATOR_NS,
+            "--type=merge",
+            "-p",
+            '{"spec":{"suspended":false}}',
+            check=False,
+        )
+        spender = admin.get("tenant", "spender", OPERATOR_NS)
+        assert spender is not None
+        assert spender["spec"]["suspended"] is True, "the router may write status, never a spec"
+    finally:
+        admin.run("delete", "tenant", "spender", "-n", OPERATOR_NS, "--ignore-not-found")
+        admin.run("delete", "--ignore-not-found", "--wait=false", "-f", str(rbac))

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 INVALID_SPEC = "InvalidSpec"
 PUBLISHED = "Published"
 PUBLISHING = "Publishing"
+# Status fields the router writes (spend against the budget), which the operator must leave alone.
+ROUTER_OWNED = frozenset({"budget"})
 
 
 def tenant_conditions(
@@ -128,5 +130,5 @@ class TenantService:
             outcome = self._publisher.outcomes.get(tenant.metadata.name)
             configmap = f"{self._publisher.namespace}/{CONFIGMAP_NAME}"
             status = tenant_status(previous, metadata.generation, outcome, configmap)
-        await report_status(self._storage, KIND, metadata, previous, status)
+        await report_status(self._storage, KIND, metadata, previous, status, ROUTER_OWNED)
         return None

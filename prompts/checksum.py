@@ -23,6 +23,17 @@ class ChecksumError(ValueError):
     """A manifest's checksum is missing or does not match its content."""
 
 
+def jcs_checksum(document: dict[str, Any]) -> str:
+    """``sha256:<hex>`` of the RFC 8785 canonical JSON of ``document`` without its ``checksum`` key.
+
+    Any JSON document sealed the same way (prompt manifests, pricing files) uses this; it raises
+    ``rfc8785.CanonicalizationError`` (a ValueError) for what JSON cannot represent exactly.
+    """
+    unsealed = {name: value for name, value in document.items() if name != "checksum"}
+    canonical: bytes = rfc8785.dumps(unsealed)
+    return PREFIX + hashlib.sha256(canonical).hexdigest()
+
+
 def canonical_form(spec: PromptSpec | dict[str, Any]) -> bytes:
     """The RFC 8785 canonical JSON of ``spec`` without its checksum field."""
     wire = spec.to_wire() if isinstance(spec, PromptSpec) else dict(spec)
@@ -33,7 +44,7 @@ def canonical_form(spec: PromptSpec | dict[str, Any]) -> bytes:
 
 def compute_checksum(spec: PromptSpec | dict[str, Any]) -> str:
     """``sha256:<hex>`` of the canonical form: what ``spec.checksum`` must say."""
-    return PREFIX + hashlib.sha256(canonical_form(spec)).hexdigest()
+    return jcs_checksum(spec.to_wire() if isinstance(spec, PromptSpec) else spec)
 
 
 def verify(spec: PromptSpec) -> None:

@@ -5,8 +5,8 @@ API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one 
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
 ``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
 
-A bad setting, keys file, hashing secret, key-encryption key file, routing table or policy snapshot
-ends the process with one readable line and exit code 2.
+A bad setting, keys file, hashing secret, key-encryption key file, pricing file, routing table or
+policy snapshot ends the process with one readable line and exit code 2.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
+from inferflux.router.budgets.factory import Budgets, budgets_for
+from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
 from inferflux.router.identity.api_keys import KeyHasher
@@ -136,6 +138,7 @@ class Process:
     store: PolicyStore
     snapshots: SnapshotSource | None
     admin: Any  # the FastAPI admin application
+    budgets: Budgets
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -152,13 +155,16 @@ def build() -> Process:
         holder.set_snapshot(snapshots.load())  # a missing file is waited for; a bad one stops here
     hasher = hasher_for(settings)
     router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
+    budgets = budgets_for(settings, holder, router.metrics.registry)
+    # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
+    router.pipeline.extend([budgets.stage])
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
     admin = create_app(AdminService(holder, store, hasher, keyring), AdminAuth(holder, hasher, token))
-    return Process(settings, router, holder, store, snapshots, admin)
+    return Process(settings, router, holder, store, snapshots, admin, budgets)
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -231,6 +237,7 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
+    process.budgets.start()
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -250,6 +257,7 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         for task in process.tasks:
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
+        await process.budgets.close()
         await process.store.close()
 
 
@@ -259,7 +267,7 @@ def main() -> int:
         process = build()
         public = listen(process.settings.host, process.settings.port)
         admin = listen(process.settings.admin_host, process.settings.admin_port)
-    except (SettingsError, StartupError, KeyringError, DocumentError, OSError) as error:
+    except (SettingsError, StartupError, KeyringError, DocumentError, PricingError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
     configure_logging(process.settings.log_level, process.settings.log_format)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,6 +42,7 @@ from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.inference_api import InferenceRoutes
 from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
+from inferflux.router.pipeline import Pipeline, Stage
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.providers import (
     ChainHandler,
@@ -106,6 +107,7 @@ class Router:
         prompts: PromptResolver | None = None,
         policy: PolicyHolder | None = None,
         hasher: KeyHasher | None = None,
+        stages: Sequence[Stage] = (),
     ) -> None:
         self.settings = settings
         self.source = source
@@ -151,8 +153,12 @@ class Router:
             metrics=ProviderMetrics(self.metrics.registry),
         )
         self.holder.on_swap(self.chain.update)
-        self.providers = ChainHandler(self.chain)
-        self.openai = OpenAIRoutes(self.dispatcher, self.metrics, settings.prefix_chars, self.providers)
+        # The stages every inference request passes (router/pipeline.py), in order.
+        self.pipeline = Pipeline(stages)
+        self.providers = ChainHandler(self.chain, self.pipeline)
+        self.openai = OpenAIRoutes(
+            self.dispatcher, self.metrics, settings.prefix_chars, self.providers, self.pipeline
+        )
         self.inference = InferenceRoutes(
             self.dispatcher,
             self.store,
@@ -161,6 +167,7 @@ class Router:
             settings.heartbeat_seconds,
             settings.resume_ttl_seconds,
             prompts if prompts is not None else prompt_resolver(settings),
+            self.pipeline,
         )
         self.readiness = Readiness()
         self.readiness.add(
@@ -217,7 +224,8 @@ class Router:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
         """Serve the request; the status sent (0 when the client left before any answer)."""
-        stamp = (b"x-request-id", rid.encode())
+        # Stages add to this list until the response starts (rate-limit headers, receipts).
+        extra = scope["inferflux.headers"] = [(b"x-request-id", rid.encode())]
         started = False
         status = 0
 
@@ -226,7 +234,7 @@ class Router:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), stamp]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         handler = self.routes.get((scope["method"], scope["path"]))

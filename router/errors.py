@@ -29,6 +29,9 @@ class ErrorCode(enum.StrEnum):
     # A missing, malformed, forged, expired or revoked credential (RFC 6750's code, not a secret).
     INVALID_TOKEN = "invalid_token"  # noqa: S105
     INSUFFICIENT_SCOPE = "insufficient_scope"  # a valid credential not allowed this route or model
+    INSUFFICIENT_QUOTA = "insufficient_quota"  # a budget would be exceeded (OpenAI's code)
+    GUARDRAIL_BLOCKED = "guardrail_blocked"  # a guardrail refused the input or the output
+    CONFLICT = "conflict"  # e.g. a request id already in flight
 
 
 # The HTTP status the router answers with, and the OpenAI ``error.type`` the SDKs expect.
@@ -45,6 +48,9 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.OVERLOADED: 429,
     ErrorCode.INVALID_TOKEN: 401,
     ErrorCode.INSUFFICIENT_SCOPE: 403,
+    ErrorCode.INSUFFICIENT_QUOTA: 429,
+    ErrorCode.GUARDRAIL_BLOCKED: 400,
+    ErrorCode.CONFLICT: 409,
 }
 _TYPE: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "rate_limit_error",
@@ -59,6 +65,9 @@ _TYPE: dict[ErrorCode, str] = {
     ErrorCode.OVERLOADED: "rate_limit_error",
     ErrorCode.INVALID_TOKEN: "authentication_error",
     ErrorCode.INSUFFICIENT_SCOPE: "permission_error",
+    ErrorCode.INSUFFICIENT_QUOTA: "insufficient_quota",
+    ErrorCode.GUARDRAIL_BLOCKED: "invalid_request_error",
+    ErrorCode.CONFLICT: "invalid_request_error",
 }
 # RFC 6750 challenges for the router's own authentication failures.
 _CHALLENGE: dict[ErrorCode, bytes] = {

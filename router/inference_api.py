@@ -35,8 +35,9 @@ from inferflux.router.asgi import (
 from inferflux.router.contract import InferenceRequest, ResumeRequest
 from inferflux.router.dispatch import Dispatcher
 from inferflux.router.errors import ErrorCode, UpstreamError, error_body
-from inferflux.router.identity.authenticate import permit_model
+from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import Metrics
+from inferflux.router.pipeline import Call, Pipeline, Usage
 from inferflux.router.replay import DATA, Evicted, ReplayStore
 from inferflux.router.resume import KeyHolder, TokenError, sign, verify
 from inferflux.router.sse import DONE, frame, iter_data
@@ -85,8 +86,10 @@ class InferenceRoutes:
         heartbeat_seconds: float = 15.0,
         token_ttl_seconds: float = 300.0,
         prompts: PromptResolver | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
         self.store = store
         self.keys = keys
         self.metrics = metrics
@@ -117,17 +120,34 @@ class InferenceRoutes:
         document = request.model_dump(exclude_none=True)
         return InferenceRequest.model_validate({**document, "messages": [*resolved.messages, *cleaned]})
 
+    def _call(self, scope: Scope, request: InferenceRequest, stream: bool) -> tuple[str, Call]:
+        """The upstream path, and the call the stages see (its body is what goes upstream)."""
+        path, body = upstream_call(request, stream=stream)
+        document = orjson.loads(body)
+        return path, Call(
+            scope["inferflux.request_id"],
+            "inference",
+            request.model,
+            document,
+            body,
+            principal_of(scope),
+            stream,
+            headers=scope.get("inferflux.headers", []),
+        )
+
     async def infer(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Generate the whole answer and return it in one JSON document."""
         request: InferenceRequest = validate(InferenceRequest, parse_json(await read_body(receive)))
         permit_model(scope, request.model)
         request = await self.with_prompt(request, scope["inferflux.request_id"])
-        path, body = upstream_call(request, stream=False)
         await self.dispatcher.route(request.model)
+        path, call = self._call(scope, request, stream=False)
+        await self.pipeline.admit(call)
 
         async def answer() -> None:
-            async with self.dispatcher.exchange(request.model, path, body, self._headers(scope)) as ex:
+            async with self.dispatcher.exchange(request.model, path, call.body, self._headers(scope)) as ex:
                 payload = await ex.response.read()
+                call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)
             document = orjson.loads(payload)
@@ -139,9 +159,18 @@ class InferenceRoutes:
                 "finish_reason": choice.get("finish_reason"),
                 "usage": document.get("usage"),
             }
+            call.usage = Usage.from_openai(document.get("usage"))
+            await self.pipeline.finish(call)
             await send_json(send, 200, result)
 
-        await cancel_on_disconnect(receive, answer())
+        try:
+            if await cancel_on_disconnect(receive, answer()):
+                call.status = call.status or 499
+        except UpstreamError as error:
+            call.fail(error)
+            raise
+        finally:
+            await self.pipeline.finish(call)
 
     async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Start a stream, or resume one from a token, and read it out as SSE."""
@@ -163,19 +192,26 @@ class InferenceRoutes:
             permit_model(scope, request.model)
             await self.dispatcher.route(request.model)
             request = await self.with_prompt(request, scope["inferflux.request_id"])
+            path, call = self._call(scope, request, stream=True)
+            await self.pipeline.admit(call)
             stream_id, offset = secrets.token_hex(16), 0
             await self.store.create(stream_id)
-            task = asyncio.ensure_future(self._produce(stream_id, request, self._headers(scope)))
+            task = asyncio.ensure_future(self._produce(stream_id, path, call, self._headers(scope)))
             self.producers.add(task)
             task.add_done_callback(self.producers.discard)
         await cancel_on_disconnect(receive, self._read_out(send, stream_id, offset))
 
-    async def _produce(self, stream_id: str, request: InferenceRequest, headers: dict[str, str]) -> None:
-        """Copy the upstream stream into the replay buffer, ending with ``done`` or ``error``."""
-        path, body = upstream_call(request, stream=True)
+    async def _produce(self, stream_id: str, path: str, call: Call, headers: dict[str, str]) -> None:
+        """Copy the upstream stream into the replay buffer, ending with ``done`` or ``error``.
+
+        The stream outlives its first reader (a client resumes it), so the stages finish here,
+        before ``done`` or ``error`` is buffered, not when a reader leaves.
+        """
         finish: dict[str, Any] = {"finish_reason": None, "usage": None}
+        events = 0
         try:
-            async with self.dispatcher.exchange(request.model, path, body, headers) as ex:
+            async with self.dispatcher.exchange(call.model, path, call.body, headers) as ex:
+                call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)
                 async for data in iter_data(ex.response.iter_any()):
@@ -185,19 +221,31 @@ class InferenceRoutes:
                     if "error" in event:
                         raise UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream reported an error mid-stream")
                     finish["usage"] = event.get("usage") or finish["usage"]
+                    events += 1
                     for choice in event.get("choices") or []:
                         finish["finish_reason"] = choice.get("finish_reason") or finish["finish_reason"]
                         text = text_of(choice)
                         if text:
                             await self.store.append(stream_id, DATA, orjson.dumps(text))
+            await self._settle(call, finish, events)
             await self.store.append(stream_id, "done", orjson.dumps(finish))
         except Evicted:
-            return
-        except UpstreamError as error:
-            await self._fail(stream_id, error)
+            await self._settle(call, finish, events)
         except Exception as error:  # a broken upstream must end the stream, never leave readers hanging
-            log.warning("stream %s failed: %s", stream_id, type(error).__name__)
-            await self._fail(stream_id, UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream failed"))
+            if not isinstance(error, UpstreamError):
+                log.warning("stream %s failed: %s", stream_id, type(error).__name__)
+                error = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream failed")
+            call.error = error.code.value
+            await self._settle(call, finish, events)
+            await self._fail(stream_id, error)
+        finally:  # cancelled at shutdown: still settled
+            await self._settle(call, finish, events)
+
+    async def _settle(self, call: Call, finish: dict[str, Any], events: int) -> None:
+        """Finish the stages of a stream once, with the usage it reported (or how far it got)."""
+        call.usage = call.usage or Usage.from_openai(finish["usage"])
+        call.notes["events"] = events
+        await self.pipeline.finish(call)
 
     async def _fail(self, stream_id: str, error: UpstreamError) -> None:
         self.metrics.upstream_errors.labels("-", error.code.value).inc()

@@ -34,6 +34,7 @@ from inferflux.router.dispatch import Dispatcher, Exchange, prompt_prefix
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import Metrics
+from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
@@ -50,18 +51,12 @@ ROUTES = {
 
 
 @dataclass
-class Call:
-    """One proxied request as the relay needs it; ``status`` is filled in as the answer goes out."""
+class Upstream:
+    """Where and how a call goes to a runtime: the path, the headers, the prefix to balance on."""
 
-    model: str
     path: str
-    body: bytes
-    stream: bool
     headers: dict[str, str]
     prefix: bytes | None
-    started: float
-    status: list[int]
-    trace: genai.TracedRequest | None = None  # described on the upstream span (tracing on)
 
 
 def parse_request(body: bytes) -> dict[str, Any]:
@@ -83,11 +78,13 @@ class OpenAIRoutes:
         metrics: Metrics,
         prefix_chars: int = 256,
         providers: ChainHandler | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.metrics = metrics
         self.prefix_chars = prefix_chars
         self.providers = providers
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every served model the caller may use, in the OpenAI list shape."""
@@ -104,145 +101,193 @@ class OpenAIRoutes:
         """Route one request by its ``model`` and relay the answer, streamed or not."""
         started = time.perf_counter()
         label = ROUTES[scope["path"]]
-        model = "-"
-        status = [0]
+        call: Call | None = None
+        status = 0
         try:
             raw = await read_body(receive)
             document = parse_request(raw)
-            model = document["model"]
-            permit_model(scope, model)
-            route = self.dispatcher.holder.table.models.get(model)
-            if route is not None and (route.provider or route.fallback) and self.providers is not None:
-                status[0] = await self._via_chain(label, document, receive, send)
-                return
-            prefix = None
-            if route is not None and route.balancer == Policy.PREFIX_HASH:
-                prefix = prompt_prefix(document, self.prefix_chars)
-            headers = {"content-type": "application/json", "x-request-id": scope["inferflux.request_id"]}
+            permit_model(scope, document["model"])
             call = Call(
-                model,
-                scope["path"],
+                scope["inferflux.request_id"],
+                label,
+                document["model"],
+                document,
                 raw,
+                principal_of(scope),
                 document.get("stream") is True,
-                headers,
-                prefix,
                 started,
-                status,
-                genai.traced_request(label, document),
+                headers=scope.get("inferflux.headers", []),
             )
-            work = self._relay(send, call)
-            if await cancel_on_disconnect(receive, work):
-                status[0] = 499
+            await self.pipeline.admit(call)
+            status = await self._serve(scope, receive, send, call)
         except UpstreamError as error:
-            if not status[0]:
-                status[0] = error.status
-                await send_error(send, error)
+            if call is not None and not call.finished:
+                call.fail(error)
+                await self.pipeline.finish(call)
+            status = status or (call.status if call is not None else 0) or error.status
+            raise  # the router answers it, unless the answer had already started
         finally:
-            self.metrics.requests.labels(label, model, str(status[0])).inc()
+            if call is not None:
+                call.status = call.status or status
+                await self.pipeline.finish(call)  # once: covers a client gone mid-stream
+            model = call.model if call is not None else "-"
+            self.metrics.requests.labels(label, model, str(status)).inc()
             self.metrics.duration.labels(label, model).observe(time.perf_counter() - started)
 
-    async def _via_chain(self, label: str, document: dict[str, Any], receive: Receive, send: Send) -> int:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, call: Call) -> int:
+        """Send an admitted call to its runtime or through the fallback chain; the status answered."""
+        route = self.dispatcher.holder.table.models.get(call.model)
+        if route is not None and (route.provider or route.fallback) and self.providers is not None:
+            return await self._via_chain(call, receive, send)
+        prefix = None
+        if route is not None and route.balancer == Policy.PREFIX_HASH:
+            prefix = prompt_prefix(call.document, self.prefix_chars)
+        headers = {"content-type": "application/json", "x-request-id": call.request_id}
+        upstream = Upstream(scope["path"], headers, prefix)
+        if await cancel_on_disconnect(receive, self._relay(send, call, upstream)):
+            call.status = 499
+            call.error = "client_gone"
+        return call.status
+
+    async def _via_chain(self, call: Call, receive: Receive, send: Send) -> int:
         """Serve through the fallback chain: a provider route, or a model with fallbacks declared."""
         assert self.providers is not None
-        if label == "chat":
-            await self.providers.chat(document, receive, send)
-        elif label == "embeddings":
-            served = await self.providers.chain.embeddings(document)
+        if call.route == "chat":
+            await self.providers.chat(call.document, receive, send, call)
+        elif call.route == "embeddings":
+            served = await self.providers.chain.embeddings(call.document)
+            await self.providers.finish(call, served.model, served.body.get("usage"))
             await send_json(send, 200, served.body, [served_by_header(served.model)])
         else:
             raise UpstreamError(
                 ErrorCode.BAD_REQUEST,
-                f"model {document['model']!r} has a provider or fallbacks; use /v1/chat/completions",
+                f"model {call.model!r} has a provider or fallbacks; use /v1/chat/completions",
                 param="model",
             )
-        return 200
+        return call.status or 200
 
-    async def _relay(self, send: Send, call: Call) -> None:
-        status = call.status
+    async def _relay(self, send: Send, call: Call, upstream: Upstream) -> None:
         async with self.dispatcher.exchange(
-            call.model, call.path, call.body, call.headers, call.prefix, call.trace
+            call.model,
+            upstream.path,
+            call.body,
+            upstream.headers,
+            upstream.prefix,
+            genai.traced_request(call.route, call.document),
         ) as ex:
-            upstream_status = ex.response.status
-            if upstream_status >= 400:
-                await self._relay_error(send, ex, status)
+            call.upstream = ex.route.name
+            if ex.response.status >= 400:
+                await self._relay_error(send, ex, call)
             elif call.stream and ex.response.content_type == "text/event-stream":
-                await self._relay_stream(send, ex, call.model, status, call.started)
+                await self._relay_stream(send, ex, call)
             else:
-                payload = await ex.response.read()
-                status[0] = upstream_status
-                await send_bytes(send, upstream_status, payload, [JSON])
-                self._account(call.model, payload)
-                genai.record_answer(ex.span, payload)
+                await self._relay_body(send, ex, call)
 
-    async def _relay_error(self, send: Send, ex: Exchange, status: list[int]) -> None:
+    async def _relay_body(self, send: Send, ex: Exchange, call: Call) -> None:
+        """A whole answer: read it, let the output filters see it, finish the stages, send it."""
+        payload = await ex.response.read()
+        call.status = ex.response.status
+        self._account(call, payload)
+        genai.record_answer(ex.span, payload)
+        filters = self.pipeline.outputs(call)
+        if filters:
+            try:
+                payload = filtered(filters, payload) + drained(filters)
+            except UpstreamError as error:
+                call.fail(error)
+                await self.pipeline.finish(call)
+                await send_error(send, error)
+                return
+        await self.pipeline.finish(call)
+        await send_bytes(send, call.status, payload, [JSON])
+
+    async def _relay_error(self, send: Send, ex: Exchange, call: Call) -> None:
         """Pass an upstream error on, in the OpenAI shape even when the upstream used another."""
         payload = await ex.response.read()
         try:
             document = orjson.loads(payload)
             shaped = isinstance(document, dict) and isinstance(document.get("error"), dict)
         except orjson.JSONDecodeError:
-            shaped = False
-        status[0] = ex.response.status
+            document, shaped = None, False
+        call.status = ex.response.status
         if shaped:
-            await send_bytes(send, ex.response.status, payload, [JSON])
+            assert isinstance(document, dict)
+            code = document["error"].get("code")
+            call.error = code if isinstance(code, str) else "upstream_error"
+            await self.pipeline.finish(call)
+            await send_bytes(send, call.status, payload, [JSON])
         else:
             error = classify_status(ex.response.status)
+            call.error = error.code.value
             self.metrics.upstream_errors.labels(ex.route.name, error.code.value).inc()
+            await self.pipeline.finish(call)
             await send_error(send, error)
 
-    async def _relay_stream(
-        self, send: Send, ex: Exchange, model: str, status: list[int], started: float
-    ) -> None:
+    async def _relay_stream(self, send: Send, ex: Exchange, call: Call) -> None:
         """Forward SSE bytes as they come; an upstream failure mid-stream becomes an error event."""
-        status[0] = 200
+        model = call.model
+        call.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         scanner = UsageScanner()
+        filters = self.pipeline.outputs(call)
         gap = self.metrics.chunk_gap.labels(model)
         events = 0
         last = 0.0
         # Ends before the dispatcher's own total-time guard, so the client gets a proper error event.
-        budget = self.dispatcher.client.timeouts.total - (time.perf_counter() - started)
+        budget = self.dispatcher.client.timeouts.total - (time.perf_counter() - call.started)
         failure: UpstreamError | None = None
         try:
             async with asyncio.timeout(budget):
                 async for chunk in ex.response.iter_any():
                     now = time.perf_counter()
                     if not last:
-                        self.metrics.ttft.labels(model).observe(now - started)
+                        self.metrics.ttft.labels(model).observe(now - call.started)
                     elif events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
                         gap.observe(now - last)
                     last = now
                     events += count_events(chunk)
                     scanner.feed(chunk)
+                    if filters:
+                        chunk = filtered(filters, chunk)
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if filters:
+                await send({"type": "http.response.body", "body": drained(filters), "more_body": True})
         except TimeoutError:
             failure = UpstreamError(ErrorCode.TIMEOUT, "stream exceeded the total time limit")
+        except UpstreamError as error:  # an output filter stopped the answer
+            failure = error
         except Exception:  # a connection can fail many ways mid-body
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
+        call.usage = Usage.from_openai(scanner.usage)
+        call.notes["events"] = events
+        if scanner.usage:
+            genai.record_usage(ex.span, scanner.usage)
         if failure is not None:
             fail(ex.span, failure.code.value)
+            call.error = failure.code.value
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()
             body = openai_error_event(failure.body())
             await send({"type": "http.response.body", "body": body, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
         self.metrics.stream_chunks.labels(model).inc(events)
-        if scanner.usage:
-            self._count_tokens(model, scanner.usage)
-            genai.record_usage(ex.span, scanner.usage)
+        if call.usage is not None:
+            self._count_tokens(model, call.usage)
+        await self.pipeline.finish(call)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _account(self, model: str, payload: bytes) -> None:
-        at = payload.rfind(b'"usage"')
-        if at < 0:
+    def _account(self, call: Call, payload: bytes) -> None:
+        """Read ``usage`` from a whole answer into the call and the token counters."""
+        if payload.rfind(b'"usage"') < 0:
             return
         try:
-            usage = orjson.loads(payload).get("usage")
-        except (orjson.JSONDecodeError, AttributeError):
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
             return
-        if isinstance(usage, dict):
-            self._count_tokens(model, usage)
+        call.usage = Usage.from_openai(document.get("usage") if isinstance(document, dict) else None)
+        if call.usage is not None:
+            self._count_tokens(call.model, call.usage)
 
-    def _count_tokens(self, model: str, usage: dict[str, Any]) -> None:
-        for kind in ("prompt_tokens", "completion_tokens"):
-            value = usage.get(kind)
-            if isinstance(value, int) and value > 0:
-                self.metrics.tokens.labels(model, kind.removesuffix("_tokens")).inc(value)
+    def _count_tokens(self, model: str, usage: Usage) -> None:
+        if usage.prompt_tokens:
+            self.metrics.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self.metrics.tokens.labels(model, "completion").inc(usage.completion_tokens)

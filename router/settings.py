@@ -66,6 +66,15 @@ class Settings:
     policy_configmap: str = ""  # "namespace/name" of the operator's policy snapshot
     kek_file: str = ""  # AES-GCM key-encryption keys for tenant secrets, from a mounted Secret
     policy_resync_seconds: float = 30.0  # full reload of the Redis policy store (pub/sub may drop)
+    # Budgets and rate limits (docs/budgets.md): kept in the Redis at redis_url.
+    pricing_file: str = ""  # pricing.yaml, sealed with its checksum; empty: every model costs 0
+    budget_idempotency_seconds: float = 600.0  # a request id is remembered this long
+    # A reservation lives the total timeout plus this margin; then it is released (its router died).
+    budget_reservation_margin_seconds: float = 60.0
+    budget_report_seconds: float = 30.0  # spend written to Tenant status and gauges this often
+    budget_thresholds: str = "0.5,0.8,1.0"  # shares of a budget that trigger the webhook
+    budget_webhook_url: str = ""
+    budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
 
 
 _ENV = {
@@ -118,6 +127,13 @@ _ENV = {
     "policy_configmap": "INFERFLUX_POLICY_CONFIGMAP",
     "kek_file": "INFERFLUX_KEK_FILE",
     "policy_resync_seconds": "INFERFLUX_POLICY_RESYNC_SECONDS",
+    "pricing_file": "INFERFLUX_PRICING_FILE",
+    "budget_idempotency_seconds": "INFERFLUX_BUDGET_IDEMPOTENCY_SECONDS",
+    "budget_reservation_margin_seconds": "INFERFLUX_BUDGET_RESERVATION_MARGIN_SECONDS",
+    "budget_report_seconds": "INFERFLUX_BUDGET_REPORT_SECONDS",
+    "budget_thresholds": "INFERFLUX_BUDGET_THRESHOLDS",
+    "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
+    "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -163,4 +179,22 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
     if settings.log_format not in ("json", "text"):
         raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
+    thresholds(settings)
+    if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
+        raise SettingsError(
+            "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"
+        )
     return settings
+
+
+def thresholds(settings: Settings) -> tuple[float, ...]:
+    """The budget alert thresholds, shares in (0, 10]; `SettingsError` when malformed."""
+    try:
+        shares = tuple(float(part) for part in settings.budget_thresholds.split(",") if part.strip())
+    except ValueError:
+        shares = ()
+    if not shares or not all(0 < share <= 10 for share in shares):
+        raise SettingsError(
+            f"INFERFLUX_BUDGET_THRESHOLDS={settings.budget_thresholds!r}: shares like 0.5,0.8,1.0"
+        )
+    return shares

@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics,
         lambda: within_budget(read_memory(), settings.memory_limit, process_rss()),
         settings.headroom_factor,
+        settings.default_system_prompt,
     )
     routes = []
     if settings.admin_token_file:
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("cannot read the admin token: %s", exc)
             return 4
         shape = EngineShape(settings.context_size, settings.parallel, threads, settings.batch_size)
-        routes = Swapper(runtime, shape, token).routes()
+        routes = Swapper(runtime, shape, token, settings.model_public_key_file).routes()
     log.info(
         "serving %s on %s:%d with %d sequences",
         settings.model_id,

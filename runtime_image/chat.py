@@ -73,6 +73,13 @@ def _content_text(content: Any, where: str) -> str | None:
     return "".join(texts)
 
 
+def with_default_system(messages: list[dict[str, Any]], prompt: str) -> list[dict[str, Any]]:
+    """``messages`` with ``prompt`` as a system message first, unless they bring their own."""
+    if not prompt or any(message.get("role") == "system" for message in messages):
+        return messages
+    return [{"role": "system", "content": prompt}, *messages]
+
+
 def checked_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     """``messages`` with known roles and fields only, each content as one string; a 400 otherwise."""
     checked = []

@@ -19,7 +19,7 @@ from starlette.routing import Route, request_response
 from inferflux.router import telemetry
 from inferflux.router.telemetry import genai, request_id_var
 from inferflux.runtime import structured
-from inferflux.runtime.chat import checked_messages
+from inferflux.runtime.chat import checked_messages, with_default_system
 from inferflux.runtime.embeddings import encode_vector
 from inferflux.runtime.engine import Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
@@ -65,7 +65,9 @@ async def chat_completions(request: Request) -> Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise bad_request("messages must be a non-empty list of message objects", "messages")
-    messages = checked_messages(messages)
+    messages = with_default_system(
+        checked_messages(messages), request.app.state.runtime.default_system_prompt
+    )
     tools = structured.validated_tools(body.get("tools")) if body.get("tool_choice") != "none" else []
     forced = structured.forced_tools(tools, body.get("tool_choice"))
     if forced:

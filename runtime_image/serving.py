@@ -102,8 +102,11 @@ class Runtime:
         metrics: RuntimeMetrics,
         memory: Callable[[], MemoryReading] = read_memory,
         headroom_factor: float = DEFAULT_HEADROOM_FACTOR,
+        default_system_prompt: str = "",
     ) -> None:
         self.serving = serving
+        # The model's spec, not its weights: it stays across an in-place swap.
+        self.default_system_prompt = default_system_prompt
         self.metrics = metrics
         self.memory = memory
         self.headroom_factor = headroom_factor  # a model fits when headroom >= factor x footprint

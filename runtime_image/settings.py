@@ -37,6 +37,7 @@ class Settings:
     admin_token_file: str = ""
     memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
     headroom_factor: float = DEFAULT_HEADROOM_FACTOR  # an in-place swap needs this x the new model free
+    default_system_prompt: str = ""  # put first in a chat request that brings no system message
     log_format: str = "json"  # json: one object per line with request_id, trace_id, span_id; or text
 
     @property

@@ -1,7 +1,10 @@
 """A real Redis for tests and benchmarks: Debian's ``redis-server`` on a free loopback port.
 
-Started in a temporary folder without persistence (``--save '' --appendonly no``) and stopped by
-whoever started it. Load it with `load()` from a conftest (tests/ is not a package).
+Started in a temporary folder without persistence (``--save '' --appendonly no``), or with
+``appendonly=True`` with AOF (``--appendonly yes --appendfsync everysec``, or ``appendfsync``
+"always") so that `kill` (SIGKILL) and `start` again on the same folder and port show what
+survives a crash. Stopped by whoever
+started it. Load it with `load()` from a conftest (tests/ is not a package).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ def _pong(port: int) -> bool:
 class RedisServer:
     """One redis-server process; ``url`` is where to connect."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, port: int | None = None, appendonly: bool = False, appendfsync: str = "everysec"
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run make system-deps")
@@ -47,7 +52,8 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if appendonly else "no",
+            *(["--appendfsync", appendfsync] if appendonly else []),
             "--dir",
             str(folder),
         ]
@@ -56,7 +62,7 @@ class RedisServer:
     def start(self, within: float = 10.0) -> RedisServer:
         """Start and wait (bounded) until it answers PING."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        log = open(self.folder / "redis.log", "wb")  # noqa: SIM115 (owned by the process)
+        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 (owned by the process)
         self.process = subprocess.Popen(self._command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + within
         while not _pong(self.port):
@@ -66,6 +72,13 @@ class RedisServer:
                 raise RuntimeError("redis-server did not answer PING in time")
             time.sleep(0.02)
         return self
+
+    def kill(self) -> None:
+        """SIGKILL it (a crash: no shutdown, no final save) and wait; `start` brings it back."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def stop(self) -> None:
         """Terminate it and wait."""

@@ -97,6 +97,7 @@ def llamacpp_container(model: InferenceModel, image: str, model_path: str) -> di
             "INFERFLUX_THREADS": args.threads,
             "INFERFLUX_BATCH_SIZE": args.batch_size,
             "INFERFLUX_GPU_LAYERS": args.gpu_layers,
+            "INFERFLUX_DEFAULT_SYSTEM_PROMPT": args.default_system_prompt,
             "INFERFLUX_MODEL_SHA256": source.sha256 if source else None,
             "INFERFLUX_ADMIN_TOKEN_FILE": f"{ADMIN_TOKEN_DIR}/{ADMIN_TOKEN_KEY}",
             "INFERFLUX_HEADROOM_FACTOR": model.spec.rollout.memory_headroom_factor,

@@ -57,6 +57,8 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         suspended=spec.suspended,
         certificate_subjects=sorted(set(spec.certificates.subjects)),
         oidc_values=sorted(set(spec.oidc.values)),
+        budget=spec.budget,
+        rate_limits=spec.rate_limits,
         source=PolicySource.RESOURCE,
     )
 

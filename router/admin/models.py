@@ -10,6 +10,7 @@ import datetime as dt
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.budget import Budget, RateLimits
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
@@ -25,6 +26,8 @@ class TenantBody(KubeModel):
     models: list[str] = Field(default_factory=lambda: [ANY_MODEL], max_length=256)
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list, max_length=64)
+    budget: Budget | None = Field(default=None, description="Spending limits (docs/budgets.md).")
+    rate_limits: RateLimits | None = None
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:
@@ -47,6 +50,10 @@ class KeyCreate(KubeModel):
     scopes: list[Scope] | None = Field(default=None, description="Narrower scopes; absent: the tenant's.")
     models: list[str] | None = Field(default=None, description="Narrower models; absent: the tenant's.")
     expires_at: dt.datetime | None = Field(default=None, description="When the key stops working.")
+    budget: Budget | None = Field(
+        default=None, description="This key's own spending limits, within its tenant's (docs/budgets.md)."
+    )
+    rate_limits: RateLimits | None = Field(default=None, description="This key's own rate limits.")
 
     @model_validator(mode="after")
     def _aware_expiry(self) -> KeyCreate:
@@ -74,6 +81,8 @@ class KeyView(KubeModel):
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
     replaced_by: str | None
+    budget: Budget | None = None
+    rate_limits: RateLimits | None = None
 
     @classmethod
     def of(cls, record: ApiKeyRecord) -> KeyView:

@@ -49,8 +49,9 @@ def key_is_active(record: ApiKeyRecord, now: dt.datetime) -> bool:
 def _new_key(
     hasher: KeyHasher, tenant: str, like: KeyCreate | ApiKeyRecord, now: dt.datetime
 ) -> tuple[str, ApiKeyRecord]:
-    """A new key with the name, scopes, models and expiry of ``like`` (a request, or the key it rotates)."""
-    return generate(
+    """A new key with the name, scopes, models, expiry and limits of ``like`` (a request, or the key
+    it rotates)."""
+    key, record = generate(
         hasher,
         tenant,
         name=like.name,
@@ -59,6 +60,7 @@ def _new_key(
         expires_at=like.expires_at,
         now=now,
     )
+    return key, record.model_copy(update={"budget": like.budget, "rate_limits": like.rate_limits})
 
 
 class AdminService:

@@ -31,6 +31,9 @@ ERROR_TYPES = {
     ErrorCode.BAD_REQUEST: "invalid_request_error",
     ErrorCode.CONTEXT_LENGTH: "invalid_request_error",
     ErrorCode.CONTENT_FILTERED: "invalid_request_error",
+    ErrorCode.INSUFFICIENT_QUOTA: "rate_limit_error",
+    ErrorCode.GUARDRAIL_BLOCKED: "invalid_request_error",
+    ErrorCode.CONFLICT: "invalid_request_error",
 }
 
 

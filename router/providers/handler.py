@@ -27,37 +27,70 @@ from inferflux.router.asgi import (
     send_json,
 )
 from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.identity.authenticate import permit_model
+from inferflux.router.identity.authenticate import permit_model, principal_of
+from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
 from inferflux.router.providers import anthropic_inbound as inbound
 from inferflux.router.providers.chain import ChainStream, FallbackChain, served_by_header
 from inferflux.router.sse import DONE, frame, openai_error_event
+
+_LABELS = {"/v1/chat/completions": "chat", "/v1/messages": "messages", "/v1/embeddings": "embeddings"}
 
 
 class ChainHandler:
     """A small ASGI app answering the OpenAI endpoints through one fallback chain."""
 
-    def __init__(self, chain: FallbackChain) -> None:
+    def __init__(self, chain: FallbackChain, pipeline: Pipeline | None = None) -> None:
         self.chain = chain
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        call: Call | None = None
         try:
             body = await self._body(scope, receive)
             if isinstance(body.get("model"), str):  # a missing model is the chain's 400, not a 403
                 permit_model(scope, body["model"])
+                call = Call(
+                    scope.get("inferflux.request_id", ""),  # set by the router in front
+                    _LABELS.get(scope["path"], "chat"),
+                    body["model"],
+                    body,
+                    b"",
+                    principal_of(scope),
+                    body.get("stream") is True,
+                    headers=scope.get("inferflux.headers", []),
+                )
+                await self.pipeline.admit(call)
+                body = call.document
             if scope["path"] == "/v1/chat/completions":
-                await self.chat(body, receive, send)
+                await self.chat(body, receive, send, call)
             elif scope["path"] == "/v1/messages":
-                await self.messages(body, receive, send)
+                await self.messages(body, receive, send, call)
                 return
             elif scope["path"] == "/v1/embeddings":
                 served = await self.chain.embeddings(body)
+                await self.finish(call, served.model, served.body.get("usage"))
                 await send_json(send, 200, served.body, [served_by_header(served.model)])
             else:
                 raise UpstreamError(ErrorCode.NOT_FOUND, f"no route for {scope['method']} {scope['path']}")
         except UpstreamError as error:
+            if call is not None and not call.finished:
+                call.fail(error)
+                await self.pipeline.finish(call)
             await send_error_in_dialect(scope, send, error)
+        finally:
+            if call is not None:
+                call.status = call.status or 499  # still unset here: the client went away
+                await self.pipeline.finish(call)
+
+    async def finish(self, call: Call | None, model: str, usage: Any, status: int = 200) -> None:
+        """Record the outcome on ``call`` and finish its stages, before the last byte goes out."""
+        if call is None:
+            return
+        call.status, call.upstream = status, model
+        call.usage = Usage.from_openai(usage) or call.usage
+        await self.pipeline.finish(call)
 
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> dict[str, Any]:
@@ -69,18 +102,24 @@ class ChainHandler:
             raise UpstreamError(ErrorCode.BAD_REQUEST, "the request body must be a JSON object")
         return body
 
-    async def messages(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def messages(
+        self, body: dict[str, Any], receive: Receive, send: Send, call: Call | None = None
+    ) -> None:
         """Anthropic's Messages API in front of the chain, errors in Anthropic's shape."""
         try:
             request = inbound.openai_request(body)
             if not body.get("stream"):
                 served = await self.chain.chat(request)
+                await self.finish(call, served.model, served.body.get("usage"))
                 await send_json(
                     send, 200, inbound.message(served.body, served.model), [served_by_header(served.model)]
                 )
                 return
             stream = await self.chain.open_stream(request)
         except UpstreamError as error:
+            if call is not None:
+                call.fail(error)
+                await self.pipeline.finish(call)
             status, document = inbound.error_document(error)
             await send_json(send, status, document, error.headers())
             return
@@ -92,37 +131,59 @@ class ChainHandler:
                 "headers": [*SSE_HEADERS, served_by_header(stream.model)],
             }
         )
+        if call is not None:
+            call.status = 200
 
         async def relay() -> None:
+            usage = None
             try:
                 async for chunk in stream:
+                    usage = chunk.get("usage") or usage
                     for name, data in mapper.events(chunk):
                         await _write(send, frame(name, {"type": name, **data}))
             except UpstreamError as error:
+                if call is not None:
+                    call.error = error.code.value
+                await self.finish(call, stream.model, usage)
                 await _write(send, frame("error", inbound.error_document(error)[1]), more=False)
                 return
             for name, data in mapper.finish():
                 await _write(send, frame(name, {"type": name, **data}))
+            await self.finish(call, stream.model, usage)
             await _write(send, b"", more=False)
 
         await self._relay(stream, receive, relay())
 
-    async def chat(self, body: dict[str, Any], receive: Receive, send: Send) -> None:
+    async def chat(
+        self, body: dict[str, Any], receive: Receive, send: Send, call: Call | None = None
+    ) -> None:
         """A chat completion, streamed when the client asked for it."""
         if not body.get("stream"):
             served = await self.chain.chat(body)
+            await self.finish(call, served.model, served.body.get("usage"))
             await send_json(send, 200, served.body, [served_by_header(served.model)])
             return
         stream = await self.chain.open_stream(body)
         headers = [*SSE_HEADERS, served_by_header(stream.model)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if call is not None:
+            call.status = 200
+        filters = self.pipeline.outputs(call) if call is not None else []
 
         async def relay() -> None:
+            usage = None
             try:
                 async for chunk in stream:
-                    await _write(send, b"data: " + orjson.dumps(chunk) + b"\n\n")
+                    usage = chunk.get("usage") or usage
+                    data = b"data: " + orjson.dumps(chunk) + b"\n\n"
+                    await _write(send, filtered(filters, data) if filters else data)
+                if filters:
+                    await _write(send, drained(filters))
             except UpstreamError as error:
+                if call is not None:
+                    call.error = error.code.value
                 await _write(send, openai_error_event(error.body()))
+            await self.finish(call, stream.model, usage)
             await _write(send, b"data: " + DONE + b"\n\n", more=False)
 
         await self._relay(stream, receive, relay())

@@ -92,6 +92,9 @@ class Connection:
         return status, 1, time.perf_counter() - start
 
 
+LATENCY_REQUESTS = 3200  # latency_one's warm-up and measured requests
+
+
 async def latency_one(port: int, count: int) -> dict[str, float]:
     request = raw_request(CHAT, {"model": "m", "messages": MESSAGES, "max_tokens": 8})
     connection = await Connection.open(port)
@@ -197,7 +200,8 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="also run a >5 min resumable stream")
     parser.add_argument(
         "--only",
-        help="run only this scenario (latency, saturation, streams_paced, streams_fast, auth, tracing)",
+        help="run only this scenario "
+        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing)",
     )
     parser.add_argument("--header", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -252,6 +256,8 @@ def main() -> int:
             report(rows, peak_rss_mb(router.pid))
         if not args.only or args.only == "auth":
             auth_cell(router_env, workdir, args.seconds)
+        if not args.only or args.only == "budgets":
+            budget_cell(router_env, workdir, args.seconds)
         if not args.only or args.only == "tracing":
             tracing_cell(router_env, args.seconds)
         if args.long:
@@ -425,6 +431,95 @@ def tracing_cell(router_env: dict[str, str], seconds: float) -> None:
             process.terminate()
             process.wait(10)
     print_side_by_side("tracing", results)
+
+
+def redis_commands(port: int) -> int:
+    """EVALSHA calls the Redis on ``port`` has served: the budget stage sends nothing else."""
+    import redis
+
+    client = redis.Redis(port=port)
+    try:
+        return int(client.info("commandstats").get("cmdstat_evalsha", {"calls": 0})["calls"])
+    finally:
+        client.close()
+
+
+def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> None:
+    """Budgets and rate limits on vs off (both with auth on and a key), Redis on localhost."""
+    from inferflux.prompts.checksum import jcs_checksum
+    from inferflux.router.identity import api_keys
+
+    redis_port = 18907
+    redis_server = start(
+        [*PIN_DRIVER, "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(workdir)]
+    )  # fmt: skip
+    pricing: dict[str, Any] = {
+        "version": "bench",
+        "currency": "USD",
+        "models": {"m": {"inputPerMillion": "0.5", "outputPerMillion": "1.5", "maxOutputTokens": 64}},
+    }
+    pricing["checksum"] = jcs_checksum(pricing)
+    (workdir / "pricing.json").write_text(json.dumps(pricing))  # JSON is YAML
+    secret = workdir / "budget-secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    key, record = api_keys.generate(api_keys.load_hasher(str(secret)), "bench")
+    record_file = workdir / "budget-key.json"
+    record_file.write_text(record.model_dump_json(by_alias=True))
+    ports = {"off": 18908, "on": 18909}
+    env = {
+        **router_env,
+        "INFERFLUX_AUTH": "true",
+        "INFERFLUX_AUTH_SECRET_FILE": str(secret),
+        "INFERFLUX_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "INFERFLUX_PRICING_FILE": str(workdir / "pricing.json"),
+        "INFERFLUX_BUDGET_REPORT_SECONDS": "3600",
+    }
+    launcher = [*PIN_ROUTER, PY, str(Path(__file__).with_name("auth_router.py")), str(record_file)]
+    routers = {
+        mode: start(
+            launcher, {**env, "BENCH_LIMITS": str(int(mode == "on")), "INFERFLUX_ROUTER_PORT": str(port)}
+        )
+        for mode, port in ports.items()
+    }
+    header = f"authorization: Bearer {key}"
+    results: dict[tuple[str, str], float] = {}
+    commands_per_request = 0.0
+    try:
+        for port in ports.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        for scenario, metric in (("latency", "p50_ms"), ("saturation", "per_s")):
+            best = min if metric == "p50_ms" else max
+            for _ in range(AUTH_ROUNDS):
+                for mode, port in ports.items():
+                    before = redis_commands(redis_port)
+                    measured = run_driver(scenario, port, seconds, header)
+                    assert not measured.get("errors"), f"budgets {mode}: {measured}"
+                    if scenario == "latency" and mode == "on":
+                        commands_per_request = (redis_commands(redis_port) - before) / LATENCY_REQUESTS
+                    value = measured[metric]
+                    results[(scenario, mode)] = best(results.get((scenario, mode), value), value)
+    finally:
+        for process in (*routers.values(), redis_server):
+            process.terminate()
+            process.wait(10)
+    off, on = results[("latency", "off")], results[("latency", "on")]
+    added = on - off
+    ratio = results[("saturation", "on")] / results[("saturation", "off")]
+    head = f"{'limits off':>12}{'limits on':>12}{'on/off':>15}{'added':>10}"
+    print(f"\n{'budget cell':<16}{'metric':<16}{head}  target")
+    print(
+        f"{'latency':<16}{'p50_ms':<16}{off:>12.3f}{on:>12.3f}{on / off:>15.3f}{added:>+10.3f}"
+        f"  added <= 0.5 ms {'PASS' if added <= 0.5 else 'FAIL'}"
+    )
+    print(
+        f"{'saturation':<16}{'per_s':<16}{results[('saturation', 'off')]:>12.1f}"
+        f"{results[('saturation', 'on')]:>12.1f}{ratio:>15.3f}{'':>10}  on/off >= 0.8 "
+        f"{'PASS' if ratio >= 0.8 else 'FAIL'}"
+    )
+    print(
+        f"{'redis':<16}{'commands/req':<16}{'':>12}{commands_per_request:>12.2f}  (admit + settle: 2 EVALSHA)"
+    )
 
 
 def jwt_verify_cost(rounds: int = 2000) -> dict[str, float]:

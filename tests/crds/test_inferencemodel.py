@@ -60,3 +60,11 @@ def test_bad_quantity_is_reported() -> None:
 def test_unknown_spec_fields_are_rejected() -> None:
     with pytest.raises(ValidationError, match="contextSize"):
         _model(engine="llamacpp", contextSize=1, source={"uri": "pvc://m/m.gguf", "sha256": DIGEST})
+
+
+def test_a_default_system_prompt_is_for_the_llamacpp_runtime_only() -> None:
+    source = {"uri": "pvc://models/m.gguf", "sha256": DIGEST}
+    args = {"defaultSystemPrompt": "Answer in English."}
+    assert _model(engine="llamacpp", source=source, engineArgs=args).spec.engine_args.default_system_prompt
+    with pytest.raises(ValidationError, match=r"applied by the llama\.cpp runtime only"):
+        _model(engine="vllm", source=source, engineArgs=args)

@@ -71,7 +71,7 @@ def test_crd_has_columns_short_name_and_the_rule() -> None:
     assert names["categories"] == ["inferflux"]
     version = crd["spec"]["versions"][0]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Status", "Scopes", "Models", "Suspended", "Age"]
+    assert columns == ["Ready", "Status", "Scopes", "Models", "Suspended", "Spend", "Limit", "Used%", "Age"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert spec["x-kubernetes-validations"] == [r.as_validation() for r in SPEC_RULES]
     assert spec["properties"]["scopes"]["items"]["enum"] == [s.value for s in Scope]

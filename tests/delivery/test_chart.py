@@ -124,7 +124,9 @@ def test_all_namespaces_mode_uses_a_cluster_role(render_chart: Render) -> None:
 
 
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["all", "namespaced"])
-def test_the_operator_reads_tenants_in_its_own_namespace_only(render_chart: Render, values: Any) -> None:
+def test_tenants_are_read_and_reported_in_the_operators_namespace_only(
+    render_chart: Render, values: Any
+) -> None:
     objs = kinds(render_chart(values))
     tenant_rules = [
         (key, rule)
@@ -137,6 +139,9 @@ def test_the_operator_reads_tenants_in_its_own_namespace_only(render_chart: Rend
         (("Role", "inferflux-system", "inferflux-operator-tenants"),
          {"apiGroups": ["inferflux.io"], "resources": ["tenants"], "verbs": ["get", "list", "watch"]}),
         (("Role", "inferflux-system", "inferflux-operator-tenants"),
+         {"apiGroups": ["inferflux.io"], "resources": ["tenants/status"], "verbs": ["patch"]}),
+        # the router writes spend into status.budget
+        (("Role", "inferflux-system", "inferflux-router-routing"),
          {"apiGroups": ["inferflux.io"], "resources": ["tenants/status"], "verbs": ["patch"]}),
     ]  # fmt: skip
     binding = objs[("RoleBinding", "inferflux-system", "inferflux-operator-tenants")]
@@ -410,3 +415,36 @@ def test_an_external_redis_url_can_come_from_a_secret(render_chart: Render) -> N
     ]
     ports = [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]]
     assert 6390 in ports
+
+
+def test_router_writes_only_tenant_status(render_chart: Render) -> None:
+    rules = kinds(render_chart({}))[("Role", "inferflux-system", "inferflux-router-routing")]["rules"]
+    writes = [rule for rule in rules if set(rule["verbs"]) - {"get", "list", "watch"}]
+    assert writes == [{"apiGroups": ["inferflux.io"], "resources": ["tenants/status"], "verbs": ["patch"]}]
+
+
+def test_pricing_and_budget_webhook_reach_the_router(render_chart: Render) -> None:
+    pricing = {"version": "1", "currency": "EUR", "checksum": "sha256:" + "0" * 64, "models": {}}
+    values = {
+        "budgets": {"pricing": pricing, "webhook": {"url": "https://hooks.example/b", "secretName": "hook"}}
+    }
+    objs = kinds(render_chart(values))
+    configmap = objs[("ConfigMap", "inferflux-system", "inferflux-pricing")]
+    assert yaml.safe_load(configmap["data"]["pricing.yaml"]) == pricing
+    spec = objs[("Deployment", "inferflux-system", "inferflux-router")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+    assert env["INFERFLUX_PRICING_FILE"] == "/etc/inferflux/pricing/pricing.yaml"
+    assert env["INFERFLUX_BUDGET_WEBHOOK_URL"] == "https://hooks.example/b"
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert volumes["pricing"]["configMap"]["name"] == "inferflux-pricing"
+    assert volumes["budget-webhook"]["secret"]["secretName"] == "hook"
+    assert ("ConfigMap", "inferflux-system", "inferflux-pricing") not in kinds(render_chart({}))
+
+
+def test_budget_alerts_read_the_gauge_the_router_exports(render_chart: Render) -> None:
+    rule = kinds(render_chart({"metrics": {"prometheusRule": {"enabled": True}}}))[
+        ("PrometheusRule", "inferflux-system", "inferflux")
+    ]
+    alerts = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert "inferflux_router_budget_used_ratio" in alerts["InferFluxBudgetExhausted"]
+    assert "inferflux_router_budget_store_unavailable_total" in alerts["InferFluxBudgetStoreUnavailable"]

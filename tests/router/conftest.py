@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from inferflux.prompts.resolver import PromptResolver
 from inferflux.router.app import Router
 from inferflux.router.discovery import FileSource
 from inferflux.router.identity.mtls import uvicorn_options
+from inferflux.router.pipeline import Stage
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.resume import KeyHolder
 from inferflux.router.settings import Settings
@@ -117,13 +118,14 @@ async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         keys: KeyHolder | None = None,
         prompts: PromptResolver | None = None,
         policy: PolicyHolder | None = None,
+        stages: Sequence[Stage] = (),
         **overrides: Any,
     ) -> Harness:
         routes_file = tmp_path / "routes.json"
         overrides = {"auth": False, "hold_seconds": 0.0, **overrides}
         settings = Settings(routes_file=str(routes_file), file_poll_seconds=0.05, **overrides)
         source = FileSource(str(routes_file), settings.file_poll_seconds)
-        router = Router(settings, source, keys=keys, prompts=prompts, policy=policy)
+        router = Router(settings, source, keys=keys, prompts=prompts, policy=policy, stages=stages)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

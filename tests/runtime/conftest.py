@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from inferflux.operator.local.bundled import smollm2_path
 
@@ -181,13 +182,19 @@ def runtime_url(model_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def chat_runtime_url(chat_model_path: Path) -> Iterator[str]:
-    """The base URL of a runtime serving SmolLM2 (``smollm2-135m``) with 4 parallel sequences.
+    """The base URL of a runtime serving SmolLM2 (``smollm2-135m``) with 4 parallel sequences, and
+    the default system prompt of the local example (docs/examples/local/smollm2-135m.yaml), as
+    ``make run`` serves it.
 
     Its context (8192 KV cells, shared by the sequences; about 190 MiB) holds several agents'
     conversations at once, so that cached prefixes are not evicted to make room.
     """
+    example = yaml.safe_load((REPO / "docs" / "examples" / "local" / "smollm2-135m.yaml").read_text())
     base, process = start_runtime(
-        chat_model_path, INFERFLUX_SERVED_NAME="smollm2-135m", INFERFLUX_CONTEXT_SIZE="8192"
+        chat_model_path,
+        INFERFLUX_SERVED_NAME="smollm2-135m",
+        INFERFLUX_CONTEXT_SIZE="8192",
+        INFERFLUX_DEFAULT_SYSTEM_PROMPT=example["spec"]["engineArgs"]["defaultSystemPrompt"],
     )
     yield base
     stop_runtime(process)

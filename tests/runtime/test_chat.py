@@ -11,12 +11,14 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-# Questions SmolLM2-135M-Instruct (Q4_1) answers right with greedy decoding: each was asked 5 times,
-# 4 of them concurrently (batch composition changes the wording, not the word). Left out because the
-# model gets them wrong: "What is the capital of France?" with its question mark (it writes French
-# phrases; without the mark, or lowercase, it says Paris), Spain's capital, the largest planet.
+# Questions SmolLM2-135M-Instruct (Q4_1) answers right with greedy decoding, given the local example's
+# default system prompt ("Answer in English."): each was asked 5 times, 4 of them concurrently (batch
+# composition changes the wording, not the word). Without that system prompt the model answers
+# "What is the capital of France?" and the largest planet in French or wrongly.
 FACTS = [
+    ("What is the capital of France?", "Paris"),
     ("Tell me the capital of France.", "Paris"),
+    ("What is the largest planet in the solar system?", "Jupiter"),
     ("What is the capital of Japan?", "Tokyo"),
     ("What is the capital of Germany?", "Berlin"),
     ("What is the capital of the United Kingdom?", "London"),
@@ -41,6 +43,28 @@ def test_the_default_chat_model_answers_factual_questions(
     chat_runtime_url: str, question: str, word: str
 ) -> None:
     assert word in ask(chat_runtime_url, question)
+
+
+def test_the_default_system_prompt_gives_way_to_the_requests_own(chat_runtime_url: str) -> None:
+    question = "What is the capital of France?"
+    body = {"temperature": 0, "max_tokens": 24}
+    own = [{"role": "system", "content": "Answer in English."}, {"role": "user", "content": question}]
+    explicit = httpx.post(
+        chat_runtime_url + "/v1/chat/completions", json={**body, "messages": own}, timeout=120
+    )
+    implicit = httpx.post(
+        chat_runtime_url + "/v1/chat/completions",
+        json={**body, "messages": [{"role": "user", "content": question}]},
+        timeout=120,
+    )
+    assert implicit.json()["choices"][0]["message"] == explicit.json()["choices"][0]["message"]
+    other = [{"role": "system", "content": "Réponds en français."}, {"role": "user", "content": question}]
+    replaced = httpx.post(
+        chat_runtime_url + "/v1/chat/completions", json={**body, "messages": other}, timeout=120
+    )
+    assert replaced.json()["choices"][0]["message"] != explicit.json()["choices"][0]["message"], (
+        "a request's own system message replaces the default"
+    )
 
 
 def test_content_parts_read_as_the_same_text(chat_runtime_url: str) -> None:
@@ -127,3 +151,16 @@ def test_messages_a_model_cannot_take_are_refused(
     assert error["code"] == (code or "bad_request"), "every error names a code (docs/openapi.yaml)"
     assert "messages[1]" in error["message"]
     assert words in error["message"]
+
+
+def test_with_default_system_adds_one_only_when_the_request_has_none() -> None:
+    from inferflux.runtime.chat import with_default_system
+
+    user = [{"role": "user", "content": "hi"}]
+    assert with_default_system(user, "Answer in English.") == [
+        {"role": "system", "content": "Answer in English."},
+        *user,
+    ]
+    own = [{"role": "system", "content": "Be brief."}, *user]
+    assert with_default_system(own, "Answer in English.") == own
+    assert with_default_system(user, "") == user

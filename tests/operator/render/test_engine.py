@@ -88,3 +88,10 @@ def test_unsupported_flags_are_a_readable_error(model: ModelFactory) -> None:
     # The runtime's CLI only mirrors settings the operator renders, so nothing passes through.
     with pytest.raises(EngineOptionError, match=r"--mlock not accepted by engine llamacpp \(allowed: none\)"):
         check_extra_args(model(spec={"engineArgs": {"extraArgs": ["--mlock"]}}))
+
+
+def test_a_default_system_prompt_reaches_the_llamacpp_runtime(model: ModelFactory) -> None:
+    m = model(spec={"engineArgs": {"defaultSystemPrompt": "Answer in English."}})
+    assert (
+        env_of(llamacpp_container(m, "img", "/m"))["INFERFLUX_DEFAULT_SYSTEM_PROMPT"] == "Answer in English."
+    )

@@ -299,3 +299,24 @@ async def test_policy_summary_counts_what_the_replica_enforces(admin: Admin) -> 
 
 async def test_unknown_routes_answer_in_the_openai_shape(admin: Admin) -> None:
     assert_openai_error(await admin.client.get("/admin/v1/nothing", headers=ADMIN), 404, "not_found")
+
+
+async def test_budgets_and_rate_limits_on_tenants_and_keys_survive_rotation(admin: Admin) -> None:
+    body = {"budget": {"monthly": "50"}, "rateLimits": {"requestsPerMinute": 600}}
+    tenant = await admin.client.put("/admin/v1/tenants/team-b", json=body, headers=ADMIN)
+    assert tenant.json()["budget"]["monthly"] == "50"
+    assert admin.holder.current.tenants["team-b"].rate_limits.requests_per_minute == 600
+    key = {"budget": {"daily": "1.5"}, "rateLimits": {"tokensPerMinute": 1000}}
+    created = await admin.client.post("/admin/v1/tenants/team-b/keys", json=key, headers=ADMIN)
+    record = created.json()["record"]
+    assert record["budget"]["daily"] == "1.5"
+    rotated = await admin.client.post(f"/admin/v1/keys/{record['id']}/rotate", headers=ADMIN)
+    new = admin.holder.current.keys[rotated.json()["record"]["id"]]
+    assert new.budget is not None
+    assert new.budget.daily == "1.5"
+    assert new.rate_limits is not None
+    assert new.rate_limits.tokens_per_minute == 1000
+    refused = await admin.client.put(
+        "/admin/v1/tenants/team-c", json={"budget": {"daily": "-1"}}, headers=ADMIN
+    )
+    assert refused.status_code == 400

@@ -1,0 +1,321 @@
+-- The budget and rate-limit ledger: every operation is one call of this script (router/budgets/ledger.py).
+--
+-- ARGV[1] operation: admit | settle | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
+-- ('' = Redis TIME; tests pass one). The rest depends on the operation (see each function).
+-- Keys are built here from tenant, key id and the UTC window, so this needs a single (non-cluster)
+-- Redis. Money is integer micro-units; times are microseconds (exact in a double until 2255).
+--
+-- Layout under the prefix P:
+--   P r:<tenant>:<request id>   hash  one request id: st (open|settled|released|expired), n (attempt),
+--                                     chg (charged so far for the id), res (this attempt's reservation),
+--                                     d, m (its windows), key, exp, win (idempotency window), tt, kt
+--                                     (TPM limits), done:<n>; no expiry while open, then the window
+--   P open:<tenant>             zset  request ids with an open reservation, scored by expiry
+--   P <scope>:d:YYYY-MM-DD      hash  spent, reserved (scope: t:<tenant> or k:<tenant>:<key id>)
+--   P <scope>:m:YYYY-MM         hash  spent, reserved
+--   P <scope>:all               hash  spent, reserved (the total window)
+--   P <scope>:rpm, :tpm         string GCRA theoretical arrival time (us)
+
+local P = ARGV[2]
+local now
+if ARGV[3] ~= '' then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local MINUTE = 60000000
+local RETAIN = 35 * 86400          -- window hashes are kept this long after their window ends
+local RECLAIM_BATCH = 100          -- expired reservations released per call, at most
+
+-- Calendar (UTC), after Howard Hinnant's days_from_civil / civil_from_days.
+local function floor(x) return math.floor(x) end
+
+local function civil(days)
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+-- The current windows: names, and when each ends (unix seconds).
+local seconds = floor(now / 1000000)
+local today = floor(seconds / 86400)
+local Y, M, D = civil(today)
+local DAY = string.format('d:%04d-%02d-%02d', Y, M, D)
+local MONTH = string.format('m:%04d-%02d', Y, M)
+local DAY_END = (today + 1) * 86400
+local MONTH_END = (M == 12 and days_from_civil(Y + 1, 1, 1) or days_from_civil(Y, M + 1, 1)) * 86400
+
+-- Numbers handed to redis.call become strings through '%.14g', which rounds and may write an
+-- exponent; every number passed on goes through this instead.
+local function int(x) return string.format('%.0f', x) end
+
+local function num(value)
+  if value == nil or value == false or value == '' then return nil end
+  return tonumber(value)
+end
+
+local function scopes(tenant, key)
+  local list = { 't:' .. tenant }
+  if key ~= nil and key ~= '' then list[2] = 'k:' .. tenant .. ':' .. key end
+  return list
+end
+
+local function window_ends(window)
+  if window == DAY then return DAY_END end
+  if window == MONTH then return MONTH_END end
+  return nil
+end
+
+-- When a dated window's hash expires: RETAIN after its window ends (any window, not only today's).
+local function window_expiry(window)
+  local y, m, d = string.match(window, '^d:(%d+)-(%d+)-(%d+)$')
+  if y then return (days_from_civil(tonumber(y), tonumber(m), tonumber(d)) + 1) * 86400 + RETAIN end
+  y, m = string.match(window, '^m:(%d+)-(%d+)$')
+  y, m = tonumber(y), tonumber(m)
+  if m == 12 then y, m = y + 1, 0 end
+  return days_from_civil(y, m + 1, 1) * 86400 + RETAIN
+end
+
+-- Add to a field of a scope's windows (day, month, total). A field that ends equal to the amount
+-- may have just been created: that is when a dated window gets its EXPIREAT. Taking away from a
+-- window hash that had already expired would create it negative: it is deleted again instead.
+local function add(scope_list, day, month, field, amount)
+  if amount == 0 then return end
+  for _, scope in ipairs(scope_list) do
+    for _, window in ipairs({ day, month, 'all' }) do
+      local hash = P .. scope .. ':' .. window
+      if redis.call('HINCRBY', hash, field, int(amount)) == amount then
+        if amount < 0 then
+          if redis.call('HLEN', hash) == 1 then redis.call('DEL', hash)     -- it had expired
+          else redis.call('HINCRBY', hash, field, int(-amount)) end         -- never below zero
+        elseif window ~= 'all' then
+          redis.call('EXPIREAT', hash, int(window_expiry(window)))
+        end
+      end
+    end
+  end
+end
+
+-- Release every expired reservation of the tenant (bounded), so a router that died leaks nothing.
+local function reclaim(tenant)
+  local open = P .. 'open:' .. tenant
+  local expired = redis.call('ZRANGEBYSCORE', open, '-inf', int(now), 'LIMIT', 0, RECLAIM_BATCH)
+  for _, rid in ipairs(expired) do
+    local record = P .. 'r:' .. tenant .. ':' .. rid
+    local f = redis.call('HMGET', record, 'st', 'res', 'd', 'm', 'key')
+    if f[1] == 'open' then
+      add(scopes(tenant, f[5]), f[3], f[4], 'reserved', -tonumber(f[2]))
+      redis.call('HSET', record, 'st', 'expired')
+      redis.call('PEXPIRE', record, int(tonumber(redis.call('HGET', record, 'win') or 0) / 1000))
+    end
+    redis.call('ZREM', open, rid)
+  end
+  return #expired
+end
+
+-- GCRA over requests: ``limit`` per minute, ``burst`` at once. Returns allowed, new TAT, remaining,
+-- reset (us until the bucket is full again), retry (us until one more is allowed).
+local function gcra_request(key, limit, burst)
+  local interval = MINUTE / limit
+  local tat = math.max(num(redis.call('GET', key)) or now, now)
+  local new = tat + interval
+  local capacity = burst * interval
+  if new - now <= capacity + 0.5 then
+    return true, new, floor((capacity - (new - now)) / interval + 1e-9), new - now, 0
+  end
+  return false, tat, 0, tat - now, new - now - capacity
+end
+
+-- GCRA over tokens: ``limit`` per minute, a full minute of burst; admission needs one token of room.
+local function gcra_tokens_state(key, limit)
+  local interval = MINUTE / limit
+  local debt = math.max((num(redis.call('GET', key)) or now) - now, 0)
+  local remaining = floor((MINUTE - debt) / interval + 1e-9)
+  if remaining >= 1 then return true, remaining, debt, 0 end
+  return false, 0, debt, debt - MINUTE + interval
+end
+
+local function gcra_tokens_add(key, limit, tokens)
+  if limit == nil or tokens <= 0 then return end
+  local interval = MINUTE / limit
+  local tat = math.max(num(redis.call('GET', key)) or now, now) + tokens * interval
+  redis.call('SET', key, int(tat), 'PX', int(floor((tat - now) / 1000) + 1000))
+end
+
+-- admit: ARGV[4] tenant, [5] key id, [6] request id, [7] max cost, [8] reservation ttl (us),
+-- [9] idempotency window (us), [10] max attempts, then per scope (tenant [11..16], key [17..22]):
+-- daily, monthly, total, requests/minute, request burst, tokens/minute ('' = none).
+-- Returns {verdict, scope, window, retry (us), attempt, reserved, charged before,
+--          rpm limit, rpm remaining, rpm reset (us), tpm limit, tpm remaining, tpm reset (us)}
+-- (-1 where there is no such limit); verdict 'ok' or the refusal.
+local function admit()
+  local tenant, key, rid = ARGV[4], ARGV[5], ARGV[6]
+  local max_cost, ttl, window_us, max_attempts =
+    tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+  local limits = { {}, {} }
+  for s = 1, 2 do
+    local base = 10 + (s - 1) * 6
+    limits[s] = {
+      daily = num(ARGV[base + 1]), monthly = num(ARGV[base + 2]), total = num(ARGV[base + 3]),
+      rpm = num(ARGV[base + 4]), burst = num(ARGV[base + 5]), tpm = num(ARGV[base + 6]),
+    }
+  end
+  local scope_list = scopes(tenant, key)
+  local scope_names = { 'tenant', 'key' }
+  reclaim(tenant)
+
+  -- Idempotency by (tenant, request id).
+  local record = P .. 'r:' .. tenant .. ':' .. rid
+  local f = redis.call('HMGET', record, 'st', 'n', 'chg')
+  local attempt, charged = 1, 0
+  if f[1] then
+    if f[1] == 'open' then return { 'duplicate_in_flight', '', '', 0, tonumber(f[2]), 0, tonumber(f[3]) } end
+    if tonumber(f[2]) >= max_attempts then
+      return { 'duplicate_exhausted', '', '', 0, tonumber(f[2]), 0, tonumber(f[3]) }
+    end
+    attempt, charged = tonumber(f[2]) + 1, tonumber(f[3])
+  end
+  local reserve = math.max(max_cost - charged, 0)
+
+  -- Rate limits: check everything before writing anything, so a refusal costs nothing.
+  local rq = { limit = -1, remaining = -1, reset = -1 }
+  local tk = { limit = -1, remaining = -1, reset = -1 }
+  local refusal, refused_scope, retry = nil, '', 0
+  local writes = {}
+  for s, scope in ipairs(scope_list) do
+    local l = limits[s]
+    if l.rpm then
+      local burst = l.burst or math.max(1, floor(l.rpm / 60))
+      local ok, tat, remaining, reset, wait = gcra_request(P .. scope .. ':rpm', l.rpm, burst)
+      if not ok then
+        if refusal == nil or wait > retry then refusal, refused_scope, retry = 'rate_limited_requests', scope_names[s], wait end
+      else
+        writes[#writes + 1] = { P .. scope .. ':rpm', tat }
+      end
+      if rq.remaining < 0 or remaining < rq.remaining then
+        rq = { limit = l.rpm, remaining = remaining, reset = reset }
+      end
+    end
+    if l.tpm then
+      local ok, remaining, reset, wait = gcra_tokens_state(P .. scope .. ':tpm', l.tpm)
+      if not ok and (refusal == nil or wait > retry) then
+        refusal, refused_scope, retry = 'rate_limited_tokens', scope_names[s], wait
+      end
+      if tk.remaining < 0 or remaining < tk.remaining then
+        tk = { limit = l.tpm, remaining = remaining, reset = reset }
+      end
+    end
+  end
+  local function answer(verdict, scope_name, window, wait, reserved)
+    return { verdict, scope_name, window, floor(wait), attempt, reserved, charged,
+             rq.limit, rq.remaining, floor(rq.reset), tk.limit, tk.remaining, floor(tk.reset) }
+  end
+  if refusal then
+    if rq.limit >= 0 and refusal == 'rate_limited_requests' then rq.remaining = 0 end
+    return answer(refusal, refused_scope, '', retry, 0)
+  end
+
+  -- Budgets: settled + open reservations + this one within every window's limit.
+  for s, scope in ipairs(scope_list) do
+    local l = limits[s]
+    for _, w in ipairs({ { 'daily', DAY, l.daily }, { 'monthly', MONTH, l.monthly }, { 'total', 'all', l.total } }) do
+      if w[3] then
+        local used = redis.call('HMGET', P .. scope .. ':' .. w[2], 'spent', 'reserved')
+        if (tonumber(used[1]) or 0) + (tonumber(used[2]) or 0) + reserve > w[3] then
+          local ends = window_ends(w[2])
+          return answer('budget_exceeded', scope_names[s], w[1], ends and (ends * 1000000 - now) or 0, 0)
+        end
+      end
+    end
+  end
+
+  -- Admitted: take the request slot(s), reserve in every window, remember the id.
+  for _, write in ipairs(writes) do
+    redis.call('SET', write[1], int(write[2]), 'PX', int(floor((write[2] - now) / 1000) + 1000))
+  end
+  add(scope_list, DAY, MONTH, 'reserved', reserve)
+  local expires = now + ttl
+  redis.call('ZADD', P .. 'open:' .. tenant, int(expires), rid)
+  redis.call('HSET', record, 'st', 'open', 'n', int(attempt), 'chg', int(charged), 'res', int(reserve),
+    'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[16], 'kt', ARGV[22])
+  -- While open the record must outlive its reservation (reclaim reads it): no expiry until then.
+  redis.call('PERSIST', record)
+  if rq.limit >= 0 and rq.remaining < 0 then rq.remaining = 0 end
+  return answer('ok', '', '', 0, reserve)
+end
+
+-- settle: ARGV[4] tenant, [5] request id, [6] attempt, [7] cost, [8] tokens, [9] idempotency window
+-- (us), [10] 'release' or 'settle'. The id's charge becomes max(charged, cost): the difference goes
+-- into the windows the attempt reserved in; its reservation is released; tokens go to the TPM
+-- buckets. An attempt already settled or released changes nothing.
+-- Returns {outcome, charged now, id's total charge, this attempt's reservation}.
+local function settle()
+  local tenant, rid, attempt = ARGV[4], ARGV[5], tonumber(ARGV[6])
+  local cost, tokens, window_us, release = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+  local record = P .. 'r:' .. tenant .. ':' .. rid
+  local f = redis.call('HMGET', record, 'st', 'n', 'chg', 'res', 'd', 'm', 'key', 'tt', 'kt', 'done:' .. int(attempt))
+  if not f[1] then return { 'unknown', 0, 0, 0 } end
+  local charged = tonumber(f[3])
+  if f[10] then return { 'duplicate', 0, charged, 0 } end
+  local scope_list = scopes(tenant, f[7])
+  local current = tonumber(f[2]) == attempt
+  local reserved = 0
+  if current and f[1] == 'open' then
+    reserved = tonumber(f[4])
+    add(scope_list, f[5], f[6], 'reserved', -reserved)
+    redis.call('ZREM', P .. 'open:' .. tenant, rid)
+  end
+  local delta = math.max(cost - charged, 0)
+  add(scope_list, f[5], f[6], 'spent', delta)
+  charged = charged + delta
+  gcra_tokens_add(P .. scope_list[1] .. ':tpm', num(f[8]), tokens)
+  if scope_list[2] then gcra_tokens_add(P .. scope_list[2] .. ':tpm', num(f[9]), tokens) end
+  redis.call('HSET', record, 'chg', int(charged), 'done:' .. int(attempt), 1)
+  local outcome = release == 'release' and 'released' or 'settled'
+  if current then
+    redis.call('HSET', record, 'st', outcome)
+    redis.call('PEXPIRE', record, int(floor(window_us / 1000)))
+  end
+  return { outcome, delta, charged, reserved }
+end
+
+-- spend: ARGV[4] tenant, [5] key id ('' = none). Releases expired reservations first.
+-- Returns {day window, month window, then spent, reserved for each scope's day, month, total}.
+local function spend()
+  local tenant, key = ARGV[4], ARGV[5]
+  reclaim(tenant)
+  local out = { DAY, MONTH }
+  for _, scope in ipairs(scopes(tenant, key)) do
+    for _, window in ipairs({ DAY, MONTH, 'all' }) do
+      local used = redis.call('HMGET', P .. scope .. ':' .. window, 'spent', 'reserved')
+      out[#out + 1] = tonumber(used[1]) or 0
+      out[#out + 1] = tonumber(used[2]) or 0
+    end
+  end
+  return out
+end
+
+local operation = ARGV[1]
+if operation == 'admit' then return admit() end
+if operation == 'settle' then return settle() end
+if operation == 'spend' then return spend() end
+return redis.error_reply('unknown ledger operation ' .. tostring(operation))

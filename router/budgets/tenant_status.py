@@ -1,0 +1,55 @@
+"""Writes ``status.budget`` of a ``Tenant`` resource: the one Kubernetes write the router makes.
+
+A JSON merge patch on the status subresource touches ``status.budget`` only; the operator owns the
+rest of the status (conditions, observedGeneration) and leaves ``budget`` alone. The router's
+service account needs ``patch`` on ``tenants/status`` in the operator's namespace, nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferflux.crds.budget import BudgetStatus
+from inferflux.crds.meta import API_VERSION
+from inferflux.crds.tenant import PLURAL
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def budget_patch(status: BudgetStatus) -> dict[str, Any]:
+    """The merge patch that sets ``status.budget`` and nothing else."""
+    return {"status": {"budget": status.model_dump(by_alias=True, mode="json")}}
+
+
+class TenantStatusWriter:
+    """Patches Tenants of one namespace, with a kubeconfig or the pod's service account."""
+
+    def __init__(self, namespace: str, kubeconfig: str | None = None) -> None:
+        self.namespace = namespace
+        self.kubeconfig = kubeconfig
+        self._api: Any = None
+
+    async def _custom_objects(self) -> Any:
+        if self._api is None:
+            from kubernetes_asyncio import client, config
+
+            if self.kubeconfig:
+                api_client = await config.new_client_from_config(config_file=self.kubeconfig)
+            else:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                api_client = client.ApiClient()
+            self._api = client.CustomObjectsApi(api_client)
+        return self._api
+
+    async def __call__(self, name: str, status: BudgetStatus) -> None:
+        """Set ``status.budget`` of Tenant ``name``."""
+        group, version = API_VERSION.split("/")
+        api = await self._custom_objects()
+        await api.patch_namespaced_custom_object_status(
+            group, version, self.namespace, PLURAL, name, budget_patch(status), _content_type=MERGE_PATCH
+        )
+
+    async def close(self) -> None:
+        """Close the API client's connections."""
+        if self._api is not None:
+            await self._api.api_client.close()

@@ -1,0 +1,63 @@
+"""Fixtures: a real redis-server per test (tests/redis_server.py) and a ledger on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferflux.router.budgets.ledger import Ledger
+
+
+def load(path: Path, name: str) -> Any:
+    """A helper module by path (tests/ is not a package; importlib mode)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+redis_server = load(Path(__file__).resolve().parents[2] / "redis_server.py", "inferflux_tests_redis_server")
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Any]:
+    """A fresh redis-server without persistence; stopped afterwards."""
+    server = redis_server.RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aof_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server with AOF that a test may kill and start again.
+
+    ``appendfsync always``: with ``everysec``, Redis may answer before it has written the AOF (it
+    postpones the write up to 2 s while an fsync is slow), and this test lost acknowledged settles
+    to a SIGKILL on a busy machine. docs/budgets.md says which to run.
+    """
+    server = redis_server.RedisServer(tmp_path / "redis-aof", appendonly=True, appendfsync="always").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def ledger(redis: Any) -> AsyncIterator[Ledger]:
+    """A ledger on the per-test Redis, its script loaded."""
+    ledger = Ledger.from_url(redis.url)
+    await ledger.load()
+    try:
+        yield ledger
+    finally:
+        await ledger.close()

@@ -1,0 +1,319 @@
+"""The ledger on a real redis-server: reserve/settle, idempotency, budgets, GCRA, windows, round trips."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from inferflux.router.budgets.ledger import Admission, Ledger, Limits, Refusal, ScopeLimits
+
+CHECKSUM = "sha256:" + "ab" * 32
+
+
+class Clock:
+    """Simulated time handed to the script instead of Redis TIME (microseconds)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.now = int(at.timestamp() * 1_000_000)
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1_000_000)
+
+
+def utc(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=dt.UTC)  # type: ignore[misc]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(utc(2027, 1, 31, 12, 0, 0))
+
+
+@pytest.fixture
+async def timed(redis: Any, clock: Clock) -> AsyncIterator[Ledger]:
+    """A ledger whose script runs at the simulated time."""
+    ledger = Ledger.from_url(redis.url, clock=clock, reservation_ttl=30)
+    await ledger.load()
+    try:
+        yield ledger
+    finally:
+        await ledger.close()
+
+
+async def admit(ledger: Ledger, rid: str, cost: int, limits: Limits, key: str | None = None) -> Admission:
+    return await ledger.admit(rid, "acme", key, cost, limits, pricing_checksum=CHECKSUM)
+
+
+async def test_reserve_then_settle_then_release(ledger: Ledger) -> None:
+    limits = Limits(ScopeLimits(daily=10_000), ScopeLimits(total=5_000))
+    first = await admit(ledger, "r1", 1_000, limits, key="k1")
+    assert first.admitted
+    assert (first.attempt, first.reserved, first.pricing_checksum) == (1, 1_000, CHECKSUM)
+    spend = await ledger.spend("acme", "k1", limits)
+    assert spend.day == dt.datetime.now(dt.UTC).strftime("%Y-%m-%d") or spend.day  # Redis time
+    assert spend.tenant["daily"].reserved == 1_000
+    assert spend.tenant["daily"].limit == 10_000
+    assert spend.key is not None
+    assert (spend.key["total"].reserved, spend.key["total"].limit) == (1_000, 5_000)
+
+    record = await ledger.settle(first, 640, 120)
+    assert (record.outcome, record.charged, record.total_charged, record.reserved) == (
+        "settled",
+        640,
+        640,
+        1_000,
+    )
+    assert record.pricing_checksum == CHECKSUM
+    second = await admit(ledger, "r2", 2_000, limits, key="k1")
+    released = await ledger.release(second)
+    assert (released.outcome, released.charged) == ("released", 0)
+    spend = await ledger.spend("acme", "k1", limits)
+    for windows in (spend.tenant, spend.key):
+        assert windows is not None
+        assert {w: (s.spent, s.reserved) for w, s in windows.items()} == {
+            "daily": (640, 0),
+            "monthly": (640, 0),
+            "total": (640, 0),
+        }
+
+
+async def test_a_budget_refusal_names_the_scope_and_window(timed: Ledger, clock: Clock) -> None:
+    limits = Limits(ScopeLimits(daily=2_500), ScopeLimits(monthly=10_000))
+    assert (await admit(timed, "a", 1_000, limits, key="k1")).admitted
+    assert (await admit(timed, "b", 1_000, limits, key="k1")).admitted
+    refused = await admit(timed, "c", 1_000, limits, key="k1")
+    assert refused.refusal is Refusal.BUDGET
+    assert (refused.refused_scope, refused.refused_window) == ("tenant", "daily")
+    assert refused.retry_after == 12 * 3600  # until 2027-02-01T00:00:00Z, by the script's clock
+    assert (await admit(timed, "c", 500, limits, key="k1")).admitted  # what fits still goes in
+    key_refused = await admit(timed, "d", 9_000, Limits(ScopeLimits(), ScopeLimits(monthly=10_000)), key="k1")
+    assert (key_refused.refusal, key_refused.refused_scope, key_refused.refused_window) == (
+        Refusal.BUDGET,
+        "key",
+        "monthly",
+    )
+    total = await admit(timed, "e", 1, Limits(ScopeLimits(total=0)))
+    assert (total.refusal, total.refused_window, total.retry_after) == (Refusal.BUDGET, "total", None)
+
+
+async def test_one_thousand_concurrent_admissions_never_overspend(ledger: Ledger) -> None:
+    """A budget that fits 100 requests at their maximum: settled spend never exceeds it."""
+    budget, max_cost = 100_000, 1_000
+    limits = Limits(ScopeLimits(daily=budget, monthly=budget * 10, total=budget * 100))
+    rng = random.Random(17)
+    costs = {f"req-{i}": rng.randint(600, max_cost) for i in range(1_000)}
+
+    async def one(rid: str) -> tuple[Refusal | None, int]:
+        admission = await admit(ledger, rid, max_cost, limits)
+        if not admission.admitted:
+            return admission.refusal, 0
+        await asyncio.sleep(rng.random() / 100)
+        record = await ledger.settle(admission, costs[rid], 50)
+        assert record.outcome == "settled"
+        return None, record.charged
+
+    results = await asyncio.gather(*(one(rid) for rid in costs))
+    outcomes = Counter(refusal for refusal, _ in results)
+    assert set(outcomes) <= {None, Refusal.BUDGET}
+    assert outcomes[None] >= budget // max_cost  # at least as many as fit at the maximum
+    assert outcomes[Refusal.BUDGET] > 0
+    spend = await ledger.spend("acme", limits=limits)
+    charged = sum(amount for _, amount in results)
+    assert spend.tenant["daily"].spent == charged <= budget
+    assert spend.tenant["daily"].reserved == 0
+    assert ledger.pending_settles == 0
+
+
+async def test_the_same_request_id_ten_times_is_charged_once(ledger: Ledger) -> None:
+    limits = Limits(ScopeLimits(daily=1_000_000))
+    # Three at once: one goes in, the others find it in flight.
+    first = await asyncio.gather(*(admit(ledger, "same", 1_000, limits) for _ in range(3)))
+    admitted = [a for a in first if a.admitted]
+    assert len(admitted) == 1
+    assert [a.refusal for a in first if not a.admitted] == [Refusal.DUPLICATE_IN_FLIGHT] * 2
+    await ledger.settle(admitted[0], 700, 10)
+    # Seven more: three pairs, then one. Each retry reserves only what could exceed the charge.
+    refusals: list[Refusal | None] = []
+    for size in (2, 2, 2, 1):
+        group = await asyncio.gather(*(admit(ledger, "same", 1_000, limits) for _ in range(size)))
+        for admission in group:
+            refusals.append(admission.refusal)
+            if admission.admitted:
+                assert admission.reserved == 300
+                assert admission.previously_charged == 700
+                assert (await ledger.settle(admission, 700, 10)).charged == 0
+    assert Counter(refusals) == {None: 4, Refusal.DUPLICATE_IN_FLIGHT: 3}
+    # Five attempts used: the eleventh is refused for good.
+    assert (await admit(ledger, "same", 1_000, limits)).refusal is Refusal.DUPLICATE_EXHAUSTED
+    spend = await ledger.spend("acme", limits=limits)
+    assert (spend.tenant["daily"].spent, spend.tenant["daily"].reserved) == (700, 0)
+
+
+async def test_a_retry_costing_more_is_charged_the_difference_only(ledger: Ledger) -> None:
+    limits = Limits(ScopeLimits(total=10_000))
+    first = await admit(ledger, "grow", 1_000, limits)
+    assert (await ledger.settle(first, 400, 1)).total_charged == 400
+    second = await admit(ledger, "grow", 1_000, limits)
+    record = await ledger.settle(second, 900, 1)
+    assert (record.charged, record.total_charged) == (500, 900)
+    assert (await ledger.settle(second, 900, 1)).outcome == "duplicate"
+    assert (await ledger.spend("acme")).tenant["total"].spent == 900
+
+
+async def test_expired_reservations_are_reclaimed_and_late_settles_count_once(
+    timed: Ledger, clock: Clock
+) -> None:
+    limits = Limits(ScopeLimits(daily=2_000))
+    held = await admit(timed, "slow", 1_500, limits)
+    assert not (await admit(timed, "other", 1_000, limits)).admitted
+    clock.advance(31)  # past the 30 s reservation ttl: released at the next call
+    spend = await timed.spend("acme", limits=limits)
+    assert (spend.tenant["daily"].spent, spend.tenant["daily"].reserved) == (0, 0)
+    other = await admit(timed, "other", 1_000, limits)
+    assert other.admitted
+    # The slow request finally settles: its real cost is charged (once), even past the limit.
+    late = await timed.settle(held, 1_200, 5)
+    assert (late.outcome, late.charged, late.reserved) == ("settled", 1_200, 0)
+    assert (await timed.settle(held, 1_200, 5)).outcome == "duplicate"
+    # A retry of the expired id is admitted again only for what it could add.
+    spend = await timed.spend("acme", limits=limits)
+    assert (spend.tenant["daily"].spent, spend.tenant["daily"].reserved) == (1_200, 1_000)
+
+
+async def test_gcra_600_rpm_lets_ten_per_second_through(timed: Ledger, clock: Clock) -> None:
+    """Simulated minute on the script's clock: exact counts, no wall-clock dependence."""
+    limits = Limits(ScopeLimits(requests_per_minute=600))
+    # A client offering 20 requests/s for 60 s gets 600 plus the burst (one second's worth).
+    accepted = 0
+    for i in range(1_200):
+        admission = await admit(timed, f"fast-{i}", 0, limits)
+        if admission.admitted:
+            accepted += 1
+            await timed.release(admission)
+        else:
+            assert admission.refusal is Refusal.REQUESTS_RATE
+            assert admission.retry_after is not None
+            assert 0 < admission.retry_after <= 0.1
+        clock.advance(0.05)
+    assert 600 <= accepted <= 610
+    # A client at 10/s (jittered by up to 50 ms) is never refused.
+    clock.advance(60)
+    rng = random.Random(3)
+    for i in range(600):
+        admission = await admit(timed, f"steady-{i}", 0, limits)
+        assert admission.admitted, i
+        assert admission.requests is not None
+        assert admission.requests.limit == 600
+        assert 0 <= admission.requests.remaining <= 10
+        await timed.release(admission)
+        clock.advance(0.1 + rng.uniform(-0.05, 0.05))
+
+
+async def test_rate_headers_report_the_tighter_of_tenant_and_key(timed: Ledger) -> None:
+    limits = Limits(
+        ScopeLimits(requests_per_minute=600, tokens_per_minute=100_000),
+        ScopeLimits(requests_per_minute=60, request_burst=3, tokens_per_minute=5_000),
+    )
+    admissions = [await admit(timed, f"h{i}", 0, limits, key="k1") for i in range(4)]
+    assert [a.admitted for a in admissions] == [True, True, True, False]
+    assert admissions[0].requests is not None
+    assert (admissions[0].requests.limit, admissions[0].requests.remaining) == (60, 2)
+    assert admissions[0].requests.reset_seconds == pytest.approx(1.0)
+    assert admissions[0].tokens is not None
+    assert (admissions[0].tokens.limit, admissions[0].tokens.remaining) == (5_000, 5_000)
+    refused = admissions[3]
+    assert (refused.refusal, refused.refused_scope) == (Refusal.REQUESTS_RATE, "key")
+    assert refused.retry_after == pytest.approx(1.0)
+
+
+async def test_tokens_per_minute_counts_settled_usage(timed: Ledger, clock: Clock) -> None:
+    limits = Limits(ScopeLimits(tokens_per_minute=1_000))
+    first = await admit(timed, "t1", 0, limits)
+    await timed.settle(first, 0, 1_200)  # real usage may overdraw: the bucket is in debt
+    refused = await admit(timed, "t2", 0, limits)
+    assert refused.refusal is Refusal.TOKENS_RATE
+    # Out of debt once 201 tokens are back: 201 * 60 ms.
+    assert refused.retry_after == pytest.approx(12.06)
+    assert refused.tokens is not None
+    assert refused.tokens.remaining == 0
+    clock.advance(12.06)
+    admitted = await admit(timed, "t2", 0, limits)
+    assert admitted.admitted
+    assert admitted.tokens is not None
+    assert admitted.tokens.remaining == 1
+    assert admitted.tokens.reset_seconds == pytest.approx(59.94)
+
+
+async def test_daily_and_monthly_windows_roll_over_at_utc_boundaries(
+    timed: Ledger, clock: Clock, redis: Any
+) -> None:
+    limits = Limits(ScopeLimits(daily=1_000, monthly=2_500))
+    clock.now = int(utc(2027, 1, 30, 23, 59, 59).timestamp() * 1_000_000)
+    await timed.settle(await admit(timed, "jan30", 1_000, limits), 1_000, 1)
+    assert (await admit(timed, "jan30b", 1, limits)).refused_window == "daily"
+    clock.advance(2)  # 2027-01-31T00:00:01Z
+    await timed.settle(await admit(timed, "jan31", 1_000, limits), 1_000, 1)
+    clock.advance(3600)
+    assert (await admit(timed, "jan31b", 1_000, limits)).refused_window == "daily"
+    clock.now = int(utc(2027, 1, 31, 23, 0).timestamp() * 1_000_000)
+    spend = await timed.spend("acme", limits=limits)
+    assert (spend.day, spend.month) == ("2027-01-31", "2027-01")
+    assert spend.tenant["monthly"].spent == 2_000
+    clock.now = int(utc(2027, 2, 1, 0, 0, 1).timestamp() * 1_000_000)
+    feb = await admit(timed, "feb1", 1_000, limits)
+    assert feb.admitted
+    spend = await timed.spend("acme", limits=limits)
+    assert (spend.day, spend.month) == ("2027-02-01", "2027-02")
+    assert (spend.tenant["monthly"].reserved, spend.tenant["total"].spent) == (1_000, 2_000)
+    # Each window's hash expires after its window ends (35 days kept for reporting).
+    client = Redis.from_url(redis.url)
+    try:
+        day_end = utc(2027, 1, 31).timestamp()
+        expires = await client.expiretime("inferflux:ledger:t:acme:d:2027-01-30")
+        assert expires == day_end + 35 * 86400
+        assert (
+            await client.expiretime("inferflux:ledger:t:acme:m:2027-01")
+            == utc(2027, 2, 1).timestamp() + 35 * 86400
+        )
+        assert await client.expiretime("inferflux:ledger:t:acme:all") == -1
+    finally:
+        await client.aclose()
+
+
+async def test_one_round_trip_per_operation_and_the_script_reloads_itself(ledger: Ledger, redis: Any) -> None:
+    limits = Limits(ScopeLimits(daily=10_000, requests_per_minute=600, tokens_per_minute=10_000))
+    before = ledger.round_trips
+    admission = await admit(ledger, "rt", 100, limits, key="k1")
+    assert ledger.round_trips == before + 1
+    await ledger.settle(admission, 80, 10)
+    assert ledger.round_trips == before + 2
+    client = Redis.from_url(redis.url)
+    try:
+        await client.script_flush()  # as after a Redis restart
+    finally:
+        await client.aclose()
+    assert (await admit(ledger, "rt2", 100, limits, key="k1")).admitted
+    assert ledger.round_trips == before + 5  # NOSCRIPT, SCRIPT LOAD, EVALSHA
+
+
+@pytest.mark.parametrize(
+    ("rid", "tenant", "key"),
+    [("", "acme", None), ("x" * 201, "acme", None), ("r", "a:b", None), ("r", "acme", "k:1")],
+)
+async def test_malformed_arguments_are_refused_before_redis(
+    ledger: Ledger, rid: str, tenant: str, key: str | None
+) -> None:
+    before = ledger.round_trips
+    with pytest.raises(ValueError, match="characters"):
+        await ledger.admit(rid, tenant, key, 1, Limits(), pricing_checksum=CHECKSUM)
+    assert ledger.round_trips == before
