@@ -166,25 +166,17 @@ class current:
             current_span.reset(self.token)
 
 
-class _Opened:
+class _Opened(current):
     """A started span, current inside the block, ended on exit; an escaping exception marks it failed."""
 
-    __slots__ = ("span", "token")
+    __slots__ = ()
 
-    def __init__(self, span: TraceSpan) -> None:
-        self.span = span
-        self.token: contextvars.Token[Recorder | None] | None = None
-
-    def __enter__(self) -> TraceSpan:
-        if isinstance(self.span, Recorder):
-            self.token = current_span.set(self.span)
-        return self.span
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.token is None:
             return
         current_span.reset(self.token)
-        if error is not None:
+        error = exc[1] if len(exc) > 1 else None
+        if isinstance(error, BaseException):
             fail(self.span, error_type(error))
         self.span.end()
 
