@@ -45,7 +45,7 @@ class RemoteParent:
     span_id: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TraceRecord:
     """The spans of one trace recorded in this process, waiting for the local root to end."""
 
@@ -131,7 +131,10 @@ class Recorder:
         self.span_id = random.getrandbits(64) or 1
         self.parent_id = parent_id
         self.parent_remote = parent_remote
-        self.attributes: dict[str, Any] = dict(attributes) if attributes else {}
+        # A dict is taken over, not copied: callers build a fresh one per span.
+        self.attributes: dict[str, Any] = (
+            attributes if type(attributes) is dict else dict(attributes) if attributes else {}
+        )
         self.events: list[tuple[str, dict[str, Any], int]] = []
         self.error = False
         self.start_time = start_time or time.time_ns()
