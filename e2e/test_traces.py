@@ -74,12 +74,20 @@ def stack(jaeger: Jaeger, tmp_path: Path) -> Iterator[Callable[[bool], Stack]]:
         }
         runtime_port, router_port, admin_port = free_port(), free_port(), free_port()
         runtime_url = f"http://127.0.0.1:{runtime_port}"
-        runtime_log = tmp_path / f"runtime-{capture}.log"
-        runtime = subprocess.Popen(
-            [sys.executable, "-m", "inferflux.runtime"],
-            env={
-                **os.environ,
-                **telemetry_env,
+
+        def spawn(component: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
+            log = tmp_path / f"{component}-{capture}.log"
+            process = subprocess.Popen(
+                [sys.executable, "-m", f"inferflux.{component}"],
+                env={**os.environ, **telemetry_env, **env},
+                stderr=log.open("wb"),
+            )
+            processes.append(process)
+            return process, log
+
+        runtime, runtime_log = spawn(
+            "runtime",
+            {
                 "INFERFLUX_MODEL_PATH": str(model),
                 "INFERFLUX_HOST": "127.0.0.1",
                 "INFERFLUX_PORT": str(runtime_port),
@@ -88,9 +96,7 @@ def stack(jaeger: Jaeger, tmp_path: Path) -> Iterator[Callable[[bool], Stack]]:
                 "INFERFLUX_CONTEXT_SIZE": "1024",
                 "INFERFLUX_THREADS": "1",
             },
-            stderr=runtime_log.open("wb"),
         )
-        processes.append(runtime)
         routes = tmp_path / f"routes-{capture}.json"
         endpoint = {"url": runtime_url, "pod": "runtime-0"}
         table = {
@@ -98,12 +104,9 @@ def stack(jaeger: Jaeger, tmp_path: Path) -> Iterator[Callable[[bool], Stack]]:
             "models": {MODEL: {"name": MODEL, "engine": "llamacpp", "endpoints": [endpoint]}},
         }
         routes.write_text(json.dumps(table))
-        router_log = tmp_path / f"router-{capture}.log"
-        router = subprocess.Popen(
-            [sys.executable, "-m", "inferflux.router"],
-            env={
-                **os.environ,
-                **telemetry_env,
+        router, router_log = spawn(
+            "router",
+            {
                 "INFERFLUX_ROUTES_FILE": str(routes),
                 "INFERFLUX_ROUTER_HOST": "127.0.0.1",
                 "INFERFLUX_ROUTER_PORT": str(router_port),
@@ -111,9 +114,7 @@ def stack(jaeger: Jaeger, tmp_path: Path) -> Iterator[Callable[[bool], Stack]]:
                 "INFERFLUX_AUTH": "false",
                 "INFERFLUX_LOG_LEVEL": "debug",  # the router's access line is a debug line
             },
-            stderr=router_log.open("wb"),
         )
-        processes.append(router)
         _wait_ready(runtime_url, runtime, runtime_log)
         router_url = f"http://127.0.0.1:{router_port}"
         _wait_ready(router_url, router, router_log)
