@@ -71,7 +71,7 @@ include e2e/cluster.mk
 
 # Some tests under tests/ talk to a real API server too (ConfigMap watches, Secrets), so the
 # control-plane binaries are built before anything runs.
-test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin ## Everything CI runs: unit tests and e2e on a real control plane
+test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin ## Everything CI runs: unit tests and e2e on a real control plane
 	$(PYTEST) tests e2e
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import uvicorn
 
+from inferflux.router import telemetry
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
@@ -48,6 +49,8 @@ from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisP
 from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
+from inferflux.router.telemetry import TraceSettings, configure_logging
+from inferflux.router.telemetry.settings import TraceSettingsError
 
 log = logging.getLogger("inferflux.router.main")
 FIRST_LOAD_SECONDS = 10.0
@@ -293,9 +296,12 @@ def main() -> int:
     except (SettingsError, StartupError, KeyringError, DocumentError, PricingError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=process.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(process.settings.log_level, process.settings.log_format)
+    try:  # off unless an OTLP endpoint is set (docs/observability.md)
+        telemetry.install(TraceSettings.from_env("inferflux-router"))
+    except TraceSettingsError as error:
+        print(f"inferflux-router: {error}", file=sys.stderr)
+        return 2
     try:  # after logging is set up: serving open on loopback is allowed, and says so loudly
         check_exposure(process.settings)
     except SettingsError as error:
@@ -303,7 +309,10 @@ def main() -> int:
         return 2
     import uvloop
 
-    uvloop.run(serve(process, public, admin))
+    try:
+        uvloop.run(serve(process, public, admin))
+    finally:
+        telemetry.uninstall()  # exports the kept traces still queued
     return 0
 
 

@@ -35,6 +35,7 @@ class Settings:
     prefix_load_factor: float = 1.25
     file_poll_seconds: float = 0.2
     log_level: str = "info"
+    log_format: str = "json"  # json: one object per line with request_id, trace_id, span_id; or text
     prompts_dir: str = ""  # a folder of prompt manifests (local mode)
     prompts_namespace: str = ""  # watch Prompt ConfigMaps here ("*": every namespace)
     prompts_ttl_seconds: float = 900.0
@@ -110,6 +111,7 @@ _ENV = {
     "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
     "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",
     "log_level": "INFERFLUX_LOG_LEVEL",
+    "log_format": "INFERFLUX_LOG_FORMAT",
     "prompts_dir": "INFERFLUX_PROMPTS_DIR",
     "prompts_namespace": "INFERFLUX_PROMPTS_NAMESPACE",
     "prompts_ttl_seconds": "INFERFLUX_PROMPTS_TTL_SECONDS",
@@ -211,6 +213,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         <= 0
     ):
         raise SettingsError("INFERFLUX_AUDIT_* intervals, counts and sizes must be positive")
+    if settings.log_format not in ("json", "text"):
+        raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     thresholds(settings)
     if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
         raise SettingsError(

@@ -31,6 +31,7 @@ class MockState:
     requests: int = 0
     connections: int = 0
     request_ids: list[str] = field(default_factory=list)
+    traceparents: list[str] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
     active_streams: int = 0
@@ -102,6 +103,8 @@ class MockOpenAI:
         state.requests += 1
         if "x-request-id" in headers and state.keep_bodies:
             state.request_ids.append(headers["x-request-id"])
+        if "traceparent" in headers and state.keep_bodies:
+            state.traceparents.append(headers["traceparent"])
         if state.hang:
             await asyncio.sleep(3600)
         if state.fail_status:
