@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferflux.crds.budget import Budget, RateLimits, Window
+from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.router.budgets.ledger import (
     Admission,
     CostRecord,
@@ -39,7 +40,7 @@ from inferflux.router.budgets.metrics import BudgetMetrics
 from inferflux.router.budgets.pricing import Pricing
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.pipeline import Call, Header, OutputFilter
-from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.policy.effective import Policy, PolicyHolder
 
 log = logging.getLogger("inferflux.router.budgets")
 
@@ -121,6 +122,20 @@ def refusal_error(admission: Admission, currency: str) -> UpstreamError:
     )
 
 
+_UNKNOWN = object()
+
+
+def _limits_of(tenant: TenantPolicy | None, key: ApiKeyRecord | None) -> tuple[Limits, Budget | None] | None:
+    """A tenant's and a key's declared limits for the ledger, and the tenant's budget; None if none."""
+    if tenant is None:
+        return None
+    tenant_limits = scope_limits(tenant.budget, tenant.rate_limits)
+    key_limits = scope_limits(key.budget, key.rate_limits) if key is not None else None
+    if tenant_limits is None and key_limits is None:
+        return None
+    return Limits(tenant_limits or ScopeLimits(), key_limits), tenant.budget
+
+
 @dataclass(slots=True)
 class Reserved:
     """What `finish` needs: the admission, the pricing it was priced with, and the prompt bound."""
@@ -143,23 +158,26 @@ class BudgetStage:
         self.pricing = pricing
         self.policy = policy
         self.metrics = metrics
+        self._policy: Policy | None = None
+        self._limits: dict[tuple[str, str | None], tuple[Limits, Budget | None] | None] = {}
 
     def limits(self, call: Call) -> tuple[Limits, Budget | None] | None:
-        """The limits that apply to ``call``'s caller, and its tenant's budget; None when none do."""
+        """The limits that apply to ``call``'s caller, and its tenant's budget; None when none do.
+
+        Worked out once per caller and policy version (amounts parse as decimals), not per request.
+        """
         principal = call.principal
         if principal is None:
             return None
         current = self.policy.current
-        tenant = current.tenants.get(principal.tenant)
-        if tenant is None:
-            return None
-        key_id = call.key_id
-        key = current.keys.get(key_id) if key_id is not None else None
-        tenant_limits = scope_limits(tenant.budget, tenant.rate_limits)
-        key_limits = scope_limits(key.budget, key.rate_limits) if key is not None else None
-        if tenant_limits is None and key_limits is None:
-            return None
-        return Limits(tenant_limits or ScopeLimits(), key_limits), tenant.budget
+        if current is not self._policy:
+            self._policy, self._limits = current, {}
+        found = self._limits.get((principal.tenant, call.key_id), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._limits[(principal.tenant, call.key_id)] = _limits_of(
+                current.tenants.get(principal.tenant), current.keys.get(call.key_id) if call.key_id else None
+            )
+        return found  # type: ignore[return-value]
 
     async def admit(self, call: Call) -> None:
         """Reserve the most ``call`` can cost, or refuse it."""

@@ -255,3 +255,13 @@ async def test_tokens_per_minute_count_the_real_usage_of_streams(make_setup: Any
     assert status == 429, "two streams used 12 tokens (3 + 3 each, streamed): the minute's 10 are spent"
     assert b"tokens per minute" in body
     assert headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+async def test_a_policy_change_applies_to_the_next_request(make_setup: Any) -> None:
+    setup = await make_setup({"acme": tenant("acme")})
+    status, headers, _ = await setup.ask("acme", chat())
+    assert "x-ratelimit-limit-requests" not in headers
+    limited = tenant("acme", rate_limits=RateLimits(requests_per_minute=120))
+    setup.holder.set_snapshot(PolicySnapshot(tenants={"acme": limited}))
+    status, headers, _ = await setup.ask("acme", chat())
+    assert (status, headers["x-ratelimit-limit-requests"]) == (200, "120")
