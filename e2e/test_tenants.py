@@ -19,6 +19,7 @@ import yaml
 from cluster_fixture import operator_suite
 
 from inferflux.crds.budget import BudgetStatus, Window, WindowSpend
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.router.budgets.tenant_status import TenantStatusWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,6 +80,8 @@ def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: Operator
     assert condition(obj, "Stalled")["status"] == "False"
     assert obj["status"]["policyConfigMap"] == f"{OPERATOR_NS}/{POLICY}"
     policy = published(admin)["team-a"]
+    # Guardrails are on by default for every tenant (docs/guardrails.md): the defaults are published.
+    assert policy.pop("guardrails") == GuardrailPolicy().to_wire()
     assert policy == {
         "name": "team-a",
         "displayName": "Team A",

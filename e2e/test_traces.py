@@ -180,10 +180,12 @@ def test_a_request_is_one_trace_from_the_router_into_the_engine(
     rid = "e2e-" + secrets.token_hex(6)
     trace_id, parent, answer = _chat(running, rid)
     assert answer["id"] == f"chatcmpl-{rid}"
-    trace = jaeger.wait_trace(trace_id, spans=7)
+    trace = jaeger.wait_trace(trace_id, spans=9)
     spans = _spans_of(trace)
     assert set(spans) == {
         ("inferflux-router", "POST /v1/chat/completions"),
+        ("inferflux-router", "budget"),  # the pipeline's stages (router/pipeline.py)
+        ("inferflux-router", "guardrails"),
         ("inferflux-router", f"chat {MODEL}"),
         ("inferflux-runtime", f"chat {MODEL}"),
         ("inferflux-runtime", "tokenize"),
@@ -196,6 +198,8 @@ def test_a_request_is_one_trace_from_the_router_into_the_engine(
     runtime_server = spans[("inferflux-runtime", f"chat {MODEL}")]
     assert _parent(router_server) == parent
     assert _parent(router_client) == router_server["spanID"]
+    for stage in ("budget", "guardrails"):
+        assert _parent(spans[("inferflux-router", stage)]) == router_server["spanID"]
     assert _parent(runtime_server) == router_client["spanID"]
     for phase in ("tokenize", "queue_wait", "prefill", "decode"):
         assert _parent(spans[("inferflux-runtime", phase)]) == runtime_server["spanID"]
