@@ -6,7 +6,6 @@ never (a runtime model's verdicts are not what is tested here, only what the rou
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from inferflux.crds.guardrails import GuardrailPolicy
-from inferflux.crds.policy import PolicySnapshot, TenantPolicy
+from inferflux.crds.policy import TenantPolicy
 from inferflux.crds.tenant import Scope
 from inferflux.router.guardrails.judge import (
     INSTRUCTION,
@@ -28,8 +27,6 @@ from inferflux.router.guardrails.judge import (
 )
 from inferflux.router.guardrails.stage import GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
-from inferflux.router.identity import api_keys
-from inferflux.router.policy.effective import PolicyHolder
 
 EVERY = [Scope.INFERENCE, Scope.MODELS_READ]
 
@@ -116,10 +113,8 @@ def policy(model_check: dict[str, Any] | None, **extra: Any) -> GuardrailPolicy:
 
 @pytest.fixture
 async def setup(
-    make_router: Callable[..., Any], mocks: Callable[..., Any], route: Callable[..., Any], tmp_path: Path
+    make_router: Callable[..., Any], mocks: Callable[..., Any], route: Callable[..., Any], with_keys: Any
 ) -> Setup:
-    secret = tmp_path / "auth-secret"
-    secret.write_bytes(b"s" * 48)
     guardrails = {
         "judged": policy({"model": "judge"}, pii={"email": "redact"}),
         "judged-strict": policy({"model": "judge", "onTimeout": "block"}),
@@ -128,17 +123,10 @@ async def setup(
         "missing": policy({"model": "nope", "onTimeout": "block"}),
         "plain": GuardrailPolicy(),
     }
-    holder = PolicyHolder()
-    tenants = {
-        name: TenantPolicy(name=name, scopes=EVERY, guardrails=rails) for name, rails in guardrails.items()
-    }
-    holder.set_snapshot(PolicySnapshot(tenants=tenants))
-    hasher = api_keys.load_hasher(str(secret))
-    keys = {}
-    for name in tenants:
-        key, record = api_keys.generate(hasher, name)
-        holder.put_key(record.id, record)
-        keys[name] = key
+    tenants = with_keys(
+        {name: TenantPolicy(name=name, scopes=EVERY, guardrails=rails) for name, rails in guardrails.items()}
+    )
+    holder = tenants.holder
     registry = CollectorRegistry()
     stage = GuardrailStage(holder, GuardrailMetrics(registry))
     served, judge, slow = await mocks(), await mocks(name="judge"), await mocks(name="slow", hang=True)
@@ -148,10 +136,10 @@ async def setup(
         "slow": route([slow.url], name="slow"),
     }
     harness = await make_router(
-        models, policy=holder, stages=[stage], auth=True, auth_secret_file=str(secret)
+        models, policy=holder, stages=[stage], auth=True, auth_secret_file=tenants.secret_file
     )
     stage.judge = ModelJudge(harness.router.dispatcher)
-    return Setup(harness, served, judge, slow, keys, registry)
+    return Setup(harness, served, judge, slow, tenants.keys, registry)
 
 
 def counted(check_subject: str, action: str) -> str:
@@ -182,28 +170,25 @@ async def test_a_no_lets_it_through_and_the_judge_sees_the_redacted_text(setup: 
     assert counted("safe", "allow") in setup.verdicts()
 
 
-async def test_an_answer_neither_yes_nor_no_follows_on_timeout(setup: Setup) -> None:
+@pytest.mark.parametrize(
+    ("allowing", "blocking", "subject"),
+    [("judged", "judged-strict", "unclear"), ("slow-allow", "slow-block", "timeout")],
+)
+async def test_no_verdict_follows_on_timeout(
+    setup: Setup, allowing: str, blocking: str, subject: str
+) -> None:
+    """An answer neither yes nor no (the judge says "Perhaps"), or none in time (the slow judge hangs)."""
     setup.judge.state.replies = ["Perhaps"]
-    assert (await setup.chat("judged", "hello"))[0] == 200
-    status, body = await setup.chat("judged-strict", "hello")
+    assert (await setup.chat(allowing, "hello"))[0] == 200
+    status, body = await setup.chat(blocking, "hello")
     assert (status, body["error"]["code"]) == (400, "guardrail_blocked")
-    assert "model check (unclear)" in body["error"]["message"]
+    assert f"model check ({subject})" in body["error"]["message"]
     page = setup.verdicts()
-    assert counted("unclear", "allow") in page
-    assert counted("unclear", "block") in page
-
-
-async def test_a_judge_that_does_not_answer_in_time_follows_on_timeout(setup: Setup) -> None:
-    assert (await setup.chat("slow-allow", "hello"))[0] == 200
-    status, body = await setup.chat("slow-block", "hello")
-    assert (status, body["error"]["code"]) == (400, "guardrail_blocked")
-    assert "model check (timeout)" in body["error"]["message"]
-    page = setup.verdicts()
-    assert counted("timeout", "allow") in page
-    assert counted("timeout", "block") in page
+    assert counted(subject, "allow") in page
+    assert counted(subject, "block") in page
     assert setup.served.state.requests == 1  # only the allowed one
-    # the timed-out exchanges gave their slots back: the judge's limiter is free again
-    assert setup.harness.router.dispatcher.limiters["slow"].active == 0
+    # timed-out exchanges gave their slots back
+    assert setup.harness.router.dispatcher.limiters["slow" if subject == "timeout" else "judge"].active == 0
 
 
 async def test_a_judge_model_that_is_not_served_follows_on_timeout(setup: Setup) -> None:
