@@ -13,7 +13,7 @@ body are searched: none of those values is in any of them. A tenant that opted i
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import os
 import socket
 import subprocess
@@ -27,6 +27,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+router_process = importlib.import_module("inferflux_tests_router_process")  # loaded by conftest
 CANARY = "zebra-canary-7f3c1e9d"  # the prompt text of tenants that did not opt in
 KEPT_CANARY = "otter-canary-92ab4d07"  # the opted-in tenant's: expected in its audit record only
 EMAIL = "canary.person@example.org"
@@ -93,32 +94,25 @@ def inferctl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-class Router:
-    """The router process and what it writes: audit folder, log file; clients for its two ports."""
+class Router(router_process.RouterProcess):
+    """The router with the audit log, JSON logs and trace export on; where it writes them."""
 
     def __init__(self, folder: Path, backend_url: str, otlp_port: int) -> None:
         self.folder = folder
         self.audit_dir = folder / "audit"
-        keygen = inferctl(
-            "audit",
-            "keygen",
-            "--private",
-            str(folder / "signing.pem"),
-            "--public",
-            str(folder / "signing.pub"),
-        )
+        private, public = folder / "signing.pem", folder / "signing.pub"
+        keygen = inferctl("audit", "keygen", "--private", str(private), "--public", str(public))
         assert keygen.returncode == 0, keygen.stderr
         (folder / "audit-secret").write_bytes(os.urandom(48))
         (folder / "auth-secret").write_bytes(b"a" * 48)
         (folder / "admin-token").write_text(ADMIN_TOKEN)
         routes = {"m": {"name": "m", "engine": "llamacpp", "endpoints": [{"url": backend_url, "pod": "p"}]}}
         (folder / "routes.json").write_bytes(orjson.dumps({"version": 1, "models": routes}))
-        self.port, self.admin_port = free_port(), free_port()
-        self.env = {
+        env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "INFERFLUX_ROUTER_HOST": "127.0.0.1",
-            "INFERFLUX_ROUTER_PORT": str(self.port),
-            "INFERFLUX_ADMIN_PORT": str(self.admin_port),
+            "INFERFLUX_ROUTER_PORT": str(free_port()),
+            "INFERFLUX_ADMIN_PORT": str(free_port()),
             "INFERFLUX_AUTH_SECRET_FILE": str(folder / "auth-secret"),
             "INFERFLUX_ADMIN_TOKEN_FILE": str(folder / "admin-token"),
             "INFERFLUX_ROUTES_FILE": str(folder / "routes.json"),
@@ -132,49 +126,7 @@ class Router:
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "INFERFLUX_OTEL_SAMPLE_RATIO": "1",  # every trace exported, not only failed ones
         }
-        self.log = folder / "router.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> Router:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-                [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"router did not become ready: {self.log.read_text()[-2000:]}")
-
-    async def stop(self) -> int | None:
-        """SIGTERM: the router seals its audit chain and flushes its traces on the way out (to the
-        sink on this event loop, so the wait must not block it). Its exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-        for _ in range(600):
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            self.process.kill()
-        return self.process.wait(timeout=10)
-
-    async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-        url = f"http://127.0.0.1:{self.admin_port}/admin/v1{path}"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, url, json=body, headers=headers) as response,
-        ):
-            assert response.status < 300, await response.text()
-            return await response.json()
+        super().__init__(env, folder / "router.log", ADMIN_TOKEN)
 
     async def tenant(self, name: str, body: dict[str, Any]) -> str:
         """Create tenant ``name`` and return an API key for it."""
