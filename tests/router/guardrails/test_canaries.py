@@ -5,9 +5,10 @@ A real ``python -m inferflux.router`` process runs with the audit log on (a sign
 kept) to a small OTLP/HTTP receiver here that stores each body it gets. The runtime is the fake one,
 scripted to answer with the canary and the personal data too, so that both directions are covered.
 Tenants that did not opt in send prompts carrying a canary string, an e-mail address, a card number,
-an IBAN and a phone number, streamed and whole, on chat, completions and embeddings, and one that is
-refused by its guardrails; then the audit segments, the log file, the metrics page and every trace
-body are searched: none of those values is in any of them. A tenant that opted in to prompt text
+an IBAN and a phone number: streamed and whole, on chat, completions and embeddings, one refused by
+its guardrails, and one whose text a model check puts to the (fake) runtime. Then the audit
+segments, the log file, the metrics page and every trace body are searched: none of those values is
+in any of them. A tenant that opted in to prompt text
 (``audit.recordPrompts``) gets it in its audit record, redacted: placeholders, not the values.
 """
 
@@ -175,6 +176,8 @@ async def test_no_prompt_text_or_personal_data_is_written_unless_a_tenant_opted_
     quiet = await router.tenant("quiet", {})  # default policy: cards redacted, the rest passes
     strict = await router.tenant("strict", {"guardrails": {"pii": {"email": "block"}}})
     keeper = await router.tenant("keeper", {"audit": {"recordPrompts": True}})
+    # The model check puts the (redacted) text to a served model; the fake one answers neither yes nor no.
+    judged = await router.tenant("judged", {"guardrails": {"modelCheck": {"model": "m"}}})
     async with aiohttp.ClientSession() as session:
         statuses = [
             await send(session, router, quiet, "/v1/chat/completions", chat(TEXT)),
@@ -187,15 +190,16 @@ async def test_no_prompt_text_or_personal_data_is_written_unless_a_tenant_opted_
             await send(
                 session, router, keeper, "/v1/chat/completions", chat(TEXT.replace(CANARY, KEPT_CANARY))
             ),
+            await send(session, router, judged, "/v1/chat/completions", chat(TEXT)),
         ]
-        assert statuses == [200, 200, 200, 200, 400, 200]
+        assert statuses == [200, 200, 200, 200, 400, 200, 200]
         async with session.get(f"http://127.0.0.1:{router.port}/metrics") as response:
             metrics = await response.read()
     assert await router.stop() == 0  # seals the chain, flushes the log and the trace exporter
 
     # What was written is about these requests (so that finding nothing in it means something).
     records = [record for record in router.audit_records() if record["kind"] == "request"]
-    assert [record["tenant"] for record in records] == ["quiet"] * 4 + ["strict", "keeper"]
+    assert [record["tenant"] for record in records] == ["quiet"] * 4 + ["strict", "keeper", "judged"]
     assert all(record["prompt_hmac"] for record in records)
     assert {
         "direction": "input",
@@ -207,6 +211,7 @@ async def test_no_prompt_text_or_personal_data_is_written_unless_a_tenant_opted_
     log = router.log.read_bytes()
     assert b"refused: input blocked by this tenant's guardrails: personal data (email)" in log
     assert b'inferflux_router_guardrail_verdicts_total{action="redact",check="pii"' in metrics
+    assert b'{action="allow",check="model",direction="input",subject="unclear"} 1.0' in metrics
     spans = sink.spans()
     server_spans = [span for span in spans if span["kind"] == 2]
     assert len(server_spans) >= len(statuses)
@@ -232,4 +237,4 @@ async def test_no_prompt_text_or_personal_data_is_written_unless_a_tenant_opted_
     assert "[CARD]" in kept
     assert "[IBAN]" in kept
     assert "[PHONE]" in kept
-    assert all("prompt_text" not in record for record in records[:5])
+    assert all("prompt_text" not in record for record in records[:5] + records[6:])
