@@ -4,8 +4,9 @@ A tenant's `GuardrailPolicy` says, for each type of personal data (e-mail, phone
 IBAN, national id, IP address, secret), whether the router lets it pass unscanned (``allow``),
 counts it and lets it pass (``detect``), replaces it with a typed placeholder such as ``[EMAIL]``
 (``redact``), or refuses the request (``block``). The same actions apply to the answer unless
-``output`` is false. The policy also caps the size of the input, names topics the tenant refuses, and
-says how the anti-injection rules treat user text.
+``output`` is false. The policy also caps the size of the input, names topics the tenant refuses,
+says how the anti-injection rules treat user text, and may ask a model the cluster serves for a
+yes/no verdict on the user's input (``modelCheck``, off unless set).
 
 The defaults redact payment cards and secrets (a prompt rarely needs them, and a leaked key or card
 number is costly) and let the other types pass unscanned, so that a tenant with no policy keeps the
@@ -56,6 +57,35 @@ class InjectionAction(StrEnum):
     ALLOW = "allow"  # not checked
     SANITISE = "sanitise"  # matched spans removed; refused when several distinct rules match
     BLOCK = "block"  # refused as soon as one rule matches
+
+
+class OnTimeout(StrEnum):
+    """What the router does with a request the model check gave no verdict on."""
+
+    ALLOW = "allow"  # serve it as if the model had said no
+    BLOCK = "block"  # refuse it as if the model had said yes
+
+
+class ModelCheck(KubeModel):
+    """Ask a model this cluster serves whether the user's input is unsafe, before serving it."""
+
+    model: str = Field(
+        min_length=1,
+        max_length=253,
+        description="The served model (an InferenceModel with runtime replicas) that judges the input; "
+        "a provider route gives no verdict.",
+    )
+    timeout_ms: int = Field(
+        default=2000,
+        ge=50,
+        le=30000,
+        description="How long to wait for the verdict, in milliseconds, queueing included.",
+    )
+    on_timeout: OnTimeout = Field(
+        default=OnTimeout.ALLOW,
+        description="allow or block a request that got no verdict: the time ran out, the model is not "
+        "served or failed, or it answered neither yes nor no.",
+    )
 
 
 def _action(default: PiiAction, what: str) -> PiiAction:
@@ -121,3 +151,7 @@ class GuardrailPolicy(KubeModel):
         "get 413. Unset: only the router's body limit applies.",
     )
     denied_topics: list[DeniedTopic] = Field(default_factory=list, max_length=64)
+    model_check: ModelCheck | None = Field(
+        default=None,
+        description="Ask a served model for a yes/no verdict on the user's input; unset: no model is asked.",
+    )

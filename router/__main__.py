@@ -35,6 +35,7 @@ from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
+from inferflux.router.guardrails.judge import ModelJudge
 from inferflux.router.guardrails.redact import redact_all
 from inferflux.router.guardrails.stage import GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
@@ -173,7 +174,8 @@ def build() -> Process:
         stages.append(audit.stage(holder, redact=redact_all))
     stages.append(budgets.stage)
     if settings.guardrails:
-        stages.append(GuardrailStage(holder, GuardrailMetrics(router.metrics.registry)))
+        metrics = GuardrailMetrics(router.metrics.registry)
+        stages.append(GuardrailStage(holder, metrics, ModelJudge(router.dispatcher)))
     router.pipeline.extend(stages)
     if table is not None:
         router.holder.swap(table)

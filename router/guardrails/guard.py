@@ -138,7 +138,12 @@ class Guard:
         return filter_body(payload, self.detector, self.actions, tally)
 
 
-_WHAT = {Check.PII: "personal data", Check.TOPIC: "topic", Check.INJECTION: "prompt injection"}
+_WHAT = {
+    Check.PII: "personal data",
+    Check.TOPIC: "topic",
+    Check.INJECTION: "prompt injection",
+    Check.MODEL: "model check",
+}
 
 
 def refusal_message(refused: dict[Check, list[str]]) -> str:

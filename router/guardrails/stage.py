@@ -3,9 +3,11 @@
 ``admit`` applies the caller's tenant's guardrails to the request's text before it leaves the
 router: it may redact it (the redacted document is what goes upstream, to a runtime or an external
 provider alike) or refuse it (400 ``guardrail_blocked``, 413 ``input_too_large``). ``output`` gives
-the filter for the answer, streamed or whole. ``finish`` counts the verdicts in
-``inferflux_router_guardrail_verdicts_total`` and leaves them, as records, in
-``call.notes["verdicts"]`` for the audit record. Refusals are logged with the request id, the
+the filter for the answer, streamed or whole. When the tenant's policy sets ``modelCheck``, ``admit``
+then asks the judge model for a verdict on the (redacted) user text (router/guardrails/judge.py)
+and refuses on "yes", or, without a verdict, as the tenant's ``onTimeout`` says. ``finish``
+counts the verdicts in ``inferflux_router_guardrail_verdicts_total`` and leaves them, as records,
+in ``call.notes["verdicts"]`` for the audit record. Refusals are logged with the request id, the
 tenant and the refused types, rules or topics, never the text.
 
 A caller without a tenant (authentication off) or whose tenant the policy does not know gets the
@@ -18,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from inferflux.crds.guardrails import GuardrailPolicy
-from inferflux.router.errors import UpstreamError
-from inferflux.router.guardrails.guard import Guard
-from inferflux.router.guardrails.verdicts import GuardrailMetrics, Tally
+from inferflux.crds.guardrails import GuardrailPolicy, ModelCheck, OnTimeout
+from inferflux.router.errors import ErrorCode, UpstreamError
+from inferflux.router.guardrails.guard import Guard, refusal_message
+from inferflux.router.guardrails.judge import ModelJudge, Outcome, judged_text
+from inferflux.router.guardrails.verdicts import Check, Direction, GuardrailMetrics, Tally
 from inferflux.router.pipeline import Call, OutputFilter
 from inferflux.router.policy.effective import PolicyHolder
 
@@ -50,9 +54,12 @@ class GuardrailStage:
 
     name = "guardrails"
 
-    def __init__(self, policy: PolicyHolder, metrics: GuardrailMetrics) -> None:
+    def __init__(
+        self, policy: PolicyHolder, metrics: GuardrailMetrics, judge: ModelJudge | None = None
+    ) -> None:
         self.policy = policy
         self.metrics = metrics
+        self.judge = judge  # None: a tenant's model check never gets a verdict (its onTimeout applies)
         self.default = Guard(GuardrailPolicy())
         self._guards: dict[str, tuple[GuardrailPolicy, Guard]] = {}
 
@@ -73,13 +80,16 @@ class GuardrailStage:
         """Apply the input guardrails; refuse by raising `UpstreamError`."""
         guard = self.guard_for(call)
         checked = call.notes[NOTE] = Checked(guard, Tally())
-        if guard.inert:
+        model_check = guard.policy.model_check
+        if guard.inert and model_check is None:
             return
         try:
             if len(call.body) > OFFLOAD_BYTES:
                 document = await asyncio.to_thread(guard.check_input, call.document, checked.tally)
             else:
                 document = guard.check_input(call.document, checked.tally)
+            if model_check is not None:
+                await self._ask_model(call, model_check, document, checked.tally)
         except UpstreamError as error:
             # The pipeline runs finish only for stages whose admit returned: record the refusal here.
             log.info("request %s of tenant %s refused: %s", call.request_id, call.tenant, error.message)
@@ -87,6 +97,23 @@ class GuardrailStage:
             raise
         if document is not call.document:
             call.replace_document(document)
+
+    async def _ask_model(self, call: Call, check: ModelCheck, document: dict[str, Any], tally: Tally) -> None:
+        """Put the user text to the judge model; refuse on "yes", or as onTimeout says without a verdict."""
+        text = judged_text(document)
+        if not text:
+            return
+        if self.judge is None:
+            outcome = Outcome.UNAVAILABLE
+        else:
+            outcome = await self.judge.judge(check, text, call.request_id)
+        if outcome.is_verdict:
+            block = outcome is Outcome.UNSAFE
+        else:
+            block = OnTimeout(check.on_timeout) is OnTimeout.BLOCK
+        tally.add(Direction.INPUT, Check.MODEL, outcome.value, "block" if block else "allow")
+        if block:
+            raise UpstreamError(ErrorCode.GUARDRAIL_BLOCKED, refusal_message({Check.MODEL: [outcome.value]}))
 
     def output(self, call: Call) -> OutputFilter | None:
         """The filter for ``call``'s answer, or None when its tenant's answers are not scanned."""

@@ -1,8 +1,9 @@
 """Verdicts: what the guardrails decided about one request, counted, without any of the text.
 
-A verdict names the direction (input or output), the check (pii, injection, topic, size), its
-subject (an entity type, an injection rule, a topic name, the size limit), the action taken, and
-how many times. The audit record stores the list; the Prometheus counter counts the same tuples.
+A verdict names the direction (input or output), the check (pii, injection, topic, size, model),
+its subject (an entity type, an injection rule, a topic name, the size limit, the model check's
+outcome), the action taken, and how many times. The audit record stores the list; the Prometheus
+counter counts the same tuples.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Check(StrEnum):
     INJECTION = "injection"
     TOPIC = "topic"
     SIZE = "size"
+    MODEL = "model"
 
 
 @dataclass(frozen=True, order=True)

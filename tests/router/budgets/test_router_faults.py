@@ -8,11 +8,9 @@ a key are created through the admin API, as an operator would.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,6 +24,8 @@ import yaml
 from inferflux.prompts.checksum import jcs_checksum
 from inferflux.router.budgets.ledger import Ledger
 
+router_process = importlib.import_module("inferflux_tests_router_process")  # loaded by conftest
+
 COST = 3 * 1 + 3 * 1_000  # as in test_stage.py: 3 prompt and 3 completion tokens
 ADMIN_TOKEN = "admin-token-" + "x" * 40
 
@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RouterProcess:
+class RouterProcess(router_process.RouterProcess):
     """``python -m inferflux.router`` with budgets on, and clients for its two ports."""
 
     def __init__(self, folder: Path, redis_url: str, backend_url: str) -> None:
@@ -55,11 +55,10 @@ class RouterProcess:
             "models": {"m": {"name": "m", "engine": "llamacpp", "endpoints": [{"url": backend_url}]}},
         }
         (folder / "routes.json").write_bytes(orjson.dumps(table))
-        self.port, self.admin_port = free_port(), free_port()
-        self.env = {
+        env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "INFERFLUX_ROUTER_PORT": str(self.port),
-            "INFERFLUX_ADMIN_PORT": str(self.admin_port),
+            "INFERFLUX_ROUTER_PORT": str(free_port()),
+            "INFERFLUX_ADMIN_PORT": str(free_port()),
             "INFERFLUX_AUTH_SECRET_FILE": str(folder / "secret"),
             "INFERFLUX_ADMIN_TOKEN_FILE": str(folder / "admin-token"),
             "INFERFLUX_REDIS_URL": redis_url,
@@ -69,44 +68,7 @@ class RouterProcess:
             "INFERFLUX_BUDGET_RESERVATION_MARGIN_SECONDS": "1",
             "INFERFLUX_LOG_LEVEL": "info",
         }
-        self.log = folder / "router.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> RouterProcess:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-                [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return self
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"router did not become ready: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-    async def admin(self, method: str, path: str, body: Any = None) -> Any:
-        headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-        url = f"http://127.0.0.1:{self.admin_port}/admin/v1{path}"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.request(method, url, json=body, headers=headers) as response,
-        ):
-            assert response.status < 300, await response.text()
-            return await response.json()
+        super().__init__(env, folder / "router.log", ADMIN_TOKEN)
 
 
 def chat(**extra: Any) -> dict[str, Any]:
@@ -125,7 +87,7 @@ async def started(
     try:
         yield router, key, backend, ledger, aof_redis
     finally:
-        router.stop()
+        await router.stop()
         await ledger.close()
 
 

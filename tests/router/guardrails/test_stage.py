@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,10 +19,8 @@ from inferflux.crds.tenant import Scope
 from inferflux.router.errors import UpstreamError
 from inferflux.router.guardrails.stage import VERDICTS, GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
-from inferflux.router.identity import api_keys
 from inferflux.router.identity.principal import Principal
 from inferflux.router.pipeline import Call
-from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.sse import iter_data
 
 EVERY = [Scope.INFERENCE, Scope.MODELS_READ]
@@ -57,29 +54,26 @@ class Setup:
 
 @pytest.fixture
 async def setup(
-    make_router: Callable[..., Any], mocks: Callable[..., Any], route: Callable[..., Any], tmp_path: Path
+    make_router: Callable[..., Any], mocks: Callable[..., Any], route: Callable[..., Any], with_keys: Any
 ) -> Setup:
-    secret = tmp_path / "auth-secret"
-    secret.write_bytes(b"s" * 48)
-    holder = PolicyHolder()
-    tenants = {
-        "strict": TenantPolicy(name="strict", scopes=EVERY, guardrails=STRICT),
-        "plain": TenantPolicy(name="plain", scopes=EVERY),
-    }
-    holder.set_snapshot(PolicySnapshot(tenants=tenants))
-    hasher = api_keys.load_hasher(str(secret))
-    keys = {}
-    for name in tenants:
-        key, record = api_keys.generate(hasher, name)
-        holder.put_key(record.id, record)
-        keys[name] = key
+    tenants = with_keys(
+        {
+            "strict": TenantPolicy(name="strict", scopes=EVERY, guardrails=STRICT),
+            "plain": TenantPolicy(name="plain", scopes=EVERY),
+        }
+    )
+    holder = tenants.holder
     registry = CollectorRegistry()
     stage = GuardrailStage(holder, GuardrailMetrics(registry))
     backend = await mocks()
     harness = await make_router(
-        {"m": route([backend.url])}, policy=holder, stages=[stage], auth=True, auth_secret_file=str(secret)
+        {"m": route([backend.url])},
+        policy=holder,
+        stages=[stage],
+        auth=True,
+        auth_secret_file=tenants.secret_file,
     )
-    return Setup(harness, backend, keys, stage, holder, registry)
+    return Setup(harness, backend, tenants.keys, stage, holder, registry)
 
 
 def chat(text: str, **extra: Any) -> dict[str, Any]:
