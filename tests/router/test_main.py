@@ -114,7 +114,8 @@ def test_the_store_is_redis_only_when_a_url_is_set() -> None:
 
 def test_a_pricing_file_with_a_wrong_checksum_stops_the_start_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "pricing.yaml").write_text(
-        "version: '1'\ncurrency: EUR\nmodels: {m: {inputPerMillion: 1, outputPerMillion: 2, maxOutputTokens: 8}}\n"
+        "version: '1'\ncurrency: EUR\n"
+        "models: {m: {inputPerMillion: 1, outputPerMillion: 2, maxOutputTokens: 8}}\n"
         "checksum: sha256:" + "0" * 64 + "\n"
     )
     result = run({"INFERFLUX_AUTH": "false", "INFERFLUX_PRICING_FILE": str(tmp_path / "pricing.yaml")})
