@@ -14,7 +14,8 @@ EXTRAS ?= dev,runtime,model
 APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
-	bench images images-check bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit
+	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
+	bench-audit bench-guardrails images images-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -77,12 +78,12 @@ include e2e/cluster.mk
 
 # Some tests under tests/ talk to a real API server too (ConfigMap watches, Secrets), so the
 # control-plane binaries are built before anything runs.
-test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin ## Everything CI runs: unit tests and e2e on a real control plane
+test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin ## Everything CI runs: unit tests and e2e on a real control plane
 	$(PYTEST) tests e2e
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -123,6 +124,12 @@ images: install ## Build the operator+router and runtime images (buildah, no Doc
 
 images-check: install ## Check built images: runtime < 500 MB, numeric non-root user, /readyz on a read-only root
 	$(PY) helm/build_images.py check
+
+bench-audit: install ## Audit log records/s on one core: group commit vs fsync per record
+	$(PY) tests/bench/bench_audit.py
+
+bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
+	$(PY) tests/bench/bench_guardrails.py
 
 run: install ## Local embedded mode: the bundled model behind the router, no cluster
 	$(VENV)/bin/inferctl up

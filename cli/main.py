@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inferflux.cli import admin, chat, models, pricing, prompts, pull, up
+from inferflux.cli import admin, audit, chat, models, pricing, prompts, pull, up
 from inferflux.cli.errors import CliError
 
-COMMANDS = (up, chat, models, prompts, pull, admin, pricing)
+COMMANDS = (up, chat, models, prompts, pull, admin, pricing, audit)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,7 +21,9 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
 
@@ -50,7 +52,9 @@ class TenantPolicy(KubeModel):
     oidc_values: list[str] = Field(default_factory=list, description="Tenant-claim values meaning it.")
     budget: Budget | None = None
     rate_limits: RateLimits | None = None
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     source: PolicySource = PolicySource.ADMIN
+    audit: AuditPolicy | None = None  # None: the defaults (90 days, no prompt text)
 
 
 class ApiKeyRecord(KubeModel):

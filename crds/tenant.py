@@ -16,7 +16,9 @@ from typing import Any, Final, Literal
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, BudgetStatus, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
 
 KIND: Final = "Tenant"
@@ -88,10 +90,14 @@ class TenantSpec(KubeModel):
     )
     certificates: CertificateIdentity = Field(default_factory=CertificateIdentity)
     oidc: OidcIdentity = Field(default_factory=OidcIdentity)
+    audit: AuditPolicy | None = Field(
+        default=None, description="Audit retention and prompt text (docs/audit.md); unset: 90 days, no text."
+    )
     budget: Budget | None = Field(
         default=None, description="Spending limits per UTC day, month and in total (docs/budgets.md)."
     )
     rate_limits: RateLimits | None = Field(default=None, description="Requests and tokens per minute.")
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:

@@ -15,6 +15,8 @@ Fixtures:
 - ``restricted_namespace``: a fresh namespace enforcing Pod Security ``restricted``;
 - ``oidc_provider``: a real OpenID Connect provider (Dex, ``oidc_fixture.py``), started on first
   use, with one client and one user, handing out ID tokens through the password grant.
+- ``jaeger``: a real trace backend (Jaeger v2, ``jaeger_fixture.py``), started on first use, with
+  an OTLP/HTTP receiver and its query API on free loopback ports and in-memory storage.
 
 The helpers are loaded from ``cluster_fixture.py`` and ``oidc_fixture.py`` by path and registered
 as modules of those names, so test modules may ``from cluster_fixture import KubeAccess``. pytest runs
@@ -50,8 +52,10 @@ def _load_helpers(name: str) -> None:
 
 _load_helpers("cluster_fixture")
 _load_helpers("oidc_fixture")  # imports cluster_fixture: loaded second
+_load_helpers("jaeger_fixture")  # imports both: loaded third
 
 from cluster_fixture import ClusterError, KubeAccess, LocalCluster  # noqa: E402
+from jaeger_fixture import jaeger  # noqa: E402, F401  (a fixture: registered by being here)
 from oidc_fixture import oidc_provider  # noqa: E402, F401  (a fixture: registered by being here)
 
 _names = itertools.count()

@@ -8,6 +8,9 @@ neither active nor wanted are *retired*: annotated with the time traffic left th
 after the drain delay. A candidate that misses its progress deadline or whose pods fail is deleted
 (auto-rollback) or kept for inspection; either way traffic never left the active revision.
 
+An in-place swap (``operator/inplace.py``) needs no candidate: the active revision's Deployment
+is re-labelled as serving the new one (``swapped_from`` the old), and the plan takes it as active.
+
 Nothing is remembered in memory: the plan reads the Deployments (by revision label), their
 retirement annotations and the model's status, so a restarted operator converges the same way.
 """
@@ -33,6 +36,7 @@ class RevisionState:
     ready: bool  # every desired pod of this revision is Ready and up to date
     failure: str = ""  # why it cannot become Ready (deadline missed, pods Failed), if so
     retired_at: float | None = None  # when traffic left it (epoch seconds), if it did
+    swapped_from: str = ""  # the revision its pods served before an in-place swap to this one
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,10 @@ def plan(
     back, so it is not started again until the spec changes.
     """
     if active not in revisions:
-        active = None  # its Deployment is gone (deleted by hand): the wanted revision takes over
+        # The active revision's pods were swapped in place (operator/inplace.py): the same pods
+        # serve another revision now, which is active; no candidate, no switch, nothing to drain.
+        moved = sorted(name for name, state in revisions.items() if active and state.swapped_from == active)
+        active = moved[0] if moved else None  # else its Deployment is gone (deleted by hand)
     if active is None:
         # The spec changed before a first revision was recorded active, or the active one's
         # Deployment went: a revision that is all Ready keeps serving while the wanted one starts.

@@ -48,6 +48,7 @@ def register(registry: kopf.OperatorRegistry, ops: Operator) -> None:
     async def deployment_event(type: str | None, body: kopf.Body, **_: Any) -> None:
         namespace, _name = ops.cache.deployments.observe(type, body)
         ops.models.add((namespace, body["metadata"]["labels"][MODEL_LABEL]))
+        ops.routing.request()  # what a Deployment's pods serve (an in-place swap) is in the table
 
     @kopf.on.event("", "v1", "pods", labels=OWNED, registry=registry)
     async def pod_event(type: str | None, body: kopf.Body, **_: Any) -> None:

@@ -23,10 +23,24 @@ from inferflux.operator.cache import ClusterCache, Key
 from inferflux.operator.inplace import InPlaceSwapper
 from inferflux.operator.networkpolicy import render_network_policies
 from inferflux.operator.render.deployment import render_deployment
-from inferflux.operator.render.labels import REVISION_LABEL, owned_by, revision_hash, selector_labels
+from inferflux.operator.render.labels import (
+    owned_by,
+    pod_revision,
+    revision_hash,
+    selector_labels,
+    served_revision,
+    swapped_from,
+)
 from inferflux.operator.render.service import new_admin_token, render_admin_secret, render_service
+from inferflux.operator.render.weights import render_weights_configmap, weights_configmap_of
 from inferflux.operator.reporter import report_status
-from inferflux.operator.revisions import RETIRED_AT, model_deployments, revision_state, rolled_back_already
+from inferflux.operator.revisions import (
+    RETIRED_AT,
+    model_deployments,
+    pod_revision_for,
+    revision_state,
+    rolled_back_already,
+)
 from inferflux.operator.settings import Settings
 from inferflux.operator.status import Stall, compute_status
 from inferflux.operator.storage import Storage
@@ -64,8 +78,7 @@ def _drifted(deployment: dict[str, Any] | None, revision: str, replicas: int) ->
     if deployment is None:
         return True
     spec = deployment.get("spec") or {}
-    labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-    return labels.get(REVISION_LABEL) != revision or spec.get("replicas") != replicas
+    return served_revision(deployment) != revision or spec.get("replicas") != replicas
 
 
 class ModelService:
@@ -97,7 +110,9 @@ class ModelService:
         wanted = step is None or step.apply_wanted
         if applied is None or self._needs_apply(model, revision, applied, deployment, wanted):
             before = deployments.get(step.active) if step and step.active and deployment is None else None
-            applied = self._applied[key] = await self._apply_workload(model, revision, wanted, before)
+            applied = self._applied[key] = await self._apply_workload(
+                model, revision, wanted, before, deployment
+            )
             if not applied.complete:
                 return REQUEUE_LATER
         if not applied.complete:
@@ -146,11 +161,9 @@ class ModelService:
         """Delete a duplicate Deployment of a revision once that revision's own Deployment is Ready."""
         pods = list(self._cache.pods.values())
         for body in leftovers:
-            revision = body["metadata"]["labels"][REVISION_LABEL]
+            revision = served_revision(body)
             if revision_state(deployments[revision], revision, model.spec.replicas, pods, model).ready:
-                await self._storage.delete(
-                    "Deployment", model.metadata.namespace or "", body["metadata"]["name"]
-                )
+                await self._delete_deployment(model, body)
 
     async def _clean_up(
         self, model: InferenceModel, step: Plan, deployments: dict[str, dict[str, Any]]
@@ -161,8 +174,17 @@ class ModelService:
         for rev in step.retire:
             await self._storage.annotate("Deployment", namespace, deployments[rev]["metadata"]["name"], now)
         for rev in step.delete:
-            await self._storage.delete("Deployment", namespace, deployments[rev]["metadata"]["name"])
+            await self._delete_deployment(model, deployments[rev])
             log.info("deleted revision %s of %s/%s (%s)", rev, namespace, model.metadata.name, step.phase)
+
+    async def _delete_deployment(self, model: InferenceModel, body: dict[str, Any]) -> None:
+        """Delete a revision's Deployment and the weights ConfigMap its pods read (that one first:
+        a crash in between leaves the Deployment, which the next pass deletes again)."""
+        namespace = model.metadata.namespace or ""
+        configmap = weights_configmap_of(body)
+        if configmap:
+            await self._storage.delete("ConfigMap", namespace, configmap)
+        await self._storage.delete("Deployment", namespace, body["metadata"]["name"])
 
     def _needs_apply(
         self,
@@ -198,8 +220,14 @@ class ModelService:
         revision: str,
         wanted: bool = True,
         active: dict[str, Any] | None = None,
+        target: dict[str, Any] | None = None,
     ) -> Applied:
-        """Check the spec, then apply the Deployment alone: the rest follows on the next pass.
+        """Check the spec, then apply the Deployment (and its weights ConfigMap) alone: the rest
+        follows on the next pass.
+
+        ``active`` is the serving revision's Deployment when none serves ``revision`` yet (an
+        in-place swap is tried first), ``target`` the one that serves it already, if any (its pod
+        revision label is kept, so a Deployment swapped in place is not rolled).
 
         Under a burst of new models this orders the API server's work so that every model's
         Deployment (and so its pods) comes before the objects that can wait: the Service, the
@@ -207,14 +235,27 @@ class ModelService:
         """
         stall = await self._stall(model)
         pods = stall is None and model.spec.engine != Engine.PROVIDER
+        uid, generation = model.metadata.uid or "", model.metadata.generation
         if pods and wanted and active is not None:  # a new revision beside a serving one: in place first?
-            await self._inplace.attempt(model, active["metadata"]["labels"][REVISION_LABEL], active)
+            recorded = await self._inplace.attempt(model, active)
+            if recorded is not None:
+                # Read our own write: the next pass plans from the recorded Deployment even if
+                # its watch event is still on the way (the event then replaces this body).
+                self._cache.deployments.observe("MODIFIED", recorded)
+                return Applied(uid, generation, revision, time.monotonic(), stall, complete=False)
         if pods and wanted:
+            if target is not None:
+                label, previous = pod_revision(target), swapped_from(target)
+            else:
+                label, previous = pod_revision_for(revision, self._cache.deployments.values(), model), ""
+            if model.spec.engine == Engine.LLAMACPP:  # before the Deployment: its pods read it at start
+                await self._storage.apply(
+                    render_weights_configmap(model, label, self._settings.runtime_image)
+                )
             # Server-side apply even for a new Deployment: a plain create would leave its fields
             # co-owned by an Update entry, and fields later dropped from the spec would stay.
-            await self._storage.apply(render_deployment(model, self._settings))
+            await self._storage.apply(render_deployment(model, self._settings, label, previous))
             log.info("applied %s/%s revision %s", model.metadata.namespace, model.metadata.name, revision)
-        uid, generation = model.metadata.uid or "", model.metadata.generation
         return Applied(uid, generation, revision, time.monotonic(), stall, complete=not pods)
 
     async def _apply_companions(self, model: InferenceModel) -> None:

@@ -37,7 +37,7 @@ class RoutingPublisher(Publisher):
     def documents(self) -> list[dict[str, Any]]:
         """The objects to publish, from the current cache."""
         models = parsed_models(self._cache)
-        table = build_routing_table(models, self._cache.pods.values())
+        table = build_routing_table(models, self._cache.pods.values(), self._cache.deployments.values())
         settings = self._settings
         return [
             render_routing_configmap(table, settings.routing_configmap, settings.operator_namespace),

@@ -17,7 +17,7 @@ from typing import Any
 from inferflux.crds.inferencemodel import Engine, InferenceModel, InferenceModelStatus
 from inferflux.crds.meta import Condition, ConditionStatus, ConditionType, find_condition, set_condition
 from inferflux.operator.bluegreen import COMPLETED, Plan
-from inferflux.operator.render.labels import REVISION_LABEL, selector_labels
+from inferflux.operator.render.labels import selector_labels, served_revision
 from inferflux.operator.render.service import endpoint_url
 
 RECONCILING = "Reconciling"
@@ -46,21 +46,20 @@ class Rollout:
 
     @classmethod
     def of(cls, deployment: dict[str, Any], revision: str, desired: int) -> Rollout:
-        """Read a Deployment for the expected revision.
+        """Read a Deployment for the expected revision (the one its pods serve, swapped in place or not).
 
         A rollout is complete once the Deployment controller says its new ReplicaSet became
         available (``NewReplicaSetAvailable``); pods failing later make the model Degraded, not
         Progressing again.
         """
         meta, spec, status = (deployment.get(k) or {} for k in ("metadata", "spec", "status"))
-        template_labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
         observed = status.get("observedGeneration", 0) >= meta.get("generation", 1)
         updated = status.get("updatedReplicas", 0)
         current = status.get("replicas", 0)
         reasons = {c.get("type"): c.get("reason") for c in status.get("conditions") or []}
         complete = (
             observed
-            and template_labels.get(REVISION_LABEL) == revision
+            and served_revision(deployment) == revision
             and spec.get("replicas") == desired
             and updated == desired
             and current == desired

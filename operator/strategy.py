@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel, RolloutStrategy
 from inferflux.crds.quantity import parse_quantity
+from inferflux.operator.render.signing import signing_volume
 from inferflux.operator.render.volume import SourceError, model_volume
 
 FORCED: Final = "Forced"
@@ -26,6 +27,8 @@ SIZE_UNKNOWN: Final = "SizeUnknown"
 OVER_LIMIT: Final = "OverInPlaceLimit"
 NOT_LLAMACPP: Final = "EngineCannotSwapInPlace"
 REFUSED: Final = "InPlaceRefused"
+TEMPLATE_NAMES_WEIGHTS: Final = "TemplateNamesWeights"
+NOT_SETTLED: Final = "PodsNotSettled"
 
 
 @dataclass(frozen=True)
@@ -56,21 +59,32 @@ def only_source_changed(active: dict[str, Any], wanted: dict[str, Any]) -> bool:
 
 
 def same_volume(active: dict[str, Any], model: InferenceModel, runtime_image: str) -> bool:
-    """Whether the new weights are reachable in the running pods: same volumes, no init container."""
+    """Whether the new weights are reachable in the running pods: same volumes, no init container,
+    and the same signing key mounted (or none), so a restarted pod checks them as a new one would."""
     if model.spec.source is None or not active.get("source"):
         return False
     try:
-        old = model_volume(type(model.spec.source).model_validate(active["source"]), runtime_image)
+        old_source = type(model.spec.source).model_validate(active["source"])
+        old = model_volume(old_source, runtime_image)
         new = model_volume(model.spec.source, runtime_image)
     except (SourceError, ValueError):
         return False
-    return not new.init_containers and (old.volumes, old.mounts) == (new.volumes, new.mounts)
+    same_key = signing_volume(old_source) == signing_volume(model.spec.source)
+    return not new.init_containers and (old.volumes, old.mounts) == (new.volumes, new.mounts) and same_key
 
 
 def choose_strategy(
-    model: InferenceModel, active: dict[str, Any] | None, wanted: dict[str, Any], runtime_image: str
+    model: InferenceModel,
+    active: dict[str, Any] | None,
+    wanted: dict[str, Any],
+    runtime_image: str,
+    weights_from_configmap: bool = True,
 ) -> Choice:
     """The strategy for moving from the ``active`` serving spec (None: nothing serves) to ``wanted``.
+
+    ``weights_from_configmap`` says the active Deployment's pods read their weights from its
+    ConfigMap (``render/weights.py``); one whose template names them (rendered before that) cannot
+    be swapped in place, since a pod restarted later would load the old weights.
 
     Forced strategies are honoured (the CRD already restricts InPlace to llama.cpp), except that
     an in-place swap of something other than the weights is impossible and goes blue/green. Auto
@@ -88,6 +102,8 @@ def choose_strategy(
         return _blue_green(NOT_SOURCE_ONLY, "more than the model source changed; new pods are needed")
     if not same_volume(active, model, runtime_image):
         return _blue_green(NEW_VOLUME, "the new source is not reachable in the running pods")
+    if not weights_from_configmap:
+        return _blue_green(TEMPLATE_NAMES_WEIGHTS, "the active pods' template names the weights itself")
     if rollout.strategy == RolloutStrategy.IN_PLACE:
         return Choice(RolloutStrategy.IN_PLACE, FORCED, "spec.rollout.strategy is InPlace")
     size = model.spec.source.size_bytes if model.spec.source else None
@@ -97,6 +113,15 @@ def choose_strategy(
     if size >= limit:
         return _blue_green(OVER_LIMIT, f"{size} bytes is not under inPlaceSizeLimit ({limit} bytes)")
     return Choice(RolloutStrategy.IN_PLACE, SOURCE_ONLY, f"weights-only change of {size} bytes")
+
+
+def not_settled(ready: int, unsettled: int, desired: int) -> str:
+    """Why the active revision's pods cannot all be swapped now (empty when they can): a pod that is
+    starting, un-Ready or ending would be missed and keep the old weights under the new revision."""
+    if unsettled or ready != desired or desired == 0:
+        pending = f"{unsettled} starting, un-Ready or ending"
+        return f"{ready} of {desired} pods Ready, {pending}; every pod must be swapped"
+    return ""
 
 
 def after_refusal(choice: Choice, why: str) -> Choice:

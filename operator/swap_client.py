@@ -36,15 +36,18 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class SwapRequest:
-    """What the runtime needs to load the new weights: their path in the pod, name and digest."""
+    """What the runtime needs to load the new weights: their path in the pod, name, digest and, for a
+    signed source, the signature it checks with the key mounted in the pod."""
 
     model_path: str
     served_name: str
     sha256: str
+    signature: str = ""
 
     def body(self) -> dict[str, str]:
         """The JSON body the runtime's admin API reads."""
-        return {"model_path": self.model_path, "served_name": self.served_name, "sha256": self.sha256}
+        body = {"model_path": self.model_path, "served_name": self.served_name, "sha256": self.sha256}
+        return body | ({"signature": self.signature} if self.signature else {})
 
 
 @dataclass(frozen=True)

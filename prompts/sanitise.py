@@ -16,6 +16,7 @@ rules that fired, for the audit log; the text itself is never logged, only its S
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,19 +47,35 @@ class Sanitised:
         return {"verdict": self.verdict.value, "reasons": reasons, "input_sha256": self.input_sha256}
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_ANY = re.compile(r".", re.DOTALL)
+
+
 def skeleton(text: str, rules: RuleSet) -> tuple[str, list[int]]:
     """The folded text that rules match on, and for each of its characters the index it came from."""
     if text.isascii():
         return text.lower(), list(range(len(text)))
     folded: list[str] = []
     origin: list[int] = []
-    for index, char in enumerate(text):
-        point = ord(char)
+    position = 0
+    # ASCII runs fold by lower() alone (NFKC leaves them as they are) unless a confusable is ASCII,
+    # so only the other characters are folded one by one: European text is mostly ASCII.
+    pattern = _ANY if any(char.isascii() for char in rules.confusables) else _NON_ASCII
+    for match in pattern.finditer(text):
+        index = match.start()
+        if index > position:
+            folded.append(text[position:index].lower())
+            origin.extend(range(position, index))
+        position = index + 1
+        point = ord(match.group())
         if point in rules.removed or point in rules.ignored:
             continue
-        for piece in unicodedata.normalize("NFKC", char).lower():
+        for piece in unicodedata.normalize("NFKC", match.group()).lower():
             folded.append(rules.confusables.get(piece, piece))
             origin.append(index)
+    if position < len(text):
+        folded.append(text[position:].lower())
+        origin.extend(range(position, len(text)))
     return "".join(folded), origin
 
 
@@ -98,7 +115,9 @@ def sanitise(text: str, rules: RuleSet | None = None) -> Sanitised:
     rules = rules or default_rules()
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     removed = rules.removed
-    hidden = [] if text.isascii() else sorted({removed[ord(c)] for c in text if ord(c) in removed})
+    # Only non-ASCII characters can be removed ones (unless custom rules say otherwise): look at those.
+    suspects = text if any(point < 0x80 for point in removed) else _NON_ASCII.findall(text)
+    hidden = [] if text.isascii() else sorted({removed[ord(c)] for c in suspects if ord(c) in removed})
     spans, names = matched_spans(text, rules)
     reasons = tuple(dict.fromkeys([*hidden, *names]))
     if not reasons:

@@ -5,8 +5,9 @@ API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one 
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
 ``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
 
-A bad setting, keys file, hashing secret, key-encryption key file, pricing file, routing table or
-policy snapshot ends the process with one readable line and exit code 2.
+A bad setting, keys file, hashing secret, key-encryption key file, pricing file, audit signing
+key or secret, routing table or policy snapshot ends the process with one readable line and exit
+code 2.
 """
 
 from __future__ import annotations
@@ -24,17 +25,23 @@ from typing import Any, Literal
 
 import uvicorn
 
+from inferflux.router import telemetry
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
+from inferflux.router.audit.service import Audit, AuditConfigError
 from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
+from inferflux.router.guardrails.redact import redact_all
+from inferflux.router.guardrails.stage import GuardrailStage
+from inferflux.router.guardrails.verdicts import GuardrailMetrics
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.identity.exposure import check_exposure
 from inferflux.router.identity.mtls import uvicorn_options
+from inferflux.router.pipeline import Stage
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.policy.secrets import KeyFileError, Keyring
 from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSource, SnapshotSource
@@ -42,6 +49,8 @@ from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisP
 from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
+from inferflux.router.telemetry import TraceSettings, configure_logging
+from inferflux.router.telemetry.settings import TraceSettingsError
 
 log = logging.getLogger("inferflux.router.main")
 FIRST_LOAD_SECONDS = 10.0
@@ -136,6 +145,7 @@ class Process:
     snapshots: SnapshotSource | None
     admin: Any  # the FastAPI admin application
     budgets: Budgets
+    audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -153,15 +163,30 @@ def build() -> Process:
     hasher = hasher_for(settings)
     router = Router(settings, source, secrets=secrets, policy=holder, hasher=hasher)
     budgets = budgets_for(settings, holder, router.metrics.registry)
+    try:
+        audit = Audit.from_settings(settings)
+    except AuditConfigError as error:
+        raise StartupError(str(error)) from None
     # Stage order: the audit record first (its finish runs last), then budgets, then guardrails.
-    router.pipeline.extend([budgets.stage])
+    stages: list[Stage] = []
+    if audit is not None:
+        stages.append(audit.stage(holder, redact=redact_all))
+    stages.append(budgets.stage)
+    if settings.guardrails:
+        stages.append(GuardrailStage(holder, GuardrailMetrics(router.metrics.registry)))
+    router.pipeline.extend(stages)
     if table is not None:
         router.holder.swap(table)
     keyring = keyring_for(settings)
     token = admin_token_for(settings)
     store = store_for(settings, holder)
-    admin = create_app(AdminService(holder, store, hasher, keyring), AdminAuth(holder, hasher, token))
-    return Process(settings, router, holder, store, snapshots, admin, budgets)
+    admin = create_app(
+        AdminService(holder, store, hasher, keyring),
+        AdminAuth(holder, hasher, token),
+        audit.directory if audit is not None else None,
+        audit.log if audit is not None else None,
+    )
+    return Process(settings, router, holder, store, snapshots, admin, budgets, audit)
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -235,6 +260,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
     process.budgets.start()
+    if process.audit is not None:
+        process.audit.start(process.holder)
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -256,6 +283,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         await asyncio.gather(*process.tasks, return_exceptions=True)
         await process.budgets.close()
         await process.store.close()
+        if process.audit is not None:
+            await process.audit.close()  # last: signs and fsyncs the head
 
 
 def main() -> int:
@@ -267,9 +296,12 @@ def main() -> int:
     except (SettingsError, StartupError, KeyringError, DocumentError, PricingError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=process.settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(process.settings.log_level, process.settings.log_format)
+    try:  # off unless an OTLP endpoint is set (docs/observability.md)
+        telemetry.install(TraceSettings.from_env("inferflux-router"))
+    except TraceSettingsError as error:
+        print(f"inferflux-router: {error}", file=sys.stderr)
+        return 2
     try:  # after logging is set up: serving open on loopback is allowed, and says so loudly
         check_exposure(process.settings)
     except SettingsError as error:
@@ -277,7 +309,10 @@ def main() -> int:
         return 2
     import uvloop
 
-    uvloop.run(serve(process, public, admin))
+    try:
+        uvloop.run(serve(process, public, admin))
+    finally:
+        telemetry.uninstall()  # exports the kept traces still queued
     return 0
 
 

@@ -20,6 +20,7 @@ from inferflux.crds.routing import RoutingTable
 from inferflux.prompts.configmap_source import ConfigMapSource
 from inferflux.prompts.resolver import PromptResolver
 from inferflux.prompts.sources import DirectorySource, PromptSource
+from inferflux.router import telemetry
 from inferflux.router.asgi import (
     ClientGone,
     Message,
@@ -56,6 +57,8 @@ from inferflux.router.providers.handler import send_error_in_dialect
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings
+from inferflux.router.telemetry import request_id_var
+from inferflux.router.telemetry.http import record_status, server_attributes, trace_headers
 from inferflux.router.upstream import Timeouts, UpstreamClient
 
 log = logging.getLogger("inferflux.router")
@@ -197,16 +200,40 @@ class Router:
             await self.lifespan(receive, send)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Dispatch one request, adding ``x-request-id`` to whatever response goes out."""
+        """Dispatch one request, adding ``x-request-id`` to whatever response goes out.
+
+        The request id is also the log lines' ``request_id`` while the request is served, and the
+        request runs inside the router's server span when tracing is on (router/telemetry).
+        """
         rid = scope["inferflux.request_id"] = request_id(scope)
+        request_id_var.set(rid)
+        if telemetry.current_tracing() is None:
+            status = await self._http(scope, receive, send, rid)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s answered %d", scope["method"], scope["path"], status)
+            return
+        with telemetry.server_span(
+            f"{scope['method']} {scope['path']}",
+            server_attributes(scope, rid),
+            telemetry.extract(trace_headers(scope)),
+        ) as span:
+            status = await self._http(scope, receive, send, rid)
+            record_status(span, status)
+            if log.isEnabledFor(logging.DEBUG):  # an access log, off below debug: the hot path
+                log.debug("%s %s answered %d", scope["method"], scope["path"], status)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
+        """Serve the request; the status sent (0 when the client left before any answer)."""
         # Stages add to this list until the response starts (rate-limit headers, receipts).
         extra = scope["inferflux.headers"] = [(b"x-request-id", rid.encode())]
         started = False
+        status = 0
 
         async def send_stamped(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
@@ -218,7 +245,7 @@ class Router:
                 await self.auth.admit(scope)
             await handler(scope, receive, send_stamped)
         except ClientGone:
-            return
+            return status
         except UpstreamError as error:
             if not started:
                 await send_error_in_dialect(scope, send_stamped, error)
@@ -228,6 +255,7 @@ class Router:
                 await send_error(
                     send_stamped, UpstreamError(ErrorCode.UPSTREAM_ERROR, "internal error", status=500)
                 )
+        return status
 
     def _no_route(self, scope: Scope) -> UpstreamError:
         if scope["path"] in self._paths:

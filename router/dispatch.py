@@ -16,13 +16,20 @@ from typing import Any
 
 from inferflux.crds.inferencemodel import Balancer as Policy
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
+from inferflux.router import telemetry
 from inferflux.router.balancer import Balancer, Choice
 from inferflux.router.discovery import TableHolder
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
+from inferflux.router.telemetry.genai import TracedRequest, described_request, span_name
+from inferflux.router.telemetry.spans import TraceSpan
+from inferflux.router.telemetry.tracing import NOOP
 from inferflux.router.upstream import UpstreamClient
+
+#: ``gen_ai.provider.name`` of InferFlux's own runtime pods (not a registered provider name).
+RUNTIME_PROVIDER = "inferflux"
 
 TOTAL_GRACE_SECONDS = 1.0
 
@@ -34,6 +41,24 @@ class Exchange:
     response: Response
     endpoint: Endpoint
     route: ModelRoute
+    span: TraceSpan = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
+
+
+def upstream_span(model: str, url: str, request: TracedRequest | None) -> TraceSpan:
+    """The client span of one attempt at ``url`` (`NOOP` when tracing is off)."""
+    if request is None:
+        return NOOP
+    span = telemetry.client_span(
+        span_name(request.operation, model),
+        {
+            "gen_ai.operation.name": request.operation,
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": RUNTIME_PROVIDER,
+            **telemetry.server_address(url),
+        },
+    )
+    span.defer(described_request, request)
+    return span
 
 
 def prompt_prefix(document: Mapping[str, Any], chars: int) -> bytes:
@@ -155,9 +180,19 @@ class Dispatcher:
 
     @asynccontextmanager
     async def exchange(
-        self, model: str, path: str, body: bytes, headers: dict[str, str], prefix: bytes | None = None
+        self,
+        model: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        prefix: bytes | None = None,
+        trace: TracedRequest | None = None,
     ) -> AsyncIterator[Exchange]:
-        """Admit, choose, send, and retry on another replica while nothing has been received."""
+        """Admit, choose, send, and retry on another replica while nothing has been received.
+
+        Each attempt is one client span (``trace``: the request it describes) whose
+        ``traceparent`` goes upstream; it ends when the exchange does.
+        """
         route = await self.route(model)
         limiter = self.limiter(model, route)
         self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
@@ -179,9 +214,12 @@ class Dispatcher:
                 url = choice.endpoint.url
                 tried.add(url)
                 self.balancer.acquire(url)
+                span = upstream_span(model, url, trace)
                 try:
-                    response = await self.client.post(url + path, body, headers)
+                    response = await self.client.post(url + path, body, telemetry.inject(headers, span))
                 except UpstreamError as error:
+                    telemetry.fail(span, error.code.value)
+                    span.end()
                     self.balancer.release(url)
                     self._count_failure(model, url, error)
                     if error.retryable and len(tried) <= self.retries:
@@ -189,20 +227,24 @@ class Dispatcher:
                         continue
                     raise
                 outcome = "ok" if response.status < 400 else "error"
+                telemetry.record_response(span, response.status)
                 try:
                     # a backstop: the relays stop at the total time themselves, cleanly, a moment earlier
                     async with asyncio.timeout(self.client.timeouts.total + TOTAL_GRACE_SECONDS):
-                        yield Exchange(response, choice.endpoint, current)
+                        yield Exchange(response, choice.endpoint, current, span)
                 except TimeoutError:
                     outcome = "timeout"
+                    telemetry.fail(span, ErrorCode.TIMEOUT.value)
                     self.metrics.upstream_errors.labels(model, ErrorCode.TIMEOUT.value).inc()
                     raise UpstreamError(
                         ErrorCode.TIMEOUT, "upstream exchange exceeded its total time"
                     ) from None
-                except BaseException:
+                except BaseException as error:
                     outcome = "aborted"
+                    telemetry.fail(span, telemetry.error_type(error))
                     raise
                 finally:
+                    span.end()
                     if response.at_eof():
                         response.release()
                     else:

@@ -32,6 +32,7 @@ class ErrorCode(enum.StrEnum):
     INSUFFICIENT_QUOTA = "insufficient_quota"  # a budget would be exceeded (OpenAI's code)
     GUARDRAIL_BLOCKED = "guardrail_blocked"  # a guardrail refused the input or the output
     CONFLICT = "conflict"  # e.g. a request id already in flight
+    INPUT_TOO_LARGE = "input_too_large"  # more text than the tenant's guardrails allow
 
 
 # The HTTP status the router answers with, and the OpenAI ``error.type`` the SDKs expect.
@@ -51,6 +52,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.INSUFFICIENT_QUOTA: 429,
     ErrorCode.GUARDRAIL_BLOCKED: 400,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.INPUT_TOO_LARGE: 413,
 }
 _TYPE: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "rate_limit_error",
@@ -68,6 +70,7 @@ _TYPE: dict[ErrorCode, str] = {
     ErrorCode.INSUFFICIENT_QUOTA: "insufficient_quota",
     ErrorCode.GUARDRAIL_BLOCKED: "invalid_request_error",
     ErrorCode.CONFLICT: "invalid_request_error",
+    ErrorCode.INPUT_TOO_LARGE: "invalid_request_error",
 }
 # RFC 6750 challenges for the router's own authentication failures.
 _CHALLENGE: dict[ErrorCode, bytes] = {

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -37,7 +38,7 @@ from inferflux.router.dispatch import Dispatcher
 from inferflux.router.errors import ErrorCode, UpstreamError, error_body
 from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import Metrics
-from inferflux.router.pipeline import Call, Pipeline, Usage
+from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.replay import DATA, Evicted, ReplayStore
 from inferflux.router.resume import KeyHolder, TokenError, sign, verify
 from inferflux.router.sse import DONE, frame, iter_data
@@ -72,6 +73,14 @@ def text_of(choice: dict[str, Any]) -> str:
     if isinstance(part, dict):
         return part.get("content") or ""
     return choice.get("text") or ""
+
+
+async def _through(filters: list[OutputFilter], chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Upstream SSE bytes after the stages' output filters."""
+    async for chunk in chunks:
+        yield filtered(filters, chunk) if filters else chunk
+    if filters:
+        yield drained(filters)
 
 
 class InferenceRoutes:
@@ -150,6 +159,9 @@ class InferenceRoutes:
                 call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)
+            filters = self.pipeline.outputs(call)
+            if filters:  # the guardrails' output filter (it may refuse the answer: UpstreamError)
+                payload = filtered(filters, payload) + drained(filters)
             document = orjson.loads(payload)
             choice = (document.get("choices") or [{}])[0]
             result = {
@@ -214,7 +226,7 @@ class InferenceRoutes:
                 call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)
-                async for data in iter_data(ex.response.iter_any()):
+                async for data in iter_data(_through(self.pipeline.outputs(call), ex.response.iter_any())):
                     if data == DONE:
                         break
                     event = orjson.loads(data)

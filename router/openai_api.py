@@ -38,6 +38,8 @@ from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
+from inferflux.router.telemetry import genai
+from inferflux.router.telemetry.tracing import fail
 from inferflux.router.upstream import classify_status
 
 GAP_SAMPLE_MASK = 3
@@ -166,7 +168,12 @@ class OpenAIRoutes:
 
     async def _relay(self, send: Send, call: Call, upstream: Upstream) -> None:
         async with self.dispatcher.exchange(
-            call.model, upstream.path, call.body, upstream.headers, upstream.prefix
+            call.model,
+            upstream.path,
+            call.body,
+            upstream.headers,
+            upstream.prefix,
+            genai.traced_request(call.route, call.document),
         ) as ex:
             call.upstream = ex.route.name
             if ex.response.status >= 400:
@@ -181,6 +188,7 @@ class OpenAIRoutes:
         payload = await ex.response.read()
         call.status = ex.response.status
         self._account(call, payload)
+        genai.record_answer(ex.span, payload)
         filters = self.pipeline.outputs(call)
         if filters:
             try:
@@ -252,7 +260,10 @@ class OpenAIRoutes:
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
         call.usage = Usage.from_openai(scanner.usage)
         call.notes["events"] = events
+        if scanner.usage:
+            genai.record_usage(ex.span, scanner.usage)
         if failure is not None:
+            fail(ex.span, failure.code.value)
             call.error = failure.code.value
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()
             body = openai_error_event(failure.body())

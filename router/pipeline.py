@@ -30,6 +30,7 @@ import orjson
 
 from inferflux.router.errors import UpstreamError
 from inferflux.router.identity.principal import Principal
+from inferflux.router.telemetry import tracing
 
 log = logging.getLogger("inferflux.router.pipeline")
 
@@ -154,7 +155,8 @@ class Pipeline:
         """Run every stage's ``admit``; on a refusal, finish the ones that admitted and re-raise."""
         for stage in self.stages:
             try:
-                await stage.admit(call)
+                with tracing.span(stage.name):  # a no-op object when tracing is off
+                    await stage.admit(call)
             except UpstreamError as error:
                 call.fail(error)
                 await self.finish(call)

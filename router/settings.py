@@ -35,6 +35,7 @@ class Settings:
     prefix_load_factor: float = 1.25
     file_poll_seconds: float = 0.2
     log_level: str = "info"
+    log_format: str = "json"  # json: one object per line with request_id, trace_id, span_id; or text
     prompts_dir: str = ""  # a folder of prompt manifests (local mode)
     prompts_namespace: str = ""  # watch Prompt ConfigMaps here ("*": every namespace)
     prompts_ttl_seconds: float = 900.0
@@ -65,6 +66,17 @@ class Settings:
     policy_configmap: str = ""  # "namespace/name" of the operator's policy snapshot
     kek_file: str = ""  # AES-GCM key-encryption keys for tenant secrets, from a mounted Secret
     policy_resync_seconds: float = 30.0  # full reload of the Redis policy store (pub/sub may drop)
+    # The audit log (docs/audit.md): on when audit_dir is set.
+    audit_dir: str = ""
+    audit_chain: str = ""  # this replica's chain name; empty: the host name (the pod name)
+    audit_signing_key_file: str = ""  # Ed25519 private key (PEM) for checkpoints and anchors
+    audit_secret_file: str = ""  # the secret per-tenant prompt HMAC keys derive from (>= 32 bytes)
+    audit_commit_seconds: float = 0.002
+    audit_checkpoint_records: int = 1000
+    audit_checkpoint_seconds: float = 10.0
+    audit_segment_bytes: int = 64 * 1024 * 1024
+    audit_segment_seconds: float = 3600.0
+    audit_prune_seconds: float = 3600.0
     # Budgets and rate limits (docs/budgets.md): kept in the Redis at redis_url.
     pricing_file: str = ""  # pricing.yaml, sealed with its checksum; empty: every model costs 0
     budget_idempotency_seconds: float = 600.0  # a request id is remembered this long
@@ -74,6 +86,8 @@ class Settings:
     budget_thresholds: str = "0.5,0.8,1.0"  # shares of a budget that trigger the webhook
     budget_webhook_url: str = ""
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
+    # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
+    guardrails: bool = True
 
 
 _ENV = {
@@ -97,6 +111,7 @@ _ENV = {
     "prefix_load_factor": "INFERFLUX_PREFIX_LOAD_FACTOR",
     "file_poll_seconds": "INFERFLUX_ROUTES_POLL_SECONDS",
     "log_level": "INFERFLUX_LOG_LEVEL",
+    "log_format": "INFERFLUX_LOG_FORMAT",
     "prompts_dir": "INFERFLUX_PROMPTS_DIR",
     "prompts_namespace": "INFERFLUX_PROMPTS_NAMESPACE",
     "prompts_ttl_seconds": "INFERFLUX_PROMPTS_TTL_SECONDS",
@@ -125,6 +140,16 @@ _ENV = {
     "policy_configmap": "INFERFLUX_POLICY_CONFIGMAP",
     "kek_file": "INFERFLUX_KEK_FILE",
     "policy_resync_seconds": "INFERFLUX_POLICY_RESYNC_SECONDS",
+    "audit_dir": "INFERFLUX_AUDIT_DIR",
+    "audit_chain": "INFERFLUX_AUDIT_CHAIN",
+    "audit_signing_key_file": "INFERFLUX_AUDIT_SIGNING_KEY_FILE",
+    "audit_secret_file": "INFERFLUX_AUDIT_SECRET_FILE",
+    "audit_commit_seconds": "INFERFLUX_AUDIT_COMMIT_SECONDS",
+    "audit_checkpoint_records": "INFERFLUX_AUDIT_CHECKPOINT_RECORDS",
+    "audit_checkpoint_seconds": "INFERFLUX_AUDIT_CHECKPOINT_SECONDS",
+    "audit_segment_bytes": "INFERFLUX_AUDIT_SEGMENT_BYTES",
+    "audit_segment_seconds": "INFERFLUX_AUDIT_SEGMENT_SECONDS",
+    "audit_prune_seconds": "INFERFLUX_AUDIT_PRUNE_SECONDS",
     "pricing_file": "INFERFLUX_PRICING_FILE",
     "budget_idempotency_seconds": "INFERFLUX_BUDGET_IDEMPOTENCY_SECONDS",
     "budget_reservation_margin_seconds": "INFERFLUX_BUDGET_RESERVATION_MARGIN_SECONDS",
@@ -132,6 +157,7 @@ _ENV = {
     "budget_thresholds": "INFERFLUX_BUDGET_THRESHOLDS",
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
+    "guardrails": "INFERFLUX_GUARDRAILS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -175,6 +201,20 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_POLICY_RESYNC_SECONDS must be positive")
     if settings.policy_configmap and settings.policy_configmap.count("/") != 1:
         raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
+    if (
+        min(
+            settings.audit_commit_seconds,
+            settings.audit_checkpoint_records,
+            settings.audit_checkpoint_seconds,
+            settings.audit_segment_bytes,
+            settings.audit_segment_seconds,
+            settings.audit_prune_seconds,
+        )
+        <= 0
+    ):
+        raise SettingsError("INFERFLUX_AUDIT_* intervals, counts and sizes must be positive")
+    if settings.log_format not in ("json", "text"):
+        raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     thresholds(settings)
     if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
         raise SettingsError(

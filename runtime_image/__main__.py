@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from inferflux.router.telemetry import configure_logging, uninstall
+from inferflux.router.telemetry.settings import TraceSettingsError
+from inferflux.runtime import telemetry
 from inferflux.runtime.admin import EngineShape, Swapper, read_token
 from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine
@@ -24,8 +27,13 @@ log = logging.getLogger("inferflux.runtime")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until it is stopped; a non-zero exit with one log line when it cannot serve."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = parse_settings(argv)
+    configure_logging(logging.INFO, settings.log_format)
+    try:  # off unless an OTLP endpoint is set (docs/observability.md)
+        telemetry.setup()
+    except TraceSettingsError as exc:
+        log.error("%s", exc)
+        return 2
     # The signature first: it says which digest is trusted, then the file must have that digest.
     problem = signature_problem(
         settings.model_sha256, settings.model_signature, settings.model_public_key_file
@@ -65,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("cannot read the admin token: %s", exc)
             return 4
         shape = EngineShape(settings.context_size, settings.parallel, threads, settings.batch_size)
-        routes = Swapper(runtime, shape, token).routes()
+        routes = Swapper(runtime, shape, token, settings.model_public_key_file).routes()
     log.info(
         "serving %s on %s:%d with %d sequences",
         settings.model_id,
@@ -86,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         runtime.serving.close()
+        uninstall()  # exports the kept traces still queued
     return 0
 
 

@@ -27,7 +27,7 @@ from inferflux.runtime.embeddings import Embedder
 from inferflux.runtime.engine import Engine, Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.generation import stream
-from inferflux.runtime.integrity import integrity_problem
+from inferflux.runtime.integrity import integrity_problem, signature_problem
 from inferflux.runtime.memory import fit_problem, model_footprint
 from inferflux.runtime.model import Model, ModelLoadError
 from inferflux.runtime.sampling import SamplingParams
@@ -73,10 +73,12 @@ async def answers(engine: Engine) -> bool:
 class Swapper:
     """Runs one swap at a time for a runtime."""
 
-    def __init__(self, runtime: Runtime, shape: EngineShape, token: str) -> None:
+    def __init__(self, runtime: Runtime, shape: EngineShape, token: str, public_key_file: str = "") -> None:
         self.runtime = runtime
         self.shape = shape
         self.token = token
+        # A pod started on signed weights has the trusted key: it swaps only to signed weights too.
+        self.public_key_file = public_key_file
         self._lock = asyncio.Lock()
 
     async def handle(self, request: Request) -> Response:
@@ -95,6 +97,7 @@ class Swapper:
                     Path(body["model_path"]),
                     str(body.get("served_name") or ""),
                     str(body.get("sha256") or ""),
+                    str(body.get("signature") or ""),
                 )
         except orjson.JSONDecodeError:
             return bad_request("the body is not valid JSON").response()
@@ -102,10 +105,16 @@ class Swapper:
             return exc.response()
         return Response(orjson.dumps(result), media_type="application/json")
 
-    async def swap(self, path: Path, served_name: str, sha256: str) -> dict[str, Any]:
-        """Load, check, switch, drain, unload; A keeps serving on any failure before the switch."""
+    async def swap(self, path: Path, served_name: str, sha256: str, signature: str = "") -> dict[str, Any]:
+        """Check, load, check, switch, drain, unload; A keeps serving on any failure before the switch."""
         began = time.perf_counter()
-        problem = await asyncio.to_thread(integrity_problem, path, sha256)
+        if self.public_key_file and not signature:
+            raise APIError(
+                400, "this pod serves signed weights: a swap needs their signature", param="signature"
+            )
+        problem = signature_problem(sha256, signature, self.public_key_file) or await asyncio.to_thread(
+            integrity_problem, path, sha256
+        )
         if problem:
             raise APIError(400, problem, param="model_path", code="model_rejected")
         footprint = model_footprint(await asyncio.to_thread(_file_size, path), self.shape.context_size)

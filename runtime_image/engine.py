@@ -38,6 +38,19 @@ class Finish:
     error: str = ""
 
 
+@dataclass
+class Timeline:
+    """When a job reached each phase (``time.time_ns()``; 0: never) and where it ran, for its trace."""
+
+    submitted: int = 0
+    admitted: int = 0  # got a slot: the queue wait ends, the prefill starts
+    first_token: int = 0  # the prefill ends
+    finished: int = 0
+    slot: int = -1
+    batch_at_start: int = 0  # sequences holding a slot once this job got its own
+    reused: int = 0  # prompt tokens whose KV cache was reused from the slot's previous job
+
+
 @dataclass(eq=False)
 class Job:
     """One generation request, shared by the HTTP handler and the decode thread."""
@@ -48,6 +61,8 @@ class Job:
     stops: tuple[str, ...] = ()
     events: asyncio.Queue[str | Finish] = field(default_factory=asyncio.Queue)
     cancelled: bool = False  # set by the handler when its client goes away
+    timeline: Timeline = field(default_factory=Timeline)
+    finish: Finish | None = None  # the last event, once the handler has read it
 
     def cancel(self) -> None:
         """Ask the decode thread to stop this job; it does so before its next step."""
@@ -134,6 +149,7 @@ class Engine:
         """Queue ``job`` for a free slot; its events arrive on ``job.events``."""
         if not job.prompt:  # no token to decode from: the job would wait forever
             raise ValueError("a job needs at least one prompt token")
+        job.timeline.submitted = time.time_ns()
         self.pending.append(job)
         self.metrics.queue_depth.set(len(self.pending))
         self._wakeup.set()
@@ -197,6 +213,7 @@ class Engine:
         self.active[slot] = None
         state.sampler.close()
         job = state.job
+        job.timeline.finished = time.time_ns()
         outbox.append((job, Finish(reason, len(job.prompt), state.generated, state.cached, error)))
         self.metrics.finished.labels(reason=reason).inc()
 
@@ -235,6 +252,9 @@ class Engine:
                 continue
             self.slot_tokens[slot] = job.prompt[:reuse]
             self.active[slot] = _Active(job, sampler, reuse)
+            timeline = job.timeline
+            timeline.admitted, timeline.slot, timeline.reused = time.time_ns(), slot, reuse
+            timeline.batch_at_start = sum(a is not None for a in self.active)
             self.metrics.prompt_tokens.inc(len(job.prompt))
             self.metrics.prefix_reused_tokens.inc(reuse)
         self.metrics.queue_depth.set(len(self.pending))
@@ -277,6 +297,7 @@ class Engine:
                 self.metrics.inter_token.observe(now - state.t_last)
             else:
                 self.metrics.ttft.observe(now - state.t_start)
+                state.job.timeline.first_token = time.time_ns()
             state.t_last = now
             self.metrics.generation_tokens.inc()
             if model.is_end_of_generation(token):

@@ -42,6 +42,7 @@ async def collect(engine: Engine, job: Job, receive: Receive) -> tuple[str, Fini
                 raise asyncio.CancelledError
             event = getter.result()
             if isinstance(event, Finish):
+                job.finish = event
                 if event.reason == "error":
                     raise engine_error(event)
                 return "".join(parts), event
@@ -57,6 +58,8 @@ async def stream(engine: Engine, job: Job) -> AsyncIterator[str | Finish]:
     try:
         while True:
             event = await job.events.get()
+            if isinstance(event, Finish):
+                job.finish = event
             yield event
             if isinstance(event, Finish):
                 return

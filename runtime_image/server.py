@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -17,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, request_response
 
+from inferflux.router import telemetry
+from inferflux.router.telemetry import genai, request_id_var
 from inferflux.runtime import structured
 from inferflux.runtime.chat import checked_messages, with_default_system
 from inferflux.runtime.embeddings import encode_vector
@@ -28,6 +29,7 @@ from inferflux.runtime.memory import headroom_ratio
 from inferflux.runtime.protocol import envelope, usage
 from inferflux.runtime.sampling import SamplingParams
 from inferflux.runtime.serving import Leased, Runtime, Serving
+from inferflux.runtime.telemetry import RequestTrace, request_id
 
 log = logging.getLogger("inferflux.runtime.server")
 JSON = "application/json"
@@ -78,8 +80,12 @@ async def chat_completions(request: Request) -> Response:
         text = serving.template.render(messages, tools or None)
     except ValueError as exc:
         raise bad_request(str(exc), "messages") from exc
-    job = serving.job(serving.tokenize_prompt(text), body, grammar, serving.template.extra_stops)
-    request_id = "chatcmpl-" + secrets.token_hex(12)
+    traced: RequestTrace = request.state.trace
+    with traced.tokenizing():
+        prompt = serving.tokenize_prompt(text)
+    job = traced.watch(serving.job(prompt, body, grammar, serving.template.extra_stops))
+    request_id = "chatcmpl-" + request.state.request_id
+    traced.describe(body, request_id)
 
     def message(text: str, finish: Finish) -> tuple[dict[str, Any], str]:
         call = structured.parse_tool_call(text, forced or tools) if tools else None
@@ -89,6 +95,7 @@ async def chat_completions(request: Request) -> Response:
 
     if not body.get("stream"):
         text, finish = await collect(serving.engine, job, request.receive)
+        traced.answered(text, finish)
         reply, reason = message(text, finish)
         result = envelope(
             "chat.completion",
@@ -170,14 +177,19 @@ async def completions(request: Request) -> Response:
     body = await _json_body(request)
     check_fields(body, COMPLETION_FIELDS)
     grammar = structured.response_format_grammar(body.get("response_format"))
-    job = serving.job(serving.tokenize_prompt(_prompt_text(body)), body, grammar, ())
-    request_id = "cmpl-" + secrets.token_hex(12)
+    traced: RequestTrace = request.state.trace
+    with traced.tokenizing():
+        prompt = serving.tokenize_prompt(_prompt_text(body))
+    job = traced.watch(serving.job(prompt, body, grammar, ()))
+    request_id = "cmpl-" + request.state.request_id
+    traced.describe(body, request_id)
 
     def choice(text: str, reason: str | None) -> dict[str, Any]:
         return {"index": 0, "text": text, "finish_reason": reason, "logprobs": None}
 
     if not body.get("stream"):
         text, finish = await collect(serving.engine, job, request.receive)
+        traced.answered(text, finish)
         result = envelope("text_completion", request_id, serving.model_id, [choice(text, finish.reason)])
         result["usage"] = usage(finish)
         return Response(orjson.dumps(result), media_type=JSON)
@@ -273,23 +285,34 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _api(endpoint: str, handler: Handler) -> Handler:
-    """Wrap a handler: OpenAI-shaped errors, and request count and latency metrics."""
+    """Wrap a handler: OpenAI-shaped errors, request count and latency metrics, request id and trace."""
+    operation = genai.OPERATIONS[endpoint]
 
     async def wrapped(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         started = time.perf_counter()
+        rid = request.state.request_id = request_id(request.headers)
+        request_id_var.set(rid)
+        traced = request.state.trace = RequestTrace.begin(request, operation, runtime.serving.model_id, rid)
         try:
-            if not runtime.ready:
-                raise APIError(503, "the model is still loading", type_="server_error", code="not_ready")
-            response = await handler(request)
+            with telemetry.current(traced.span):
+                if not runtime.ready:
+                    raise APIError(503, "the model is still loading", type_="server_error", code="not_ready")
+                response = await handler(request)
         except APIError as exc:
             response = exc.response()
         except Exception:
             log.exception("unexpected error in %s", endpoint)
             response = APIError(500, "internal error", type_="server_error").response()
+        except BaseException:  # cancelled: the client went away
+            traced.end(0, cancelled=True)
+            raise
         runtime.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
         runtime.metrics.request_duration.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-        return response
+        response.headers["x-request-id"] = rid
+        with telemetry.current(traced.span):  # the access line names the request, trace and span
+            log.info("%s answered %d", endpoint, response.status_code)
+        return traced.finish_with(response)
 
     return wrapped
 

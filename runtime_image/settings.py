@@ -38,6 +38,7 @@ class Settings:
     memory_limit: int = 0  # bytes this process may use, below the pod's limit; 0: the pod's limit
     headroom_factor: float = DEFAULT_HEADROOM_FACTOR  # an in-place swap needs this x the new model free
     default_system_prompt: str = ""  # put first in a chat request that brings no system message
+    log_format: str = "json"  # json: one object per line with request_id, trace_id, span_id; or text
 
     @property
     def model_id(self) -> str:
@@ -93,6 +94,8 @@ def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str]
         parser.error("parallel and batch size must be >= 1, and the context size >= 16")
     if not 1.0 <= settings.headroom_factor <= 10.0:
         parser.error("the headroom factor must be between 1 and 10")
+    if settings.log_format not in ("json", "text"):
+        parser.error("the log format must be json or text")
     if settings.memory_limit < 0:
         parser.error("the memory limit must be a number of bytes, or 0 for the pod's limit")
     return settings

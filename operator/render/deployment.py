@@ -22,6 +22,8 @@ from inferflux.operator.render.engine import (
 from inferflux.operator.render.labels import (
     REVISION_LABEL,
     RUNTIME_PORT,
+    SERVES_REVISION,
+    SWAPPED_FROM,
     admin_secret_name,
     deployment_name,
     object_meta,
@@ -29,6 +31,7 @@ from inferflux.operator.render.labels import (
     revision_hash,
     selector_labels,
     serving_spec,
+    weights_configmap_name,
 )
 from inferflux.operator.render.probes import probes
 from inferflux.operator.render.security import (
@@ -39,6 +42,7 @@ from inferflux.operator.render.security import (
 )
 from inferflux.operator.render.signing import signing_volume, verify_container, with_signing
 from inferflux.operator.render.volume import model_volume
+from inferflux.operator.render.weights import from_configmap
 from inferflux.operator.settings import Settings
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -82,8 +86,21 @@ def admin_token_volume(model: InferenceModel) -> tuple[dict[str, Any], dict[str,
     return volume, {"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": True}
 
 
-def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, Any]:
-    """The Deployment serving ``model`` (engines llamacpp and vllm only)."""
+def render_deployment(
+    model: InferenceModel,
+    settings: Settings,
+    pod_revision: str | None = None,
+    swapped_from: str = "",
+) -> dict[str, Any]:
+    """The Deployment serving ``model`` (engines llamacpp and vllm only).
+
+    Its name, selector and pod labels carry ``pod_revision``, by default the model's revision. A
+    Deployment whose pods were swapped in place keeps its own (selectors are immutable, and a new
+    pod label would replace every pod): it is re-rendered with its old ``pod_revision``, and the
+    ``serves-revision`` annotation says what it serves now (``swapped-from``: what it served before).
+    """
+    revision = revision_hash(model)
+    pod_revision = pod_revision or revision
     engine = Engine(model.spec.engine)
     if model.spec.source is None or engine == Engine.PROVIDER:
         raise ValueError(f"engine {engine.value} has no runtime pods")
@@ -106,6 +123,7 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         container = with_signing(
             llamacpp_container(model, settings.runtime_image, weights.model_path), source
         )
+        container = from_configmap(container, weights_configmap_name(model, pod_revision))
         token_volume, token_mount = admin_token_volume(model)
         volumes.append(token_volume)
         mounts.append(token_mount)
@@ -116,8 +134,7 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         "volumeMounts": [*mounts, *container.get("volumeMounts", [])],
         **probes(engine),
     }
-    labels = pod_labels(model)
-    revision = revision_hash(model)
+    labels = {**pod_labels(model), REVISION_LABEL: pod_revision}
     passed = {k: v for k, v in model.metadata.annotations.items() if k.startswith(POD_ANNOTATION_PREFIX)}
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
@@ -133,20 +150,22 @@ def render_deployment(model: InferenceModel, settings: Settings) -> dict[str, An
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            **object_meta(model, deployment_name(model, revision), labels),
-            # What this revision serves, so a later change can tell whether only the weights moved.
+            **object_meta(model, deployment_name(model, pod_revision), labels),
+            # What the pods serve, so a later change can tell whether only the weights moved.
             "annotations": {
-                SERVING_SPEC: orjson.dumps(serving_spec(model), option=orjson.OPT_SORT_KEYS).decode()
+                SERVING_SPEC: orjson.dumps(serving_spec(model), option=orjson.OPT_SORT_KEYS).decode(),
+                SERVES_REVISION: revision,
+                **({SWAPPED_FROM: swapped_from} if swapped_from else {}),
             },
         },
         "spec": {
             "replicas": model.spec.replicas,
             "revisionHistoryLimit": 3,
             "progressDeadlineSeconds": model.spec.rollout.progress_deadline_seconds,
-            "selector": {"matchLabels": {**selector_labels(model), REVISION_LABEL: revision}},
+            "selector": {"matchLabels": {**selector_labels(model), REVISION_LABEL: pod_revision}},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": labels, "annotations": {REVISION_LABEL: revision, **passed}},
+                "metadata": {"labels": labels, "annotations": {REVISION_LABEL: pod_revision, **passed}},
                 "spec": pod_spec,
             },
         },

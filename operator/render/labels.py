@@ -17,6 +17,12 @@ from inferflux.crds.inferencemodel import InferenceModel
 FIELD_MANAGER: Final = "inferflux-operator"
 MODEL_LABEL: Final = "inferflux.io/model"
 REVISION_LABEL: Final = "inferflux.io/revision"
+# The revision a Deployment's pods serve. It equals the pods' revision label unless the pods were
+# swapped in place to another revision (operator/inplace.py): labels and selectors cannot follow.
+SERVES_REVISION: Final = "inferflux.io/serves-revision"
+# The revision the pods served before that swap, so a restarted operator that finds the active
+# revision's Deployment serving the wanted one knows the same pods serve it (bluegreen.plan).
+SWAPPED_FROM: Final = "inferflux.io/swapped-from"
 MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 RUNTIME_PORT: Final = 8080
 REVISION_LENGTH = 10
@@ -63,6 +69,25 @@ def revision_hash(model: InferenceModel) -> str:
     return hashlib.sha256(canonical).hexdigest()[:REVISION_LENGTH]
 
 
+def pod_revision(deployment: dict[str, Any]) -> str:
+    """The revision label of a Deployment's pods (its selector's), which never changes."""
+    labels = (deployment.get("metadata") or {}).get("labels") or {}
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    return str((template.get("labels") or {}).get(REVISION_LABEL) or labels.get(REVISION_LABEL) or "")
+
+
+def served_revision(deployment: dict[str, Any]) -> str:
+    """The revision a Deployment's pods serve: its ``serves-revision`` annotation, else its pods' label."""
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(SERVES_REVISION) or pod_revision(deployment))
+
+
+def swapped_from(deployment: dict[str, Any]) -> str:
+    """The revision a Deployment's pods served before their last in-place swap, or empty."""
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(SWAPPED_FROM) or "")
+
+
 def owner_reference(owner: Any) -> dict[str, Any]:
     """An owner reference to ``owner`` (an InferenceModel or Prompt), so deletion cleans up.
 
@@ -92,6 +117,11 @@ def object_meta(model: InferenceModel, name: str, labels: dict[str, str] | None 
 def deployment_name(model: InferenceModel, revision: str) -> str:
     """Each revision runs in its own Deployment, so blue and green can run side by side."""
     return f"{model.metadata.name}-{revision}"
+
+
+def weights_configmap_name(model: InferenceModel, pod_revision: str) -> str:
+    """The ConfigMap naming the weights that the pods of Deployment ``<model>-<pod_revision>`` load."""
+    return f"{deployment_name(model, pod_revision)}-weights"
 
 
 def admin_secret_name(model: InferenceModel) -> str:

@@ -57,8 +57,10 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         suspended=spec.suspended,
         certificate_subjects=sorted(set(spec.certificates.subjects)),
         oidc_values=sorted(set(spec.oidc.values)),
+        audit=spec.audit,
         budget=spec.budget,
         rate_limits=spec.rate_limits,
+        guardrails=spec.guardrails,
         source=PolicySource.RESOURCE,
     )
 

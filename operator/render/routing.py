@@ -2,8 +2,10 @@
 
 Built from the InferenceModels and their runtime pods as a pure function, then published in the
 ``inferflux-routing`` ConfigMap (format: ``inferflux.crds.routing``, docs/architecture.md). Only
-pods that are Ready, not terminating, and run the model's *active* revision are listed, so a
-blue/green swap moves traffic in one write of the table.
+pods that are Ready, not terminating, and serve the model's *active* revision are listed, so a
+blue/green swap moves traffic in one write of the table. What a pod serves is what its Deployment
+says (``inferflux.io/serves-revision``), which differs from the pod's revision label after an
+in-place swap; a pod whose Deployment is not known is taken to serve its label.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ import orjson
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel
 from inferflux.crds.routing import CONFIGMAP_KEY, Endpoint, ModelRoute, ProviderRoute, RoutingTable
-from inferflux.operator.render.labels import MODEL_LABEL, REVISION_LABEL, RUNTIME_PORT, published_configmap
+from inferflux.operator.render.labels import (
+    MODEL_LABEL,
+    REVISION_LABEL,
+    RUNTIME_PORT,
+    pod_revision,
+    published_configmap,
+    served_revision,
+    swapped_from,
+)
 
 
 def pod_is_ready(pod: dict[str, Any]) -> bool:
@@ -37,9 +47,33 @@ def pods_by_model(pods: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[
     return grouped
 
 
-def endpoints_of(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> list[Endpoint]:
+def served_by_label(model: InferenceModel, deployments: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """What the pods of each revision label serve, from ``model``'s Deployments.
+
+    Between the two writes that record an in-place swap (the Deployment's annotation, then the
+    model's ``activeRevision``) the Deployment already serves the new revision while the status
+    still names the old one: those are the same pods, so they count as the active revision until
+    the status catches up, and the table never goes empty in between.
+    """
+    ours = [
+        body
+        for body in deployments
+        if (body.get("metadata") or {}).get("namespace") == model.metadata.namespace
+        and ((body.get("metadata") or {}).get("labels") or {}).get(MODEL_LABEL) == model.metadata.name
+    ]
+    served = {pod_revision(body): served_revision(body) for body in ours}
+    active = model.status.active_revision
+    if active and active not in served.values():
+        served |= {pod_revision(body): active for body in ours if swapped_from(body) == active}
+    return served
+
+
+def endpoints_of(
+    model: InferenceModel, pods: Iterable[dict[str, Any]], deployments: Iterable[dict[str, Any]] = ()
+) -> list[Endpoint]:
     """Ready endpoints of ``model``'s active revision, sorted by pod name for stable output."""
     revision = model.status.active_revision
+    served = served_by_label(model, deployments)
     found = []
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -47,14 +81,18 @@ def endpoints_of(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> list[
         owner = (meta.get("namespace"), labels.get(MODEL_LABEL))
         if owner != (model.metadata.namespace, model.metadata.name) or not pod_is_ready(pod):
             continue
-        if revision and labels.get(REVISION_LABEL) != revision:
+        label = labels.get(REVISION_LABEL, "")
+        serves = served.get(label, label)
+        if revision and serves != revision:
             continue
         url = f"http://{pod['status']['podIP']}:{RUNTIME_PORT}"
-        found.append(Endpoint(url=url, revision=labels.get(REVISION_LABEL, ""), pod=meta.get("name", "")))
+        found.append(Endpoint(url=url, revision=serves, pod=meta.get("name", "")))
     return sorted(found, key=lambda endpoint: endpoint.pod)
 
 
-def model_route(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> ModelRoute:
+def model_route(
+    model: InferenceModel, pods: Iterable[dict[str, Any]], deployments: Iterable[dict[str, Any]] = ()
+) -> ModelRoute:
     """The route of one model: a provider entry, or its runtime endpoints."""
     spec = model.spec
     provider = None
@@ -72,7 +110,7 @@ def model_route(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> ModelR
         name=model.metadata.name,
         engine=spec.engine,
         revision=model.status.active_revision or "",
-        endpoints=[] if provider else endpoints_of(model, pods),
+        endpoints=[] if provider else endpoints_of(model, pods, deployments),
         provider=provider,
         fallback=list(spec.fallback),
         balancer=spec.routing.balancer,
@@ -82,14 +120,20 @@ def model_route(model: InferenceModel, pods: Iterable[dict[str, Any]]) -> ModelR
     )
 
 
-def build_routing_table(models: Iterable[InferenceModel], pods: Iterable[dict[str, Any]]) -> RoutingTable:
+def build_routing_table(
+    models: Iterable[InferenceModel],
+    pods: Iterable[dict[str, Any]],
+    deployments: Iterable[dict[str, Any]] = (),
+) -> RoutingTable:
     """The whole table. When two models claim one served name, the first by namespace/name wins."""
     grouped = pods_by_model(pods)
+    grouped_deployments = pods_by_model(deployments)  # Deployments carry the model label too
     routes: dict[str, ModelRoute] = {}
     for model in sorted(models, key=lambda m: (m.metadata.namespace or "", m.metadata.name)):
         if model.served_name not in routes:
-            own = grouped.get((model.metadata.namespace or "", model.metadata.name), [])
-            routes[model.served_name] = model_route(model, own)
+            key = (model.metadata.namespace or "", model.metadata.name)
+            own = grouped.get(key, [])
+            routes[model.served_name] = model_route(model, own, grouped_deployments.get(key, []))
     return RoutingTable(models=routes)
 
 

@@ -2,21 +2,28 @@
 
 Handlers are thin: FastAPI parses the path and body into pydantic models, `AdminService` does the
 work, and every failure answers in the OpenAI error shape the router uses, ``{"error": {...}}``.
-Every route needs an admin credential (router/admin/auth.py).
+Every route needs an admin credential (router/admin/auth.py), except the audit export, which also
+accepts an ``audit:read`` credential and keeps it to its own tenant's records. When an audit log is
+given, every change (PUT, POST, DELETE) and every audit export is itself recorded in it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inferflux.crds.policy import KEY_ID, TenantPolicy
-from inferflux.crds.tenant import TENANT_NAME
-from inferflux.router.admin.auth import AdminAuth, Verdict
+from inferflux.crds.tenant import TENANT_NAME, Scope
+from inferflux.router.admin.auth import AdminAuth, Caller, Verdict
 from inferflux.router.admin.models import (
     Deleted,
     KeyCreate,
@@ -33,9 +40,17 @@ from inferflux.router.admin.models import (
     TenantList,
 )
 from inferflux.router.admin.service import AdminError, AdminService
+from inferflux.router.audit import export
+from inferflux.router.audit.log import AuditError, AuditLog
+from inferflux.router.audit.records import AdminRecord
 from inferflux.router.policy.secrets import SECRET_NAME
 
+log = logging.getLogger("inferflux.router.admin")
 PREFIX = "/admin/v1"
+AUDIT_PATH = f"{PREFIX}/audit"
+# Routes that accept a scope besides admin; every other route needs admin.
+_ACCEPTED = {AUDIT_PATH: frozenset({Scope.AUDIT_READ})}
+_ADMIN_ONLY = frozenset({Scope.ADMIN})
 TenantName = Annotated[str, Path(pattern=TENANT_NAME, max_length=63)]
 KeyId = Annotated[str, Path(pattern=KEY_ID)]
 SecretName = Annotated[str, Path(pattern=SECRET_NAME)]
@@ -75,15 +90,43 @@ def _validation_message(error: RequestValidationError) -> tuple[str, str | None]
     return (f"invalid {param}: {first.get('msg', 'invalid')}" if param else str(first.get("msg"))), param
 
 
-def create_app(service: AdminService, auth: AdminAuth) -> FastAPI:
-    """The admin application over ``service``, guarded by ``auth``."""
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A time without a zone is taken as UTC (audit records are in UTC)."""
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _concerned_tenant(request: Request) -> str | None:
+    path = request.url.path
+    if path == AUDIT_PATH:
+        return (
+            request.query_params.get("tenant")
+            or getattr(request.state, "caller", Caller(Verdict.INVALID)).tenant
+        )
+    parts = path.removeprefix(f"{PREFIX}/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "tenants" else None
+
+
+def create_app(
+    service: AdminService,
+    auth: AdminAuth,
+    audit_dir: FilePath | None = None,
+    audit_log: AuditLog | None = None,
+) -> FastAPI:
+    """The admin application over ``service``, guarded by ``auth``.
+
+    ``audit_dir`` enables the audit export; ``audit_log`` records admin actions.
+    """
 
     async def admin(request: Request) -> None:
-        verdict = auth.check(request.headers.get("authorization"))
-        if verdict is Verdict.INVALID:
+        route = request.scope.get("route")
+        accepted = _ACCEPTED.get(getattr(route, "path", ""), _ADMIN_ONLY)
+        caller = auth.caller(request.headers.get("authorization"), accepted)
+        request.state.caller = caller
+        if caller.verdict is Verdict.INVALID:
             raise AdminError(401, "invalid_token", "a valid admin credential is required")
-        if verdict is Verdict.INSUFFICIENT:
-            raise AdminError(403, "insufficient_scope", "this credential lacks the admin scope")
+        if caller.verdict is Verdict.INSUFFICIENT:
+            needed = " or ".join(sorted(accepted | _ADMIN_ONLY))
+            raise AdminError(403, "insufficient_scope", f"this credential lacks the {needed} scope")
 
     app = FastAPI(
         title="InferFlux admin API",
@@ -97,6 +140,29 @@ def create_app(service: AdminService, auth: AdminAuth) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # the document is docs/admin-openapi.yaml; no unauthenticated route here
     )
+
+    if audit_log is not None:
+
+        @app.middleware("http")
+        async def _record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            response = await call_next(request)
+            if request.method != "GET" or request.url.path == AUDIT_PATH:
+                caller = getattr(request.state, "caller", None)
+                record = AdminRecord(
+                    time=dt.datetime.now(dt.UTC),
+                    request_id=request.headers.get("x-request-id", "")[:128] or secrets.token_hex(16),
+                    actor=caller.actor if caller is not None and caller.actor else "unauthenticated",
+                    actor_tenant=caller.tenant if caller is not None else None,
+                    method=request.method,
+                    path=request.url.path,
+                    tenant=_concerned_tenant(request),
+                    status=response.status_code,
+                )
+                try:
+                    audit_log.append(record)
+                except AuditError as error:  # the change is done; say loudly that it went unrecorded
+                    log.error("admin action not recorded in the audit log: %s", error)
+            return response
 
     @app.exception_handler(AdminError)
     async def _admin_error(request: Request, error: AdminError) -> JSONResponse:
@@ -188,5 +254,37 @@ def create_app(service: AdminService, auth: AdminAuth) -> FastAPI:
     async def reencrypt_secrets() -> Resealed:
         """Re-encrypt every secret sealed with an older key version under the current one."""
         return await service.reseal_secrets()
+
+    @app.get(
+        AUDIT_PATH,
+        tags=["audit"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "Audit records, one JSON object per line, exactly as stored",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            },
+            404: {"description": "The audit log is not enabled (INFERFLUX_AUDIT_DIR)"},
+        },
+    )
+    async def export_audit(
+        request: Request,
+        tenant: Annotated[str | None, Query(pattern=TENANT_NAME, max_length=63)] = None,
+        since: Annotated[dt.datetime | None, Query(description="RFC 3339; records at or after")] = None,
+        until: Annotated[dt.datetime | None, Query(description="RFC 3339; records before")] = None,
+    ) -> StreamingResponse:
+        """Stream audit records as NDJSON. Scope ``audit:read`` reads its own tenant's records only;
+        ``admin`` reads any tenant's, or every record (checkpoints included) without ``tenant``."""
+        caller: Caller = request.state.caller
+        if not caller.admin:
+            if tenant is not None and tenant != caller.tenant:
+                raise AdminError(
+                    403, "insufficient_scope", "this credential reads only its own tenant's records"
+                )
+            tenant = caller.tenant
+        if audit_dir is None:
+            raise AdminError(404, "audit_disabled", "the audit log is not enabled on this router")
+        query = export.Query(tenant, _utc(since), _utc(until))
+        return StreamingResponse(export.export(audit_dir, query), media_type="application/x-ndjson")
 
     return app

@@ -5,6 +5,9 @@ be one of ours, match its stored digest, be neither revoked nor expired, belong 
 exists, is not suspended and holds ``admin``, and carry ``admin`` itself (a key narrows its tenant).
 Without either configured, every admin request is refused.
 
+A route may accept a narrower scope besides ``admin`` (the audit export accepts ``audit:read``);
+`AdminAuth.caller` then says who called, so the route can keep a tenant-scoped caller to its tenant.
+
 API keys are verified by the router's own `api_keys.authenticate` (router/identity/), so a key
 means the same on both listeners. OIDC tokens and client certificates are not accepted here.
 """
@@ -15,6 +18,7 @@ import datetime as dt
 import enum
 import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from inferflux.crds.tenant import Scope
 from inferflux.router.identity import api_keys
@@ -31,6 +35,20 @@ class Verdict(enum.Enum):
     ALLOWED = "allowed"
     INVALID = "invalid"  # missing, malformed, unknown, forged, revoked, expired: 401
     INSUFFICIENT = "insufficient"  # a valid credential without the admin scope: 403
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who passed the check: ``tenant`` None and ``actor`` "bootstrap" for the bootstrap token."""
+
+    verdict: Verdict
+    actor: str = ""
+    tenant: str | None = None
+    admin: bool = False  # holds the admin scope (or the bootstrap token): every tenant
+
+
+BOOTSTRAP = "bootstrap"
+_ADMIN_ONLY = frozenset({Scope.ADMIN})
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -68,18 +86,24 @@ class AdminAuth:
 
     def check(self, authorization: str | None) -> Verdict:
         """Whether the ``Authorization`` header grants admin rights."""
+        return self.caller(authorization).verdict
+
+    def caller(self, authorization: str | None, accepted: frozenset[Scope] = _ADMIN_ONLY) -> Caller:
+        """Who the ``Authorization`` header proves; allowed with ``admin`` or a scope in ``accepted``."""
         token = bearer(authorization)
         if token is None:
-            return Verdict.INVALID
+            return Caller(Verdict.INVALID)
         if self._token is not None and hmac.compare_digest(token.encode(), self._token):
-            return Verdict.ALLOWED
-        return self._check_key(token)
+            return Caller(Verdict.ALLOWED, BOOTSTRAP, None, admin=True)
+        return self._check_key(token, accepted | _ADMIN_ONLY)
 
-    def _check_key(self, key: str) -> Verdict:
+    def _check_key(self, key: str, accepted: frozenset[Scope]) -> Caller:
         if self.hasher is None:
-            return Verdict.INVALID
+            return Caller(Verdict.INVALID)
         try:
             principal = api_keys.authenticate(self.holder.current, self.hasher, key, self.clock())
         except AuthFailure:
-            return Verdict.INVALID
-        return Verdict.ALLOWED if Scope.ADMIN in principal.scopes else Verdict.INSUFFICIENT
+            return Caller(Verdict.INVALID)
+        allowed = bool(principal.scopes & accepted)
+        verdict = Verdict.ALLOWED if allowed else Verdict.INSUFFICIENT
+        return Caller(verdict, principal.subject, principal.tenant, admin=Scope.ADMIN in principal.scopes)

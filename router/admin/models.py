@@ -10,7 +10,9 @@ import datetime as dt
 
 from pydantic import Field, model_validator
 
+from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, RateLimits
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
@@ -26,8 +28,10 @@ class TenantBody(KubeModel):
     models: list[str] = Field(default_factory=lambda: [ANY_MODEL], max_length=256)
     suspended: bool = False
     certificate_subjects: list[str] = Field(default_factory=list, max_length=64)
+    audit: AuditPolicy | None = Field(default=None, description="Audit policy (docs/audit.md).")
     budget: Budget | None = Field(default=None, description="Spending limits (docs/budgets.md).")
     rate_limits: RateLimits | None = None
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy, description="docs/guardrails.md")
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:

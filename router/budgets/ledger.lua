@@ -1,6 +1,6 @@
 -- The budget and rate-limit ledger: every operation is one call of this script (router/budgets/ledger.py).
 --
--- ARGV[1] operation: admit | settle | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
+-- ARGV[1] operation: admit | settle | cancel | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
 -- ('' = Redis TIME; tests pass one). The rest depends on the operation (see each function).
 -- Keys are built here from tenant, key id and the UTC window, so this needs a single (non-cluster)
 -- Redis. Money is integer micro-units; times are microseconds (exact in a double until 2255).
@@ -163,7 +163,8 @@ end
 
 -- admit: ARGV[4] tenant, [5] key id, [6] request id, [7] max cost, [8] reservation ttl (us),
 -- [9] idempotency window (us), [10] max attempts, then per scope (tenant [11..16], key [17..22]):
--- daily, monthly, total, requests/minute, request burst, tokens/minute ('' = none).
+-- daily, monthly, total, requests/minute, request burst, tokens/minute ('' = none); [23] a token
+-- naming this admission call (for cancel).
 -- Returns {verdict, scope, window, retry (us), attempt, reserved, charged before,
 --          rpm limit, rpm remaining, rpm reset (us), tpm limit, tpm remaining, tpm reset (us)}
 -- (-1 where there is no such limit); verdict 'ok' or the refusal.
@@ -256,7 +257,8 @@ local function admit()
   local expires = now + ttl
   redis.call('ZADD', P .. 'open:' .. tenant, int(expires), rid)
   redis.call('HSET', record, 'st', 'open', 'n', int(attempt), 'chg', int(charged), 'res', int(reserve),
-    'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[16], 'kt', ARGV[22])
+    'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[16], 'kt', ARGV[22],
+    'tok', ARGV[23])
   -- While open the record must outlive its reservation (reclaim reads it): no expiry until then.
   redis.call('PERSIST', record)
   if rq.limit >= 0 and rq.remaining < 0 then rq.remaining = 0 end
@@ -298,6 +300,21 @@ local function settle()
   return { outcome, delta, charged, reserved }
 end
 
+-- cancel: ARGV[4] tenant, [5] request id, [6] token. Releases the reservation the admission call
+-- with this token made, if it ran and is still open (its caller never saw the answer).
+-- Returns {1} when something was released, else {0}.
+local function cancel()
+  local tenant, rid = ARGV[4], ARGV[5]
+  local record = P .. 'r:' .. tenant .. ':' .. rid
+  local f = redis.call('HMGET', record, 'st', 'tok', 'res', 'd', 'm', 'key', 'n', 'win')
+  if f[1] ~= 'open' or f[2] ~= ARGV[6] then return { 0 } end
+  add(scopes(tenant, f[6]), f[4], f[5], 'reserved', -tonumber(f[3]))
+  redis.call('ZREM', P .. 'open:' .. tenant, rid)
+  redis.call('HSET', record, 'st', 'released', 'done:' .. f[7], 1)
+  redis.call('PEXPIRE', record, int(tonumber(f[8]) / 1000))
+  return { 1 }
+end
+
 -- spend: ARGV[4] tenant, [5] key id ('' = none). Releases expired reservations first.
 -- Returns {day window, month window, then spent, reserved for each scope's day, month, total}.
 local function spend()
@@ -318,4 +335,5 @@ local operation = ARGV[1]
 if operation == 'admit' then return admit() end
 if operation == 'settle' then return settle() end
 if operation == 'spend' then return spend() end
+if operation == 'cancel' then return cancel() end
 return redis.error_reply('unknown ledger operation ' .. tostring(operation))

@@ -27,10 +27,12 @@ Usage (one `Ledger` per router process, shared by all requests)::
     record = await ledger.settle(admission, pricing.cost(model, usage.prompt, usage.completion),
                                  usage.prompt + usage.completion)
     # or, refused downstream before any cost: await ledger.release(admission)
+    # or without waiting: ledger.settle_soon(admission, cost, tokens, on_record) / release_soon
     await ledger.close()                                   # at shutdown
 
 `settle` never raises for an unreachable Redis: the settle is queued in memory and retried with
-backoff (``record.outcome == "queued"``); `pending_settles` tells how many wait.
+backoff (``record.outcome == "queued"``); `pending_settles` tells how many wait. An `admit` that
+raised `LedgerUnavailable` may still have run in Redis: the ledger queues its cancellation.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import collections
 import contextlib
 import enum
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -52,11 +55,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from inferflux.router.budgets.resp import Multiplexed, ReplyError
+
 log = logging.getLogger("inferflux.router.budgets.ledger")
 
 SCRIPT = resources.files("inferflux.router.budgets").joinpath("ledger.lua").read_text(encoding="utf-8")
 MICROS = 1_000_000
 MAX_REQUEST_ID = 200
+MAX_BATCH = 128  # calls per pipeline, at most
 # Redis answers these (as errors) when it cannot take writes now: treated as unavailable.
 _UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "BUSY", "MASTERDOWN", "NOREPLICAS")
 
@@ -195,6 +201,17 @@ class _PendingSettle:
     tokens: int
     release: bool
 
+    @property
+    def tenant(self) -> str:
+        return self.admission.tenant
+
+
+@dataclass(frozen=True)
+class _PendingCancel:
+    tenant: str
+    request_id: str
+    token: str
+
 
 WINDOWS: tuple[Window, ...] = ("daily", "monthly", "total")
 
@@ -214,7 +231,8 @@ class Ledger:
     ``reservation_ttl`` (seconds) must exceed the longest request: a reservation older than that is
     released as if its router died. ``idempotency_window`` is how long a settled request id is
     remembered; ``max_attempts`` how often one id may be admitted. ``clock`` (microseconds since
-    the epoch) replaces Redis TIME: for tests only. ``round_trips`` counts commands sent to Redis.
+    the epoch) replaces Redis TIME: for tests only. ``round_trips`` counts round trips to Redis (a
+    pipeline of many calls is one). ``max_pipelines`` bounds the calls or pipelines in flight.
     """
 
     def __init__(
@@ -228,20 +246,33 @@ class Ledger:
         retry_queue_size: int = 10_000,
         retry_backoff: tuple[float, float] = (0.05, 5.0),
         clock: Callable[[], int] | None = None,
+        max_pipelines: int = 8,
+        fast: Multiplexed | None = None,
     ) -> None:
         if reservation_ttl <= 0 or idempotency_window <= 0 or max_attempts < 1:
             raise ValueError("reservation_ttl and idempotency_window are > 0, max_attempts >= 1")
         self.client = client
+        # The pipelined connection EVALSHA goes through when set (resp.py says why); else redis-py.
+        self.fast = fast
         self.prefix = prefix
         self.reservation_ttl = reservation_ttl
         self.idempotency_window = idempotency_window
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.clock = clock
+        self.max_pipelines = max_pipelines
+        self._senders = 0  # single calls and pipelines in flight
+        self._waiting: list[tuple[tuple[str, ...], asyncio.Future[list[Any]]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+        self._settling: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.round_trips = 0
         self.dropped_settles = 0  # settles lost because the retry queue was full
         self._sha: str | None = None
         self._queue: collections.deque[_PendingSettle] = collections.deque(maxlen=retry_queue_size)
+        # Admissions whose answer was lost: released if they ran (they expire anyway if not).
+        self._cancels: collections.deque[_PendingCancel] = collections.deque(
+            maxlen=max(retry_queue_size // 10, 1)
+        )
         self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -271,7 +302,8 @@ class Ledger:
             socket_connect_timeout=connect_timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        return cls(Redis(connection_pool=pool), **options)
+        fast = Multiplexed(url, timeout=socket_timeout, connect_timeout=connect_timeout)
+        return cls(Redis(connection_pool=pool), fast=fast, **options)
 
     # Plumbing ------------------------------------------------------------------------------------
     def _now(self) -> str:
@@ -288,25 +320,105 @@ class Ledger:
     def _translate(self, error: Exception) -> Exception:
         if isinstance(error, RedisConnectionError | RedisTimeoutError | OSError | asyncio.TimeoutError):
             return LedgerUnavailable(f"Redis unavailable ({type(error).__name__})")
-        if isinstance(error, ResponseError) and str(error).startswith(_UNAVAILABLE_REPLIES):
+        if isinstance(error, ResponseError | ReplyError) and str(error).startswith(_UNAVAILABLE_REPLIES):
             return LedgerUnavailable(f"Redis cannot serve now ({str(error).split(' ', 1)[0]})")
         return error
 
     async def _run(self, *arguments: str) -> list[Any]:
-        """One EVALSHA (reloading the script once if Redis lost it, e.g. after a restart)."""
+        """Run the script once: at once when a connection is free, else in the next pipeline.
+
+        Group commit: while ``max_pipelines`` calls or pipelines are in flight, further calls
+        queue, and each sender that frees up takes up to ``MAX_BATCH`` of them in one pipeline
+        (one round trip). At one request in flight nothing waits; under load the round trips per
+        call fall below one.
+        """
         if self._sha is None:
             await self.load()
+        if self.fast is not None:  # one connection that pipelines by itself: nothing to queue
+            return await self._single(arguments)
+        if self._senders < self.max_pipelines and not self._waiting:
+            self._senders += 1
+            try:
+                return await self._single(arguments)
+            finally:
+                self._senders -= 1
+                self._kick()
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((arguments, future))
+        self._kick()
+        return await future
+
+    def _kick(self) -> None:
+        """Start pipelines for queued calls while fewer than ``max_pipelines`` are in flight."""
+        while self._waiting and self._senders < self.max_pipelines:
+            batch = self._waiting[:MAX_BATCH]
+            del self._waiting[:MAX_BATCH]
+            self._senders += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[tuple[str, ...], asyncio.Future[list[Any]]]]) -> None:
+        """One pipeline of queued calls; each caller gets its own answer or error."""
+        try:
+            replies = await self._pipeline([arguments for arguments, _ in batch])
+        except BaseException as error:  # cancelled (closing) too: no caller may wait forever
+            failure = self._translate(error) if isinstance(error, Exception) else LedgerUnavailable("closed")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future.done():  # its caller went away
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(self._translate(reply))
+                else:
+                    future.set_result(list(reply))
+        finally:
+            self._senders -= 1
+            self._kick()
+
+    async def _pipeline(self, calls: list[tuple[str, ...]]) -> list[Any]:
+        """EVALSHA each call in one pipeline; those Redis lost the script for run again after a load."""
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for _ in range(2):
+            self.round_trips += 1
+            pipe = self.client.pipeline(transaction=False)
+            for index in pending:
+                pipe.evalsha(self._sha, 0, *calls[index])  # type: ignore[arg-type]
+            answers = await pipe.execute(raise_on_error=False)
+            for index, answer in zip(pending, answers, strict=True):
+                replies[index] = answer
+            pending = [index for index in pending if isinstance(replies[index], NoScriptError)]
+            if not pending:
+                break
+            await self.load()
+        return replies
+
+    async def _single(self, arguments: tuple[str, ...]) -> list[Any]:
+        """One EVALSHA (reloading the script once if Redis lost it, e.g. after a restart)."""
         try:
             try:
-                self.round_trips += 1
-                reply = await self.client.evalsha(self._sha, 0, *arguments)  # type: ignore[arg-type]
-            except NoScriptError:
+                reply = await self._evalsha(arguments)
+            except (NoScriptError, ReplyError) as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise
                 await self.load()
-                self.round_trips += 1
-                reply = await self.client.evalsha(self._sha, 0, *arguments)  # type: ignore[arg-type]
+                reply = await self._evalsha(arguments)
         except Exception as error:
             raise self._translate(error) from error
         return list(reply)
+
+    async def _evalsha(self, arguments: tuple[str, ...]) -> Any:
+        assert self._sha is not None
+        self.round_trips += 1
+        if self.fast is not None:
+            return await self.fast.call("EVALSHA", self._sha, "0", *arguments)
+        return await self.client.evalsha(self._sha, 0, *arguments)
 
     # Admission -----------------------------------------------------------------------------------
     async def admit(
@@ -332,7 +444,11 @@ class Ledger:
             raise ValueError("max_cost is a non-negative number of micro-units")
         ttl = self.reservation_ttl if reservation_ttl is None else reservation_ttl
         key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
-        reply = await self._run(
+        earlier = self._settling.get((tenant, request_id))
+        if earlier is not None:  # this id's previous attempt is still being settled from here
+            await asyncio.wait([earlier])
+        token = secrets.token_hex(8)
+        arguments = (
             "admit",
             self.prefix,
             self._now(),
@@ -345,7 +461,16 @@ class Ledger:
             str(self.max_attempts),
             *limits.tenant.arguments(),
             *key_limits.arguments(),
+            token,
         )
+        try:
+            reply = await self._run(*arguments)
+        except (LedgerUnavailable, asyncio.CancelledError):
+            # The script may have run and reserved without our seeing the answer (a timeout, or the
+            # caller cancelled): left alone, the id would be "in flight" until the reservation expires.
+            self._cancels.append(_PendingCancel(tenant, request_id, token))
+            self._start_draining()
+            raise
         verdict, scope, window = (_text(part) for part in reply[:3])
         numbers = [int(part) for part in reply[3:]] + [-1] * (13 - len(reply))
         wait, attempt, reserved, charged = numbers[:4]
@@ -378,6 +503,42 @@ class Ledger:
     async def release(self, admission: Admission) -> CostRecord:
         """Release a reservation without charging (the request was refused downstream)."""
         return await self._settle(_PendingSettle(admission, 0, 0, release=True))
+
+    def settle_soon(
+        self, admission: Admission, cost: int, tokens: int, done: Callable[[CostRecord], None] | None = None
+    ) -> None:
+        """`settle` without waiting for Redis: the response need not wait for its own accounting.
+
+        ``done`` gets the `CostRecord` when the settle has landed (or was queued). A new admission
+        of the same (tenant, request id) in this process waits for it first, so a client retrying
+        at once is not told its previous attempt is still in flight. `close` waits for these.
+        """
+        self._in_background(_PendingSettle(admission, max(cost, 0), max(tokens, 0), release=False), done)
+
+    def release_soon(self, admission: Admission, done: Callable[[CostRecord], None] | None = None) -> None:
+        """`release` without waiting, like `settle_soon`."""
+        self._in_background(_PendingSettle(admission, 0, 0, release=True), done)
+
+    def _in_background(self, pending: _PendingSettle, done: Callable[[CostRecord], None] | None) -> None:
+        if not pending.admission.admitted:
+            raise ValueError("only an admitted request can be settled or released")
+        key = (pending.admission.tenant, pending.admission.request_id)
+
+        async def settle() -> None:
+            record = await self._settle(pending)
+            if done is not None:
+                done(record)
+
+        task = asyncio.get_running_loop().create_task(settle())
+        self._settling[key] = task
+
+        def forget(finished: asyncio.Task[None]) -> None:
+            if self._settling.get(key) is finished:
+                del self._settling[key]
+            if not finished.cancelled() and finished.exception() is not None:
+                log.error("a background settle failed", exc_info=finished.exception())
+
+        task.add_done_callback(forget)
 
     async def _settle(self, pending: _PendingSettle) -> CostRecord:
         if not pending.admission.admitted:
@@ -430,29 +591,49 @@ class Ledger:
             )
             return
         self._queue.append(pending)
+        self._start_draining()
+
+    def _start_draining(self) -> None:
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def settled(self) -> None:
+        """Wait until every `settle_soon` / `release_soon` made so far has landed (or was queued)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling.values()), return_exceptions=True)
 
     @property
     def pending_settles(self) -> int:
         """Settles waiting in memory for Redis to come back."""
         return len(self._queue)
 
+    @property
+    def pending_cancels(self) -> int:
+        """Admissions whose answer was lost, waiting to be released if they ran."""
+        return len(self._cancels)
+
     async def _drain(self) -> None:
-        """Retry queued settles oldest first, backing off while Redis stays away."""
+        """Retry queued settles oldest first, then cancels, backing off while Redis stays away."""
         first, longest = self.retry_backoff
         delay = first
-        while self._queue:
-            pending = self._queue[0]
+        while self._queue or self._cancels:
+            queue: collections.deque[Any] = self._queue if self._queue else self._cancels
+            pending = queue[0]
             try:
-                await self._settle_now(pending)
+                if isinstance(pending, _PendingSettle):
+                    await self._settle_now(pending)
+                else:
+                    await self._run(
+                        "cancel", self.prefix, self._now(), pending.tenant, pending.request_id, pending.token
+                    )
             except LedgerUnavailable:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
                 continue
-            except Exception:  # a settle Redis refuses for another reason would block the rest
-                log.exception("dropping a queued settle of tenant %s", pending.admission.tenant)
-            self._queue.popleft()
+            except Exception:  # one that Redis refuses for another reason would block the rest
+                log.exception("dropping a queued ledger operation of tenant %s", pending.tenant)
+            if queue and queue[0] is pending:
+                queue.popleft()
             delay = first
 
     # Reading -------------------------------------------------------------------------------------
@@ -483,14 +664,27 @@ class Ledger:
             key=windows(6, limits.key) if key_id is not None else None,
         )
 
-    async def close(self) -> None:
-        """Stop retrying (saying how many settles are lost) and close the connections."""
+    async def close(self, settle_within: float = 2.0) -> None:
+        """Finish background settles (bounded), stop retrying (saying how many settles are lost) and
+        close the connections."""
+        if self._settling:
+            await asyncio.wait(list(self._settling.values()), timeout=settle_within)
+        for task in list(self._sending):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for _, future in self._waiting:
+            if not future.done():
+                future.set_exception(LedgerUnavailable("closed"))
+        self._waiting.clear()
         if self._drainer is not None:
             self._drainer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drainer
         if self._queue:
             log.error("%d queued settles are lost (their reservations expire uncharged)", len(self._queue))
+        if self.fast is not None:
+            await self.fast.close()
         await self.client.aclose()
 
 

@@ -8,9 +8,10 @@ never makes more tokens than bytes, so this bounds the prompt without tokenizing
 ``maxOutputTokens`` from the pricing file written into it, so that the upstream cannot produce more
 than was reserved: overspend is impossible by construction, not by luck.
 
-`BudgetStage.finish` settles the real usage. A stream that ended before its ``usage`` arrived (the
-client left, the upstream broke off) is charged an upper estimate: the prompt bound plus one token
-per relayed event, never more than the reservation. A request that produced nothing is released.
+`BudgetStage.finish` settles the real usage, in the background (the response does not wait). A
+stream that ended before its ``usage`` arrived (the client left, the upstream broke off) is charged
+an upper estimate: the prompt bound plus one token per relayed event, never more than the
+reservation. A request that produced nothing is released.
 
 Callers without limits cost nothing here: no Redis call is made for them.
 """
@@ -19,12 +20,15 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from inferflux.crds.budget import Budget, RateLimits, Window
+from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.router.budgets.ledger import (
     Admission,
+    CostRecord,
     Ledger,
     LedgerUnavailable,
     Limits,
@@ -36,7 +40,7 @@ from inferflux.router.budgets.metrics import BudgetMetrics
 from inferflux.router.budgets.pricing import Pricing
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.pipeline import Call, Header, OutputFilter
-from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.policy.effective import Policy, PolicyHolder
 
 log = logging.getLogger("inferflux.router.budgets")
 
@@ -118,6 +122,20 @@ def refusal_error(admission: Admission, currency: str) -> UpstreamError:
     )
 
 
+_UNKNOWN = object()
+
+
+def _limits_of(tenant: TenantPolicy | None, key: ApiKeyRecord | None) -> tuple[Limits, Budget | None] | None:
+    """A tenant's and a key's declared limits for the ledger, and the tenant's budget; None if none."""
+    if tenant is None:
+        return None
+    tenant_limits = scope_limits(tenant.budget, tenant.rate_limits)
+    key_limits = scope_limits(key.budget, key.rate_limits) if key is not None else None
+    if tenant_limits is None and key_limits is None:
+        return None
+    return Limits(tenant_limits or ScopeLimits(), key_limits), tenant.budget
+
+
 @dataclass(slots=True)
 class Reserved:
     """What `finish` needs: the admission, the pricing it was priced with, and the prompt bound."""
@@ -140,23 +158,26 @@ class BudgetStage:
         self.pricing = pricing
         self.policy = policy
         self.metrics = metrics
+        self._policy: Policy | None = None
+        self._limits: dict[tuple[str, str | None], tuple[Limits, Budget | None] | None] = {}
 
     def limits(self, call: Call) -> tuple[Limits, Budget | None] | None:
-        """The limits that apply to ``call``'s caller, and its tenant's budget; None when none do."""
+        """The limits that apply to ``call``'s caller, and its tenant's budget; None when none do.
+
+        Worked out once per caller and policy version (amounts parse as decimals), not per request.
+        """
         principal = call.principal
         if principal is None:
             return None
         current = self.policy.current
-        tenant = current.tenants.get(principal.tenant)
-        if tenant is None:
-            return None
-        key_id = call.key_id
-        key = current.keys.get(key_id) if key_id is not None else None
-        tenant_limits = scope_limits(tenant.budget, tenant.rate_limits)
-        key_limits = scope_limits(key.budget, key.rate_limits) if key is not None else None
-        if tenant_limits is None and key_limits is None:
-            return None
-        return Limits(tenant_limits or ScopeLimits(), key_limits), tenant.budget
+        if current is not self._policy:
+            self._policy, self._limits = current, {}
+        found = self._limits.get((principal.tenant, call.key_id), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._limits[(principal.tenant, call.key_id)] = _limits_of(
+                current.tenants.get(principal.tenant), current.keys.get(call.key_id) if call.key_id else None
+            )
+        return found  # type: ignore[return-value]
 
     async def admit(self, call: Call) -> None:
         """Reserve the most ``call`` can cost, or refuse it."""
@@ -214,7 +235,11 @@ class BudgetStage:
         return True
 
     async def finish(self, call: Call) -> None:
-        """Settle the real cost, or an upper estimate, or release when nothing was produced."""
+        """Settle the real cost, or an upper estimate, or release when nothing was produced.
+
+        In the background: the response does not wait for its own accounting (a retry of the same
+        request id does wait for it, in the ledger).
+        """
         reserved: Reserved | None = call.notes.get(NOTE)
         if reserved is None or self.ledger is None:
             return
@@ -222,17 +247,24 @@ class BudgetStage:
         usage = call.usage
         if usage is not None:
             cost = pricing.cost(call.model, usage.prompt_tokens, usage.completion_tokens)
-            record = await self.ledger.settle(admission, cost, usage.total)
+            call.notes["cost_micros"] = cost  # for the audit record (router/audit/stage.py)
+            self.ledger.settle_soon(admission, cost, usage.total, self._count(call.tenant))
         elif call.status == 200 or call.notes.get("events"):
             events = int(call.notes.get("events", 0))
-            estimate = pricing.cost(call.model, reserved.prompt_bound, events)
-            record = await self.ledger.settle(admission, min(estimate, admission.reserved), events)
+            estimate = min(pricing.cost(call.model, reserved.prompt_bound, events), admission.reserved)
+            call.notes["cost_micros"] = estimate
+            self.ledger.settle_soon(admission, estimate, events, self._count(call.tenant))
             self.metrics.estimated.inc()
         else:
-            record = await self.ledger.release(admission)
-        self.metrics.settled.labels(record.outcome).inc()
-        if record.cost:
-            self.metrics.spend.labels(call.tenant or "-").inc(record.charged / 1_000_000)
+            self.ledger.release_soon(admission, self._count(call.tenant))
+
+    def _count(self, tenant: str | None) -> Callable[[CostRecord], None]:
+        def count(record: CostRecord) -> None:
+            self.metrics.settled.labels(record.outcome).inc()
+            if record.charged:
+                self.metrics.spend.labels(tenant or "-").inc(record.charged / 1_000_000)
+
+        return count
 
     def output(self, call: Call) -> OutputFilter | None:
         """Hide the usage chunk the stage asked for from a client that did not ask for it."""

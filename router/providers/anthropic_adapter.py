@@ -17,6 +17,7 @@ from inferflux.router.providers.anthropic_map import ChunkMapper, completion, me
 from inferflux.router.providers.base import Body, unsupported
 from inferflux.router.providers.classify import classify
 from inferflux.router.providers.openai_adapter import as_dict
+from inferflux.router.telemetry.tracing import outgoing_headers
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 
@@ -43,7 +44,7 @@ class AnthropicAdapter:
         """A complete chat completion from one Message."""
         params = self._params(body, stream=False)
         try:
-            message = await self._client.messages.create(**params)
+            message = await self._client.messages.create(**params, extra_headers=outgoing_headers())
         except Exception as error:
             raise classify(error, self.provider) from None
         return completion(as_dict(message), self.model)
@@ -54,7 +55,7 @@ class AnthropicAdapter:
         options = body.get("stream_options") or {}
         mapper = ChunkMapper(self.model, include_usage=bool(options.get("include_usage")))
         try:
-            stream = await self._client.messages.create(**params)
+            stream = await self._client.messages.create(**params, extra_headers=outgoing_headers())
             async with stream:
                 async for event in stream:
                     for chunk in mapper.chunks(as_dict(event)):

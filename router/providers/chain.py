@@ -27,6 +27,7 @@ from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.providers.backoff import falls_through
 from inferflux.router.providers.base import Body
 from inferflux.router.providers.metrics import ProviderMetrics
+from inferflux.router.providers.tracing import traced
 from inferflux.router.providers.upstreams import Pool, Upstream
 
 SERVED_BY_HEADER = "x-inferflux-served-by"
@@ -103,7 +104,9 @@ class FallbackChain:
 
     async def embeddings(self, body: Body) -> Served:
         """Embeddings for ``body["model"]``."""
-        served, answer = await self._run(body, lambda upstream: upstream.adapter.embeddings(body))
+        served, answer = await self._run(
+            body, lambda upstream: upstream.adapter.embeddings(body), "embeddings"
+        )
         return Served(served, {**answer, "model": served})
 
     async def open_stream(self, body: Body) -> ChainStream:
@@ -133,11 +136,17 @@ class FallbackChain:
         async for chunk in stream:
             yield chunk
 
-    async def _run(self, body: Body, call: Callable[[Upstream], Awaitable[T]]) -> tuple[str, T]:
-        """``call`` on the first link that answers; raises the last link's error when none does."""
+    async def _run(
+        self, body: Body, call: Callable[[Upstream], Awaitable[T]], operation: str = "chat"
+    ) -> tuple[str, T]:
+        """``call`` on the first link that answers; raises the last link's error when none does.
+
+        Every attempt is a client span (router/providers/tracing.py) when tracing is on.
+        """
         requested = body.get("model")
         if not isinstance(requested, str) or not requested:
             raise UpstreamError(ErrorCode.BAD_REQUEST, "model is required", param="model")
+        call = traced(call, operation, body)
         deadline = time.monotonic() + self.deadline_seconds
         names = chain_of(self.table, requested)
 

@@ -28,7 +28,7 @@ from inferflux.router.asgi import (
 )
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.identity.authenticate import permit_model, principal_of
-from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
+from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.providers import anthropic_inbound as inbound
 from inferflux.router.providers.chain import ChainStream, FallbackChain, served_by_header
 from inferflux.router.sse import DONE, frame, openai_error_event
@@ -92,6 +92,14 @@ class ChainHandler:
         call.usage = Usage.from_openai(usage) or call.usage
         await self.pipeline.finish(call)
 
+    def filtered_answer(self, call: Call | None, answer: dict[str, Any]) -> dict[str, Any]:
+        """A whole answer after the stages' output filters (one may refuse it: `UpstreamError`)."""
+        filters = self.pipeline.outputs(call) if call is not None else []
+        if not filters:
+            return answer
+        document = orjson.loads(filtered(filters, orjson.dumps(answer)) + drained(filters))
+        return document if isinstance(document, dict) else answer
+
     @staticmethod
     async def _body(scope: Scope, receive: Receive) -> dict[str, Any]:
         """The request's JSON object; anything else is a 400."""
@@ -110,9 +118,10 @@ class ChainHandler:
             request = inbound.openai_request(body)
             if not body.get("stream"):
                 served = await self.chain.chat(request)
+                answer = self.filtered_answer(call, served.body)
                 await self.finish(call, served.model, served.body.get("usage"))
                 await send_json(
-                    send, 200, inbound.message(served.body, served.model), [served_by_header(served.model)]
+                    send, 200, inbound.message(answer, served.model), [served_by_header(served.model)]
                 )
                 return
             stream = await self.chain.open_stream(request)
@@ -134,12 +143,18 @@ class ChainHandler:
         if call is not None:
             call.status = 200
 
+        filters = self.pipeline.outputs(call) if call is not None else []
+
         async def relay() -> None:
             usage = None
             try:
                 async for chunk in stream:
                     usage = chunk.get("usage") or usage
-                    for name, data in mapper.events(chunk):
+                    for passed in _through(filters, chunk):
+                        for name, data in mapper.events(passed):
+                            await _write(send, frame(name, {"type": name, **data}))
+                for passed in _chunks(drained(filters)) if filters else []:
+                    for name, data in mapper.events(passed):
                         await _write(send, frame(name, {"type": name, **data}))
             except UpstreamError as error:
                 if call is not None:
@@ -160,8 +175,9 @@ class ChainHandler:
         """A chat completion, streamed when the client asked for it."""
         if not body.get("stream"):
             served = await self.chain.chat(body)
+            answer = self.filtered_answer(call, served.body)
             await self.finish(call, served.model, served.body.get("usage"))
-            await send_json(send, 200, served.body, [served_by_header(served.model)])
+            await send_json(send, 200, answer, [served_by_header(served.model)])
             return
         stream = await self.chain.open_stream(body)
         headers = [*SSE_HEADERS, served_by_header(stream.model)]
@@ -197,6 +213,24 @@ class ChainHandler:
         except BaseException:
             await stream.aclose()
             raise
+
+
+def _through(filters: list[OutputFilter], chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """An OpenAI stream chunk after the output filters, which see it as SSE (none, one or more)."""
+    if not filters:
+        return [chunk]
+    return _chunks(filtered(filters, b"data: " + orjson.dumps(chunk) + b"\n\n"))
+
+
+def _chunks(raw: bytes) -> list[dict[str, Any]]:
+    """The OpenAI stream chunks in SSE bytes an output filter let through."""
+    found = []
+    for block in raw.split(b"\n\n"):
+        if block.startswith(b"data:") and block[5:].strip() != DONE:
+            chunk = orjson.loads(block[5:])
+            if isinstance(chunk, dict):
+                found.append(chunk)
+    return found
 
 
 async def send_error_in_dialect(scope: Scope, send: Send, error: UpstreamError) -> None:

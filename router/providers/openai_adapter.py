@@ -22,6 +22,7 @@ import openai
 
 from inferflux.router.providers.base import Body
 from inferflux.router.providers.classify import classify
+from inferflux.router.telemetry.tracing import outgoing_headers
 
 # Base URLs of the hosted providers; a route's baseURL overrides them.
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -97,7 +98,9 @@ class OpenAIAdapter:
         """A complete chat completion."""
         params = split_params({**self._body(body), "stream": False}, "chat")
         try:
-            completion = await self._client.chat.completions.create(**params)
+            completion = await self._client.chat.completions.create(
+                **params, extra_headers=outgoing_headers()
+            )
         except Exception as error:
             raise classify(error, self.provider) from None
         return as_dict(completion)
@@ -106,7 +109,7 @@ class OpenAIAdapter:
         """Chat completion chunks as the upstream sends them."""
         params = split_params({**self._body(body), "stream": True}, "chat")
         try:
-            stream = await self._client.chat.completions.create(**params)
+            stream = await self._client.chat.completions.create(**params, extra_headers=outgoing_headers())
             async with stream:
                 async for chunk in stream:
                     yield as_dict(chunk)
@@ -117,7 +120,7 @@ class OpenAIAdapter:
         """An embeddings response; floats unless the client asked for base64."""
         params = split_params({"encoding_format": "float", **self._body(body)}, "embeddings")
         try:
-            response = await self._client.embeddings.create(**params)
+            response = await self._client.embeddings.create(**params, extra_headers=outgoing_headers())
         except Exception as error:
             raise classify(error, self.provider) from None
         return as_dict(response)

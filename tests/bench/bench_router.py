@@ -11,7 +11,9 @@ the bottleneck. Each scenario runs once against the backend directly and once th
 The auth cell runs the router twice more, auth off and auth on with an API key (tests/bench/
 auth_router.py), side by side in interleaved rounds (best of 3 each): added p50 at one request in
 flight and saturation RPS. It also
-times JWT verification (RS256 and ES256, JWKS cached) in this process.
+times JWT verification (RS256 and ES256, JWKS cached) in this process. The tracing cell does the
+same with tracing off and on (`python -m inferflux.router`, sample ratio 0.1, errors kept, spans
+exported over OTLP/HTTP to a sink that accepts and drops them).
 """
 
 from __future__ import annotations
@@ -198,7 +200,8 @@ def main() -> int:
     parser.add_argument("--long", action="store_true", help="also run a >5 min resumable stream")
     parser.add_argument(
         "--only",
-        help="run only this scenario (latency, saturation, streams_paced, streams_fast, auth, budgets)",
+        help="run only this scenario "
+        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing)",
     )
     parser.add_argument("--header", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -255,6 +258,8 @@ def main() -> int:
             auth_cell(router_env, workdir, args.seconds)
         if not args.only or args.only == "budgets":
             budget_cell(router_env, workdir, args.seconds)
+        if not args.only or args.only == "tracing":
+            tracing_cell(router_env, args.seconds)
         if args.long:
             long_stream(router_port)
     finally:
@@ -333,27 +338,43 @@ def auth_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> None
         for mode, port in ports.items()
     }
     header = f"authorization: Bearer {key}"
-    results: dict[tuple[str, str], float] = {}
     try:
-        for port in ports.values():
-            wait_http(f"http://127.0.0.1:{port}/readyz")
-        # Interleaved rounds, best of each: other work on the machine only ever slows a run down.
-        for scenario, metric in (("latency", "p50_ms"), ("saturation", "per_s")):
-            best = min if metric == "p50_ms" else max
-            for _ in range(AUTH_ROUNDS):
-                for mode, port in ports.items():
-                    measured = run_driver(scenario, port, seconds, header if mode == "on" else "")
-                    assert not measured.get("errors"), f"auth {mode}: {measured}"
-                    value = measured[metric]
-                    results[(scenario, mode)] = best(results.get((scenario, mode), value), value)
+        results = side_by_side("auth", ports, seconds, {"on": header})
     finally:
         for process in routers.values():
             process.terminate()
             process.wait(10)
+    print_side_by_side("auth", results)
+    for alg, microseconds in jwt_verify_cost().items():
+        print(f"{'jwt verify':<16}{alg:<16}{microseconds:>12.1f} us per verify (JWKS cached)")
+
+
+def side_by_side(
+    cell: str, ports: dict[str, int], seconds: float, headers: dict[str, str]
+) -> dict[tuple[str, str], float]:
+    """p50 at one in flight and saturation RPS of the routers on ``ports`` ("off", "on"), best of rounds."""
+    results: dict[tuple[str, str], float] = {}
+    for port in ports.values():
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+    # Interleaved rounds, best of each: other work on the machine only ever slows a run down.
+    for scenario, metric in (("latency", "p50_ms"), ("saturation", "per_s")):
+        best = min if metric == "p50_ms" else max
+        for _ in range(AUTH_ROUNDS):
+            for mode, port in ports.items():
+                measured = run_driver(scenario, port, seconds, headers.get(mode, ""))
+                assert not measured.get("errors"), f"{cell} {mode}: {measured}"
+                value = measured[metric]
+                results[(scenario, mode)] = best(results.get((scenario, mode), value), value)
+    return results
+
+
+def print_side_by_side(cell: str, results: dict[tuple[str, str], float]) -> None:
+    """The cell's two rows against the targets: added p50 <= 0.1 ms, saturation on/off >= 0.9."""
     added = results[("latency", "on")] - results[("latency", "off")]
     ratio = results[("saturation", "on")] / results[("saturation", "off")]
+    title = f"{cell} cell"
     print(
-        f"\n{'auth cell':<16}{'metric':<16}{'auth off':>12}{'auth on':>12}{'on/off':>15}{'added':>10}  target"
+        f"\n{title:<16}{'metric':<16}{cell + ' off':>12}{cell + ' on':>12}{'on/off':>15}{'added':>10}  target"
     )
     off, on = results[("latency", "off")], results[("latency", "on")]
     print(
@@ -365,8 +386,51 @@ def auth_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> None
         f"{results[('saturation', 'on')]:>12.1f}{ratio:>15.3f}{'':>10}  on/off >= 0.9 "
         f"{'PASS' if ratio >= 0.9 else 'FAIL'}"
     )
-    for alg, microseconds in jwt_verify_cost().items():
-        print(f"{'jwt verify':<16}{alg:<16}{microseconds:>12.1f} us per verify (JWKS cached)")
+
+
+#: A stand-in OTLP/HTTP collector for the tracing cell: it accepts every export and keeps nothing.
+OTLP_SINK = """
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+"""
+
+
+def tracing_cell(router_env: dict[str, str], seconds: float) -> None:
+    """Tracing off vs on (ratio 0.1, errors kept, exported to a sink) on two fresh routers."""
+    ports = {"off": 18907, "on": 18908}
+    sink_port = 18909
+    sink = start([*PIN_MOCK, PY, "-c", OTLP_SINK, str(sink_port)])
+    traced = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "INFERFLUX_OTEL_SAMPLE_RATIO": "0.1",
+    }
+    routers = {
+        mode: start(
+            [*PIN_ROUTER, PY, "-m", "inferflux.router"],
+            {
+                **router_env,
+                **(traced if mode == "on" else {}),
+                "INFERFLUX_ROUTER_PORT": str(port),
+            },
+        )
+        for mode, port in ports.items()
+    }
+    try:
+        results = side_by_side("tracing", ports, seconds, {})
+    finally:
+        for process in (*routers.values(), sink):
+            process.terminate()
+            process.wait(10)
+    print_side_by_side("tracing", results)
 
 
 def redis_commands(port: int) -> int:

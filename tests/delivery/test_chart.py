@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 Objects = list[dict[str, Any]]
 Render = Callable[..., Objects]
@@ -448,3 +450,38 @@ def test_budget_alerts_read_the_gauge_the_router_exports(render_chart: Render) -
     alerts = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
     assert "inferflux_router_budget_used_ratio" in alerts["InferFluxBudgetExhausted"]
     assert "inferflux_router_budget_store_unavailable_total" in alerts["InferFluxBudgetStoreUnavailable"]
+
+
+def test_the_audit_log_is_off_by_default_and_on_with_a_key_the_chart_makes(render_chart: Render) -> None:
+    assert "INFERFLUX_AUDIT_DIR" not in env_items(router_of(render_chart({})))
+    objs = render_chart({"audit": {"enabled": True, "existingClaim": "audit-rwx"}})
+    router = router_of(objs)
+    env = env_items(router)
+    assert env["INFERFLUX_AUDIT_CHAIN"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    secret = kinds(objs)[("Secret", "inferflux-system", "inferflux-router-audit")]
+    key = serialization.load_pem_private_key(base64.b64decode(secret["data"]["signing-key"]), None)
+    assert isinstance(key, Ed25519PrivateKey), "the router loads it as its signing key"
+    assert len(base64.b64decode(secret["data"]["hmac-secret"])) >= 32
+    assert mounted_file(router, env["INFERFLUX_AUDIT_SIGNING_KEY_FILE"]["value"]) == (
+        "inferflux-router-audit",
+        "signing-key",
+    )
+    assert mounted_file(router, env["INFERFLUX_AUDIT_SECRET_FILE"]["value"]) == (
+        "inferflux-router-audit",
+        "hmac-secret",
+    )
+    spec = router["spec"]["template"]["spec"]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == "audit"]
+    assert volume["persistentVolumeClaim"]["claimName"] == "audit-rwx"
+    (mount,) = [m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "audit"]
+    assert mount["mountPath"] == env["INFERFLUX_AUDIT_DIR"]["value"]
+
+
+def test_the_audit_log_can_use_an_existing_secret(render_chart: Render) -> None:
+    objs = render_chart({"audit": {"enabled": True, "existingSecret": "corp-audit"}})
+    assert ("Secret", "inferflux-system", "inferflux-router-audit") not in kinds(objs)
+    router = router_of(objs)
+    env = env_items(router)
+    assert mounted_file(router, env["INFERFLUX_AUDIT_SIGNING_KEY_FILE"]["value"])[0] == "corp-audit"
+    (volume,) = [v for v in router["spec"]["template"]["spec"]["volumes"] if v["name"] == "audit"]
+    assert volume == {"name": "audit", "emptyDir": {}}

@@ -86,11 +86,12 @@ def test_operator_cannot_enumerate_secrets(kustomize_base: list[dict[str, Any]])
     assert not {("", "secrets", "list"), ("", "secrets", "watch")} & allowed
 
 
-def test_router_reads_only_configmaps(kustomize_base: list[dict[str, Any]]) -> None:
+def test_router_reads_configmaps_and_writes_only_tenant_status(kustomize_base: list[dict[str, Any]]) -> None:
     roles = bound_roles(kustomize_base, "inferflux-router")
     allowed = set().union(*(grants(r) for r in roles))
-    assert {v for _, _, v in allowed} <= {"get", "list", "watch"}
-    assert {(g, r) for g, r, _ in allowed} == {("", "configmaps")}
+    writes = {(g, r, v) for g, r, v in allowed if v not in {"get", "list", "watch"}}
+    assert writes == {("inferflux.io", "tenants/status", "patch")}, "spend in status.budget, nothing else"
+    assert {(g, r) for g, r, _ in allowed} == {("", "configmaps"), ("inferflux.io", "tenants/status")}
     namespaced = [r for r in roles if r["kind"] == "Role"]
     assert [r["rules"][0]["resourceNames"] for r in namespaced] == [["inferflux-routing", "inferflux-policy"]]
 

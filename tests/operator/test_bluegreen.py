@@ -99,3 +99,22 @@ def test_a_ready_revision_never_recorded_active_keeps_serving_while_the_new_one_
     assert (step.active, step.candidate, step.phase, step.retire) == ("a", "b", CANDIDATE_STARTING, [])
     done = plan("b", None, states(RevisionState("a", True), RevisionState("b", True)), NOW, DRAIN, True)
     assert (done.active, done.retire) == ("b", ["a"])
+
+
+def test_after_an_in_place_swap_the_same_pods_are_the_active_revision_with_no_candidate() -> None:
+    # The active revision "a"'s Deployment now serves "b", swapped in place from "a".
+    swapped = states(RevisionState("b", ready=True, swapped_from="a"))
+    step = plan("b", "a", swapped, NOW, DRAIN, True)
+    assert (step.active, step.candidate, step.phase) == ("b", None, COMPLETED)
+    assert (step.retire, step.delete, step.failure) == ([], [], "")
+    assert step.apply_wanted
+    # An older revision still draining is left to drain, as after a blue/green switch.
+    draining = states(RevisionState("b", ready=True, swapped_from="a"), RevisionState("z", True, "", NOW - 1))
+    step = plan("b", "a", draining, NOW, DRAIN, True)
+    assert (step.active, step.candidate, step.phase, step.delete) == ("b", None, DRAINING, [])
+
+
+def test_a_revision_swapped_from_elsewhere_does_not_take_over_an_active_revision_that_still_runs() -> None:
+    revisions = states(RevisionState("a", ready=True), RevisionState("b", ready=False, swapped_from="c"))
+    step = plan("b", "a", revisions, NOW, DRAIN, True)
+    assert (step.active, step.candidate, step.phase) == ("a", "b", CANDIDATE_STARTING)

@@ -10,6 +10,7 @@ from inferflux.operator.revisions import (
     PODS_FAILED,
     RETIRED_AT,
     model_deployments,
+    pod_revision_for,
     revision_state,
     rolled_back_already,
 )
@@ -85,3 +86,43 @@ def test_rolled_back_is_remembered_for_this_generation_only(model: ModelFactory)
     newer = rolled.model_copy(update={"metadata": rolled.metadata.model_copy(update={"generation": 2})})
     assert not rolled_back_already(newer)
     assert not rolled_back_already(m)
+
+
+def _swapped(name: str, pods_label: str, serves: str) -> dict[str, Any]:
+    """A Deployment whose pods (labelled ``pods_label``) were swapped in place to ``serves``."""
+    annotations = {"inferflux.io/serves-revision": serves, "inferflux.io/swapped-from": pods_label}
+    return _deployment(name, pods_label, annotations=annotations)
+
+
+def test_a_deployment_swapped_in_place_counts_for_the_revision_it_serves(model: ModelFactory) -> None:
+    m = model()
+    found, leftovers = model_deployments([_swapped("gemma3-270m-r1", "r1", "r2")], m)
+    assert list(found) == ["r2"]
+    assert leftovers == []
+    state = revision_state(found["r2"], "r2", 2, [], m)
+    assert (state.revision, state.ready, state.swapped_from) == ("r2", True, "r1")
+    assert not revision_state(found["r2"], "r1", 2, [], m).ready  # it no longer serves r1
+
+
+def test_failed_pods_of_a_swapped_deployment_are_found_by_their_own_label(model: ModelFactory) -> None:
+    m = model()
+    failed = {
+        "metadata": {
+            "namespace": "team-a",
+            "labels": {"inferflux.io/model": "gemma3-270m", "inferflux.io/revision": "r1"},
+        },
+        "status": {"phase": "Failed"},
+    }
+    state = revision_state(_swapped("gemma3-270m-r1", "r1", "r2"), "r2", 2, [failed], m)
+    assert state.failure == PODS_FAILED
+
+
+def test_a_new_deployment_never_shares_a_pod_label_with_a_swapped_one(model: ModelFactory) -> None:
+    m = model()
+    # Back to r1 by blue/green after r1's pods were swapped to r2: r1's label is taken.
+    taken = [_swapped("gemma3-270m-r1", "r1", "r2")]
+    assert pod_revision_for("r1", taken, m) == "r1-1"
+    assert pod_revision_for("r1", [*taken, _deployment("gemma3-270m-r1-1", "r1-1")], m) == "r1-2"
+    assert pod_revision_for("r3", taken, m) == "r3"
+    other_model = _deployment("x", "r1") | {"metadata": {"namespace": "team-a", "labels": {}}}
+    assert pod_revision_for("r1", [other_model], m) == "r1"

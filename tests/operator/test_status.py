@@ -7,7 +7,7 @@ from typing import Any
 
 from inferflux.crds import InferenceModel
 from inferflux.crds.meta import find_condition
-from inferflux.operator.bluegreen import CANDIDATE_STARTING, ROLLED_BACK, Plan
+from inferflux.operator.bluegreen import CANDIDATE_STARTING, ROLLED_BACK, Plan, RevisionState, plan
 from inferflux.operator.render.labels import revision_hash
 from inferflux.operator.status import Stall, compute_status
 from tests.operator.conftest import ModelFactory, sample
@@ -196,3 +196,18 @@ def test_a_rolled_back_candidate_degrades_but_the_active_revision_stays_ready() 
     assert degraded is not None
     assert "new" in degraded.message
     assert "old" in degraded.message
+
+
+def test_after_an_in_place_swap_the_same_deployment_reports_the_new_revision_rolled_out() -> None:
+    m = InferenceModel.from_body(sample("llamacpp-model"))
+    swapped = deployment(m, ready=2, revision="old")
+    swapped["metadata"]["annotations"] = {"inferflux.io/serves-revision": "new"}
+    previous = compute_status(m, "old", deployment(m, ready=2, revision="old"), at=T0)
+    m = m.model_copy(update={"status": previous})
+    step = plan("new", "old", {"new": RevisionState("new", True, swapped_from="old")}, 0.0, 10.0, True)
+    status = compute_status(m, "new", swapped, plan=step, at=T1)
+    assert (status.active_revision, status.candidate_revision) == ("new", None)
+    got = conditions(status)
+    assert got["Progressing"] == ("False", "RolloutComplete")
+    assert got["Ready"] == ("True", "Serving")
+    assert (status.ready_replicas, status.updated_replicas) == (2, 2)

@@ -15,6 +15,7 @@ from inferflux.operator.strategy import (
     REFUSED,
     SIZE_UNKNOWN,
     SOURCE_ONLY,
+    TEMPLATE_NAMES_WEIGHTS,
     after_refusal,
     choose_strategy,
     only_source_changed,
@@ -112,3 +113,24 @@ def test_a_refusal_turns_in_place_into_blue_green_with_the_reason(model: ModelFa
     forced = choose_strategy(wanted, active, serving_spec(wanted), IMAGE)
     blue_green = after_refusal(after_refusal(forced, "x"), "y")
     assert blue_green.message.endswith(": x")
+
+
+SIGNED_BY = {"value": "A" * 88, "publicKeySecretRef": {"name": "signing", "key": "pub"}}
+
+
+def test_a_change_of_signing_key_or_of_signed_ness_needs_new_pods(model: ModelFactory) -> None:
+    """A restarted pod checks the signature with the key mounted in its template: it must not change."""
+    signed = serving_spec(model(spec={"source": {"signature": SIGNED_BY}}))
+    same_key = model(spec=_new_weights(signature=SIGNED_BY | {"value": "B" * 88}))
+    assert choose_strategy(same_key, signed, serving_spec(same_key), IMAGE).in_place
+    other_key = SIGNED_BY | {"publicKeySecretRef": {"name": "other", "key": "pub"}}
+    for wanted in (model(spec=_new_weights(signature=other_key)), model(spec=_new_weights())):
+        choice = choose_strategy(wanted, signed, serving_spec(wanted), IMAGE)
+        assert (choice.strategy, choice.reason) == (RolloutStrategy.BLUE_GREEN, NEW_VOLUME)
+
+
+def test_pods_whose_template_names_the_weights_are_not_swapped_in_place(model: ModelFactory) -> None:
+    """Deployments rendered before the weights ConfigMap: a restarted pod would load the old weights."""
+    wanted, active = _swap(model, **_new_weights(), rollout={"strategy": "InPlace"})
+    choice = choose_strategy(wanted, active, serving_spec(wanted), IMAGE, weights_from_configmap=False)
+    assert (choice.strategy, choice.reason) == (RolloutStrategy.BLUE_GREEN, TEMPLATE_NAMES_WEIGHTS)

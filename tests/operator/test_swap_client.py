@@ -111,3 +111,8 @@ def test_classify_and_url() -> None:
     assert classify(409, {"error": {"message": "busy"}}).outcome == Outcome.REFUSED
     assert swap_url("10.0.0.7") == "http://10.0.0.7:8080/admin/v1/swap"
     assert swap_url("fd00::7") == "http://[fd00::7]:8080/admin/v1/swap"
+
+
+def test_the_signature_is_sent_only_for_a_signed_source() -> None:
+    assert "signature" not in SwapRequest("/models/b.gguf", "m", "a" * 64).body()
+    assert SwapRequest("/models/b.gguf", "m", "a" * 64, "c2ln").body()["signature"] == "c2ln"

@@ -3,7 +3,8 @@
 Raw asyncio HTTP/1.1 with keep-alive, so that it is never the bottleneck of a benchmark. A stream
 sends ``max_tokens`` chunks (default 16), ``delay_ms`` apart (server default, or the request's
 ``mock_delay_ms`` field). Knobs for failure tests: ``fail_status`` answers every request with that
-status, ``hang`` never answers, ``stall_after`` stops a stream after that many chunks.
+status, ``hang`` never answers, ``stall_after`` stops a stream after that many chunks; ``replies``
+scripts the text of every answer (one chunk per piece when streamed).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class MockState:
     requests: int = 0
     connections: int = 0
     request_ids: list[str] = field(default_factory=list)
+    traceparents: list[str] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
     active_streams: int = 0
     keep_bodies: bool = True
+    replies: list[str] = field(default_factory=list)  # an answer's text pieces (one chunk each streamed)
 
 
 def _chunk(index: int, text: str, chat: bool, model: str, finish: str | None = None) -> bytes:
@@ -100,6 +103,8 @@ class MockOpenAI:
         state.requests += 1
         if "x-request-id" in headers and state.keep_bodies:
             state.request_ids.append(headers["x-request-id"])
+        if "traceparent" in headers and state.keep_bodies:
+            state.traceparents.append(headers["traceparent"])
         if state.hang:
             await asyncio.sleep(3600)
         if state.fail_status:
@@ -128,7 +133,7 @@ class MockOpenAI:
         if document.get("stream"):
             await self._stream(writer, document, chat, model, chunks)
             return
-        text = "".join(f"t{i} " for i in range(chunks))
+        text = "".join(state.replies) if state.replies else "".join(f"t{i} " for i in range(chunks))
         choice: dict[str, Any] = (
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
             if chat
@@ -163,17 +168,18 @@ class MockOpenAI:
         def piece(data: bytes) -> bytes:
             return b"%x\r\n%s\r\n" % (len(data), data)
 
+        pieces = state.replies or [f"t{index} " for index in range(chunks)]
         try:
-            for index in range(chunks):
+            for index, text in enumerate(pieces):
                 if delay:
                     await asyncio.sleep(delay)
                 if index == state.stall_after:
                     await asyncio.sleep(3600)
-                writer.write(piece(_chunk(index, f"t{index} ", chat, model)))
+                writer.write(piece(_chunk(index, text, chat, model)))
                 await writer.drain()
                 if writer.is_closing():
                     raise ConnectionResetError
-            tail = _chunk(chunks, "", chat, model, "length")
+            tail = _chunk(len(pieces), "", chat, model, "length")
             if (document.get("stream_options") or {}).get("include_usage"):
                 usage = {
                     "id": "u",

@@ -110,3 +110,15 @@ def test_the_store_is_redis_only_when_a_url_is_set() -> None:
     assert isinstance(
         store_for(Settings(redis_url="redis://127.0.0.1:1/0"), PolicyHolder()), RedisPolicyStore
     )
+
+
+def test_a_pricing_file_with_a_wrong_checksum_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "pricing.yaml").write_text(
+        "version: '1'\ncurrency: EUR\nmodels: {m: {inputPerMillion: 1, outputPerMillion: 2, maxOutputTokens: 8}}\n"
+        "checksum: sha256:" + "0" * 64 + "\n"
+    )
+    result = run({"INFERFLUX_AUTH": "false", "INFERFLUX_PRICING_FILE": str(tmp_path / "pricing.yaml")})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "checksum" in result.stderr
+    assert "inferctl pricing checksum" in result.stderr, "it says how to fix it"

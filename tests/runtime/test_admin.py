@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 from collections.abc import Iterator
@@ -11,9 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from inferflux.runtime.admin import EngineShape, Swapper
 from inferflux.runtime.errors import APIError
+from inferflux.runtime.integrity import manifest
 from inferflux.runtime.memory import MemoryReading
 
 from .conftest import NO_END_OF_GENERATION, admin_swap, start_runtime, stop_runtime, wait_for_metric
@@ -32,6 +37,30 @@ async def test_swap_refused_with_409_when_b_does_not_fit(tmp_path: Path) -> None
     assert refused.value.status == 409
     assert refused.value.code == "insufficient_memory"
     assert "does not fit" in refused.value.message
+
+
+async def test_a_pod_started_on_signed_weights_swaps_only_to_signed_weights(tmp_path: Path) -> None:
+    model_b = tmp_path / "b.gguf"
+    model_b.write_bytes(b"x" * 1000)
+    digest = hashlib.sha256(model_b.read_bytes()).hexdigest()
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "ed25519.pub"
+    key_file.write_bytes(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    signature = base64.b64encode(key.sign(manifest(digest))).decode()
+    tight = MemoryReading(limit=2 << 30, used=(2 << 30) - (64 << 20), source="cgroup2")
+    runtime = SimpleNamespace(memory=lambda: tight, headroom_factor=1.3)
+    swapper = Swapper(runtime, EngineShape(4096, 4, 2, 512), TOKEN, str(key_file))  # type: ignore[arg-type]
+    with pytest.raises(APIError) as unsigned:
+        await swapper.swap(model_b, "b", digest)
+    assert (unsigned.value.status, unsigned.value.param) == (400, "signature")
+    forged = base64.b64encode(Ed25519PrivateKey.generate().sign(manifest(digest))).decode()
+    with pytest.raises(APIError) as bad:
+        await swapper.swap(model_b, "b", digest, forged)
+    assert (bad.value.status, bad.value.code) == (400, "model_rejected")
+    assert "signature does not match" in bad.value.message
+    with pytest.raises(APIError) as passed:  # a good signature gets as far as the memory guard
+        await swapper.swap(model_b, "b", digest, signature)
+    assert passed.value.status == 409
 
 
 @pytest.fixture(scope="module")

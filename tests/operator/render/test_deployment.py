@@ -8,6 +8,7 @@ import pytest
 
 from inferflux.operator.render.deployment import render_deployment, resources
 from inferflux.operator.render.labels import REVISION_LABEL, revision_hash, selector_labels
+from inferflux.operator.render.weights import render_weights_configmap
 from inferflux.operator.settings import Settings
 from tests.operator.conftest import ModelFactory
 
@@ -92,8 +93,17 @@ def test_only_e2e_annotations_of_the_model_reach_the_pods(model: ModelFactory, s
 SIGNED = {"signature": {"value": "A" * 88, "publicKeySecretRef": {"name": "signing", "key": "pub"}}}
 
 
-def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {entry["name"]: entry["value"] for entry in container.get("env", [])}
+def _env(container: dict[str, Any], configmap: dict[str, Any] | None = None) -> dict[str, str]:
+    """The environment as the kubelet sets it, ``configMapKeyRef`` values read from ``configmap``."""
+    data = (configmap or {}).get("data", {})
+    env = {}
+    for entry in container.get("env", []):
+        ref = entry.get("valueFrom", {}).get("configMapKeyRef")
+        if ref is not None:
+            assert configmap is not None
+            assert ref["name"] == configmap["metadata"]["name"]
+        env[entry["name"]] = data[ref["key"]] if ref is not None else entry["value"]
+    return env
 
 
 def test_every_container_touching_signed_weights_gets_the_signature_and_the_key(
@@ -101,6 +111,7 @@ def test_every_container_touching_signed_weights_gets_the_signature_and_the_key(
 ) -> None:
     signed = model(spec={"source": {"uri": "https://models.example/m.gguf", **SIGNED}})
     pod = render_deployment(signed, settings)["spec"]["template"]["spec"]
+    weights = render_weights_configmap(signed, revision_hash(signed), settings.runtime_image)
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["model-signing-key"]["secret"] == {
         "secretName": "signing",
@@ -109,7 +120,7 @@ def test_every_container_touching_signed_weights_gets_the_signature_and_the_key(
     }
     (fetch,) = pod["initContainers"]
     for checker in (fetch, pod["containers"][0]):
-        env = _env(checker)
+        env = _env(checker, weights)
         assert env["INFERFLUX_MODEL_SIGNATURE"] == "A" * 88
         assert env["INFERFLUX_MODEL_PUBLIC_KEY_FILE"] == "/etc/inferflux/model-key/ed25519.pub"
         mounts = {m["name"]: m for m in checker["volumeMounts"]}
@@ -119,7 +130,8 @@ def test_every_container_touching_signed_weights_gets_the_signature_and_the_key(
             "readOnly": True,
         }
     unsigned = render_deployment(model(), settings)["spec"]["template"]["spec"]
-    assert "INFERFLUX_MODEL_SIGNATURE" not in _env(unsigned["containers"][0])
+    unsigned_weights = render_weights_configmap(model(), revision_hash(model()), settings.runtime_image)
+    assert "INFERFLUX_MODEL_SIGNATURE" not in _env(unsigned["containers"][0], unsigned_weights)
     assert "model-signing-key" not in {v["name"] for v in unsigned["volumes"]}
 
 

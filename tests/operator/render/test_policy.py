@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 from inferflux.crds import Tenant
+from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.policy import CONFIGMAP_KEY, PolicySnapshot
 from inferflux.operator.render.policy import (
     INVALID_NAME,
@@ -34,6 +35,8 @@ def test_a_tenant_becomes_its_policy() -> None:
                 models=["m2", "m1"],
                 suspended=True,
                 oidc={"values": ["b@example.com", "a@example.com"]},
+                audit={"retentionDays": 30, "recordPrompts": True},
+                guardrails={"pii": {"email": "block"}, "maxInputChars": 1000},
             )
         ]
     )
@@ -47,8 +50,13 @@ def test_a_tenant_becomes_its_policy() -> None:
         "suspended": True,
         "certificateSubjects": [],
         "oidcValues": ["a@example.com", "b@example.com"],
+        "guardrails": GuardrailPolicy.model_validate(
+            {"pii": {"email": "block"}, "maxInputChars": 1000}
+        ).to_wire(),
         "source": "resource",
+        "audit": {"retentionDays": 30, "recordPrompts": True},
     }
+    assert policy.guardrails.pii.email == "block"
 
 
 def test_output_does_not_depend_on_input_order() -> None:

@@ -80,3 +80,38 @@ def test_pod_readiness() -> None:
     assert pod_is_ready(pod("a", "r"))
     assert not pod_is_ready(pod("a", "r", ready=False))
     assert not pod_is_ready({"metadata": {}, "status": {}})
+
+
+def deployment(pods_label: str, serves: str | None = None, swapped_from: str = "") -> dict[str, Any]:
+    """A Deployment of the sample model whose pods carry ``pods_label`` and serve ``serves``."""
+    annotations = {"inferflux.io/serves-revision": serves or pods_label}
+    if swapped_from:
+        annotations["inferflux.io/swapped-from"] = swapped_from
+    labels = {"inferflux.io/model": "gemma3-270m", "inferflux.io/revision": pods_label}
+    return {
+        "metadata": {"name": f"gemma3-270m-{pods_label}", "namespace": "team-a", "labels": labels}
+        | {"annotations": annotations},
+        "spec": {"template": {"metadata": {"labels": labels}}},
+    }
+
+
+def test_pods_swapped_in_place_are_listed_under_the_revision_they_serve(model: ModelFactory) -> None:
+    pods = [pod("a", "r1", "10.0.0.1"), pod("b", "r1", "10.0.0.2")]
+    swapped = [deployment("r1", serves="r2", swapped_from="r1")]
+    table = build_routing_table([active(model(), "r2")], pods, swapped)
+    route = table.models["gemma3-270m"]
+    assert [(e.pod, e.revision) for e in route.endpoints] == [("a", "r2"), ("b", "r2")]
+    assert route.revision == "r2"
+    # Recorded on the Deployment, not yet in the status: the same pods stay listed.
+    between = build_routing_table([active(model(), "r1")], pods, swapped).models["gemma3-270m"]
+    assert [e.pod for e in between.endpoints] == ["a", "b"]
+
+
+def test_pods_that_no_longer_serve_the_active_revision_are_not_listed(model: ModelFactory) -> None:
+    # r1's pods were swapped to r2; then the spec went back to r1 by blue/green, in r1-1's pods.
+    pods = [pod("a", "r1", "10.0.0.1"), pod("c", "r1-1", "10.0.0.3")]
+    deployments = [deployment("r1", serves="r2", swapped_from="r1"), deployment("r1-1", serves="r1")]
+    route = build_routing_table([active(model(), "r1")], pods, deployments).models["gemma3-270m"]
+    assert [(e.pod, e.revision) for e in route.endpoints] == [("c", "r1")]
+    still = build_routing_table([active(model(), "r2")], pods, deployments).models["gemma3-270m"]
+    assert [(e.pod, e.revision) for e in still.endpoints] == [("a", "r2")]

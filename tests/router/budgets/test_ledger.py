@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from inferflux.router.budgets.ledger import Admission, Ledger, Limits, Refusal, ScopeLimits
+from inferflux.router.budgets.ledger import Admission, CostRecord, Ledger, Limits, Refusal, ScopeLimits
 
 CHECKSUM = "sha256:" + "ab" * 32
 
@@ -104,6 +104,20 @@ async def test_a_budget_refusal_names_the_scope_and_window(timed: Ledger, clock:
     )
     total = await admit(timed, "e", 1, Limits(ScopeLimits(total=0)))
     assert (total.refusal, total.refused_window, total.retry_after) == (Refusal.BUDGET, "total", None)
+
+
+async def test_without_the_pipelined_connection_a_burst_shares_pipelines(redis: Any) -> None:
+    """redis-py's pool (no `fast` connection): calls made while 8 are in flight go out together."""
+    ledger = Ledger(Redis.from_url(redis.url))
+    limits = Limits(ScopeLimits(daily=10**9))
+    try:
+        await ledger.load()
+        before = ledger.round_trips
+        admissions = await asyncio.gather(*(admit(ledger, f"b-{i}", 10, limits) for i in range(300)))
+        assert all(a.admitted for a in admissions)
+        assert ledger.round_trips - before < 300
+    finally:
+        await ledger.close()
 
 
 async def test_one_thousand_concurrent_admissions_never_overspend(ledger: Ledger) -> None:
@@ -304,6 +318,26 @@ async def test_one_round_trip_per_operation_and_the_script_reloads_itself(ledger
         await client.aclose()
     assert (await admit(ledger, "rt2", 100, limits, key="k1")).admitted
     assert ledger.round_trips == before + 5  # NOSCRIPT, SCRIPT LOAD, EVALSHA
+    # The same inside a pipeline: 30 calls at once, 8 go alone, the rest in one pipeline.
+    client = Redis.from_url(redis.url)
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    budget_only = Limits(ScopeLimits(daily=10_000_000))
+    many = await asyncio.gather(*(admit(ledger, f"p{i}", 100, budget_only, key="k1") for i in range(30)))
+    assert all(admission.admitted for admission in many)
+    assert len({admission.request_id for admission in many}) == 30
+    # A pipeline that meets NOSCRIPT loads the script and runs again only what failed.
+    client = Redis.from_url(redis.url)
+    try:
+        await client.script_flush()
+    finally:
+        await client.aclose()
+    before = ledger.round_trips
+    replies = await ledger._pipeline([("spend", ledger.prefix, "", "acme", "")] * 3)
+    assert [len(reply) for reply in replies] == [8, 8, 8]
+    assert ledger.round_trips == before + 3  # pipeline (NOSCRIPT), SCRIPT LOAD, pipeline
 
 
 @pytest.mark.parametrize(
@@ -317,3 +351,26 @@ async def test_malformed_arguments_are_refused_before_redis(
     with pytest.raises(ValueError, match="characters"):
         await ledger.admit(rid, tenant, key, 1, Limits(), pricing_checksum=CHECKSUM)
     assert ledger.round_trips == before
+
+
+async def test_settle_soon_lands_in_the_background_before_a_retry_of_the_same_id(
+    ledger: Ledger, redis: Any
+) -> None:
+    limits = Limits(ScopeLimits(total=10_000))
+    records: list[CostRecord] = []
+    first = await admit(ledger, "bg", 1_000, limits)
+    ledger.settle_soon(first, 600, 10, records.append)
+    assert records == []  # not waited for
+    retry = await admit(ledger, "bg", 1_000, limits)  # waits for the settle, then is a retry
+    assert (retry.refusal, retry.attempt, retry.previously_charged) == (None, 2, 600)
+    assert [(r.outcome, r.charged) for r in records] == [("settled", 600)]
+    other = await admit(ledger, "bg2", 1_000, limits)
+    ledger.release_soon(retry)
+    ledger.settle_soon(other, 300, 10)
+    await ledger.close()  # waits for both
+    check = Ledger.from_url(redis.url)
+    try:
+        total = (await check.spend("acme")).tenant["total"]
+        assert (total.spent, total.reserved) == (900, 0)
+    finally:
+        await check.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from inferflux.router.budgets.ledger import Admission, Ledger, LedgerUnavailable, Limits, Refusal, ScopeLimits
 
@@ -120,3 +121,105 @@ async def test_an_unreachable_redis_is_reported_not_waited_for(tmp_path: Path) -
         assert (ledger.pending_settles, ledger.dropped_settles) == (2, 1)
     finally:
         await ledger.close()
+
+
+class AnswerDroppingProxy:
+    """A TCP proxy to Redis that can swallow Redis's answers: requests arrive, replies are lost."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.dropping = False
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, answers: bool) -> None:
+            try:
+                while data := await source.read(65536):
+                    if not (answers and self.dropping):
+                        sink.write(data)
+                        await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(client_reader, writer, False), pipe(reader, client_writer, True))
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_an_admission_whose_answer_was_lost_is_cancelled(redis: Any) -> None:
+    """The script ran but its answer never came back: the ledger releases what it reserved."""
+    proxy = AnswerDroppingProxy(redis.port)
+    ledger = Ledger.from_url(await proxy.start())
+    admin = Redis.from_url(redis.url)
+    limits = Limits(ScopeLimits(total=10_000))
+    try:
+        await ledger.load()
+        proxy.dropping = True
+        with pytest.raises(LedgerUnavailable):  # after the 0.5 s socket timeout
+            await ledger.admit("lost", "acme", None, 4_000, limits, pricing_checksum="")
+        # It did run (and its cancellation may already have, through a new connection).
+        assert await admin.hget("inferflux:ledger:r:acme:lost", "st") in (b"open", b"released")
+        proxy.dropping = False
+
+        async def cancelled() -> bool:
+            return ledger.pending_cancels == 0
+
+        await wait_until(cancelled)
+        assert await admin.hget("inferflux:ledger:r:acme:lost", "st") == b"released"
+        assert (await ledger.spend("acme")).tenant["total"].reserved == 0
+        # The client's retry with the same id is admitted, not refused as in flight.
+        retry = await ledger.admit("lost", "acme", None, 4_000, limits, pricing_checksum="")
+        assert (retry.refusal, retry.reserved) == (None, 4_000)
+    finally:
+        await admin.aclose()
+        await ledger.close()
+        await proxy.close()
+
+
+async def test_an_admission_cancelled_by_its_caller_is_undone(redis: Any) -> None:
+    """The caller went away while the script ran: its reservation is released, not left to expire."""
+    proxy = AnswerDroppingProxy(redis.port)
+    ledger = Ledger.from_url(await proxy.start())
+    limits = Limits(ScopeLimits(total=10_000))
+    try:
+        await ledger.load()
+        proxy.dropping = True
+        admission = asyncio.create_task(
+            ledger.admit("gone", "acme", None, 4_000, limits, pricing_checksum="")
+        )
+
+        async def ran() -> bool:
+            return (await ledger_spend(redis.url)).reserved == 4_000
+
+        await wait_until(ran)  # the script ran; its answer is being swallowed
+        admission.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await admission
+        proxy.dropping = False
+
+        async def released() -> bool:
+            return ledger.pending_cancels == 0 and (await ledger_spend(redis.url)).reserved == 0
+
+        await wait_until(released)
+    finally:
+        await ledger.close()
+        await proxy.close()
+
+
+async def ledger_spend(url: str) -> Any:
+    """The tenant's total window, read through a ledger of its own."""
+    reader = Ledger.from_url(url)
+    try:
+        return (await reader.spend("acme")).tenant["total"]
+    finally:
+        await reader.close()

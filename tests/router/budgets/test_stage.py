@@ -59,8 +59,9 @@ class Setup:
             return response.status, response.headers, body
 
     async def spent(self, tenant: str) -> tuple[int, int]:
-        """Settled and reserved micro-units in the tenant's total window."""
+        """Settled and reserved micro-units in the tenant's total window, once settles landed."""
         assert self.budgets.ledger is not None
+        await self.budgets.ledger.settled()
         window = (await self.budgets.ledger.spend(tenant)).tenant["total"]
         return window.spent, window.reserved
 
@@ -154,6 +155,7 @@ async def test_a_stream_settles_its_real_usage_and_the_client_sees_no_usage_chun
     assert b'"usage"' in body, "a client that asked gets it"
     assert await setup.spent("acme") == (2 * COST, 0), "spend is counted in every window, limited or not"
     assert setup.budgets.ledger is not None
+    await setup.budgets.ledger.settled()
     daily = (await setup.budgets.ledger.spend("acme")).tenant["daily"]
     assert (daily.spent, daily.reserved) == (2 * COST, 0)
 
@@ -253,3 +255,13 @@ async def test_tokens_per_minute_count_the_real_usage_of_streams(make_setup: Any
     assert status == 429, "two streams used 12 tokens (3 + 3 each, streamed): the minute's 10 are spent"
     assert b"tokens per minute" in body
     assert headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+async def test_a_policy_change_applies_to_the_next_request(make_setup: Any) -> None:
+    setup = await make_setup({"acme": tenant("acme")})
+    status, headers, _ = await setup.ask("acme", chat())
+    assert "x-ratelimit-limit-requests" not in headers
+    limited = tenant("acme", rate_limits=RateLimits(requests_per_minute=120))
+    setup.holder.set_snapshot(PolicySnapshot(tenants={"acme": limited}))
+    status, headers, _ = await setup.ask("acme", chat())
+    assert (status, headers["x-ratelimit-limit-requests"]) == (200, "120")

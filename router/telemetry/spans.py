@@ -1,0 +1,257 @@
+"""Lightweight recording spans: plain objects on the request path, OpenTelemetry spans only on export.
+
+Tail sampling records every span but exports about one trace in ten, so building full SDK spans for
+all of them (attribute validation, locks, a read-only copy at every end) would cost the router a
+third of its throughput. A `Recorder` stores a name, two timestamps and a dict; only a trace that is
+kept becomes `ReadableSpan` objects for the exporter (`Recorder.readable`). Recorders implement the
+few span methods InferFlux uses (`TraceSpan`); `NOOP` is the shared span that records nothing.
+
+Spans of one request live on one event loop: recorders are not locked.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.util.types import Attributes, AttributeValue
+
+SCOPE = InstrumentationScope("inferflux")
+SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+ERROR = Status(StatusCode.ERROR)
+ERROR_TYPE = "error.type"
+
+
+@dataclass(frozen=True)
+class RemoteParent:
+    """The caller's span, named by the ``traceparent`` header of an incoming request."""
+
+    trace_id: int
+    span_id: int
+
+
+@dataclass(eq=False, slots=True)
+class TraceRecord:
+    """The spans of one trace recorded in this process, waiting for the local root to end."""
+
+    trace_id: int
+    spans: list[Recorder] = field(default_factory=list)
+    failed: bool = False
+    decided: bool = False
+    kept: bool = False
+
+
+class TraceSpan(Protocol):
+    """What callers may do with a span (a subset of OpenTelemetry's ``Span``)."""
+
+    def is_recording(self) -> bool: ...
+    def set_attribute(self, key: str, value: AttributeValue) -> None: ...
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None: ...
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None: ...
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None: ...
+    def end(self, end_time: int | None = None) -> None: ...
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None: ...
+
+
+class NoopSpan:
+    """The span handed out while tracing is off: records nothing."""
+
+    __slots__ = ()
+
+    def is_recording(self) -> bool:
+        return False
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        pass
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        pass
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        pass
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
+        pass
+
+
+class Recorder:
+    """A span being recorded: kept in memory until its trace is decided (see `tail.TailSampler`)."""
+
+    __slots__ = (
+        "_on_end",
+        "attributes",
+        "deferred",
+        "end_time",
+        "error",
+        "events",
+        "kind",
+        "name",
+        "parent_id",
+        "parent_remote",
+        "span_id",
+        "start_time",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        kind: SpanKind,
+        trace: TraceRecord,
+        parent_id: int,
+        parent_remote: bool,
+        attributes: Mapping[str, Any] | None,
+        start_time: int | None,
+        on_end: Any,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.trace = trace
+        self.span_id = random.getrandbits(64) or 1
+        self.parent_id = parent_id
+        self.parent_remote = parent_remote
+        # A dict is taken over, not copied: callers build a fresh one per span.
+        self.attributes: dict[str, Any] = (
+            attributes if type(attributes) is dict else dict(attributes) if attributes else {}
+        )
+        self.events: list[tuple[str, dict[str, Any], int]] = []
+        self.error = False
+        self.start_time = start_time or time.time_ns()
+        self.end_time = 0
+        self.deferred: list[tuple[Callable[[Any], Mapping[str, Any]], Any]] | None = None
+        self._on_end = on_end
+        if ERROR_TYPE in self.attributes:
+            self._failed()
+
+    @property
+    def is_local_root(self) -> bool:
+        """True for the first span of the trace in this process."""
+        return self.parent_id == 0 or self.parent_remote
+
+    def _failed(self) -> None:
+        self.error = True
+        self.trace.failed = True
+
+    # -- the span interface (OpenTelemetry's names) ------------------------------------------------
+    def get_span_context(self) -> SpanContext:
+        return SpanContext(self.trace.trace_id, self.span_id, is_remote=False, trace_flags=SAMPLED)
+
+    def is_recording(self) -> bool:
+        return self.end_time == 0
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self.attributes[key] = value
+        if key == ERROR_TYPE:
+            self._failed()
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        self.attributes.update(attributes)
+        if ERROR_TYPE in attributes:
+            self._failed()
+
+    def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
+        self.events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        code = status.status_code if isinstance(status, Status) else status
+        if code is StatusCode.ERROR:
+            self._failed()
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time:
+            return
+        self.end_time = end_time or time.time_ns()
+        self._on_end(self)
+
+    def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
+        """Attributes ``compute(source)`` adds, computed only if the trace is kept (`resolve`).
+
+        For facts that cost something to extract (parsing an answer) and never decide sampling.
+        """
+        if self.deferred is None:
+            self.deferred = []
+        self.deferred.append((compute, source))
+
+    # -- export -----------------------------------------------------------------------------------
+    def resolve(self) -> None:
+        """Add the deferred attributes (the trace is kept)."""
+        if self.deferred:
+            for compute, source in self.deferred:
+                self.attributes.update(compute(source))
+            self.deferred = None
+
+    def readable(self, resource: Resource) -> ReadableSpan:
+        """The finished span as the SDK's exporters take it."""
+        trace_id = self.trace.trace_id
+        parent = (
+            SpanContext(trace_id, self.parent_id, is_remote=self.parent_remote, trace_flags=SAMPLED)
+            if self.parent_id
+            else None
+        )
+        return ReadableSpan(
+            name=self.name,
+            context=SpanContext(trace_id, self.span_id, is_remote=False, trace_flags=SAMPLED),
+            parent=parent,
+            resource=resource,
+            # Validated here, once, as the SDK would have on every set: lists become tuples,
+            # values of other types are dropped with a warning.
+            attributes=BoundedAttributes(attributes=self.attributes, immutable=True),
+            events=[
+                Event(name, BoundedAttributes(attributes=attributes, immutable=True), timestamp)
+                for name, attributes, timestamp in self.events
+            ],
+            kind=self.kind,
+            status=ERROR if self.error else Status(StatusCode.UNSET),
+            start_time=self.start_time,
+            end_time=self.end_time,
+            instrumentation_scope=SCOPE,
+        )
+
+
+#: The span every helper hands out while tracing is off: all its methods are no-ops.
+NOOP = NoopSpan()
+#: The current span of the running request (None outside any).
+current_span: contextvars.ContextVar[Recorder | None] = contextvars.ContextVar(
+    "inferflux_current_span", default=None
+)
+
+
+def traceparent(span: Recorder) -> str:
+    """The W3C ``traceparent`` header value naming ``span`` (always sampled: the tail decides)."""
+    return f"00-{span.trace.trace_id:032x}-{span.span_id:016x}-01"
+
+
+def parse_traceparent(value: str) -> RemoteParent | None:
+    """The parent a ``traceparent`` header names, or None when it is malformed or all zeros."""
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[0]) != 2 or parts[0] == "ff" or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    try:
+        trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
+        int(parts[0], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return RemoteParent(trace_id, span_id)
