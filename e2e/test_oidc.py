@@ -87,7 +87,9 @@ def router(oidc_provider: DexProvider, tmp_path_factory: pytest.TempPathFactory)
     policy = workdir / "policy.json"
     policy.write_text(json.dumps(_policy(oidc_provider)))
     hashing_secret = workdir / "hashing-secret"
-    hashing_secret.write_bytes(secrets.token_bytes(32))
+    hashing_secret.write_text(
+        secrets.token_hex(32)
+    )  # text, as a mounted Secret holds it: raw bytes may be stripped
     env = {
         **os.environ,
         "INFERFLUX_ROUTER_HOST": "127.0.0.1",

@@ -154,7 +154,7 @@ ROUTERS: dict[str, dict[str, str]] = {
 def audit_env(workdir: Path, folder: str) -> dict[str, str]:
     """The audit log's settings: a chain under ``workdir``, a new signing key and prompt secret."""
     signing.generate(workdir / "audit-signing.pem", workdir / "audit-signing.pub")
-    (workdir / "audit-secret").write_bytes(os.urandom(48))
+    (workdir / "audit-secret").write_bytes(os.urandom(48).hex().encode())
     return {
         "INFERFLUX_AUDIT_DIR": str(workdir / folder),
         "INFERFLUX_AUDIT_SIGNING_KEY_FILE": str(workdir / "audit-signing.pem"),

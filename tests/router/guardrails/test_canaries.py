@@ -104,7 +104,7 @@ class Router(router_process.RouterProcess):
         private, public = folder / "signing.pem", folder / "signing.pub"
         keygen = inferctl("audit", "keygen", "--private", str(private), "--public", str(public))
         assert keygen.returncode == 0, keygen.stderr
-        (folder / "audit-secret").write_bytes(os.urandom(48))
+        (folder / "audit-secret").write_bytes(os.urandom(48).hex().encode())
         (folder / "auth-secret").write_bytes(b"a" * 48)
         (folder / "admin-token").write_text(ADMIN_TOKEN)
         routes = {"m": {"name": "m", "engine": "llamacpp", "endpoints": [{"url": backend_url, "pod": "p"}]}}
