@@ -41,6 +41,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import functools
 import logging
 import secrets
 from collections.abc import Callable
@@ -99,7 +100,12 @@ class ScopeLimits:
         """The budget of one window."""
         return {"daily": self.daily, "monthly": self.monthly, "total": self.total}[window]
 
-    def arguments(self) -> list[str]:
+    def arguments(self) -> tuple[str, ...]:
+        """The limits as the script's arguments (worked out once: a policy's limits are reused)."""
+        return self._arguments
+
+    @functools.cached_property
+    def _arguments(self) -> tuple[str, ...]:
         values = (
             self.daily,
             self.monthly,
@@ -114,7 +120,7 @@ class ScopeLimits:
         for rate in (self.requests_per_minute, self.request_burst, self.tokens_per_minute):
             if rate == 0:
                 raise ValueError("a rate limit of 0 is not a limit: leave it unset")
-        return ["" if value is None else str(int(value)) for value in values]
+        return tuple("" if value is None else str(int(value)) for value in values)
 
 
 @dataclass(frozen=True)
@@ -264,7 +270,7 @@ class Ledger:
         self._senders = 0  # single calls and pipelines in flight
         self._waiting: list[tuple[tuple[str, ...], asyncio.Future[list[Any]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
-        self._settling: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._settling: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.round_trips = 0
         self.dropped_settles = 0  # settles lost because the retry queue was full
         self._sha: str | None = None
@@ -520,25 +526,61 @@ class Ledger:
         self._in_background(_PendingSettle(admission, 0, 0, release=True), done)
 
     def _in_background(self, pending: _PendingSettle, done: Callable[[CostRecord], None] | None) -> None:
+        """Send the settle on the pipelined connection and handle its reply in a callback: no task
+        and no coroutine per request (this runs once per request, on the router's hot path). When
+        that cannot be done, or fails, the settle goes the slow way (`_settle`: reload the script,
+        retry, queue while Redis is away); settling twice is harmless, so a timed-out one can."""
         if not pending.admission.admitted:
             raise ValueError("only an admitted request can be settled or released")
         key = (pending.admission.tenant, pending.admission.request_id)
+        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._settling[key] = landed
 
-        async def settle() -> None:
-            record = await self._settle(pending)
-            if done is not None:
+        def finish(record: CostRecord | None, error: BaseException | None = None) -> None:
+            landed.set_result(None)
+            if self._settling.get(key) is landed:
+                del self._settling[key]
+            if error is not None:
+                log.error("a background settle failed", exc_info=error)
+            elif record is not None and done is not None:
                 done(record)
 
-        task = asyncio.get_running_loop().create_task(settle())
-        self._settling[key] = task
+        def slow_way() -> None:
+            task = asyncio.get_running_loop().create_task(self._settle(pending))
+            task.add_done_callback(settled_slowly)
 
-        def forget(finished: asyncio.Task[None]) -> None:
-            if self._settling.get(key) is finished:
-                del self._settling[key]
-            if not finished.cancelled() and finished.exception() is not None:
-                log.error("a background settle failed", exc_info=finished.exception())
+        def settled_slowly(task: asyncio.Task[CostRecord]) -> None:
+            if task.cancelled():
+                finish(None)
+            elif (error := task.exception()) is not None:
+                finish(None, error)
+            else:
+                finish(task.result())
 
-        task.add_done_callback(forget)
+        sent = None
+        if self.fast is not None and self._sha is not None:
+            sent = self.fast.send_now("EVALSHA", self._sha, "0", *self._settle_arguments(pending))
+        if sent is None:
+            slow_way()
+            return
+        self.round_trips += 1
+
+        def replied(future: asyncio.Future[Any]) -> None:
+            if (
+                future.cancelled()
+                or future.exception() is not None
+                or isinstance(future.result(), ReplyError)
+            ):
+                slow_way()
+                return
+            try:
+                record = self._settled(pending, list(future.result()))
+            except Exception as error:  # a reply the script never gives: say so, lose nothing else
+                finish(None, error)
+            else:
+                finish(record)
+
+        sent.add_done_callback(replied)
 
     async def _settle(self, pending: _PendingSettle) -> CostRecord:
         if not pending.admission.admitted:
@@ -550,8 +592,11 @@ class Ledger:
             return _record(pending, "queued", 0, 0, 0)
 
     async def _settle_now(self, pending: _PendingSettle) -> CostRecord:
+        return self._settled(pending, await self._run(*self._settle_arguments(pending)))
+
+    def _settle_arguments(self, pending: _PendingSettle) -> tuple[str, ...]:
         admission = pending.admission
-        reply = await self._run(
+        return (
             "settle",
             self.prefix,
             self._now(),
@@ -563,6 +608,10 @@ class Ledger:
             str(int(self.idempotency_window * MICROS)),
             "release" if pending.release else "settle",
         )
+
+    def _settled(self, pending: _PendingSettle, reply: list[Any]) -> CostRecord:
+        """The cost record for the script's answer to a settle (warning on what needs a look)."""
+        admission = pending.admission
         outcome = _text(reply[0])
         charged, total, reserved = (int(part) for part in reply[1:4])
         if outcome == "settled" and charged > reserved and reserved >= 0:

@@ -12,6 +12,8 @@ class BudgetMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
+        self._settled: dict[str, Counter] = {}
+        self._spend: dict[str, Counter] = {}
         self.refusals = Counter(
             f"{PREFIX}_refusals_total",
             "Requests refused by a rate limit, a budget or a request id in use",
@@ -44,3 +46,17 @@ class BudgetMetrics:
             ["tenant", "window"],
             registry=r,
         )
+
+    def settled_as(self, outcome: str) -> Counter:
+        """The settlements counter of one outcome (children are cached: ``labels`` is not cheap)."""
+        child = self._settled.get(outcome)
+        if child is None:
+            child = self._settled[outcome] = self.settled.labels(outcome)
+        return child
+
+    def spend_of(self, tenant: str) -> Counter:
+        """The spend counter of one tenant, cached like `settled_as`."""
+        child = self._spend.get(tenant)
+        if child is None:
+            child = self._spend[tenant] = self.spend.labels(tenant)
+        return child

@@ -260,9 +260,9 @@ class BudgetStage:
 
     def _count(self, tenant: str | None) -> Callable[[CostRecord], None]:
         def count(record: CostRecord) -> None:
-            self.metrics.settled.labels(record.outcome).inc()
+            self.metrics.settled_as(record.outcome).inc()
             if record.charged:
-                self.metrics.spend.labels(tenant or "-").inc(record.charged / 1_000_000)
+                self.metrics.spend_of(tenant or "-").inc(record.charged / 1_000_000)
 
         return count
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import aiohttp
 
+READY_WITHIN = 60.0  # seconds
+
 
 class RouterProcess:
     """The router with ``env``, its stdout and stderr in ``log``; ``admin_token`` for the admin API."""
@@ -34,8 +36,12 @@ class RouterProcess:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
                 [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
+        # Bounded by time, not tries: an import on a loaded machine can take many seconds.
+        deadline = asyncio.get_running_loop().time() + READY_WITHIN
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
+            while asyncio.get_running_loop().time() < deadline:
+                if self.process.poll() is not None:
+                    break
                 try:
                     async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
                         if response.status == 200:

@@ -36,6 +36,20 @@ async def test_concurrent_callers_each_get_their_own_reply(redis: Any) -> None:
         await client.close()
 
 
+def test_the_router_s_event_loop_uvloop_serves_it_too(redis: Any) -> None:
+    """The router runs on uvloop, whose transports are not asyncio's classes."""
+    import uvloop
+
+    async def exchange() -> list[Any]:
+        client = Multiplexed(redis.url)
+        try:
+            return list(await asyncio.gather(client.call("SET", "u", "1"), client.call("GET", "u")))
+        finally:
+            await client.close()
+
+    assert uvloop.run(exchange()) == [b"OK", b"1"]
+
+
 async def test_an_error_reply_raises_and_the_connection_goes_on(redis: Any) -> None:
     client = Multiplexed(redis.url)
     try:
