@@ -4,6 +4,10 @@ Each step builds one ``llama_batch`` holding the next token of every decoding se
 of newly admitted prompts, runs ``llama_decode`` once, and samples each sequence's next token with
 its own llama.cpp sampler chain. HTTP handlers never touch llama.cpp: they submit a ``Job`` and read
 text deltas from an asyncio queue that the decode thread feeds once per step.
+
+Between steps, a waiting job of higher priority may take the slot of the lowest-priority running
+sequence, which is parked with its KV cache under a spare sequence id and resumed later
+(preemption.py says how the engine chooses).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import llama_cpp as llama
 
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
+from inferflux.runtime.preemption import Running, Waiting, next_waiting, victim
 from inferflux.runtime.prefix import choose_slot, swa_allows_reuse
 from inferflux.runtime.sampling import Sampler, SamplingParams
 from inferflux.runtime.textstream import TextStream
@@ -59,6 +64,7 @@ class Job:
     max_tokens: int
     sampling: SamplingParams = field(default_factory=SamplingParams)
     stops: tuple[str, ...] = ()
+    priority: int = 0  # higher first; a higher one may pause a lower one (preemption.py)
     events: asyncio.Queue[str | Finish] = field(default_factory=asyncio.Queue)
     cancelled: bool = False  # set by the handler when its client goes away
     timeline: Timeline = field(default_factory=Timeline)
@@ -78,24 +84,40 @@ class _Active:
         "job",
         "n_past",
         "next_token",
+        "order",
         "out_index",
+        "resume_token",
         "sampler",
+        "source",
         "stream",
         "t_last",
         "t_start",
     )
 
-    def __init__(self, job: Job, sampler: Sampler, n_past: int) -> None:
+    def __init__(self, job: Job, sampler: Sampler, n_past: int, order: int) -> None:
         self.job = job
         self.sampler = sampler
-        self.n_past = n_past  # prompt tokens whose KV is in the cache
+        self.n_past = n_past  # tokens of `source` whose KV is in the cache
         self.cached = n_past
+        self.order = order  # when it was first admitted
+        self.source = job.prompt  # what is prefilled: the prompt, or a parked history to recompute
+        self.resume_token = -1  # after recomputing a history: the token to decode next, not sample
         self.stream = TextStream(job.stops)
         self.generated = 0
         self.next_token = -1
         self.out_index = -1
         self.t_start = time.perf_counter()
         self.t_last = 0.0
+
+
+@dataclass(eq=False)
+class _Parked:
+    """A paused sequence: its state, the tokens its KV holds, and where that KV is kept (``seq``;
+    -1 once it was dropped to make room, and the history must be prefilled again on resume)."""
+
+    state: _Active
+    tokens: list[int]
+    seq: int
 
 
 class Engine:
@@ -115,7 +137,7 @@ class Engine:
         params.n_ctx = context_size
         params.n_batch = batch_size
         params.n_ubatch = batch_size
-        params.n_seq_max = parallel
+        params.n_seq_max = 2 * parallel  # sequence ids parallel.. hold the KV of parked sequences
         params.n_threads = threads
         params.n_threads_batch = threads
         params.kv_unified = True  # one shared pool: any sequence may use the whole context
@@ -133,6 +155,9 @@ class Engine:
         self.slot_tokens: list[list[int]] = [[] for _ in range(parallel)]
         self.active: list[_Active | None] = [None] * parallel
         self.pending: deque[Job] = deque()
+        self.parked: list[_Parked] = []
+        self.free_parking = list(range(2 * parallel - 1, parallel - 1, -1))
+        self._admissions = 0  # admission order, for fair ties between equal priorities
         self._step_sequences = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()
@@ -165,6 +190,8 @@ class Engine:
         for slot, state in enumerate(self.active):
             if state is not None:
                 self._finish(slot, "error", outbox, error="the model was unloaded")
+        for parked in list(self.parked):
+            self._finish_parked(parked, "error", outbox, error="the model was unloaded")
         outbox.extend(
             (job, Finish("error", len(job.prompt), error="the model was unloaded")) for job in self.pending
         )
@@ -175,30 +202,40 @@ class Engine:
 
     @property
     def busy(self) -> int:
-        """Jobs running or waiting."""
-        return sum(a is not None for a in self.active) + len(self.pending)
+        """Jobs running, parked or waiting."""
+        return sum(a is not None for a in self.active) + len(self.parked) + len(self.pending)
 
     # -- decode thread ------------------------------------------------------------------------
     def _run(self) -> None:
         outbox: list[tuple[Job, str | Finish]] = []
         while not self._stopping:
-            self._drop_cancelled(outbox)
-            self._admit(outbox)
-            n_tokens = self._fill_batch()
-            if n_tokens == 0:
-                self._update_gauges()
+            if not self.step(outbox):
                 self._deliver(outbox)
                 self._wakeup.wait()
                 self._wakeup.clear()
                 continue
-            status = llama.llama_decode(self.ctx, self.batch)
-            if status == 0:
-                self.metrics.step_sequences.observe(self._step_sequences)
-                self._sample(outbox)
-            else:
-                self._recover(status, outbox)
-            self._update_gauges()
             self._deliver(outbox)
+
+    def step(self, outbox: list[tuple[Job, str | Finish]]) -> bool:
+        """One turn of the decode loop: admit, decode one batch, sample; events go to ``outbox``.
+
+        False when there was nothing to decode. The decode thread calls it; tests that need to
+        place events between steps call it themselves, without starting the thread.
+        """
+        self._drop_cancelled(outbox)
+        self._admit(outbox)
+        n_tokens = self._fill_batch()
+        if n_tokens == 0:
+            self._update_gauges()
+            return False
+        status = llama.llama_decode(self.ctx, self.batch)
+        if status == 0:
+            self.metrics.step_sequences.observe(self._step_sequences)
+            self._sample(outbox)
+        else:
+            self._recover(status, outbox)
+        self._update_gauges()
+        return True
 
     def _deliver(self, outbox: list[tuple[Job, str | Finish]]) -> None:
         if outbox and self.loop is not None:
@@ -211,6 +248,17 @@ class Engine:
         state = self.active[slot]
         assert state is not None
         self.active[slot] = None
+        self._ended(state, reason, outbox, error)
+
+    def _finish_parked(
+        self, parked: _Parked, reason: str, outbox: list[tuple[Job, str | Finish]], error: str = ""
+    ) -> None:
+        self.parked.remove(parked)
+        if parked.seq >= 0:
+            self._release_parking(parked.seq)
+        self._ended(parked.state, reason, outbox, error)
+
+    def _ended(self, state: _Active, reason: str, outbox: list[tuple[Job, str | Finish]], error: str) -> None:
         state.sampler.close()
         job = state.job
         job.timeline.finished = time.time_ns()
@@ -221,6 +269,8 @@ class Engine:
         for slot, state in enumerate(self.active):
             if state is not None and state.job.cancelled:
                 self._finish(slot, "cancelled", outbox)
+        for parked in [p for p in self.parked if p.state.job.cancelled]:
+            self._finish_parked(parked, "cancelled", outbox)
         if any(job.cancelled for job in self.pending):
             for job in [j for j in self.pending if j.cancelled]:
                 self.pending.remove(job)
@@ -228,36 +278,113 @@ class Engine:
                 self.metrics.finished.labels(reason="cancelled").inc()
 
     def _admit(self, outbox: list[tuple[Job, str | Finish]]) -> None:
-        while self.pending:
-            idle = [(slot, self.slot_tokens[slot]) for slot, a in enumerate(self.active) if a is None]
+        """Give free slots to waiting sequences, highest priority first, parking a lower one if needed."""
+        while self.pending or self.parked:
+            waiting = [Waiting(p.state.job.priority, p.state.order, True) for p in self.parked]
+            waiting += [Waiting(job.priority, index, False) for index, job in enumerate(self.pending)]
+            chosen = next_waiting(waiting)
+            assert chosen is not None
+            idle = self._idle()
+            freed = None
             if not idle:
-                return
-            job = self.pending.popleft()
-            if len(job.prompt) >= self.n_ctx:
-                outbox.append(
-                    (job, Finish("error", len(job.prompt), error="the prompt does not fit the context"))
-                )
-                continue
-            slot, reuse = choose_slot(idle, job.prompt)
-            oldest = llama.llama_memory_seq_pos_min(self.memory, slot)
-            if not swa_allows_reuse(reuse, oldest, self.model.n_swa):
-                reuse = 0
-            if not llama.llama_memory_seq_rm(self.memory, slot, reuse, -1):
-                llama.llama_memory_seq_rm(self.memory, slot, -1, -1)
-                reuse = 0
-            try:
-                sampler = Sampler(job.sampling, self.model.vocab, self.model.n_vocab)
-            except ValueError as exc:
-                outbox.append((job, Finish("error", len(job.prompt), error=str(exc))))
-                continue
-            self.slot_tokens[slot] = job.prompt[:reuse]
-            self.active[slot] = _Active(job, sampler, reuse)
-            timeline = job.timeline
-            timeline.admitted, timeline.slot, timeline.reused = time.time_ns(), slot, reuse
-            timeline.batch_at_start = sum(a is not None for a in self.active)
-            self.metrics.prompt_tokens.inc(len(job.prompt))
-            self.metrics.prefix_reused_tokens.inc(reuse)
+                running = [Running(slot, a.job.priority, a.order) for slot, a in enumerate(self.active) if a]
+                freed = victim(running, waiting[chosen].priority) if self.free_parking else None
+                if freed is None:
+                    break
+            # Take the chosen one out before parking anything: parking appends to `self.parked`.
+            if chosen < len(self.parked):
+                resuming: _Parked | None = self.parked.pop(chosen)
+            else:
+                resuming, starting = None, self.pending[chosen - len(self.parked)]
+                del self.pending[chosen - len(self.parked)]
+            if freed is not None:
+                self._park(freed)
+                idle = self._idle()
+            if resuming is not None:
+                self._resume(resuming, idle)
+            else:
+                self._start(starting, idle, outbox)
         self.metrics.queue_depth.set(len(self.pending))
+        self.metrics.parked.set(len(self.parked))
+
+    def _idle(self) -> list[tuple[int, list[int]]]:
+        return [(slot, self.slot_tokens[slot]) for slot, a in enumerate(self.active) if a is None]
+
+    def _start(
+        self, job: Job, idle: list[tuple[int, list[int]]], outbox: list[tuple[Job, str | Finish]]
+    ) -> None:
+        if len(job.prompt) >= self.n_ctx:
+            outbox.append(
+                (job, Finish("error", len(job.prompt), error="the prompt does not fit the context"))
+            )
+            return
+        try:
+            sampler = Sampler(job.sampling, self.model.vocab, self.model.n_vocab)
+        except ValueError as exc:
+            outbox.append((job, Finish("error", len(job.prompt), error=str(exc))))
+            return
+        slot, reuse = choose_slot(idle, job.prompt)
+        reuse = self._keep_prefix(slot, reuse)
+        self.slot_tokens[slot] = job.prompt[:reuse]
+        self._admissions += 1
+        self.active[slot] = _Active(job, sampler, reuse, self._admissions)
+        timeline = job.timeline
+        timeline.admitted, timeline.slot, timeline.reused = time.time_ns(), slot, reuse
+        timeline.batch_at_start = sum(a is not None for a in self.active)
+        self.metrics.prompt_tokens.inc(len(job.prompt))
+        self.metrics.prefix_reused_tokens.inc(reuse)
+
+    def _keep_prefix(self, slot: int, reuse: int) -> int:
+        """Drop the slot's KV after ``reuse`` tokens (all of it where that cannot be done): the kept count."""
+        oldest = llama.llama_memory_seq_pos_min(self.memory, slot)
+        if not swa_allows_reuse(reuse, oldest, self.model.n_swa):
+            reuse = 0
+        if not llama.llama_memory_seq_rm(self.memory, slot, reuse, -1):
+            llama.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            reuse = 0
+        return reuse
+
+    def _park(self, slot: int) -> None:
+        """Pause the sequence in ``slot``: its KV is copied under a spare sequence id, its state kept."""
+        state = self.active[slot]
+        assert state is not None
+        seq = self.free_parking.pop()
+        llama.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        llama.llama_memory_seq_cp(self.memory, slot, seq, -1, -1)
+        self.parked.append(_Parked(state, self.slot_tokens[slot][:], seq))
+        self.active[slot] = None  # its cache stays too, as any idle slot's does, for prefix reuse
+        self.metrics.preempted.inc()
+
+    def _resume(self, parked: _Parked, idle: list[tuple[int, list[int]]]) -> None:
+        """Put a parked sequence back in a slot: with its kept KV, or prefilling its history again."""
+        state = parked.state
+        if parked.seq >= 0:
+            slot, _ = choose_slot(idle, parked.tokens)
+            llama.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            llama.llama_memory_seq_cp(self.memory, parked.seq, slot, -1, -1)
+            self._release_parking(parked.seq)
+            self.slot_tokens[slot] = parked.tokens
+        else:
+            if state.next_token >= 0:  # it was decoding: its history is prefilled, then decoding goes on
+                state.source, state.resume_token, state.next_token = parked.tokens, state.next_token, -1
+            slot, reuse = choose_slot(idle, state.source)
+            state.n_past = self._keep_prefix(slot, reuse)
+            self.slot_tokens[slot] = state.source[: state.n_past]
+        self.active[slot] = state
+        self.metrics.resumed.inc()
+
+    def forget_parked_kv(self) -> int:
+        """Free the KV cells parked sequences hold (they prefill their history again on resume);
+        returns how many sequences lost theirs. Decode thread only (or a test driving `step`)."""
+        kept = [parked for parked in self.parked if parked.seq >= 0]
+        for parked in kept:
+            self._release_parking(parked.seq)
+            parked.seq = -1
+        return len(kept)
+
+    def _release_parking(self, seq: int) -> None:
+        llama.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        self.free_parking.append(seq)
 
     def _fill_batch(self) -> int:
         """Put the next step in the batch: its token count (``_step_sequences``: its sequences)."""
@@ -273,7 +400,7 @@ class Engine:
             if state is None or state.next_token >= 0 or count >= self.n_batch:
                 continue
             sequences += 1
-            prompt, tokens = state.job.prompt, self.slot_tokens[slot]
+            prompt, tokens = state.source, self.slot_tokens[slot]
             end = min(len(prompt), state.n_past + self.n_batch - count)
             for index in range(state.n_past, end):
                 _put(batch, count, prompt[index], index, slot, index == len(prompt) - 1)
@@ -289,6 +416,9 @@ class Engine:
         model, now = self.model, time.perf_counter()
         for slot, state in enumerate(self.active):
             if state is None or state.out_index < 0:
+                continue
+            if state.resume_token >= 0:  # a recomputed history: decoding goes on with the saved token
+                state.next_token, state.resume_token, state.out_index = state.resume_token, -1, -1
                 continue
             token = state.sampler.sample(self.ctx, state.out_index)
             state.out_index = -1
@@ -337,6 +467,8 @@ class Engine:
                     self._finish(slot, "error", outbox, error="the model failed to decode")
             return
         idle = [s for s, a in enumerate(self.active) if a is None and self.slot_tokens[s]]
+        if not idle and self.forget_parked_kv():  # parked KV goes before a running sequence is cut
+            return
         victims = idle or [
             max((s for s, a in enumerate(self.active) if a), key=lambda s: len(self.slot_tokens[s]))
         ]

@@ -65,6 +65,13 @@ class RuntimeMetrics:
         self.finished = Counter(
             f"{PREFIX}_sequences_finished", "Sequences ended, by reason", ["reason"], registry=r
         )
+        self.preempted = Counter(
+            f"{PREFIX}_sequences_preempted", "Running sequences paused for a higher-priority one", registry=r
+        )
+        self.resumed = Counter(
+            f"{PREFIX}_sequences_resumed", "Paused sequences put back in a slot", registry=r
+        )
+        self.parked = Gauge(f"{PREFIX}_parked_sequences", "Sequences paused, waiting for a slot", registry=r)
         hit_rate = Gauge(
             f"{PREFIX}_prefix_cache_hit_ratio", "Reused prompt tokens over all prompt tokens", registry=r
         )

@@ -26,6 +26,7 @@ from inferflux.runtime.errors import APIError, bad_request
 from inferflux.runtime.fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, check_fields
 from inferflux.runtime.generation import collect, engine_error, stream
 from inferflux.runtime.memory import headroom_ratio
+from inferflux.runtime.preemption import PRIORITY_HEADER, parse_priority
 from inferflux.runtime.protocol import envelope, usage
 from inferflux.runtime.sampling import SamplingParams
 from inferflux.runtime.serving import Leased, Runtime, Serving
@@ -52,6 +53,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
     return body
+
+
+def _priority(request: Request) -> int:
+    """The job's priority, which the router sets from the caller's policy (``x-inferflux-priority``)."""
+    try:
+        return parse_priority(request.headers.get(PRIORITY_HEADER))
+    except ValueError:
+        raise APIError(400, f"{PRIORITY_HEADER} must be an integer", param=PRIORITY_HEADER) from None
 
 
 def _sse(payload: object) -> bytes:
@@ -83,7 +92,7 @@ async def chat_completions(request: Request) -> Response:
     traced: RequestTrace = request.state.trace
     with traced.tokenizing():
         prompt = serving.tokenize_prompt(text)
-    job = traced.watch(serving.job(prompt, body, grammar, serving.template.extra_stops))
+    job = traced.watch(serving.job(prompt, body, grammar, serving.template.extra_stops, _priority(request)))
     request_id = "chatcmpl-" + request.state.request_id
     traced.describe(body, request_id)
 
@@ -180,7 +189,7 @@ async def completions(request: Request) -> Response:
     traced: RequestTrace = request.state.trace
     with traced.tokenizing():
         prompt = serving.tokenize_prompt(_prompt_text(body))
-    job = traced.watch(serving.job(prompt, body, grammar, ()))
+    job = traced.watch(serving.job(prompt, body, grammar, (), _priority(request)))
     request_id = "cmpl-" + request.state.request_id
     traced.describe(body, request_id)
 

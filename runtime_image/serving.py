@@ -75,15 +75,21 @@ class Serving:
         return tokens
 
     def job(
-        self, prompt: list[int], body: dict[str, Any], grammar: str | None, stops: tuple[str, ...]
+        self,
+        prompt: list[int],
+        body: dict[str, Any],
+        grammar: str | None,
+        stops: tuple[str, ...],
+        priority: int = 0,
     ) -> Job:
-        """A job for ``prompt`` with the request's limits and sampling."""
+        """A job for ``prompt`` with the request's limits, sampling and priority."""
         limit = max_tokens(body) or self.engine.n_ctx
         return Job(
             prompt=prompt,
             max_tokens=min(limit, self.engine.n_ctx - len(prompt)),
             sampling=sampling_params(body, grammar),
             stops=stop_strings(body) + stops,
+            priority=priority,
         )
 
     def close(self) -> None:

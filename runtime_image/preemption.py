@@ -1,0 +1,66 @@
+"""Priority in the engine: which waiting sequence gets a slot next, and which running one yields.
+
+Every job carries an integer priority (higher first; the router sets it from the tenant's policy).
+When every slot is busy and a job of higher priority is waiting, the engine pauses ("parks") the
+running sequence of lowest priority: its KV cache is kept under a spare sequence id, its sampler
+and text state stay as they were, and it resumes where it stopped once a slot is free again, so
+its client sees a gap in the stream and nothing else. Within one priority, order is first come,
+first served, and a parked sequence goes before a waiting one (it was admitted earlier).
+
+These functions decide only; `engine.Engine` does the moving of KV cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PRIORITY_HEADER = "x-inferflux-priority"
+PRIORITY_LIMIT = 1000  # priorities are clamped to [-PRIORITY_LIMIT, PRIORITY_LIMIT]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A sequence that wants a slot: a parked one or a queued job, with its arrival order."""
+
+    priority: int
+    order: int  # admission order for a parked one, submission order for a queued one
+    parked: bool
+
+
+@dataclass(frozen=True)
+class Running:
+    """A sequence that holds a slot."""
+
+    slot: int
+    priority: int
+    order: int  # when it was first admitted
+
+
+def next_waiting(waiting: Sequence[Waiting]) -> int | None:
+    """The index in ``waiting`` of the one to serve next: highest priority, parked first, oldest first."""
+    if not waiting:
+        return None
+    return min(
+        range(len(waiting)), key=lambda i: (-waiting[i].priority, not waiting[i].parked, waiting[i].order)
+    )
+
+
+def victim(running: Sequence[Running], priority: int) -> int | None:
+    """The slot to free for a sequence of ``priority``: the lowest-priority running one, newest first
+    (it has the least work to lose), and only if its priority is strictly lower; else None."""
+    lowest = min(running, key=lambda r: (r.priority, -r.order), default=None)
+    if lowest is None or lowest.priority >= priority:
+        return None
+    return lowest.slot
+
+
+def parse_priority(value: str | None) -> int:
+    """A request's priority from its ``x-inferflux-priority`` header (0 when absent), clamped.
+
+    Raises ValueError for a value that is not an integer.
+    """
+    if value is None or not value.strip():
+        return 0
+    number = int(value.strip())
+    return max(-PRIORITY_LIMIT, min(PRIORITY_LIMIT, number))

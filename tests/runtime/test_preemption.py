@@ -1,0 +1,156 @@
+"""Priority in the engine: the choice (pure) and, on the real model, a preempted stream that resumes
+with exactly the tokens it would have produced alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inferflux.runtime.chat import ChatTemplate
+from inferflux.runtime.engine import Engine, Finish, Job
+from inferflux.runtime.metrics import RuntimeMetrics
+from inferflux.runtime.model import Model
+from inferflux.runtime.preemption import Running, Waiting, next_waiting, parse_priority, victim
+from inferflux.runtime.sampling import SamplingParams
+
+GREEDY = SamplingParams(temperature=0)
+TOKENS = 48
+
+
+def test_the_highest_priority_waits_least_and_parked_ones_go_first_within_a_priority() -> None:
+    waiting = [Waiting(0, 5, False), Waiting(3, 9, False), Waiting(3, 2, True), Waiting(-1, 0, True)]
+    assert next_waiting(waiting) == 2  # priority 3, parked before queued
+    assert next_waiting([Waiting(0, 7, False), Waiting(0, 4, False)]) == 1  # then the oldest
+    assert next_waiting([]) is None
+
+
+def test_only_a_strictly_lower_priority_yields_its_slot_and_the_newest_of_them() -> None:
+    running = [Running(0, 0, 1), Running(1, -5, 2), Running(2, -5, 3)]
+    assert victim(running, 1) == 2  # lowest priority, newest first: least work lost
+    assert victim(running, -5) is None  # equal priority never preempts
+    assert victim([], 10) is None
+
+
+def test_priorities_come_from_a_header_clamped_and_checked() -> None:
+    assert parse_priority(None) == 0
+    assert parse_priority(" -3 ") == -3
+    assert parse_priority("99999") == 1000
+    with pytest.raises(ValueError):
+        parse_priority("high")
+
+
+@pytest.fixture(scope="module")
+def engine(chat_model_path: Path) -> Iterator[Engine]:
+    """The chat model with ONE slot, driven step by step by the test (its thread is not started)."""
+    model = Model(chat_model_path)
+    engine = Engine(model, context_size=2048, parallel=1, threads=1, batch_size=256, metrics=RuntimeMetrics())
+    yield engine
+    engine.close()
+    model.close()
+
+
+def job(engine: Engine, question: str, priority: int = 0) -> Job:
+    model = engine.model
+    template = ChatTemplate(
+        model.metadata("tokenizer.chat_template"),
+        model.token_text(model.bos_id),
+        model.token_text(model.eos_id),
+    )
+    prompt = model.tokenize(template.render([{"role": "user", "content": question}]))
+    return Job(prompt=prompt, max_tokens=TOKENS, sampling=GREEDY, priority=priority)
+
+
+def run(
+    engine: Engine, jobs: list[Job], before_step: dict[int, Job] | None = None
+) -> list[tuple[Job, str | Finish]]:
+    """Step until every job finished (``before_step``: submit a job before step N); all events in order."""
+    for item in jobs:
+        engine.submit(item)
+    events: list[tuple[Job, str | Finish]] = []
+    pending = dict(before_step or {})
+    for number in range(2000):
+        if number in pending:
+            engine.submit(pending.pop(number))
+        outbox: list[tuple[Job, str | Finish]] = []
+        stepped = engine.step(outbox)
+        events += outbox
+        if not stepped and not pending and not engine.busy:
+            return events
+    raise AssertionError("the engine did not finish within 2000 steps")
+
+
+def text_of(events: list[tuple[Job, str | Finish]], which: Job) -> str:
+    return "".join(event for item, event in events if item is which and isinstance(event, str))
+
+
+def finish_index(events: list[tuple[Job, str | Finish]], which: Job) -> int:
+    return next(i for i, (item, event) in enumerate(events) if item is which and isinstance(event, Finish))
+
+
+LOW = "Write a long story about a lighthouse keeper and the sea."
+HIGH = "What is the capital of France?"
+
+
+def alone(engine: Engine, question: str) -> str:
+    """The greedy answer to ``question`` with the engine to itself."""
+    only = job(engine, question)
+    return text_of(run(engine, [only]), only)
+
+
+def test_a_preempted_stream_resumes_with_exactly_its_own_tokens(engine: Engine) -> None:
+    low_alone, high_alone = alone(engine, LOW), alone(engine, HIGH)
+    assert len(low_alone) > 40  # a long answer, still streaming when the high one arrives
+
+    metrics = engine.metrics
+    preempted, resumed = metrics.preempted._value.get(), metrics.resumed._value.get()
+    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+    events = run(engine, [low], before_step={8: high})  # the low one is decoding by step 8
+    assert metrics.preempted._value.get() == preempted + 1
+    assert metrics.resumed._value.get() == resumed + 1
+    assert finish_index(events, high) < finish_index(events, low), "the high priority one went first"
+    first_high = next(i for i, (item, _) in enumerate(events) if item is high)
+    assert any(item is low for item, _ in events[:first_high]), "the low one had started streaming"
+    assert text_of(events, low) == low_alone, "nothing lost, nothing repeated, nothing changed"
+    assert text_of(events, high) == high_alone
+
+
+def test_a_resumed_stream_whose_parked_cache_was_dropped_recomputes_it_exactly(engine: Engine) -> None:
+    low_alone = alone(engine, LOW)
+    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+    engine.submit(low)
+    events: list[tuple[Job, str | Finish]] = []
+    for _ in range(8):
+        engine.step(events)
+    engine.submit(high)
+    engine.step(events)  # admits the high one: the low one is parked
+    assert engine.parked
+    assert engine.forget_parked_kv() == 1
+    events += run(engine, [])
+    assert text_of(events, low) == low_alone
+    # Not compared with its solo run: freeing the parked cells moves where the high one's KV lands,
+    # and llama.cpp sums attention in cell order, so a greedy near-tie may go the other way.
+    assert [event.reason for item, event in events if item is high and isinstance(event, Finish)] == [
+        "length"
+    ]
+    assert text_of(events, high)
+
+
+def test_cancelling_a_parked_stream_frees_its_cache_at_once(engine: Engine) -> None:
+    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+    engine.submit(low)
+    events: list[tuple[Job, str | Finish]] = []
+    for _ in range(8):
+        engine.step(events)
+    engine.submit(high)
+    engine.step(events)
+    free_before = len(engine.free_parking)
+    low.cancel()
+    engine.step(events)
+    assert not engine.parked
+    assert len(engine.free_parking) == free_before + 1
+    assert [event.reason for item, event in events if item is low and isinstance(event, Finish)] == [
+        "cancelled"
+    ]
+    run(engine, [])
