@@ -84,7 +84,8 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[str, Any]]:
         """Every event completed by ``chunk``, with its JSON payload parsed."""
-        self._buffer += chunk.replace(b"\r\n", b"\n")
+        # Normalised on the whole buffer: a CRLF may arrive split across two chunks.
+        self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
         events: list[tuple[str, Any]] = []
         while b"\n\n" in self._buffer:
             block, self._buffer = self._buffer.split(b"\n\n", 1)

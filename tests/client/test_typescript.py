@@ -72,7 +72,7 @@ async def test_the_typescript_sdk_resumes_a_cut_stream(
     }
     code, output = await run("node", "--test", "test/", env=env)
     assert code == 0, output
-    assert "# pass 6" in output, output  # 2 against the router, 4 on the cursor and errors
+    assert "# pass 7" in output, output  # 2 against the router, 5 offline (cursor, errors, SSE)
     assert "# fail 0" in output, output
     assert proxy.broken == 1
 

@@ -11,7 +11,8 @@ export class SSEDecoder {
   private readonly text = new TextDecoder();
 
   feed(chunk: Uint8Array): SSEEvent[] {
-    this.buffer += this.text.decode(chunk, { stream: true }).replace(/\r\n/g, "\n");
+    // Normalised on the whole buffer: a CRLF may arrive split across two chunks.
+    this.buffer = (this.buffer + this.text.decode(chunk, { stream: true })).replace(/\r\n/g, "\n");
     const events: SSEEvent[] = [];
     let end = this.buffer.indexOf("\n\n");
     while (end !== -1) {

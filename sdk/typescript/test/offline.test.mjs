@@ -1,4 +1,4 @@
-// The stream cursor and the error mapping on their own (no server needed).
+// The stream cursor, the error mapping and the SSE decoder on their own (no server needed).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -6,6 +6,7 @@ import {
   GuardrailBlockedError,
   InvalidResumeTokenError,
   ProtocolError,
+  SSEDecoder,
   QuotaExceededError,
   RateLimitError,
   StreamCursor,
@@ -52,4 +53,21 @@ test("errors map by code, then by status; resume answers by status", () => {
   const limited = errorFrom(429, null, { retryAfterMs: 2000 });
   assert.ok(limited instanceof RateLimitError);
   assert.equal(limited.retryAfterMs, 2000);
+});
+
+test("events split at every byte decode the same, CRLF and multi-byte characters included", () => {
+  const text =
+    'event: resume\ndata: {"stream_id":"ab","offset":0,"resume_token":"t0"}\n\n' +
+    'id: 0\r\nevent: data\r\ndata: {"offset":0,"text":"caf\u00e9","resume_token":"t1"}\r\n\r\n' +
+    ': comment\nevent: done\ndata: {"finish_reason":"stop","usage":null}\n\n';
+  const bytes = new TextEncoder().encode(text);
+  const expected = [
+    { event: "resume", data: { stream_id: "ab", offset: 0, resume_token: "t0" } },
+    { event: "data", data: { offset: 0, text: "caf\u00e9", resume_token: "t1" } },
+    { event: "done", data: { finish_reason: "stop", usage: null } },
+  ];
+  for (let cut = 0; cut <= bytes.length; cut += 1) {
+    const decoder = new SSEDecoder();
+    assert.deepEqual([...decoder.feed(bytes.slice(0, cut)), ...decoder.feed(bytes.slice(cut))], expected);
+  }
 });
