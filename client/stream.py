@@ -133,3 +133,27 @@ class StreamCursor:
         if delay is None:
             raise error
         return delay
+
+
+class StreamHandle:
+    """What a caller can ask a stream of either client: its token, how it ended, how often it resumed."""
+
+    def __init__(self, first: dict[str, Any], cursor: StreamCursor, request_id: str) -> None:
+        self.first = first
+        self.cursor = cursor
+        self.request_id = request_id
+
+    @property
+    def resume_token(self) -> str | None:
+        """The youngest token: hand it to the client's ``resume`` to continue elsewhere or later."""
+        return self.cursor.resume_token
+
+    @property
+    def done(self) -> Done | None:
+        """How the stream ended (finish reason, usage), once it has."""
+        return self.cursor.done
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream was resumed on a new connection."""
+        return self.cursor.reconnects

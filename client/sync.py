@@ -16,34 +16,17 @@ import httpx
 
 from inferflux.client import http
 from inferflux.client.errors import APIConnectionError
-from inferflux.client.events import Chunk, Done, Inference, SSEDecoder
-from inferflux.client.stream import STREAM_PATH, Reconnect, StreamCursor
+from inferflux.client.events import Chunk, Inference, SSEDecoder
+from inferflux.client.stream import STREAM_PATH, Reconnect, StreamCursor, StreamHandle
 
 
-class InferenceStream:
+class InferenceStream(StreamHandle):
     """An iterator of the chunks of one stream, across as many connections as it takes."""
 
     def __init__(self, client: InferFlux, first: dict[str, Any], cursor: StreamCursor) -> None:
+        super().__init__(first, cursor, http.request_id())
         self._client = client
-        self._first = first
-        self.cursor = cursor
-        self.request_id = http.request_id()
         self._chunks = self._run()
-
-    @property
-    def resume_token(self) -> str | None:
-        """The youngest token: hand it to `InferFlux.resume` to continue elsewhere or later."""
-        return self.cursor.resume_token
-
-    @property
-    def done(self) -> Done | None:
-        """How the stream ended (finish reason, usage), once it has."""
-        return self.cursor.done
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream was resumed on a new connection."""
-        return self.cursor.reconnects
 
     def text(self) -> str:
         """Read the rest of the stream and return its text."""
@@ -71,7 +54,7 @@ class InferenceStream:
                 with client.http.stream(
                     "POST",
                     STREAM_PATH,
-                    json=cursor.request(self._first),
+                    json=cursor.request(self.first),
                     headers={"x-request-id": self.request_id},
                     timeout=http.timeout(client.connect_timeout, policy.stall_seconds),
                 ) as response:
