@@ -1,5 +1,5 @@
 """The TypeScript SDK (sdk/typescript, @enis/client): strict type-check and build, then its resume test
-under ``node --test`` against the real router and runtime, through the stream-cutting proxy.
+under ``node --test`` against the real router and runtime, through proxies that cut or stall streams.
 
 Needs the package's dev dependencies (``make sdk-ts``, part of ``make test``).
 """
@@ -59,22 +59,25 @@ async def test_the_typescript_sdk_resumes_a_cut_stream(
 ) -> None:
     assert (built / "index.d.ts").exists()
     assert (built / "react.d.ts").exists()
-    harness = await make_router({"gemma": route([runtime_url])})
+    harness = await make_router({"gemma": route([runtime_url])}, heartbeat_seconds=0.2)
     async with AsyncInferFlux(harness.url) as client:
         whole = (await client.infer(**REQUEST)).output
     proxy = await cutting_proxy(harness.url, after=3, cuts=1)
+    stalling = await cutting_proxy(harness.url, after=2, mode="stall")
     env = {
         **os.environ,
         "INFERFLUX_PROXY_URL": proxy.url,
+        "INFERFLUX_STALL_URL": stalling.url,
         "INFERFLUX_ROUTER_URL": harness.url,
         "INFERFLUX_REQUEST": json.dumps(REQUEST),
         "INFERFLUX_EXPECTED": whole,
     }
     code, output = await run("node", "--test", "test/", env=env)
     assert code == 0, output
-    assert "# pass 7" in output, output  # 2 against the router, 5 offline (cursor, errors, SSE)
+    assert "# pass 8" in output, output  # 3 against the router, 5 offline (cursor, errors, SSE)
     assert "# fail 0" in output, output
     assert proxy.broken == 1
+    assert stalling.broken == 1
 
 
 CONSUMER = """

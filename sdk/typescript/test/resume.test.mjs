@@ -1,6 +1,7 @@
 // The TypeScript SDK against the real router and runtime, driven by tests/client/test_typescript.py:
 // INFERFLUX_PROXY_URL is a TCP proxy in front of the router that cuts the first connection after a
-// few events; INFERFLUX_ROUTER_URL is the router itself; INFERFLUX_EXPECTED is the whole answer.
+// few events, INFERFLUX_STALL_URL one that stalls it (the router sends heartbeats every 0.2 s);
+// INFERFLUX_ROUTER_URL is the router itself; INFERFLUX_EXPECTED is the whole answer.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -26,6 +27,13 @@ test("a stream cut mid-way is resumed with no chunk lost or repeated", async () 
   assert.deepEqual(offsets, offsets.map((_, index) => index));
   assert.ok(stream.reconnects >= 1, "the proxy cut the connection, so the stream was resumed");
   assert.notEqual(stream.done, null);
+});
+
+test("a stalled stream counts as dropped past the heartbeat interval and is resumed", async () => {
+  const client = new InferFluxClient({ baseUrl: env("INFERFLUX_STALL_URL"), reconnect: { stallMs: 1000 } });
+  const stream = client.stream(request);
+  assert.equal(await stream.text(), env("INFERFLUX_EXPECTED"));
+  assert.equal(stream.reconnects, 1);
 });
 
 test("a forged resume token is an InvalidResumeTokenError", async () => {
