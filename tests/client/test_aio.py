@@ -10,6 +10,7 @@ import pytest
 
 from inferflux.client import (
     AsyncInferFlux,
+    GatewayTimeoutError,
     InvalidResumeTokenError,
     NotFoundError,
     Reconnect,
@@ -129,3 +130,15 @@ async def test_refusals_are_typed_and_retry_after_is_bounded(make_router, route)
         with pytest.raises(NotFoundError) as unknown:
             await client.infer("no-such-model", MESSAGES)
     assert unknown.value.code == "not_found"
+
+
+async def test_an_error_event_mid_stream_raises_its_typed_error(runtime_url, make_router, route) -> None:
+    harness = await make_router({"gemma": route([runtime_url])}, total_timeout_seconds=0.5)
+    async with AsyncInferFlux(harness.url) as client:
+        stream = client.stream(
+            "gemma", prompt="Count from one to one thousand:", max_tokens=900, temperature=0
+        )
+        with pytest.raises(GatewayTimeoutError) as timed_out:
+            await stream.text()
+    assert timed_out.value.code == "timeout"
+    assert stream.done is None

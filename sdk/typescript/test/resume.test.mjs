@@ -1,7 +1,7 @@
 // The TypeScript SDK against the real router and runtime, driven by tests/client/test_typescript.py:
 // INFERFLUX_PROXY_URL is a TCP proxy in front of the router that cuts the first connection after a
 // few events, INFERFLUX_STALL_URL one that stalls it (the router sends heartbeats every 0.2 s);
-// INFERFLUX_ROUTER_URL is the router itself; INFERFLUX_EXPECTED is the whole answer.
+// INFERFLUX_ROUTER_URL is the router itself (model `cold` has no replica); INFERFLUX_EXPECTED is the whole answer.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
