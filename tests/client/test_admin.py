@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -23,6 +25,8 @@ from inferflux.crds.policy import PolicySnapshot, TenantPolicy
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
+from inferflux.router.audit import signing
+from inferflux.router.audit.log import AuditLog
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.policy.secrets import Keyring
@@ -31,24 +35,52 @@ from inferflux.router.policy.store import MemoryPolicyStore
 TOKEN = "bootstrap-admin-token-0123456789"
 
 
+@dataclass
+class Admin:
+    url: str
+    audit: AuditLog | None
+
+
 @pytest.fixture
-async def admin_url() -> AsyncIterator[str]:
-    holder = PolicyHolder()
-    holder.set_snapshot(PolicySnapshot(tenants={"from-git": TenantPolicy(name="from-git")}))
-    store = MemoryPolicyStore(holder)
-    await store.load()
-    hasher = KeyHasher(os.urandom(32))
-    service = AdminService(holder, store, hasher, Keyring("k1", {"k1": os.urandom(32)}))
-    app = create_app(service, AdminAuth(holder, hasher, TOKEN))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
-    task = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+async def serve_admin(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Admin]]]:
+    """``await serve_admin(audit=False)``: the admin application on a free port, with a real audit log
+    (a signing key pair on disk) when ``audit``."""
+    running: list[tuple[uvicorn.Server, asyncio.Task[None], AuditLog | None]] = []
+
+    async def serve(audit: bool = False) -> Admin:
+        holder = PolicyHolder()
+        holder.set_snapshot(PolicySnapshot(tenants={"from-git": TenantPolicy(name="from-git")}))
+        store = MemoryPolicyStore(holder)
+        await store.load()
+        hasher = KeyHasher(os.urandom(32))
+        service = AdminService(holder, store, hasher, Keyring("k1", {"k1": os.urandom(32)}))
+        log, directory = None, tmp_path / "audit"
+        if audit:
+            signing.generate(tmp_path / "audit.pem", tmp_path / "audit.pub")
+            log = AuditLog(directory, "router-0", signing.Signer.from_file(tmp_path / "audit.pem"))
+            log.open()
+            log.start()
+        app = create_app(service, AdminAuth(holder, hasher, TOKEN), directory if audit else None, log)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, access_log=False, log_level="warning", lifespan="off"))
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        running.append((server, task, log))
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no startup event
+            await asyncio.sleep(0.01)
+        return Admin(f"http://127.0.0.1:{sock.getsockname()[1]}", log)
+
+    yield serve
+    for server, task, log in running:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        if log is not None:
+            await log.close()
+
+
+@pytest.fixture
+async def admin_url(serve_admin: Callable[..., Awaitable[Admin]]) -> str:
+    return (await serve_admin()).url
 
 
 async def test_tenants_and_a_key_lifecycle(admin_url: str) -> None:
@@ -116,4 +148,26 @@ async def test_the_audit_export_says_when_the_audit_log_is_off(admin_url: str) -
     with pytest.raises(NotFoundError) as disabled:
         [record async for record in admin.audit(tenant="ops")]
     assert disabled.value.code == "audit_disabled"
+    await admin.aclose()
+
+
+async def test_the_audit_export_yields_the_admin_actions(
+    serve_admin: Callable[..., Awaitable[Admin]],
+) -> None:
+    served = await serve_admin(audit=True)
+    assert served.audit is not None
+    admin = AsyncAdminClient(served.url, TOKEN)
+    await admin.put_tenant("ops", {})
+    await admin.create_key("ops", name="ci")
+    await admin.put_tenant("other", {})
+    await served.audit.flush()
+    records = [record async for record in admin.audit(tenant="ops")]
+    assert all(r["tenant"] == "ops" for r in records)
+    changes = [r for r in records if r["method"] != "GET"]  # exports are recorded too, as they happen
+    assert [(r["method"], r["path"]) for r in changes] == [
+        ("PUT", "/admin/v1/tenants/ops"),
+        ("POST", "/admin/v1/tenants/ops/keys"),
+    ]
+    sync_records = await asyncio.to_thread(lambda: list(AdminClient(served.url, TOKEN).audit(tenant="ops")))
+    assert [r for r in sync_records if r["method"] != "GET"] == changes
     await admin.aclose()
