@@ -136,3 +136,22 @@ run: install ## Local embedded mode: the bundled model behind the router, no clu
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf $(CACHE)/typecheck .mypy_cache .ruff_cache .pytest_cache
+
+# The SDKs (docs/sdk-python.md, docs/sdk-typescript.md). The TypeScript SDK's resume test runs under
+# `node --test`, driven from tests/client; it needs the package's dev dependencies (npm ci) and a build.
+PACKAGE_DIRS += client:client
+TS_SDK := sdk/typescript
+.PHONY: sdk-ts sdk-ts-pack
+$(TS_SDK)/node_modules/.installed: $(TS_SDK)/package.json $(TS_SDK)/package-lock.json
+	cd $(TS_SDK) && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+sdk-ts: $(TS_SDK)/node_modules/.installed ## Install the TypeScript SDK's dev dependencies and build it (tsc, strict)
+	cd $(TS_SDK) && npm run --silent build
+
+sdk-ts-pack: sdk-ts ## npm pack the TypeScript SDK (@enis/client) into .cache/
+	@mkdir -p $(CACHE)
+	cd $(TS_SDK) && npm pack --pack-destination ../../$(CACHE)
+
+test: sdk-ts
+unit: sdk-ts
