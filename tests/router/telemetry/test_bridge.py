@@ -76,7 +76,8 @@ async def test_requests_through_the_router_reach_an_otlp_receiver_under_genai_na
     finally:
         await asyncio.to_thread(genai_metrics.shutdown)
 
-    assert receiver.content_types and set(receiver.content_types) == {"application/x-protobuf"}
+    assert receiver.content_types
+    assert set(receiver.content_types) == {"application/x-protobuf"}
     assert receiver.service_names() == {"inferflux-router"}
     points = receiver.points()
     units = {point.metric: point.unit for point in points}
@@ -102,7 +103,8 @@ async def test_requests_through_the_router_reach_an_otlp_receiver_under_genai_na
     assert first_token.count == 1
     assert "error.type" not in first_token.attributes
     (per_token,) = one("gen_ai.server.time_per_output_token", **chat)
-    assert per_token.count == 1 and per_token.sum > 0
+    assert per_token.count == 1
+    assert per_token.sum > 0
     (completion,) = one("gen_ai.client.operation.duration", **{"gen_ai.operation.name": "text_completion"})
     assert completion.count == 1
     (failed,) = one("gen_ai.server.request.duration", **{"gen_ai.request.model": "missing"})
