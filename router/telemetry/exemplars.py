@@ -19,7 +19,7 @@ from prometheus_client.exposition import choose_encoder
 
 from inferflux.router.telemetry import tracing
 from inferflux.router.telemetry.spans import current_span
-from inferflux.router.telemetry.tail import sampled
+from inferflux.router.telemetry.tail import TRACE_ID_LIMIT
 
 
 def exemplar(failed: bool = False) -> dict[str, str] | None:
@@ -35,7 +35,7 @@ def exemplar(failed: bool = False) -> dict[str, str] | None:
     if span is None:
         return None
     trace = span.trace
-    if failed or trace.failed or sampled(trace.trace_id, installed.settings.sample_ratio):
+    if failed or trace.failed or (trace.trace_id & TRACE_ID_LIMIT) < installed.sampler.threshold:
         return {"trace_id": f"{trace.trace_id:032x}"}
     return None
 
