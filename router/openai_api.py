@@ -139,6 +139,8 @@ class OpenAIRoutes:
             elapsed = time.perf_counter() - started
             self.metrics.requests.labels(label, model, str(status)).inc()
             self.metrics.duration.labels(label, model).observe(elapsed, exemplar(status >= 400 or not status))
+            if call is not None and call.usage is not None:
+                self._count_tenant_tokens(call, call.usage)
             if self.genai_metrics is not None and call is not None:
                 self.genai_metrics.record(self._operation(call, elapsed))
 
@@ -298,12 +300,17 @@ class OpenAIRoutes:
             self._count_tokens(call, call.usage)
 
     def _count_tokens(self, call: Call, usage: Usage) -> None:
-        tenant = self.metrics.tenant_label(call.tenant or NO_TENANT)
         if usage.prompt_tokens:
             self.metrics.tokens.labels(call.model, "prompt").inc(usage.prompt_tokens)
-            self.metrics.tenant_tokens.labels(tenant, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
             self.metrics.tokens.labels(call.model, "completion").inc(usage.completion_tokens)
+
+    def _count_tenant_tokens(self, call: Call, usage: Usage) -> None:
+        """Tokens by tenant, for every route (runtimes and providers alike)."""
+        tenant = self.metrics.tenant_label(call.tenant or NO_TENANT)
+        if usage.prompt_tokens:
+            self.metrics.tenant_tokens.labels(tenant, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
             self.metrics.tenant_tokens.labels(tenant, "completion").inc(usage.completion_tokens)
 
     def _operation(self, call: Call, elapsed: float) -> Operation:
