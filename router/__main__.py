@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -50,8 +51,8 @@ from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisP
 from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
-from inferflux.router.telemetry import TraceSettings, configure_logging
-from inferflux.router.telemetry.settings import TraceSettingsError
+from inferflux.router.telemetry import TraceSettings, bridge, configure_logging
+from inferflux.router.telemetry.settings import MetricsBridgeSettings, TraceSettingsError
 
 log = logging.getLogger("inferflux.router.main")
 FIRST_LOAD_SECONDS = 10.0
@@ -301,6 +302,9 @@ def main() -> int:
     configure_logging(process.settings.log_level, process.settings.log_format)
     try:  # off unless an OTLP endpoint is set (docs/observability.md)
         telemetry.install(TraceSettings.from_env("inferflux-router"))
+        # The OTel metrics bridge: off unless INFERFLUX_OTEL_METRICS (docs/observability.md).
+        genai_metrics = bridge.start(MetricsBridgeSettings.from_env(), "inferflux-router")
+        process.router.openai.genai_metrics = genai_metrics
     except TraceSettingsError as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2
@@ -311,10 +315,17 @@ def main() -> int:
         return 2
     import uvloop
 
+    # Everything built so far (modules, settings, tables) lives as long as the process: keep it out
+    # of the collector's full passes, which otherwise walk ~300k objects each time requests in
+    # flight (more of them with tracing on, whose spans wait for their trace) get promoted.
+    gc.collect()
+    gc.freeze()
     try:
         uvloop.run(serve(process, public, admin))
     finally:
         telemetry.uninstall()  # exports the kept traces still queued
+        if process.router.openai.genai_metrics is not None:
+            process.router.openai.genai_metrics.shutdown()
     return 0
 
 

@@ -14,8 +14,6 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from inferflux.crds.routing import RoutingTable
 from inferflux.prompts.configmap_source import ConfigMapSource
 from inferflux.prompts.resolver import PromptResolver
@@ -58,6 +56,7 @@ from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings
 from inferflux.router.telemetry import request_id_var
+from inferflux.router.telemetry.exemplars import accept_header, exposition
 from inferflux.router.telemetry.http import record_status, server_attributes, trace_headers
 from inferflux.router.upstream import Timeouts, UpstreamClient
 
@@ -274,9 +273,10 @@ class Router:
         )
 
     async def metrics_page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Prometheus text exposition of every ``inferflux_router_`` metric."""
-        body = generate_latest(self.metrics.registry)
-        await send_bytes(send, 200, body, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+        """Every ``inferflux_router_`` metric: OpenMetrics with exemplars when the scraper asks
+        for it (``Accept: application/openmetrics-text``), else the Prometheus text format."""
+        body, content_type = exposition(self.metrics.registry, accept_header(scope["headers"]))
+        await send_bytes(send, 200, body, [(b"content-type", content_type.encode())])
 
     def apply(self) -> Apply:
         """The callback a `RouteSource` feeds tables into."""

@@ -9,6 +9,7 @@ context; leaving it (normally, by error or by cancellation) frees the replica an
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -196,10 +197,12 @@ class Dispatcher:
         route = await self.route(model)
         limiter = self.limiter(model, route)
         self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
+        waiting = time.perf_counter()
         try:
             await limiter.acquire()
         finally:
             self.metrics.queue_depth.labels(model).set(limiter.queued)
+        self.metrics.queue_wait.labels(model).observe(time.perf_counter() - waiting)
         in_flight = self.metrics.in_flight.labels(model)
         in_flight.inc()
         try:

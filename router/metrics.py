@@ -1,19 +1,31 @@
-"""Prometheus metrics, all prefixed ``inferflux_router_``. Labels carry model names, never content."""
+"""Prometheus metrics, all prefixed ``inferflux_router_``. Labels carry model names, never content.
+
+Tenant names are labels too (`tenant_tokens`), bounded by `BoundedLabel`: past its limit, new tenants
+are counted under ``other`` so a flood of tenants cannot grow the series without end. Latency
+histograms carry OpenMetrics exemplars (a trace id) when tracing is on (`telemetry.exemplars`).
+"""
 
 from __future__ import annotations
+
+import threading
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "inferflux_router_"
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_TOKEN = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+_WAIT = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+OTHER = "other"  # the label value of every tenant past `BoundedLabel`'s limit
+NO_TENANT = "-"  # authentication off: no tenant
 _GAP = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 class Metrics:
     """Every router metric, registered in its own registry so tests and apps don't collide."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, max_tenants: int = 100) -> None:
         self.registry = registry or CollectorRegistry()
+        self.tenant_label = BoundedLabel(max_tenants)
         r = self.registry
         self.requests = Counter(
             PREFIX + "requests",
@@ -84,3 +96,42 @@ class Metrics:
         self.table_generation = Gauge(
             PREFIX + "routing_table_generation", "Routing tables applied.", registry=r
         )
+        self.tpot = Histogram(
+            PREFIX + "time_per_output_token_seconds",
+            "Streamed answers: first to last chunk, over the completion tokens after the first.",
+            ["model"],
+            buckets=_TOKEN,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            PREFIX + "queue_wait_seconds",
+            "Time a request waited for a slot of its model (the per-model concurrency limit).",
+            ["model"],
+            buckets=_WAIT,
+            registry=r,
+        )
+        self.tenant_tokens = Counter(
+            PREFIX + "tenant_tokens",
+            "Tokens reported by upstream usage, by tenant (past the limit: 'other') and kind.",
+            ["tenant", "kind"],
+            registry=r,
+        )
+
+
+class BoundedLabel:
+    """Label values for an open set (tenant names): the first ``limit`` seen keep their name, the rest
+    become ``other``. Remembered for the process's life, like the series they name."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()  # a metrics scrape thread may not race, but tests call from threads
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) >= self.limit:
+                return OTHER
+            self._seen.add(value)
+            return value

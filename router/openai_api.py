@@ -33,16 +33,20 @@ from inferflux.router.asgi import (
 from inferflux.router.dispatch import Dispatcher, Exchange, prompt_prefix
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.identity.authenticate import permit_model, principal_of
-from inferflux.router.metrics import Metrics
+from inferflux.router.metrics import NO_TENANT, Metrics
 from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
 from inferflux.router.telemetry import genai
+from inferflux.router.telemetry.bridge import GenAiMetrics, Operation
+from inferflux.router.telemetry.exemplars import exemplar
 from inferflux.router.telemetry.tracing import fail
 from inferflux.router.upstream import classify_status
 
 GAP_SAMPLE_MASK = 3
+TTFT_NOTE = "metrics.ttft"  # Call.notes: seconds to the first chunk of a complete stream
+TPOT_NOTE = "metrics.tpot"  # Call.notes: seconds per output token after the first
 ROUTES = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "completions",
@@ -85,6 +89,7 @@ class OpenAIRoutes:
         self.prefix_chars = prefix_chars
         self.providers = providers
         self.pipeline = pipeline if pipeline is not None else Pipeline()
+        self.genai_metrics: GenAiMetrics | None = None  # the OTel metrics bridge, when it is on
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Every served model the caller may use, in the OpenAI list shape."""
@@ -131,8 +136,13 @@ class OpenAIRoutes:
                 call.status = call.status or status
                 await self.pipeline.finish(call)  # once: covers a client gone mid-stream
             model = call.model if call is not None else "-"
+            elapsed = time.perf_counter() - started
             self.metrics.requests.labels(label, model, str(status)).inc()
-            self.metrics.duration.labels(label, model).observe(time.perf_counter() - started)
+            self.metrics.duration.labels(label, model).observe(elapsed, exemplar(status >= 400 or not status))
+            if call is not None and call.usage is not None:
+                self._count_tenant_tokens(call, call.usage)
+            if self.genai_metrics is not None and call is not None:
+                self.genai_metrics.record(self._operation(call, elapsed))
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, call: Call) -> int:
         """Send an admitted call to its runtime or through the fallback chain; the status answered."""
@@ -232,7 +242,7 @@ class OpenAIRoutes:
         filters = self.pipeline.outputs(call)
         gap = self.metrics.chunk_gap.labels(model)
         events = 0
-        last = 0.0
+        first = last = 0.0
         # Ends before the dispatcher's own total-time guard, so the client gets a proper error event.
         budget = self.dispatcher.client.timeouts.total - (time.perf_counter() - call.started)
         failure: UpstreamError | None = None
@@ -241,7 +251,8 @@ class OpenAIRoutes:
                 async for chunk in ex.response.iter_any():
                     now = time.perf_counter()
                     if not last:
-                        self.metrics.ttft.labels(model).observe(now - call.started)
+                        first = now
+                        self.metrics.ttft.labels(model).observe(now - call.started, exemplar())
                     elif events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
                         gap.observe(now - last)
                     last = now
@@ -270,7 +281,9 @@ class OpenAIRoutes:
             await send({"type": "http.response.body", "body": body, "more_body": True})
         self.metrics.stream_chunks.labels(model).inc(events)
         if call.usage is not None:
-            self._count_tokens(model, call.usage)
+            self._count_tokens(call, call.usage)
+            if failure is None:
+                self._time_tokens(call, first, last, call.usage.completion_tokens)
         await self.pipeline.finish(call)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -284,10 +297,50 @@ class OpenAIRoutes:
             return
         call.usage = Usage.from_openai(document.get("usage") if isinstance(document, dict) else None)
         if call.usage is not None:
-            self._count_tokens(call.model, call.usage)
+            self._count_tokens(call, call.usage)
 
-    def _count_tokens(self, model: str, usage: Usage) -> None:
+    def _count_tokens(self, call: Call, usage: Usage) -> None:
         if usage.prompt_tokens:
-            self.metrics.tokens.labels(model, "prompt").inc(usage.prompt_tokens)
+            self.metrics.tokens.labels(call.model, "prompt").inc(usage.prompt_tokens)
         if usage.completion_tokens:
-            self.metrics.tokens.labels(model, "completion").inc(usage.completion_tokens)
+            self.metrics.tokens.labels(call.model, "completion").inc(usage.completion_tokens)
+
+    def _count_tenant_tokens(self, call: Call, usage: Usage) -> None:
+        """Tokens by tenant, for every route (runtimes and providers alike)."""
+        tenant = self.metrics.tenant_label(call.tenant or NO_TENANT)
+        if usage.prompt_tokens:
+            self.metrics.tenant_tokens.labels(tenant, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            self.metrics.tenant_tokens.labels(tenant, "completion").inc(usage.completion_tokens)
+
+    def _operation(self, call: Call, elapsed: float) -> Operation:
+        """A finished call as the OTel metrics bridge records it."""
+        route = self.dispatcher.holder.table.models.get(call.model)
+        provider = route.provider.name if route is not None and route.provider is not None else "inferflux"
+        failed = call.status >= 400 or not call.status or call.error
+        usage = call.usage
+        return Operation(
+            genai.OPERATIONS.get(call.route, call.route),
+            str(provider),
+            call.model,
+            elapsed,
+            error_type=(call.error or str(call.status)) if failed else "",
+            input_tokens=usage.prompt_tokens if usage is not None else None,
+            output_tokens=usage.completion_tokens if usage is not None else None,
+            time_to_first_token=call.notes.get(TTFT_NOTE),
+            time_per_output_token=call.notes.get(TPOT_NOTE),
+        )
+
+    def _time_tokens(self, call: Call, first: float, last: float, completion_tokens: int) -> None:
+        """Time to first chunk and per output token of a complete stream, for the metrics.
+
+        Per output token: first to last chunk over the tokens after the first (the first token's
+        time is the time to first chunk); a stream of one token has none.
+        """
+        if not first:
+            return
+        call.notes[TTFT_NOTE] = first - call.started
+        if completion_tokens > 1:
+            per_token = (last - first) / (completion_tokens - 1)
+            call.notes[TPOT_NOTE] = per_token
+            self.metrics.tpot.labels(call.model).observe(per_token)

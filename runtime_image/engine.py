@@ -262,6 +262,9 @@ class Engine:
         state.sampler.close()
         job = state.job
         job.timeline.finished = time.time_ns()
+        if reason in ("stop", "length") and state.generated > 1 and job.timeline.first_token:
+            per_token = (job.timeline.finished - job.timeline.first_token) / (state.generated - 1)
+            self.metrics.time_per_output_token.observe(per_token / 1e9)
         outbox.append((job, Finish(reason, len(job.prompt), state.generated, state.cached, error)))
         self.metrics.finished.labels(reason=reason).inc()
 
@@ -330,6 +333,7 @@ class Engine:
         self.active[slot] = _Active(job, sampler, reuse, self._admissions)
         timeline = job.timeline
         timeline.admitted, timeline.slot, timeline.reused = time.time_ns(), slot, reuse
+        self.metrics.queue_wait.observe((timeline.admitted - timeline.submitted) / 1e9)
         timeline.batch_at_start = sum(a is not None for a in self.active)
         self.metrics.prompt_tokens.inc(len(job.prompt))
         self.metrics.prefix_reused_tokens.inc(reuse)

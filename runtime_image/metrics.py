@@ -1,6 +1,8 @@
 """Prometheus metrics of one runtime, all named ``inferflux_runtime_*``.
 
 Labels carry only bounded values (endpoint, status, reason): never prompts, keys or client data.
+The request duration carries OpenMetrics exemplars (trace ids) when tracing is on; ``/metrics``
+serves OpenMetrics to scrapers that ask for it (`inferflux.router.telemetry.exemplars`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 PREFIX = "inferflux_runtime"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _STEP_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64)
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _TOKEN_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 
 
@@ -48,6 +51,18 @@ class RuntimeMetrics:
         self.inter_token = Histogram(
             f"{PREFIX}_inter_token_latency_seconds",
             "Time between tokens of a sequence",
+            buckets=_TOKEN_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            f"{PREFIX}_queue_wait_seconds",
+            "Time from submission to a sequence slot (the prefill starts)",
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.time_per_output_token = Histogram(
+            f"{PREFIX}_time_per_output_token_seconds",
+            "Completed sequences: first to last token, over the tokens after the first",
             buckets=_TOKEN_BUCKETS,
             registry=r,
         )

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -18,6 +17,7 @@ from starlette.routing import Route, request_response
 
 from inferflux.router import telemetry
 from inferflux.router.telemetry import genai, request_id_var
+from inferflux.router.telemetry.exemplars import exemplar, exposition
 from inferflux.runtime import structured
 from inferflux.runtime.chat import checked_messages, with_default_system
 from inferflux.runtime.embeddings import encode_vector
@@ -285,9 +285,8 @@ async def metrics(request: Request) -> Response:
         runtime.metrics.memory_headroom_bytes.set(reading.headroom)
         runtime.metrics.memory_headroom_ratio.set(ratio)
         runtime.metrics.memory_headroom_low.set(float(ratio < runtime.headroom_factor))
-    return Response(
-        generate_latest(request.app.state.runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    body, content_type = exposition(runtime.metrics.registry, request.headers.get("accept", ""))
+    return Response(body, headers={"content-type": content_type})
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -317,9 +316,11 @@ def _api(endpoint: str, handler: Handler) -> Handler:
             traced.end(0, cancelled=True)
             raise
         runtime.metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
-        runtime.metrics.request_duration.labels(endpoint=endpoint).observe(time.perf_counter() - started)
         response.headers["x-request-id"] = rid
-        with telemetry.current(traced.span):  # the access line names the request, trace and span
+        with telemetry.current(traced.span):  # the exemplar and the access line name the trace
+            runtime.metrics.request_duration.labels(endpoint=endpoint).observe(
+                time.perf_counter() - started, exemplar(response.status_code >= 400)
+            )
             log.info("%s answered %d", endpoint, response.status_code)
         return traced.finish_with(response)
 

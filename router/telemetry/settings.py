@@ -64,3 +64,34 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise TraceSettingsError(f"{name} must be a number, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class MetricsBridgeSettings:
+    """The OTel metrics bridge (`bridge.GenAiMetrics`): off unless ``INFERFLUX_OTEL_METRICS`` is true.
+
+    ``endpoint`` is the full OTLP/HTTP metrics URL: ``OTEL_EXPORTER_OTLP_METRICS_ENDPOINT``, else
+    ``<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/metrics``. ``interval_ms`` is ``OTEL_METRIC_EXPORT_INTERVAL``.
+    """
+
+    enabled: bool = False
+    endpoint: str = ""
+    interval_ms: int = 60_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MetricsBridgeSettings:
+        """Settings from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        enabled = env.get("INFERFLUX_OTEL_METRICS", "").strip().lower() in TRUE
+        metrics = env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "").strip()
+        base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        endpoint = metrics or (base.rstrip("/") + "/v1/metrics" if base else "")
+        if enabled and not endpoint:
+            raise TraceSettingsError(
+                "INFERFLUX_OTEL_METRICS needs OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+                " or OTEL_EXPORTER_OTLP_ENDPOINT"
+            )
+        interval = _number(env, "OTEL_METRIC_EXPORT_INTERVAL", 60_000)
+        if interval < 100 or interval != int(interval):
+            raise TraceSettingsError("OTEL_METRIC_EXPORT_INTERVAL must be whole milliseconds, at least 100")
+        return cls(enabled=enabled, endpoint=endpoint, interval_ms=int(interval))

@@ -23,9 +23,14 @@ from inferflux.router.telemetry.spans import Recorder
 TRACE_ID_LIMIT = (1 << 64) - 1
 
 
+def threshold(ratio: float) -> int:
+    """The trace ids whose low 64 bits are below this are sampled at ``ratio``."""
+    return round(ratio * (TRACE_ID_LIMIT + 1))
+
+
 def sampled(trace_id: int, ratio: float) -> bool:
     """The ratio decision for a successful trace, the same in every process that sees the trace."""
-    return (trace_id & TRACE_ID_LIMIT) < round(ratio * (TRACE_ID_LIMIT + 1))
+    return (trace_id & TRACE_ID_LIMIT) < threshold(ratio)
 
 
 class TailSampler:
@@ -37,6 +42,7 @@ class TailSampler:
     def __init__(self, sink: Sink, ratio: float, max_spans: int, capture: bool = False) -> None:
         self.sink = sink
         self.ratio = ratio
+        self.threshold = threshold(ratio)  # `sampled` with the ratio worked out once
         self.max_spans = max_spans
         self.capture = capture
         self.buffered = 0  # spans waiting for their trace's decision
@@ -63,7 +69,7 @@ class TailSampler:
         trace.spans = []
         spans.append(span)
         trace.decided = True
-        trace.kept = trace.failed or sampled(trace.trace_id, self.ratio)
+        trace.kept = trace.failed or (trace.trace_id & TRACE_ID_LIMIT) < self.threshold
         if not trace.kept:
             self.discarded_traces += 1
             return

@@ -79,3 +79,17 @@ async def test_completions_on_a_provider_route_is_a_clear_400(providers: Any, ma
     harness = await make_router(_models(*providers))
     with pytest.raises(openai.BadRequestError, match="use /v1/chat/completions"):
         await _client(harness.url).completions.create(model="gpt", prompt="hi")
+
+
+async def test_provider_tokens_count_by_tenant_too(providers: Any, make_router: Any) -> None:
+    provider, runtime = providers
+    harness = await make_router(_models(provider, runtime))
+    answer = await _client(harness.url).chat.completions.create(model="gpt", messages=HELLO)
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens > 0
+    registry = harness.router.metrics.registry
+    labels = {"tenant": "-", "kind": "completion"}  # authentication is off in this harness
+    assert (
+        registry.get_sample_value("inferflux_router_tenant_tokens_total", labels)
+        == answer.usage.completion_tokens
+    )
