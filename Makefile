@@ -139,7 +139,7 @@ clean: ## Remove caches (keeps .venv)
 
 # The SDKs (docs/sdk-python.md, docs/sdk-typescript.md). The TypeScript SDK's resume test runs under
 # `node --test`, driven from tests/client; it needs the package's dev dependencies (npm ci) and a build.
-PACKAGE_DIRS += client:client
+PACKAGE_DIRS += client:sdk/python
 TS_SDK := sdk/typescript
 .PHONY: sdk-ts sdk-ts-pack
 $(TS_SDK)/node_modules/.installed: $(TS_SDK)/package.json $(TS_SDK)/package-lock.json

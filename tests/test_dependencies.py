@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("crds", "operator", "router", "runtime_image", "prompts", "cli", "client")
+PACKAGE_DIRS = ("crds", "operator", "router", "runtime_image", "prompts", "cli", "sdk/python")
 # Extras whose packages the code may import (guarded where optional); dev tools and the GPU extra
 # are not imported by the package.
 CODE_EXTRAS = ("runtime", "model")

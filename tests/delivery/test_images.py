@@ -25,7 +25,7 @@ from test_dependencies import imported_modules, requirement_name  # noqa: E402
 
 DOCKERFILES = ("operator/Dockerfile", "runtime_image/Dockerfile")
 PACKAGE_DIRS = {"crds": "crds", "operator": "operator", "router": "router", "runtime": "runtime_image"}
-PACKAGE_DIRS |= {"prompts": "prompts", "cli": "cli", "client": "client"}
+PACKAGE_DIRS |= {"prompts": "prompts", "cli": "cli", "client": "sdk/python"}
 # Named, not imported: uvicorn loads them by the strings __main__ passes (loop=, http=).
 RUNTIME_BY_NAME = {"uvloop", "httptools"}
 
