@@ -39,6 +39,7 @@ from inferflux.router.guardrails.judge import ModelJudge
 from inferflux.router.guardrails.redact import redact_all
 from inferflux.router.guardrails.stage import GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
+from inferflux.router.heap import freeze_startup_heap
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.identity.exposure import check_exposure
 from inferflux.router.identity.mtls import uvicorn_options
@@ -271,6 +272,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         settings.admin_host,
         settings.admin_port,
     )
+    frozen = freeze_startup_heap()  # keeps full GC passes off startup's objects (router/heap.py)
+    log.debug("%d startup objects frozen out of garbage collection", frozen)
     running = [
         asyncio.ensure_future(server.serve(sockets=[sock]))
         for server, sock in zip(servers, (public, admin), strict=True)
