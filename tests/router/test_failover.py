@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+import openai
 import orjson
 import pytest
 
@@ -206,6 +207,29 @@ async def test_a_chat_stream_continues_on_the_other_replica(mocks, make_router, 
     ]
     assert b.state.request_ids == a.state.request_ids  # the same request, as the runtime logs see it
     assert failovers(harness, "continued") == 1
+
+
+async def test_a_continuation_that_breaks_too_goes_on_to_a_third_replica(mocks, make_router, route) -> None:
+    a = await mocks(name="a", replies=PIECES[:4], break_after=3)
+    b = await mocks(name="b", replies=PIECES[3:], break_after=2)
+    c = await mocks(name="c", replies=PIECES[5:])
+    harness = await make_router({"m": route([a.url, b.url, c.url])})
+    balancer = harness.router.dispatcher.balancer
+    balancer.acquire(b.url)  # A first, then B (less loaded than C), then C
+    for _ in range(2):
+        balancer.acquire(c.url)
+    client = openai.AsyncOpenAI(base_url=harness.url + "/v1", api_key="unused", max_retries=0)
+    stream = await client.chat.completions.create(model="m", messages=CHAT, max_tokens=10, stream=True)
+    pieces, reasons = [], []
+    async for chunk in stream:  # the official SDK reads the joined stream as one
+        pieces.append(chunk.choices[0].delta.content or "")
+        reasons.append(chunk.choices[0].finish_reason)
+    await client.close()
+    assert "".join(pieces) == "".join(PIECES)
+    assert reasons[-1] == "length"
+    assert [mock.state.requests for mock in (a, b, c)] == [1, 1, 1]
+    assert c.state.bodies[0]["messages"][-1] == {"role": "assistant", "content": "Hello, world!"}
+    assert failovers(harness, "continued") == 2
 
 
 async def test_a_completion_stream_continues_from_its_prompt_and_text(mocks, make_router, route) -> None:
