@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -40,6 +39,7 @@ from inferflux.router.guardrails.judge import ModelJudge
 from inferflux.router.guardrails.redact import redact_all
 from inferflux.router.guardrails.stage import GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
+from inferflux.router.heap import freeze_startup_heap
 from inferflux.router.identity.api_keys import KeyHasher
 from inferflux.router.identity.exposure import check_exposure
 from inferflux.router.identity.mtls import uvicorn_options
@@ -272,6 +272,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         settings.admin_host,
         settings.admin_port,
     )
+    frozen = freeze_startup_heap()  # keeps full GC passes off startup's objects (router/heap.py)
+    log.debug("%d startup objects frozen out of garbage collection", frozen)
     running = [
         asyncio.ensure_future(server.serve(sockets=[sock]))
         for server, sock in zip(servers, (public, admin), strict=True)
@@ -315,11 +317,6 @@ def main() -> int:
         return 2
     import uvloop
 
-    # Everything built so far (modules, settings, tables) lives as long as the process: keep it out
-    # of the collector's full passes, which otherwise walk ~300k objects each time requests in
-    # flight (more of them with tracing on, whose spans wait for their trace) get promoted.
-    gc.collect()
-    gc.freeze()
     try:
         uvloop.run(serve(process, public, admin))
     finally:

@@ -130,6 +130,7 @@ class Router:
             self.metrics,
             settings.retries,
             settings.hold_seconds,
+            settings.failover_buffer_bytes,
         )
         self.keys = keys or (
             KeyringFile(settings.resume_keys_file)

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from inferflux.crds.inferencemodel import Balancer as Policy
@@ -43,6 +43,7 @@ class Exchange:
     endpoint: Endpoint
     route: ModelRoute
     span: TraceSpan = NOOP  # the attempt's client span: the relay adds the response's GenAI facts
+    tried: set[str] = field(default_factory=set)  # replica URLs this request went to, this one included
 
 
 def upstream_span(model: str, url: str, request: TracedRequest | None) -> TraceSpan:
@@ -93,6 +94,7 @@ class Dispatcher:
         metrics: Metrics,
         retries: int = 1,
         hold_seconds: float = 0.0,
+        failover_buffer_bytes: int = 0,
     ) -> None:
         self.holder = holder
         self.client = client
@@ -100,6 +102,8 @@ class Dispatcher:
         self.metrics = metrics
         self.retries = retries
         self.hold_seconds = hold_seconds
+        # Bytes of a stream kept to continue it on another replica (router/failover.py); 0: never.
+        self.failover_buffer_bytes = failover_buffer_bytes
         self.limiters: dict[str, Limiter] = {}
         self._held: dict[str, int] = {}
         holder.on_swap(self._on_swap)
@@ -206,58 +210,98 @@ class Dispatcher:
         in_flight = self.metrics.in_flight.labels(model)
         in_flight.inc()
         try:
-            tried: set[str] = set()
-            while True:
-                current = self.holder.table.models.get(model) or route
-                choice = self.choose(model, current, tried, prefix)
-                if choice is None:
-                    raise UpstreamError(
-                        ErrorCode.UNAVAILABLE, f"every replica of {model!r} failed", retry_after=1
-                    )
-                url = choice.endpoint.url
-                tried.add(url)
-                self.balancer.acquire(url)
-                span = upstream_span(model, url, trace)
-                try:
-                    response = await self.client.post(url + path, body, telemetry.inject(headers, span))
-                except UpstreamError as error:
-                    telemetry.fail(span, error.code.value)
-                    span.end()
-                    self.balancer.release(url)
-                    self._count_failure(model, url, error)
-                    if error.retryable and len(tried) <= self.retries:
-                        self.metrics.retries.labels(model).inc()
-                        continue
-                    raise
-                outcome = "ok" if response.status < 400 else "error"
-                telemetry.record_response(span, response.status)
-                try:
-                    # a backstop: the relays stop at the total time themselves, cleanly, a moment earlier
-                    async with asyncio.timeout(self.client.timeouts.total + TOTAL_GRACE_SECONDS):
-                        yield Exchange(response, choice.endpoint, current, span)
-                except TimeoutError:
-                    outcome = "timeout"
-                    telemetry.fail(span, ErrorCode.TIMEOUT.value)
-                    self.metrics.upstream_errors.labels(model, ErrorCode.TIMEOUT.value).inc()
-                    raise UpstreamError(
-                        ErrorCode.TIMEOUT, "upstream exchange exceeded its total time"
-                    ) from None
-                except BaseException as error:
-                    outcome = "aborted"
-                    telemetry.fail(span, telemetry.error_type(error))
-                    raise
-                finally:
-                    span.end()
-                    if response.at_eof():
-                        response.release()
-                    else:
-                        response.close()  # the upstream sees the disconnect and stops generating
-                    self.balancer.release(url)
-                    self.metrics.balancer_outcomes.labels(model, choice.endpoint.pod or url, outcome).inc()
-                return
+            async with self._attempts(
+                model, route, path, body, headers, prefix, trace, set(), self.retries
+            ) as ex:
+                yield ex
         finally:
             in_flight.dec()
             limiter.release()
+
+    @asynccontextmanager
+    async def failover(
+        self,
+        model: str,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        tried: set[str],
+        trace: TracedRequest | None = None,
+    ) -> AsyncIterator[Exchange]:
+        """Send a stream's continuation to a replica not in ``tried`` (router/failover.py).
+
+        The request keeps the admission slot of its first exchange, so no limiter is involved;
+        every ready replica not tried yet may be attempted, and a model that has none left is
+        503 at once (no hold: the client is waiting mid-stream).
+        """
+        route = self._known(model)
+        async with self._attempts(
+            model, route, path, body, headers, None, trace, tried, len(route.endpoints)
+        ) as ex:
+            yield ex
+
+    @asynccontextmanager
+    async def _attempts(
+        self,
+        model: str,
+        route: ModelRoute,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        prefix: bytes | None,
+        trace: TracedRequest | None,
+        tried: set[str],
+        retries: int,
+    ) -> AsyncIterator[Exchange]:
+        """Replicas not in ``tried`` in turn until one sends headers, up to ``retries`` more after
+        the first; ``tried`` grows with each (the exchange keeps it, for a later failover)."""
+        first = len(tried)
+        while True:
+            current = self.holder.table.models.get(model) or route
+            choice = self.choose(model, current, tried, prefix)
+            if choice is None:
+                raise UpstreamError(
+                    ErrorCode.UNAVAILABLE, f"every replica of {model!r} failed", retry_after=1
+                )
+            url = choice.endpoint.url
+            tried.add(url)
+            self.balancer.acquire(url)
+            span = upstream_span(model, url, trace)
+            try:
+                response = await self.client.post(url + path, body, telemetry.inject(headers, span))
+            except UpstreamError as error:
+                telemetry.fail(span, error.code.value)
+                span.end()
+                self.balancer.release(url)
+                self._count_failure(model, url, error)
+                if error.retryable and len(tried) - first <= retries:
+                    self.metrics.retries.labels(model).inc()
+                    continue
+                raise
+            outcome = "ok" if response.status < 400 else "error"
+            telemetry.record_response(span, response.status)
+            try:
+                # a backstop: the relays stop at the total time themselves, cleanly, a moment earlier
+                async with asyncio.timeout(self.client.timeouts.total + TOTAL_GRACE_SECONDS):
+                    yield Exchange(response, choice.endpoint, current, span, tried)
+            except TimeoutError:
+                outcome = "timeout"
+                telemetry.fail(span, ErrorCode.TIMEOUT.value)
+                self.metrics.upstream_errors.labels(model, ErrorCode.TIMEOUT.value).inc()
+                raise UpstreamError(ErrorCode.TIMEOUT, "upstream exchange exceeded its total time") from None
+            except BaseException as error:
+                outcome = "aborted"
+                telemetry.fail(span, telemetry.error_type(error))
+                raise
+            finally:
+                span.end()
+                if response.at_eof():
+                    response.release()
+                else:
+                    response.close()  # the upstream sees the disconnect and stops generating
+                self.balancer.release(url)
+                self.metrics.balancer_outcomes.labels(model, choice.endpoint.pod or url, outcome).inc()
+            return
 
     def _count_failure(self, model: str, url: str, error: UpstreamError) -> None:
         self.metrics.upstream_errors.labels(model, error.code.value).inc()

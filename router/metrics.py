@@ -90,6 +90,13 @@ class Metrics:
             ["model", "endpoint", "outcome"],
             registry=r,
         )
+        self.failovers = Counter(
+            PREFIX + "failovers",
+            "Streams whose replica broke mid-body, by what the router did: continued on another "
+            "replica, closed (the answer was complete), no_replica, not_continuable, refused.",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.resumes = Counter(
             PREFIX + "resumes", "Stream resume attempts by outcome.", ["outcome"], registry=r
         )

@@ -10,6 +10,7 @@ mixed into a stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from inferflux.crds.inferencemodel import Balancer as Policy
+from inferflux.router import failover
 from inferflux.router.asgi import (
     JSON,
     SSE_HEADERS,
@@ -34,7 +36,7 @@ from inferflux.router.dispatch import Dispatcher, Exchange, prompt_prefix
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import NO_TENANT, Metrics
-from inferflux.router.pipeline import Call, Pipeline, Usage, drained, filtered
+from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
@@ -44,6 +46,7 @@ from inferflux.router.telemetry.exemplars import exemplar
 from inferflux.router.telemetry.tracing import fail
 from inferflux.router.upstream import classify_status
 
+log = logging.getLogger("inferflux.router")
 GAP_SAMPLE_MASK = 3
 TTFT_NOTE = "metrics.ttft"  # Call.notes: seconds to the first chunk of a complete stream
 TPOT_NOTE = "metrics.tpot"  # Call.notes: seconds per output token after the first
@@ -52,6 +55,19 @@ ROUTES = {
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
 }
+
+
+@dataclass
+class Relayed:
+    """A stream's relay state, carried over to its continuation when a replica breaks."""
+
+    scanner: UsageScanner
+    filters: list[OutputFilter]
+    transcript: failover.Transcript | None  # the events relayed, kept only while failover is possible
+    events: int = 0
+    first: float = 0.0  # when the first chunk came (time per output token counts from it)
+    last: float = 0.0
+    opening: bool = False  # a continued chat stream's role event is still to be dropped
 
 
 @dataclass
@@ -189,7 +205,7 @@ class OpenAIRoutes:
             if ex.response.status >= 400:
                 await self._relay_error(send, ex, call)
             elif call.stream and ex.response.content_type == "text/event-stream":
-                await self._relay_stream(send, ex, call)
+                await self._relay_stream(send, ex, call, upstream)
             else:
                 await self._relay_body(send, ex, call)
 
@@ -233,44 +249,39 @@ class OpenAIRoutes:
             await self.pipeline.finish(call)
             await send_error(send, error)
 
-    async def _relay_stream(self, send: Send, ex: Exchange, call: Call) -> None:
-        """Forward SSE bytes as they come; an upstream failure mid-stream becomes an error event."""
+    async def _relay_stream(self, send: Send, ex: Exchange, call: Call, upstream: Upstream) -> None:
+        """Forward SSE bytes as they come; an upstream failure mid-stream is continued on another
+        replica when it can be (`_fail_over`), else it becomes an error event."""
         model = call.model
         call.status = 200
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        scanner = UsageScanner()
-        filters = self.pipeline.outputs(call)
-        gap = self.metrics.chunk_gap.labels(model)
-        events = 0
-        first = last = 0.0
+        relayed = Relayed(UsageScanner(), self.pipeline.outputs(call), self._transcript(call, ex))
         # Ends before the dispatcher's own total-time guard, so the client gets a proper error event.
         budget = self.dispatcher.client.timeouts.total - (time.perf_counter() - call.started)
         failure: UpstreamError | None = None
         try:
             async with asyncio.timeout(budget):
-                async for chunk in ex.response.iter_any():
-                    now = time.perf_counter()
-                    if not last:
-                        first = now
-                        self.metrics.ttft.labels(model).observe(now - call.started, exemplar())
-                    elif events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
-                        gap.observe(now - last)
-                    last = now
-                    events += count_events(chunk)
-                    scanner.feed(chunk)
-                    if filters:
-                        chunk = filtered(filters, chunk)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            if filters:
-                await send({"type": "http.response.body", "body": drained(filters), "more_body": True})
+                try:
+                    await self._pump(send, ex, call, relayed)
+                except UpstreamError:
+                    raise
+                except Exception:
+                    if relayed.transcript is None:
+                        raise
+                    await self._fail_over(send, ex, call, relayed, upstream)
+            if relayed.filters:
+                await send(
+                    {"type": "http.response.body", "body": drained(relayed.filters), "more_body": True}
+                )
         except TimeoutError:
             failure = UpstreamError(ErrorCode.TIMEOUT, "stream exceeded the total time limit")
-        except UpstreamError as error:  # an output filter stopped the answer
+        except UpstreamError as error:  # an output filter stopped the answer, or failover could not help
             failure = error
         except Exception:  # a connection can fail many ways mid-body
             failure = UpstreamError(ErrorCode.UPSTREAM_ERROR, "upstream stream broke off")
+        scanner = relayed.scanner
         call.usage = Usage.from_openai(scanner.usage)
-        call.notes["events"] = events
+        call.notes["events"] = relayed.events
         if scanner.usage:
             genai.record_usage(ex.span, scanner.usage)
         if failure is not None:
@@ -279,13 +290,130 @@ class OpenAIRoutes:
             self.metrics.upstream_errors.labels(model, failure.code.value).inc()
             body = openai_error_event(failure.body())
             await send({"type": "http.response.body", "body": body, "more_body": True})
-        self.metrics.stream_chunks.labels(model).inc(events)
+        self.metrics.stream_chunks.labels(model).inc(relayed.events)
         if call.usage is not None:
             self._count_tokens(call, call.usage)
             if failure is None:
-                self._time_tokens(call, first, last, call.usage.completion_tokens)
+                self._time_tokens(call, relayed.first, relayed.last, call.usage.completion_tokens)
         await self.pipeline.finish(call)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _transcript(self, call: Call, ex: Exchange) -> failover.Transcript | None:
+        """A transcript when this stream could be continued elsewhere: another replica exists."""
+        limit = self.dispatcher.failover_buffer_bytes
+        if limit <= 0 or call.route == "embeddings" or len(ex.route.endpoints) < 2:
+            return None
+        return failover.Transcript(limit)
+
+    async def _pump(self, send: Send, ex: Exchange, call: Call, relayed: Relayed) -> None:
+        """Relay one upstream's events to the client until it ends; a broken upstream raises."""
+        gap = self.metrics.chunk_gap.labels(call.model)
+        transcript = relayed.transcript
+        scanner = relayed.scanner
+        filters = relayed.filters
+        async for chunk in ex.response.iter_any():
+            now = time.perf_counter()
+            if not relayed.last:
+                relayed.first = now
+                self.metrics.ttft.labels(call.model).observe(now - call.started, exemplar())
+            elif relayed.events & GAP_SAMPLE_MASK == 0:  # a quarter of the gaps: same distribution, less cost
+                gap.observe(now - relayed.last)
+            relayed.last = now
+            if transcript is not None:
+                chunk = transcript.take(chunk)
+                if relayed.opening:
+                    chunk, settled = failover.skip_opening(chunk)
+                    relayed.opening = not settled
+                if not chunk:
+                    continue
+            relayed.events += count_events(chunk)
+            scanner.feed(chunk)
+            if filters:
+                chunk = filtered(filters, chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if transcript is not None and (rest := transcript.rest()):
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": filtered(filters, rest) if filters else rest,
+                    "more_body": True,
+                }
+            )
+
+    async def _fail_over(
+        self, send: Send, ex: Exchange, call: Call, relayed: Relayed, upstream: Upstream
+    ) -> None:
+        """Continue a stream whose replica broke on the others in turn (router/failover.py).
+
+        Returns once the client's stream is whole; raises `UpstreamError` (the error event the
+        client then gets) when no replica is left or the request cannot be continued.
+        """
+        assert relayed.transcript is not None
+        counter = self.metrics.failovers
+        broke = "upstream stream broke off"
+        log.warning("a %s stream of %s broke off mid-body; failing over", call.route, call.model)
+        while True:
+            progress = failover.read_progress(relayed.transcript.data, call.route)
+            if progress.done:  # every event had arrived; only the connection's close was lost
+                return
+            if progress.finish_reason is not None or failover.exhausted(call.document, progress):
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": failover.closing(progress, call.route, "length"),
+                        "more_body": True,
+                    }
+                )
+                counter.labels(call.model, "closed").inc()
+                return
+            document = (
+                None
+                if relayed.transcript.overflowed
+                else failover.continuation(call.document, call.route, progress)
+            )
+            if document is None:
+                counter.labels(call.model, "not_continuable").inc()
+                raise UpstreamError(ErrorCode.UPSTREAM_ERROR, f"{broke}; this request cannot be continued")
+            opened = False
+            try:
+                async with self.dispatcher.failover(
+                    call.model,
+                    upstream.path,
+                    orjson.dumps(document),
+                    upstream.headers,
+                    ex.tried,
+                    genai.traced_request(call.route, document),
+                ) as continued:
+                    opened = True
+                    if (
+                        continued.response.status >= 400
+                        or continued.response.content_type != "text/event-stream"
+                    ):
+                        counter.labels(call.model, "refused").inc()
+                        raise UpstreamError(
+                            ErrorCode.UPSTREAM_ERROR, f"{broke}; the replica refused to continue it"
+                        )
+                    counter.labels(call.model, "continued").inc()
+                    relayed.opening = call.route == "chat"
+                    try:
+                        await self._pump(send, continued, call, relayed)
+                        return
+                    except UpstreamError:
+                        raise
+                    except Exception as error:  # this one broke too: the next goes on from what was said
+                        log.warning(
+                            "the continuation of a %s stream broke off on %s too (%s)",
+                            call.model,
+                            continued.endpoint.pod or continued.endpoint.url,
+                            type(error).__name__,
+                        )
+            except UpstreamError:
+                if opened:
+                    raise
+                counter.labels(call.model, "no_replica").inc()
+                raise UpstreamError(
+                    ErrorCode.UPSTREAM_ERROR, f"{broke}; no other replica could continue it"
+                ) from None
 
     def _account(self, call: Call, payload: bytes) -> None:
         """Read ``usage`` from a whole answer into the call and the token counters."""

@@ -88,6 +88,8 @@ class Settings:
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
     # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
     guardrails: bool = True
+    # Mid-stream failover (router/failover.py): bytes of a /v1 stream kept to continue it elsewhere.
+    failover_buffer_bytes: int = 1 << 20
 
 
 _ENV = {
@@ -158,6 +160,7 @@ _ENV = {
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
     "guardrails": "INFERFLUX_GUARDRAILS",
+    "failover_buffer_bytes": "INFERFLUX_FAILOVER_BUFFER_BYTES",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

@@ -108,6 +108,30 @@ def checked_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     return checked
 
 
+def split_final_assistant(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """``continue_final_message``: the conversation before its last message, and that message's text.
+
+    The last message must be an assistant message with text content (no tool calls): the model
+    goes on writing it. The prompt is the earlier messages rendered up to where the assistant's
+    reply begins, followed by this text, which is exactly what the model had read when it wrote
+    that text itself; so a reply cut short (say, by a replica that died) continues where it
+    stopped. Templates are never asked to render the unfinished turn, which some would close.
+    """
+    final = messages[-1] if messages else {}
+    if (
+        final.get("role") != "assistant"
+        or final.get("tool_calls")
+        or not isinstance(final.get("content"), str)
+    ):
+        raise bad_request(
+            "continue_final_message needs the last message to be an assistant message with text content",
+            "messages",
+        )
+    if len(messages) < 2:
+        raise bad_request("continue_final_message needs a message before the assistant's", "messages")
+    return messages[:-1], final["content"]
+
+
 def calls_as_text(message: dict[str, Any]) -> str:
     """A message's text followed by its tool calls as JSON, for prompts that have no tool-call syntax."""
     text = message_text(message.get("content"))

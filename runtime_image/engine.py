@@ -174,6 +174,9 @@ class Engine:
         """Queue ``job`` for a free slot; its events arrive on ``job.events``."""
         if not job.prompt:  # no token to decode from: the job would wait forever
             raise ValueError("a job needs at least one prompt token")
+        if job.max_tokens < 1:  # its limit was spent before it began (a continued reply)
+            job.events.put_nowait(Finish("length", len(job.prompt)))
+            return job
         job.timeline.submitted = time.time_ns()
         self.pending.append(job)
         self.metrics.queue_depth.set(len(self.pending))

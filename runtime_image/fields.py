@@ -44,6 +44,10 @@ CHAT_FIELDS = _SAMPLING | {
     "tool_choice",
     # A reply holds at most one tool call, which either value allows.
     "parallel_tool_calls",
+    # vLLM's name: go on writing the final assistant message (chat.split_final_assistant).
+    "continue_final_message",
+    # InferFlux's own: that message's tokens count toward max_tokens (a failed-over stream).
+    "max_tokens_counts_final_message",
 }
 COMPLETION_FIELDS = _SAMPLING | {"prompt"}
 EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "user"})

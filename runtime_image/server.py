@@ -19,7 +19,7 @@ from inferflux.router import telemetry
 from inferflux.router.telemetry import genai, request_id_var
 from inferflux.router.telemetry.exemplars import exemplar, exposition
 from inferflux.runtime import structured
-from inferflux.runtime.chat import checked_messages, with_default_system
+from inferflux.runtime.chat import checked_messages, split_final_assistant, with_default_system
 from inferflux.runtime.embeddings import encode_vector
 from inferflux.runtime.engine import Finish, Job
 from inferflux.runtime.errors import APIError, bad_request
@@ -27,7 +27,7 @@ from inferflux.runtime.fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_F
 from inferflux.runtime.generation import collect, engine_error, stream
 from inferflux.runtime.memory import headroom_ratio
 from inferflux.runtime.preemption import PRIORITY_HEADER, parse_priority
-from inferflux.runtime.protocol import envelope, usage
+from inferflux.runtime.protocol import envelope, max_tokens, usage
 from inferflux.runtime.sampling import SamplingParams
 from inferflux.runtime.serving import Leased, Runtime, Serving
 from inferflux.runtime.telemetry import RequestTrace, request_id
@@ -63,6 +63,31 @@ def _priority(request: Request) -> int:
         raise APIError(400, f"{PRIORITY_HEADER} must be an integer", param=PRIORITY_HEADER) from None
 
 
+def _continuation(body: dict[str, Any], messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The messages to render and the assistant text to continue (``""`` unless asked to continue)."""
+    wanted = body.get("continue_final_message")
+    counts = body.get("max_tokens_counts_final_message")
+    if counts is not None and not isinstance(counts, bool):
+        raise bad_request(
+            "max_tokens_counts_final_message must be a boolean", "max_tokens_counts_final_message"
+        )
+    if wanted is None or wanted is False:
+        if counts:
+            raise bad_request(
+                "max_tokens_counts_final_message needs continue_final_message",
+                "max_tokens_counts_final_message",
+            )
+        return messages, ""
+    if wanted is not True:
+        raise bad_request("continue_final_message must be a boolean", "continue_final_message")
+    # A grammar constrains a whole reply; it cannot start in the middle of one.
+    if body.get("tools"):
+        raise bad_request("continue_final_message cannot be combined with tools", "tools")
+    if structured.response_format_grammar(body.get("response_format")) is not None:
+        raise bad_request("continue_final_message cannot be combined with response_format", "response_format")
+    return split_final_assistant(messages)
+
+
 def _sse(payload: object) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -77,6 +102,7 @@ async def chat_completions(request: Request) -> Response:
     messages = with_default_system(
         checked_messages(messages), request.app.state.runtime.default_system_prompt
     )
+    messages, continued = _continuation(body, messages)
     tools = structured.validated_tools(body.get("tools")) if body.get("tool_choice") != "none" else []
     forced = structured.forced_tools(tools, body.get("tool_choice"))
     if forced:
@@ -86,13 +112,20 @@ async def chat_completions(request: Request) -> Response:
     if tools and not serving.template.renders_tools:
         messages = [{"role": "system", "content": structured.tools_instruction(forced or tools)}, *messages]
     try:
-        text = serving.template.render(messages, tools or None)
+        text = serving.template.render(messages, tools or None) + continued
     except ValueError as exc:
         raise bad_request(str(exc), "messages") from exc
     traced: RequestTrace = request.state.trace
     with traced.tokenizing():
         prompt = serving.tokenize_prompt(text)
     job = traced.watch(serving.job(prompt, body, grammar, serving.template.extra_stops, _priority(request)))
+    if continued and body.get("max_tokens_counts_final_message") is True:
+        # the text being continued was written under the same limit: it has spent part of it
+        with traced.tokenizing():
+            spent = len(prompt) - len(serving.tokenize_prompt(text[: len(text) - len(continued)]))
+        limit = max_tokens(body)
+        if limit is not None:
+            job.max_tokens = min(job.max_tokens, limit - spent)
     request_id = "chatcmpl-" + request.state.request_id
     traced.describe(body, request_id)
 

@@ -140,6 +140,8 @@ async def closed_loop(port: int, request: bytes, concurrency: int, seconds: floa
         "events_per_s": done["events"] / elapsed,
         "errors": done["errors"],
         "ttft_p50_ms": first_bytes[len(first_bytes) // 2] * 1e3 if first_bytes else 0.0,
+        # a whole answer's time when not streamed (the tail cell)
+        "ttft_p99_ms": first_bytes[len(first_bytes) * 99 // 100] * 1e3 if first_bytes else 0.0,
         "ttft_deciles_ms": [round(first_bytes[len(first_bytes) * i // 10] * 1e3, 2) for i in range(10)]
         if first_bytes
         else [],
@@ -151,9 +153,9 @@ def drive(scenario: str, port: int, seconds: float) -> dict[str, float]:
 
     if scenario == "latency":
         return uvloop.run(latency_one(port, 3000))
-    if scenario == "saturation":
+    if scenario in ("saturation", "saturation_256"):
         request = raw_request(CHAT, {"model": "m", "messages": MESSAGES, "max_tokens": 8})
-        return uvloop.run(closed_loop(port, request, 64, seconds))
+        return uvloop.run(closed_loop(port, request, 256 if scenario == "saturation_256" else 64, seconds))
     stream = {"model": "m", "messages": MESSAGES, "max_tokens": 64, "stream": True}
     if scenario == "streams_paced":
         request = raw_request(CHAT, {**stream, "mock_delay_ms": 5})
@@ -201,7 +203,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         help="run only this scenario "
-        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing)",
+        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing, tail)",
     )
     parser.add_argument("--header", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -260,6 +262,8 @@ def main() -> int:
             budget_cell(router_env, workdir, args.seconds)
         if not args.only or args.only == "tracing":
             tracing_cell(router_env, args.seconds)
+        if not args.only or args.only == "tail":
+            tail_cell(router_env, mock_port, args.seconds)
         if args.long:
             long_stream(router_port)
     finally:
@@ -386,6 +390,65 @@ def print_side_by_side(cell: str, results: dict[tuple[str, str], float]) -> None
         f"{results[('saturation', 'on')]:>12.1f}{ratio:>15.3f}{'':>10}  on/off >= 0.9 "
         f"{'PASS' if ratio >= 0.9 else 'FAIL'}"
     )
+
+
+#: The router with its startup heap left to the collector, as before router/heap.py (the tail cell).
+UNFROZEN = """
+import runpy, sys
+import inferflux.router.heap as heap
+heap.freeze_startup_heap = lambda: 0
+sys.argv = ["inferflux.router"]
+runpy.run_module("inferflux.router", run_name="__main__", alter_sys=True)
+"""
+
+
+def tail_cell(router_env: dict[str, str], mock_port: int, seconds: float) -> None:
+    """Whole-answer p99 and RPS at 64 and 256 in flight, and time-to-first-byte p99 of 64 streams
+    of 64 chunks: direct, the router, and the router without `gc.freeze` (router/heap.py), in
+    interleaved rounds, best of each."""
+    ports = {"unfrozen": 18910, "router": 18911}
+    routers = {
+        "unfrozen": start(
+            [*PIN_ROUTER, PY, "-c", UNFROZEN], {**router_env, "INFERFLUX_ROUTER_PORT": "18910"}
+        ),
+        "router": start(
+            [*PIN_ROUTER, PY, "-m", "inferflux.router"], {**router_env, "INFERFLUX_ROUTER_PORT": "18911"}
+        ),
+    }
+    targets = {"direct": mock_port, **ports}
+    results: dict[tuple[str, str], dict[str, float]] = {}
+    try:
+        for port in ports.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        for _ in range(AUTH_ROUNDS):
+            for scenario in ("saturation", "saturation_256", "streams_fast"):
+                for name, port in targets.items():
+                    measured = run_driver(scenario, port, seconds)
+                    assert not measured.get("errors"), f"tail {name}: {measured}"
+                    kept = results.setdefault((scenario, name), {"p99": measured["ttft_p99_ms"], "rps": 0.0})
+                    kept["p99"] = min(kept["p99"], measured["ttft_p99_ms"])
+                    kept["rps"] = max(kept["rps"], measured["per_s"])
+        rss = {name: peak_rss_mb(process.pid) for name, process in routers.items()}
+    finally:
+        for process in routers.values():
+            process.terminate()
+            process.wait(10)
+    print(
+        f"\n{'tail cell':<16}{'in flight':<12}{'':<8}{'direct':>10}{'unfrozen':>10}{'router':>10}  added p99"
+    )
+    for scenario, flight in (("saturation", 64), ("saturation_256", 256), ("streams_fast", "64 streams")):
+        row = {name: results[(scenario, name)] for name in targets}
+        added = row["router"]["p99"] - row["direct"]["p99"]
+        unfrozen = row["unfrozen"]["p99"] - row["direct"]["p99"]
+        print(
+            f"{'':<16}{flight:<12}{'p99_ms':<8}{row['direct']['p99']:>10.1f}{row['unfrozen']['p99']:>10.1f}"
+            f"{row['router']['p99']:>10.1f}  {added:+.1f} (unfrozen {unfrozen:+.1f})"
+        )
+        print(
+            f"{'':<16}{flight:<12}{'per_s':<8}{row['direct']['rps']:>10.0f}{row['unfrozen']['rps']:>10.0f}"
+            f"{row['router']['rps']:>10.0f}"
+        )
+    print(f"{'':<16}{'peak RSS MB':<20}{'':>10}{rss['unfrozen']:>10.1f}{rss['router']:>10.1f}")
 
 
 #: A stand-in OTLP/HTTP collector for the tracing cell: it accepts every export and keeps nothing.

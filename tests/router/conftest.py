@@ -172,9 +172,8 @@ def model_file() -> Path:
     return GGUF
 
 
-@pytest.fixture(scope="module")
-def runtime_url() -> Iterator[str]:
-    """The real runtime (llama.cpp) serving the small model as ``gemma`` on a free port."""
+def start_runtime() -> tuple[str, subprocess.Popen[bytes]]:
+    """A real runtime process (llama.cpp) serving the small model as ``gemma``, once it is ready."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -201,7 +200,36 @@ def runtime_url() -> Iterator[str]:
             except OSError:
                 assert time.monotonic() < deadline, "the runtime was not ready in time"
                 time.sleep(0.5)
+    except BaseException:
+        process.kill()
+        process.wait(30)
+        raise
+    return url, process
+
+
+@pytest.fixture(scope="module")
+def runtime_url() -> Iterator[str]:
+    """The real runtime (llama.cpp) serving the small model as ``gemma`` on a free port."""
+    url, process = start_runtime()
+    try:
         yield url
     finally:
         process.terminate()
         process.wait(30)
+
+
+@pytest.fixture
+def runtime_process() -> Iterator[Callable[[], tuple[str, subprocess.Popen[bytes]]]]:
+    """Start real runtimes on demand (``url, process = runtime_process()``); any left are stopped."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> tuple[str, subprocess.Popen[bytes]]:
+        url, process = start_runtime()
+        started.append(process)
+        return url, process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)

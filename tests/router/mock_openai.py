@@ -3,7 +3,8 @@
 Raw asyncio HTTP/1.1 with keep-alive, so that it is never the bottleneck of a benchmark. A stream
 sends ``max_tokens`` chunks (default 16), ``delay_ms`` apart (server default, or the request's
 ``mock_delay_ms`` field). Knobs for failure tests: ``fail_status`` answers every request with that
-status, ``hang`` never answers, ``stall_after`` stops a stream after that many chunks; ``replies``
+status, ``hang`` never answers, ``stall_after`` stops a stream after that many chunks, ``break_after``
+drops the connection after that many (a replica dying mid-stream); ``replies``
 scripts the text of every answer (one chunk per piece when streamed).
 """
 
@@ -28,6 +29,7 @@ class MockState:
     fail_status: int = 0
     hang: bool = False
     stall_after: int = -1
+    break_after: int = -1
     requests: int = 0
     connections: int = 0
     request_ids: list[str] = field(default_factory=list)
@@ -175,6 +177,9 @@ class MockOpenAI:
                     await asyncio.sleep(delay)
                 if index == state.stall_after:
                     await asyncio.sleep(3600)
+                if index == state.break_after:
+                    writer.transport.abort()
+                    raise ConnectionResetError
                 writer.write(piece(_chunk(index, text, chat, model)))
                 await writer.drain()
                 if writer.is_closing():

@@ -3,6 +3,7 @@ cannot take are refused with a 400 instead of being dropped from the prompt."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -164,3 +165,97 @@ def test_with_default_system_adds_one_only_when_the_request_has_none() -> None:
     own = [{"role": "system", "content": "Be brief."}, *user]
     assert with_default_system(own, "Answer in English.") == own
     assert with_default_system(user, "") == user
+
+
+def chat(base: str, **body: Any) -> httpx.Response:
+    return httpx.post(base + "/v1/chat/completions", json=body, timeout=120)
+
+
+def streamed_deltas(base: str, **body: Any) -> list[str]:
+    """The content of each event of a streamed chat reply: where a stream can be cut."""
+    deltas = []
+    with httpx.stream("POST", base + "/v1/chat/completions", json={**body, "stream": True}, timeout=120) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"]
+                if delta.get("content"):
+                    deltas.append(delta["content"])
+    return deltas
+
+
+def test_a_continued_final_message_goes_on_where_it_stopped(chat_runtime_url: str) -> None:
+    question = [{"role": "user", "content": "Write two sentences about the sea."}]
+    deltas = streamed_deltas(chat_runtime_url, messages=question, max_tokens=16, temperature=0)
+    text = "".join(deltas)
+    assert len(deltas) == 16
+    for cut in (1, 5, 11):  # a stream breaks between events
+        prefix = "".join(deltas[:cut])
+        continued = chat(
+            chat_runtime_url,
+            messages=[*question, {"role": "assistant", "content": prefix}],
+            continue_final_message=True,
+            max_tokens_counts_final_message=True,
+            max_tokens=16,
+            temperature=0,
+        ).json()
+        choice = continued["choices"][0]
+        assert prefix + choice["message"]["content"] == text, f"cut at {cut}"  # greedy: the same reply
+        assert choice["finish_reason"] == "length"
+        assert continued["usage"]["completion_tokens"] == 16 - cut  # the prefix's tokens counted
+
+
+def test_a_continued_message_that_spent_its_limit_ends_at_once(chat_runtime_url: str) -> None:
+    question = [{"role": "user", "content": "Write two sentences about the sea."}]
+    answer = {"role": "assistant", "content": "The sea is wide and deep, and it covers most of the world."}
+    reply = chat(
+        chat_runtime_url,
+        messages=[*question, answer],
+        continue_final_message=True,
+        max_tokens_counts_final_message=True,
+        max_tokens=4,
+    ).json()
+    assert reply["choices"][0]["message"]["content"] == ""
+    assert reply["choices"][0]["finish_reason"] == "length"
+    assert reply["usage"]["completion_tokens"] == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "words"),
+    [
+        ({"continue_final_message": "yes"}, "continue_final_message", "must be a boolean"),
+        ({"max_tokens_counts_final_message": True}, "max_tokens_counts_final_message", "needs continue"),
+        (
+            {"continue_final_message": True, "response_format": {"type": "json_object"}},
+            "response_format",
+            "cannot be combined",
+        ),
+        (
+            {"continue_final_message": True, "tools": [{"type": "function", "function": {"name": "f"}}]},
+            "tools",
+            "cannot be combined",
+        ),
+    ],
+)
+def test_continuation_fields_that_cannot_be_honoured_are_refused(
+    runtime_url: str, extra: dict[str, Any], param: str, words: str
+) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    response = chat(runtime_url, messages=messages, max_tokens=4, **extra)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert words in response.json()["error"]["message"]
+
+
+def test_only_a_final_assistant_message_with_text_can_be_continued() -> None:
+    from inferflux.runtime.chat import split_final_assistant
+    from inferflux.runtime.errors import APIError
+
+    user = {"role": "user", "content": "Hi"}
+    assert split_final_assistant([user, {"role": "assistant", "content": "Hel"}]) == ([user], "Hel")
+    for messages in (
+        [user],
+        [{"role": "assistant", "content": "Hel"}],
+        [user, {"role": "assistant", "content": None, "tool_calls": [{"function": {"name": "f"}}]}],
+    ):
+        with pytest.raises(APIError):
+            split_final_assistant(messages)
