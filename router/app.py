@@ -44,6 +44,8 @@ from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
 from inferflux.router.pipeline import Pipeline, Stage
 from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.realtime.close_codes import CloseCode
+from inferflux.router.realtime.service import Realtime
 from inferflux.router.providers import (
     ChainHandler,
     FallbackChain,
@@ -189,6 +191,10 @@ class Router:
             ("/metrics", self.metrics_page),
         ):
             self.routes[("GET", path)] = handler
+        # Realtime voice and XR sessions (router/realtime): session POSTs, SSE and the WebSockets.
+        self.realtime = Realtime(settings, self.inference) if settings.realtime else None
+        if self.realtime is not None:
+            self.routes.update(self.realtime.routes())
         self._paths = {path for _, path in self.routes}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -198,6 +204,16 @@ class Router:
             await self.http(scope, receive, send)
         elif kind == "lifespan":
             await self.lifespan(receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A realtime WebSocket; refused (HTTP 403 at the handshake) when realtime is off."""
+        if self.realtime is not None:
+            await self.realtime.websocket(scope, receive, send)
+            return
+        if (await receive())["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": int(CloseCode.SESSION_GONE)})
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one request, adding ``x-request-id`` to whatever response goes out.
@@ -303,6 +319,8 @@ class Router:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.realtime is not None:
+            self.realtime.close()
         await self.inference.close()
         if self.inference.prompts is not None:
             await self.inference.prompts.close()
