@@ -47,8 +47,8 @@ from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.policy.secrets import KeyFileError, Keyring
 from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSource, SnapshotSource
 from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisPolicyStore
-from inferflux.router.realtime.service import websocket_options
 from inferflux.router.providers import ClusterSecrets, install_redaction
+from inferflux.router.realtime.service import websocket_options
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
 from inferflux.router.telemetry import TraceSettings, configure_logging

@@ -44,8 +44,6 @@ from inferflux.router.metrics import Metrics
 from inferflux.router.openai_api import ROUTES, OpenAIRoutes
 from inferflux.router.pipeline import Pipeline, Stage
 from inferflux.router.policy.effective import PolicyHolder
-from inferflux.router.realtime.close_codes import CloseCode
-from inferflux.router.realtime.service import Realtime
 from inferflux.router.providers import (
     ChainHandler,
     FallbackChain,
@@ -56,6 +54,8 @@ from inferflux.router.providers import (
     SecretSource,
 )
 from inferflux.router.providers.handler import send_error_in_dialect
+from inferflux.router.realtime.close_codes import CloseCode
+from inferflux.router.realtime.service import Realtime
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings

@@ -25,8 +25,8 @@ from inferflux.router.app import Router
 from inferflux.router.discovery import FileSource
 from inferflux.router.identity.mtls import uvicorn_options
 from inferflux.router.pipeline import Stage
-from inferflux.router.realtime.service import websocket_options
 from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.realtime.service import websocket_options
 from inferflux.router.resume import KeyHolder
 from inferflux.router.settings import Settings
 

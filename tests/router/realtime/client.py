@@ -55,10 +55,10 @@ class RealtimeClient:
         assert self.ws is not None
         await self.ws.send_str(orjson.dumps(frame).decode())
 
-    async def receive(self, timeout: float = 30.0) -> dict[str, Any]:
+    async def receive(self, within: float = 30.0) -> dict[str, Any]:
         """The next frame (``{"type": "closed", "code": ...}`` once the server closed)."""
         assert self.ws is not None
-        message = await self.ws.receive(timeout)
+        message = await self.ws.receive(within)
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
             return {"type": "closed", "code": self.ws.close_code}
         assert message.type == aiohttp.WSMsgType.TEXT, message
@@ -67,10 +67,10 @@ class RealtimeClient:
         self.last_seq = max(self.last_seq, frame.get("seq", 0))
         return frame
 
-    async def until(self, kind: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Frames up to and including the first of ``kind`` (fails on close or timeout)."""
+    async def until(self, kind: str, within: float = 60.0) -> dict[str, Any]:
+        """Frames up to and including the first of ``kind`` (fails on close or after ``within`` s)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             frame = await self.receive(max(0.1, deadline - loop.time()))
             if frame["type"] == kind:

@@ -1,0 +1,34 @@
+"""The token bucket: a steady rate passes, ten times the rate does not."""
+
+from __future__ import annotations
+
+from inferflux.router.realtime.rate import TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_allowed_rate_passes_and_ten_times_it_is_refused() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=30, burst=30, clock=clock)
+    for _ in range(300):  # 30 Hz for ten seconds
+        clock.now += 1 / 30
+        assert bucket.take()
+    refused = 0
+    for _ in range(300):  # 300 Hz for one second
+        clock.now += 1 / 300
+        refused += not bucket.take()
+    assert refused >= 240
+
+
+def test_a_burst_is_bounded_and_refills() -> None:
+    clock = Clock()
+    bucket = TokenBucket(rate=10, burst=10, clock=clock)
+    assert sum(bucket.take() for _ in range(25)) == 10
+    clock.now += 0.5
+    assert sum(bucket.take() for _ in range(25)) == 5
