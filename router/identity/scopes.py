@@ -27,6 +27,10 @@ ROUTE_SCOPES: Mapping[Route, Scope] = MappingProxyType(
         ("POST", "/api/v1/xr/session"): Scope.INFERENCE,
         ("POST", "/api/v1/voice:stream"): Scope.INFERENCE,
         ("POST", "/api/v1/xr:stream"): Scope.INFERENCE,
+        # The MCP gateway, when it is on (docs/realtime.md).
+        ("POST", "/mcp"): Scope.INFERENCE,
+        ("GET", "/mcp"): Scope.INFERENCE,
+        ("DELETE", "/mcp"): Scope.INFERENCE,
     }
 )
 OPEN_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/livez")})
