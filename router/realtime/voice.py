@@ -27,6 +27,7 @@ from inferflux.router.realtime.vad import Endpointer
 
 log = logging.getLogger("inferflux.router.realtime.voice")
 PREROLL_BYTES = 16000 * 2 * 3 // 10  # 300 ms
+FEED_BYTES = 16000 * 2 // 10  # the recogniser gets 100 ms at a time: fewer trips to its thread
 HISTORY_MESSAGES = 6  # the last three exchanges go with each turn
 DEFAULT_VARIABLES = {"assistant_name": "InferFlux", "language": "English"}
 
@@ -53,6 +54,7 @@ class VoicePipeline:
         self.endpointer = endpointer or Endpointer()
         self.clock = clock
         self.preroll = b""
+        self.unfed = b""  # audio of the utterance not yet given to the recogniser
         self.utterance_started: float | None = None
         self.answer: asyncio.Task[None] | None = None
         self.turns = 0
@@ -86,8 +88,9 @@ class VoicePipeline:
             else:
                 await self._utterance_ended(received, client_said=False)
         if self.utterance_started is not None:
-            async with self.lock:
-                await asyncio.to_thread(self.recogniser.feed, pcm)
+            self.unfed += pcm
+            if len(self.unfed) >= FEED_BYTES:
+                await self._feed()
         else:
             self.preroll = (self.preroll + pcm)[-PREROLL_BYTES:]
 
@@ -109,14 +112,18 @@ class VoicePipeline:
         elif action == "cancel":
             await self._interrupt(self.clock(), reason="cancel")
 
+    async def _feed(self) -> None:
+        audio, self.unfed = self.unfed, b""
+        if audio:
+            async with self.lock:
+                await asyncio.to_thread(self.recogniser.feed, audio)
+
     async def _speech_started(self, at: float) -> None:
         await self._interrupt(at, reason="speech")
         self.utterance_started = at
         async with self.lock:
             await asyncio.to_thread(self.recogniser.start)
-            if self.preroll:
-                await asyncio.to_thread(self.recogniser.feed, self.preroll)
-        self.preroll = b""
+        self.unfed, self.preroll = self.preroll, b""
 
     async def _interrupt(self, at: float, reason: str) -> None:
         """Stop the answer that is streaming, if any, and say so with ``barge_in``."""
@@ -131,6 +138,7 @@ class VoicePipeline:
     async def _utterance_ended(self, at: float, client_said: bool) -> None:
         started = self.utterance_started
         self.utterance_started = None
+        await self._feed()
         async with self.lock:
             transcript = (await asyncio.to_thread(self.recogniser.finish)).strip()
         recognised = self.clock()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import importlib.util
 import json
 import os
 import subprocess
@@ -37,25 +35,15 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests" / "router" / "realtime"))  # speech.py: espeak-ng utterances
 from bench_guardrails import MODEL, free_port, wait_ready  # noqa: E402 - a sibling script
 from bench_prompts import percentile  # noqa: E402
+from speech import audio_frame, espeak_pcm16, frames, silence  # noqa: E402
 
 from inferflux.prompts.resolver import PromptResolver  # noqa: E402
 from inferflux.prompts.sources import DirectorySource  # noqa: E402
 from inferflux.router.realtime.voice import DEFAULT_VARIABLES  # noqa: E402
 
-
-def _load(path: Path, name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-speech = _load(ROOT / "tests/router/realtime/speech.py", "inferflux_bench_speech")
 QUESTION = "what is your name"
 FRAME_SECONDS = 0.02
 
@@ -106,16 +94,6 @@ class Session:
                 raise RuntimeError(f"error frame: {frame}")
 
 
-def audio(chunk: bytes, seq: int) -> dict[str, Any]:
-    return {
-        "type": "audio",
-        "codec": "pcm16",
-        "seq": seq,
-        "payload": base64.b64encode(chunk).decode(),
-        "ts": seq,
-    }
-
-
 async def paced(session: Session, chunks: list[bytes], sent: list[float] | None = None) -> list[float]:
     """Send ``chunks`` one per 20 ms on the wall clock; the send time of each (also into ``sent``)."""
     start = time.perf_counter()
@@ -124,7 +102,7 @@ async def paced(session: Session, chunks: list[bytes], sent: list[float] | None 
         delay = start + index * FRAME_SECONDS - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        sent.append(await session.send(audio(chunk, index)))
+        sent.append(await session.send(audio_frame(chunk, index)))
     return sent
 
 
@@ -133,13 +111,13 @@ async def voice_round(
 ) -> dict[str, float]:
     session = Session(http, base, "voice")
     await session.open(model="gemma", max_tokens=16)
-    lead = speech.frames(speech.silence(300))
-    spoken = speech.frames(words)
+    lead = frames(silence(300))
+    spoken = frames(words)
     if endpoint == "client":
         await paced(session, lead + spoken)
         ended = await session.send({"type": "control", "payload": {"action": "end_of_utterance"}})
     else:
-        sent = await paced(session, lead + spoken + speech.frames(speech.silence(700)))
+        sent = await paced(session, lead + spoken + frames(silence(700)))
         ended = sent[len(lead) + len(spoken) - 1]  # the last frame with speech in it
     first = await session.until("partial")
     metrics = await session.until("metrics")
@@ -185,8 +163,8 @@ async def barge_round(http: aiohttp.ClientSession, base: str, runtime: str, word
     await session.open(model="gemma", max_tokens=400)
     await session.send({"type": "control", "payload": {"action": "text", "text": "Tell me a long story."}})
     await session.until("partial")
-    lead = speech.frames(speech.silence(100))
-    chunks = lead + speech.frames(words)
+    lead = frames(silence(100))
+    chunks = lead + frames(words)
     voiced = next(i for i, chunk in enumerate(chunks) if np.abs(np.frombuffer(chunk, "<i2")).max() > 500)
     sent: list[float] = []
     sender = asyncio.ensure_future(paced(session, chunks, sent))
@@ -221,7 +199,12 @@ async def xr_run(http: aiohttp.ClientSession, base: str, seconds: float) -> dict
                         answers += 1
             await asyncio.sleep(1.0)
 
+    async def drain() -> None:  # reading is what answers the router's pings (aiohttp pongs on receive)
+        while True:
+            await session.next()
+
     asker = asyncio.ensure_future(ask())
+    reader = asyncio.ensure_future(drain())
     start = time.perf_counter()
     count = int(seconds * 30)
     for index in range(count):
@@ -233,6 +216,7 @@ async def xr_run(http: aiohttp.ClientSession, base: str, seconds: float) -> dict
             {"type": kind, "data": {"x": index % 7, "target": f"anchor:{index % 5}"}, "ts": index}
         )
     asker.cancel()
+    reader.cancel()
     request = {"session_id": session.session_id, "question": "Where is the lamp?"}
     async with http.post(base + "/api/v1/xr:stream", json=request) as response:
         body = await response.read()
@@ -290,8 +274,8 @@ def ms(seconds: float) -> str:
 
 
 async def main(rounds: int, xr_seconds: float) -> None:
-    words = speech.espeak_pcm16(QUESTION)
-    stop_words = speech.espeak_pcm16("wait stop")
+    words = espeak_pcm16(QUESTION)
+    stop_words = espeak_pcm16("wait stop")
     with tempfile.TemporaryDirectory() as folder:
         started, runtime, base = start(Path(folder))
         try:

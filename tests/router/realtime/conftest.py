@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def _load(filename: str, name: str) -> Any:
     """A helper module beside this file, registered as ``name`` (tests/ is not a package)."""
@@ -21,3 +23,19 @@ def _load(filename: str, name: str) -> Any:
 
 _load("speech.py", "inferflux_tests_speech")
 _load("client.py", "inferflux_tests_realtime_client")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-moved clock starting at 0."""
+    return Clock()

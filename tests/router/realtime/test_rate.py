@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from inferflux.router.realtime.rate import TokenBucket
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_allowed_rate_passes_and_ten_times_it_is_refused() -> None:
-    clock = Clock()
+def test_the_allowed_rate_passes_and_ten_times_it_is_refused(clock: Any) -> None:
     bucket = TokenBucket(rate=30, burst=30, clock=clock)
     for _ in range(300):  # 30 Hz for ten seconds
         clock.now += 1 / 30
@@ -26,8 +19,7 @@ def test_the_allowed_rate_passes_and_ten_times_it_is_refused() -> None:
     assert refused >= 240
 
 
-def test_a_burst_is_bounded_and_refills() -> None:
-    clock = Clock()
+def test_a_burst_is_bounded_and_refills(clock: Any) -> None:
     bucket = TokenBucket(rate=10, burst=10, clock=clock)
     assert sum(bucket.take() for _ in range(25)) == 10
     clock.now += 0.5

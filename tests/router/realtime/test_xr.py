@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from inferflux.router.realtime.frames import XrFrame
 from inferflux.router.realtime.xr import XrContext, snapshot
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_only_the_latest_sample_of_each_kind_is_fused() -> None:
@@ -33,8 +27,7 @@ def test_a_huge_sample_is_cut_short() -> None:
     assert len(context.describe()) < 400
 
 
-def test_jitter_is_the_spread_of_inter_arrival_times() -> None:
-    clock = Clock()
+def test_jitter_is_the_spread_of_inter_arrival_times(clock: Any) -> None:
     context = XrContext(clock=clock)
     for index in range(300):
         clock.now = index / 30 + (0.02 if index == 150 else 0.0)  # one frame 20 ms late
