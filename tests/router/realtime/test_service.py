@@ -17,12 +17,16 @@ import pytest
 
 from inferflux.crds.policy import PolicySnapshot, TenantPolicy
 from inferflux.crds.tenant import Scope
+from inferflux.prompts.resolver import PromptResolver
+from inferflux.prompts.sources import DirectorySource
+from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.identity import api_keys
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.realtime.close_codes import CloseCode
 
 speech = importlib.import_module("inferflux_tests_speech")
 RealtimeClient = importlib.import_module("inferflux_tests_realtime_client").RealtimeClient
+MANIFESTS = Path(__file__).resolve().parents[3] / "prompts" / "manifests"
 
 
 def text_turn(text: str) -> dict[str, Any]:
@@ -297,3 +301,58 @@ async def test_sessions_belong_to_their_tenant(make_router, mocks, route, tmp_pa
     ) as response:
         assert response.status == 404
     await client.close()
+
+
+class Recorder:
+    """A pipeline stage that records what passes, and refuses text holding ``REFUSE``."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.admitted: list[tuple[str, str]] = []
+        self.finished: list[tuple[str, int | None]] = []
+
+    async def admit(self, call: Any) -> None:
+        text = orjson.dumps(call.document).decode()
+        if "REFUSE" in text:
+            raise UpstreamError(ErrorCode.INSUFFICIENT_QUOTA, "budget exhausted")
+        self.admitted.append((call.route, call.document["messages"][-1]["content"]))
+
+    async def finish(self, call: Any) -> None:
+        self.finished.append((call.route, call.usage.completion_tokens if call.usage else None))
+
+    def output(self, call: Any) -> None:
+        return None
+
+
+async def test_turns_pass_the_pipeline_with_the_managed_prompts(make_router, mocks, route) -> None:
+    recorder = Recorder()
+    mock = await mocks()
+    prompts = PromptResolver([DirectorySource(MANIFESTS)])
+    harness = await make_router({"m": route([mock.url])}, stages=[recorder], prompts=prompts)
+    voice = RealtimeClient(harness.session, harness.url)
+    await voice.open(model="m", max_tokens=2, variables={"assistant_name": "Ada", "language": "French"})
+    await voice.send(text_turn("hello"))
+    await voice.until("metrics")
+    system = mock.state.bodies[-1]["messages"][0]
+    assert system["role"] == "system"
+    assert "You are Ada, a voice assistant speaking with the user in French" in system["content"]
+    assert "The user may interrupt you at any time" in system["content"]  # the barge_in slice
+    await voice.send(text_turn("REFUSE this"))
+    refused = await voice.until("error")
+    assert (refused["code"], refused["message"]) == ("insufficient_quota", "budget exhausted")
+    xr = RealtimeClient(harness.session, harness.url, kind="xr")
+    await xr.open(model="m", max_tokens=1)
+    async with harness.post("/api/v1/xr:stream", {"session_id": xr.session_id, "question": "hi"}) as response:
+        assert response.status == 200
+        await response.read()
+    assert "mixed-reality scene" in mock.state.bodies[-1]["messages"][0]["content"]
+    async with harness.post(
+        "/api/v1/xr:stream", {"session_id": xr.session_id, "question": "REFUSE"}
+    ) as response:
+        assert response.status == 429  # refused before any event: an ordinary HTTP error
+        assert (await response.json())["error"]["code"] == "insufficient_quota"
+    assert recorder.admitted == [("voice", "hello"), ("xr", "hi")]
+    assert recorder.finished == [("voice", 2), ("xr", 1)]  # the refused turns were never admitted
+    await voice.close()
+    await xr.close()
