@@ -356,3 +356,19 @@ async def test_turns_pass_the_pipeline_with_the_managed_prompts(make_router, moc
     assert recorder.finished == [("voice", 2), ("xr", 1)]  # the refused turns were never admitted
     await voice.close()
     await xr.close()
+
+
+async def test_the_server_pings_and_drops_a_client_that_never_answers(make_router, mocks, route) -> None:
+    mock = await mocks()
+    harness = await make_router({"m": route([mock.url])}, realtime_ping_seconds=1.0)
+    async with harness.post("/api/v1/voice/session", {"model": "m"}) as response:
+        path = (await response.json())["ws_path"]
+    ws = await harness.session.ws_connect(harness.url.replace("http", "ws", 1) + path, autoping=False)
+    kinds = []
+    while True:
+        message = await ws.receive(10)
+        kinds.append(message.type)
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            break
+    assert kinds[:2] == [aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING]  # ready, then a ping
+    assert ws.close_code == 1011  # no pong within the ping interval: the keepalive timed out
