@@ -64,6 +64,17 @@ class SessionRequest(BaseModel):
     resume_token: str | None = Field(default=None, max_length=128)
 
 
+class SessionTicket(BaseModel):
+    """A session POST's answer: the session, its resume token, and a ticket for one WebSocket."""
+
+    session_id: str
+    resume_token: str = Field(description="Keep it: with the session id it re-admits the session.")
+    ticket: str = Field(description="Good for one connection, for `ticket_expires_in` seconds.")
+    ticket_expires_in: float
+    ws_path: str = Field(description="The WebSocket path, ticket included.")
+    last_seq: int = Field(description="The session's last frame; connect with `after` to read on from yours.")
+
+
 class VoiceStreamRequest(BaseModel):
     """Read a voice session's frames as SSE after ``after``; ``text`` starts a typed turn first."""
 
@@ -158,18 +169,15 @@ class Realtime:
                 VoicePipeline(session, self.runner, self.recogniser()) if kind == "voice" else XrContext()
             )
         ticket = self.tickets.issue(session.id)
-        await send_json(
-            send,
-            200,
-            {
-                "session_id": session.id,
-                "resume_token": session.resume_token,
-                "ticket": ticket,
-                "ticket_expires_in": self.settings.realtime_ticket_seconds,
-                "ws_path": f"/api/v1/{kind}/ws?ticket={ticket}",
-                "last_seq": session.outbox.next_seq - 1,
-            },
+        answer = SessionTicket(
+            session_id=session.id,
+            resume_token=session.resume_token,
+            ticket=ticket,
+            ticket_expires_in=self.settings.realtime_ticket_seconds,
+            ws_path=f"/api/v1/{kind}/ws?ticket={ticket}",
+            last_seq=session.outbox.next_seq - 1,
         )
+        await send_json(send, 200, answer.model_dump())
 
     def _owned(self, scope: Scope, session_id: str, kind: Kind) -> Session:
         """The caller's live session of ``kind``; 404 otherwise (another tenant's too: no oracle)."""
