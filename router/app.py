@@ -109,8 +109,13 @@ def mcp_gateway(settings: Settings) -> Gateway | None:
             "INFERFLUX_MCP_GATEWAY is on, so INFERFLUX_MCP_SERVERS_FILE must name its servers"
         )
     from inferflux.router.mcp import config
-    from inferflux.router.mcp.gateway import Gateway  # the optional `mcp` extra
 
+    try:
+        from inferflux.router.mcp.gateway import Gateway  # the optional `mcp` extra
+    except ImportError:
+        raise SettingsError(
+            "INFERFLUX_MCP_GATEWAY needs the mcp extra (pip install 'inferflux[mcp]'), not installed here"
+        ) from None
     try:
         return Gateway(config.load(settings.mcp_servers_file))
     except config.ConfigError as error:
