@@ -11,7 +11,7 @@ CACHE := .cache
 EXTRAS ?= dev,runtime,model
 # Debian packages the tests use: a real Redis, network namespaces (iproute2, unshare), and a C++
 # toolchain for llama.cpp (llama-cpp-python and the benchmark's llama-server).
-APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential
+APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential espeak-ng
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
@@ -83,7 +83,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin 
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -127,6 +127,9 @@ images-check: install ## Check built images: runtime < 500 MB, numeric non-root 
 
 bench-audit: install ## Audit log records/s on one core: group commit vs fsync per record
 	$(PY) tests/bench/bench_audit.py
+
+bench-realtime: system-deps install ## Voice end of utterance -> first partial, speech -> barge_in, XR 30 Hz jitter and SSE gaps
+	$(PY) tests/bench/bench_realtime.py
 
 bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
 	$(PY) tests/bench/bench_guardrails.py

@@ -49,6 +49,7 @@ from inferflux.router.policy.secrets import KeyFileError, Keyring
 from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSource, SnapshotSource
 from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisPolicyStore
 from inferflux.router.providers import ClusterSecrets, install_redaction
+from inferflux.router.realtime.service import websocket_options
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
 from inferflux.router.telemetry import TraceSettings, bridge, configure_logging
@@ -204,6 +205,7 @@ def _config(
     app: Any, host: str, port: int, settings: Settings, lifespan: Literal["on", "off"], **extra: Any
 ) -> uvicorn.Config:
     options: dict[str, Any] = {"http": "httptools", **extra}
+    options.update(websocket_options(settings))  # realtime WebSockets (docs/realtime.md)
     return uvicorn.Config(
         app,
         host=host,

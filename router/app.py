@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inferflux.crds.routing import RoutingTable
 from inferflux.prompts.configmap_source import ConfigMapSource
@@ -52,13 +53,18 @@ from inferflux.router.providers import (
     SecretSource,
 )
 from inferflux.router.providers.handler import send_error_in_dialect
+from inferflux.router.realtime.close_codes import CloseCode
+from inferflux.router.realtime.service import Realtime
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
-from inferflux.router.settings import Settings
+from inferflux.router.settings import Settings, SettingsError
 from inferflux.router.telemetry import request_id_var
 from inferflux.router.telemetry.exemplars import accept_header, exposition
 from inferflux.router.telemetry.http import record_status, server_attributes, trace_headers
 from inferflux.router.upstream import Timeouts, UpstreamClient
+
+if TYPE_CHECKING:
+    from inferflux.router.mcp.gateway import Gateway
 
 log = logging.getLogger("inferflux.router")
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -91,6 +97,28 @@ def request_id(scope: Scope) -> str:
     if given and len(given) <= 128 and given.isascii() and given.decode().isprintable():
         return given.decode()
     return secrets.token_hex(16)
+
+
+def mcp_gateway(settings: Settings) -> Gateway | None:
+    """The MCP gateway when the flag is on (its servers file is then required), else None."""
+    if not settings.mcp_gateway:
+        return None
+    if not settings.mcp_servers_file:
+        raise SettingsError(
+            "INFERFLUX_MCP_GATEWAY is on, so INFERFLUX_MCP_SERVERS_FILE must name its servers"
+        )
+    from inferflux.router.mcp import config
+
+    try:
+        from inferflux.router.mcp.gateway import Gateway  # the optional `mcp` extra
+    except ImportError:
+        raise SettingsError(
+            "INFERFLUX_MCP_GATEWAY needs the mcp extra (pip install 'inferflux[mcp]'), not installed here"
+        ) from None
+    try:
+        return Gateway(config.load(settings.mcp_servers_file))
+    except config.ConfigError as error:
+        raise SettingsError(f"INFERFLUX_MCP_SERVERS_FILE: {error}") from None
 
 
 class Router:
@@ -189,6 +217,15 @@ class Router:
             ("/metrics", self.metrics_page),
         ):
             self.routes[("GET", path)] = handler
+        # Realtime voice and XR sessions (router/realtime): session POSTs, SSE and the WebSockets.
+        self.realtime = Realtime(settings, self.inference) if settings.realtime else None
+        if self.realtime is not None:
+            self.routes.update(self.realtime.routes())
+        # The MCP gateway (router/mcp), off unless INFERFLUX_MCP_GATEWAY: then /mcp does not exist.
+        self.mcp = mcp_gateway(settings)
+        if self.mcp is not None:
+            for method in ("POST", "GET", "DELETE"):
+                self.routes[(method, "/mcp")] = self.mcp
         self._paths = {path for _, path in self.routes}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -198,6 +235,16 @@ class Router:
             await self.http(scope, receive, send)
         elif kind == "lifespan":
             await self.lifespan(receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A realtime WebSocket; refused (HTTP 403 at the handshake) when realtime is off."""
+        if self.realtime is not None:
+            await self.realtime.websocket(scope, receive, send)
+            return
+        if (await receive())["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": int(CloseCode.SESSION_GONE)})
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Dispatch one request, adding ``x-request-id`` to whatever response goes out.
@@ -291,6 +338,8 @@ class Router:
             await self.inference.prompts.start()  # bounded by its start_timeout
         if isinstance(self.keys, KeyringFile):
             self._tasks.append(asyncio.ensure_future(self._follow_keys(self.keys)))
+        if self.mcp is not None:
+            await self.mcp.start()
 
     async def _follow_keys(self, keys: KeyringFile) -> None:
         while True:
@@ -304,6 +353,10 @@ class Router:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.realtime is not None:
+            self.realtime.close()
+        if self.mcp is not None:
+            await self.mcp.stop()
         await self.inference.close()
         if self.inference.prompts is not None:
             await self.inference.prompts.close()

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from inferflux.prompts.compiled import VariablesError
 from inferflux.prompts.resolver import PromptNotFoundError, PromptResolver
@@ -47,7 +47,7 @@ from inferflux.router.upstream import classify_status
 log = logging.getLogger("inferflux.router.inference")
 
 
-def validate(model: type[InferenceRequest] | type[ResumeRequest], document: Any) -> Any:
+def validate(model: type[BaseModel], document: Any) -> Any:
     """``document`` as ``model``, or a 400 naming the first problem."""
     try:
         return model.model_validate(document)

@@ -24,6 +24,12 @@ from inferflux.router.contract import (
     ResumeEvent,
     ResumeRequest,
 )
+from inferflux.router.realtime.service import (
+    SessionRequest,
+    SessionTicket,
+    VoiceStreamRequest,
+    XrStreamRequest,
+)
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 MODELS: list[type[BaseModel]] = [
@@ -35,6 +41,11 @@ MODELS: list[type[BaseModel]] = [
     HeartbeatEvent,
     DoneEvent,
     ErrorEvent,
+    # Realtime voice and XR (docs/realtime.md).
+    SessionRequest,
+    SessionTicket,
+    VoiceStreamRequest,
+    XrStreamRequest,
 ]
 
 
@@ -130,6 +141,52 @@ def plain(summary: str) -> dict[str, Any]:
     return {"get": {"summary": summary, "tags": ["operations"], "security": [], "responses": responses}}
 
 
+def realtime_path(summary: str, request: str, answer: dict[str, Any], *statuses: int) -> dict[str, Any]:
+    """A realtime POST route (docs/realtime.md); the WebSockets are not OpenAPI's to describe."""
+    return {
+        "post": {
+            "summary": summary,
+            "tags": ["realtime"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": ref(request)}}},
+            "responses": {"200": answer, **errors(400, *AUTH_STATUSES, 404, 413, *statuses)},
+        }
+    }
+
+
+def realtime_paths() -> dict[str, Any]:
+    """The realtime session and SSE routes."""
+    ticket = {
+        "description": "The session and a WebSocket ticket.",
+        "content": {"application/json": {"schema": ref("SessionTicket")}},
+    }
+    events = {
+        "description": "SSE: the events docs/realtime.md lists, with heartbeats.",
+        "content": {"text/event-stream": {}},
+    }
+    return {
+        "/api/v1/voice/session": realtime_path(
+            "Create or re-admit a voice session; a ticket for WS /api/v1/voice/ws.",
+            "SessionRequest",
+            ticket,
+            503,
+        ),
+        "/api/v1/xr/session": realtime_path(
+            "Create or re-admit an XR session; a ticket for WS /api/v1/xr/ws.", "SessionRequest", ticket, 503
+        ),
+        "/api/v1/voice:stream": realtime_path(
+            "A voice session's frames as SSE (text: a typed turn first).", "VoiceStreamRequest", events
+        ),
+        "/api/v1/xr:stream": realtime_path(
+            "An answer fused with the XR session's spatial context, as SSE.",
+            "XrStreamRequest",
+            events,
+            429,
+            502,
+            503,
+        ),
+    }
+
+
 def build() -> dict[str, Any]:
     """The whole OpenAPI document."""
     _, defs = models_json_schema(
@@ -214,6 +271,7 @@ def build() -> dict[str, Any]:
                     "responses": {"200": {"description": "An OpenAI model list."}, **errors(*AUTH_STATUSES)},
                 }
             },
+            **realtime_paths(),
             "/healthz": plain("The process is up."),
             "/livez": plain("The event loop answers."),
             "/readyz": {

@@ -90,6 +90,20 @@ class Settings:
     guardrails: bool = True
     # Mid-stream failover (router/failover.py): bytes of a /v1 stream kept to continue it elsewhere.
     failover_buffer_bytes: int = 1 << 20
+    # Realtime voice and XR sessions (docs/realtime.md).
+    realtime: bool = True
+    realtime_ticket_seconds: float = 30.0  # a WebSocket ticket is good this long, once
+    realtime_session_linger_seconds: float = 120.0  # a session with no connection lives this long
+    realtime_max_sessions: int = 1000
+    realtime_outbox_frames: int = 1024  # server frames kept per session for reconnects
+    realtime_max_frame_bytes: int = 65536
+    realtime_max_frames_per_second: float = 100.0
+    realtime_send_timeout_seconds: float = 10.0  # a client that takes no frame this long is closed
+    realtime_ping_seconds: float = 20.0  # WebSocket protocol pings
+    realtime_heartbeat_seconds: float = 1.0  # SSE heartbeats of voice:stream and xr:stream
+    # The MCP gateway (docs/realtime.md): off unless a servers file is given and the flag is on.
+    mcp_gateway: bool = False
+    mcp_servers_file: str = ""
 
 
 _ENV = {
@@ -161,6 +175,18 @@ _ENV = {
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
     "guardrails": "INFERFLUX_GUARDRAILS",
     "failover_buffer_bytes": "INFERFLUX_FAILOVER_BUFFER_BYTES",
+    "realtime": "INFERFLUX_REALTIME",
+    "realtime_ticket_seconds": "INFERFLUX_REALTIME_TICKET_SECONDS",
+    "realtime_session_linger_seconds": "INFERFLUX_REALTIME_SESSION_LINGER_SECONDS",
+    "realtime_max_sessions": "INFERFLUX_REALTIME_MAX_SESSIONS",
+    "realtime_outbox_frames": "INFERFLUX_REALTIME_OUTBOX_FRAMES",
+    "realtime_max_frame_bytes": "INFERFLUX_REALTIME_MAX_FRAME_BYTES",
+    "realtime_max_frames_per_second": "INFERFLUX_REALTIME_MAX_FRAMES_PER_SECOND",
+    "realtime_send_timeout_seconds": "INFERFLUX_REALTIME_SEND_TIMEOUT_SECONDS",
+    "realtime_ping_seconds": "INFERFLUX_REALTIME_PING_SECONDS",
+    "realtime_heartbeat_seconds": "INFERFLUX_REALTIME_HEARTBEAT_SECONDS",
+    "mcp_gateway": "INFERFLUX_MCP_GATEWAY",
+    "mcp_servers_file": "INFERFLUX_MCP_SERVERS_FILE",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -223,7 +249,28 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"
         )
+    realtime_checks(settings)
     return settings
+
+
+def realtime_checks(settings: Settings) -> None:
+    """`SettingsError` unless the realtime limits are positive and pings fall in 1-300 s."""
+    if (
+        min(
+            settings.realtime_ticket_seconds,
+            settings.realtime_session_linger_seconds,
+            settings.realtime_max_sessions,
+            settings.realtime_outbox_frames,
+            settings.realtime_max_frame_bytes,
+            settings.realtime_max_frames_per_second,
+            settings.realtime_send_timeout_seconds,
+            settings.realtime_heartbeat_seconds,
+        )
+        <= 0
+    ):
+        raise SettingsError("INFERFLUX_REALTIME_* limits, sizes and intervals must be positive")
+    if not 1 <= settings.realtime_ping_seconds <= 300:
+        raise SettingsError("INFERFLUX_REALTIME_PING_SECONDS must be between 1 and 300")
 
 
 def thresholds(settings: Settings) -> tuple[float, ...]:

@@ -22,6 +22,15 @@ ROUTE_SCOPES: Mapping[Route, Scope] = MappingProxyType(
         ("POST", "/api/v1/inference"): Scope.INFERENCE,
         ("POST", "/api/v1/inference:stream"): Scope.INFERENCE,
         ("GET", "/v1/models"): Scope.MODELS_READ,
+        # Realtime (docs/realtime.md): the WebSockets are admitted by the ticket these issue.
+        ("POST", "/api/v1/voice/session"): Scope.INFERENCE,
+        ("POST", "/api/v1/xr/session"): Scope.INFERENCE,
+        ("POST", "/api/v1/voice:stream"): Scope.INFERENCE,
+        ("POST", "/api/v1/xr:stream"): Scope.INFERENCE,
+        # The MCP gateway, when it is on (docs/realtime.md).
+        ("POST", "/mcp"): Scope.INFERENCE,
+        ("GET", "/mcp"): Scope.INFERENCE,
+        ("DELETE", "/mcp"): Scope.INFERENCE,
     }
 )
 OPEN_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/livez")})

@@ -26,6 +26,7 @@ from inferflux.router.discovery import FileSource
 from inferflux.router.identity.mtls import uvicorn_options
 from inferflux.router.pipeline import Stage
 from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.realtime.service import websocket_options
 from inferflux.router.resume import KeyHolder
 from inferflux.router.settings import Settings
 
@@ -131,7 +132,12 @@ async def make_router(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            router, lifespan="on", access_log=False, log_level="warning", **uvicorn_options(settings)
+            router,
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            **uvicorn_options(settings),
+            **websocket_options(settings),
         )
         server = uvicorn.Server(config)
         session = aiohttp.ClientSession()

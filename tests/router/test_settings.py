@@ -22,6 +22,8 @@ def test_defaults_and_overrides() -> None:
         ({"INFERFLUX_ROUTER_PORT": "eighty"}, "INFERFLUX_ROUTER_PORT"),
         ({"INFERFLUX_ROUTES_CONFIGMAP": "no-slash"}, "namespace/name"),
         ({"INFERFLUX_HEARTBEAT_SECONDS": "0"}, "positive"),
+        ({"INFERFLUX_REALTIME_MAX_FRAME_BYTES": "0"}, "INFERFLUX_REALTIME_"),
+        ({"INFERFLUX_REALTIME_PING_SECONDS": "0.5"}, "between 1 and 300"),
     ],
 )
 def test_bad_values_name_the_variable(environ: dict[str, str], message: str) -> None:

@@ -14,6 +14,7 @@ DOC = Path(__file__).resolve().parents[3] / "docs" / "identity.md"
 
 def test_every_route_is_guarded_or_open() -> None:
     routes = set(Router(Settings(auth=False)).routes)
+    routes |= {(method, "/mcp") for method in ("POST", "GET", "DELETE")}  # the gateway's, when on
     assert routes == set(ROUTE_SCOPES) | OPEN_ROUTES | {METRICS_ROUTE}
 
 
