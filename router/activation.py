@@ -128,6 +128,8 @@ class ActivityReporter:
                 changes[self._key] = f"{in_flight} {now:.0f}"
             elif model.written_in_flight:
                 changes[self._key] = None
+                # the model was in use until now: the idle time counts from the end of its requests
+                changes[LAST_REQUEST_ANNOTATION] = f"{max(now, model.last_seen):.3f}"
             if changes:
                 writes[key] = changes
         return writes
@@ -138,7 +140,7 @@ class ActivityReporter:
             if await self._send(namespace, name, changes):
                 model = self._models[(namespace, name)]
                 if LAST_REQUEST_ANNOTATION in changes:
-                    model.last_written = float(changes[LAST_REQUEST_ANNOTATION] or 0)
+                    model.last_written = max(model.last_written, float(changes[LAST_REQUEST_ANNOTATION] or 0))
                 if self._key in changes:
                     value = changes[self._key]
                     model.written_in_flight = int(value.split()[0]) if value else 0

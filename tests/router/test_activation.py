@@ -66,8 +66,11 @@ async def test_in_flight_is_refreshed_while_not_zero_and_removed_once_at_zero() 
     await reporter.flush()
     assert writer.writes[-1][2] == {IN_FLIGHT: "3 1010"}, "a heartbeat: the operator drops stale counts"
     load["m"] = 0
+    clock.now = 1020.0
     await reporter.flush()
-    assert writer.writes[-1][2] == {IN_FLIGHT: None}, "back to 0: the key is removed"
+    assert writer.writes[-1][2] == {IN_FLIGHT: None, "inferflux.io/last-request": "1020.000"}, (
+        "back to 0: the key is removed, and the model counts as used until now"
+    )
     await reporter.flush()
     assert len(writer.writes) == 3
 
