@@ -30,6 +30,7 @@ from inferflux.crds.inferencemodel import (
 from inferflux.crds.inferencemodel import PLURAL as MODELS
 from inferflux.crds.meta import API_VERSION
 from inferflux.crds.routing import ModelRoute
+from inferflux.router.kube_client import custom_objects_api
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +177,7 @@ class ModelAnnotationWriter:
 
     async def _custom_objects(self) -> Any:
         if self._api is None:
-            from kubernetes_asyncio import client, config
-
-            if self.kubeconfig:
-                api_client = await config.new_client_from_config(config_file=self.kubeconfig)
-            else:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                api_client = client.ApiClient()
-            self._api = client.CustomObjectsApi(api_client)
+            self._api = await custom_objects_api(self.kubeconfig)
         return self._api
 
     async def __call__(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from inferflux.crds.budget import BudgetStatus
 from inferflux.crds.meta import API_VERSION
 from inferflux.crds.tenant import PLURAL
+from inferflux.router.kube_client import custom_objects_api
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -31,14 +32,7 @@ class TenantStatusWriter:
 
     async def _custom_objects(self) -> Any:
         if self._api is None:
-            from kubernetes_asyncio import client, config
-
-            if self.kubeconfig:
-                api_client = await config.new_client_from_config(config_file=self.kubeconfig)
-            else:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                api_client = client.ApiClient()
-            self._api = client.CustomObjectsApi(api_client)
+            self._api = await custom_objects_api(self.kubeconfig)
         return self._api
 
     async def __call__(self, name: str, status: BudgetStatus) -> None:
