@@ -92,7 +92,7 @@ def test_router_reads_configmaps_and_writes_only_tenant_status(kustomize_base: l
     writes = {(g, r, v) for g, r, v in allowed if v not in {"get", "list", "watch"}}
     assert writes == {
         ("inferflux.io", "tenants/status", "patch"),  # spend in status.budget
-        ("inferflux.io", "inferencemodels", "patch"),  # activity annotations, held to them by the policy below
+        ("inferflux.io", "inferencemodels", "patch"),  # activity annotations only (the admission policy)
     }
     assert {(g, r) for g, r, _ in allowed} == {
         ("", "configmaps"),
@@ -110,7 +110,8 @@ def test_the_routers_model_patches_are_held_to_its_annotations(kustomize_base: l
     assert policy["spec"]["failurePolicy"] == "Fail"
     (match,) = policy["spec"]["matchConditions"]
     assert "system:serviceaccount:inferflux-system:inferflux-router" in match["expression"]
-    assert [rule["resources"] for rule in policy["spec"]["matchConstraints"]["resourceRules"]] == [["inferencemodels"]]
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert [rule["resources"] for rule in rules] == [["inferencemodels"]]
 
 
 def test_workloads_run_as_their_own_accounts(kustomize_base: list[dict[str, Any]]) -> None:
