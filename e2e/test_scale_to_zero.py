@@ -318,3 +318,29 @@ def test_the_router_may_write_its_annotations_and_nothing_else(
             "auth", "can-i", verb, "inferencemodels", *extra, "--as", who, "-n", namespace, check=False
         )
         assert can.strip() == "no", f"{verb} {extra}"
+
+
+def test_the_operators_scaler_follows_the_reported_in_flight_count(
+    admin: Any, operator: Any, namespace: str
+) -> None:
+    policy = {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "targetInFlightPerReplica": 2}
+    admin.apply(llamacpp_model("busy", namespace, autoscaling={**policy, "scaleDownDelaySeconds": 0}))
+    _ops.wait_ready(admin, "busy", namespace)
+
+    def replicas() -> list[int]:
+        return [
+            d["spec"]["replicas"] for d in admin.items("deployments", namespace, "inferflux.io/model=busy")
+        ]
+
+    assert replicas() == [1]
+    # Two routers report 3 and 2 requests in flight (what router/activation.py writes): ceil(5 / 2) = 3.
+    now = f"{time.time():.0f}"
+    reports = [f"inferflux.io/in-flight.router-a=3 {now}", f"inferflux.io/in-flight.router-b=2 {now}"]
+    admin.run("annotate", "inferencemodel", "busy", "-n", namespace, *reports)
+    wait_for("three replicas", lambda: replicas() == [3])
+    model = _ops.wait_ready(admin, "busy", namespace)
+    assert model["spec"]["replicas"] == 1, "the scaler leaves the spec alone"
+    # The load is gone (each router removes its key): back to the minimum, the delay being 0.
+    admin.run("annotate", "inferencemodel", "busy", "-n", namespace, "inferflux.io/in-flight.router-a-")
+    admin.run("annotate", "inferencemodel", "busy", "-n", namespace, "inferflux.io/in-flight.router-b-")
+    wait_for("one replica again", lambda: replicas() == [1])
