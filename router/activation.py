@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from inferflux.crds.inferencemodel import (
     ACTIVATE_ANNOTATION,
@@ -30,7 +29,7 @@ from inferflux.crds.inferencemodel import (
 from inferflux.crds.inferencemodel import PLURAL as MODELS
 from inferflux.crds.meta import API_VERSION
 from inferflux.crds.routing import ModelRoute
-from inferflux.router.kube_client import custom_objects_api
+from inferflux.router.kube_client import CustomObjects
 
 log = logging.getLogger(__name__)
 
@@ -172,18 +171,12 @@ class ModelAnnotationWriter:
     """Merge-patches annotations of InferenceModels, with a kubeconfig or the pod's service account."""
 
     def __init__(self, kubeconfig: str | None = None) -> None:
-        self.kubeconfig = kubeconfig
-        self._api: Any = None
-
-    async def _custom_objects(self) -> Any:
-        if self._api is None:
-            self._api = await custom_objects_api(self.kubeconfig)
-        return self._api
+        self._client = CustomObjects(kubeconfig)
 
     async def __call__(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
         """Set (or, for None, remove) ``annotations`` on InferenceModel ``namespace/name``."""
         group, version = API_VERSION.split("/")
-        api = await self._custom_objects()
+        api = await self._client.api()
         body = {"metadata": {"annotations": annotations}}
         await api.patch_namespaced_custom_object(
             group, version, namespace, MODELS, name, body, _content_type=MERGE_PATCH
@@ -191,5 +184,4 @@ class ModelAnnotationWriter:
 
     async def close(self) -> None:
         """Close the API client's connections."""
-        if self._api is not None:
-            await self._api.api_client.close()
+        await self._client.close()

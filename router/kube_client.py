@@ -5,14 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 
-async def custom_objects_api(kubeconfig: str | None) -> Any:
-    """A ``CustomObjectsApi`` for ``kubeconfig`` (empty or None: in-cluster); close its
-    ``api_client`` when done. Imported lazily: local mode never loads the Kubernetes client."""
-    from kubernetes_asyncio import client, config
+class CustomObjects:
+    """A ``CustomObjectsApi``, made on first use (local mode never loads the Kubernetes client)."""
 
-    if kubeconfig:
-        api_client = await config.new_client_from_config(config_file=kubeconfig)
-    else:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        api_client = client.ApiClient()
-    return client.CustomObjectsApi(api_client)
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        self.kubeconfig = kubeconfig  # empty or None: in-cluster
+        self._api: Any = None
+
+    async def api(self) -> Any:
+        """The client, connected on the first call."""
+        if self._api is None:
+            from kubernetes_asyncio import client, config
+
+            if self.kubeconfig:
+                api_client = await config.new_client_from_config(config_file=self.kubeconfig)
+            else:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                api_client = client.ApiClient()
+            self._api = client.CustomObjectsApi(api_client)
+        return self._api
+
+    async def close(self) -> None:
+        """Close the client's connections, if it was ever made."""
+        if self._api is not None:
+            await self._api.api_client.close()
