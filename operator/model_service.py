@@ -123,27 +123,20 @@ class ModelService:
         """The replicas operator/scaling.py decides from the routers' reports; logged when they change."""
         current = ((deployment or {}).get("spec") or {}).get("replicas")
         previous = self._scaled.get(key)
-        activity = Activity.of(model.metadata.annotations, time.time())
+        now = time.time()
         decision = desired_replicas(
             model,
-            activity,
-            time.time(),
+            Activity.of(model.metadata.annotations, now),
+            now,
             current if isinstance(current, int) else None,
             previous.low_since if previous else None,
             self._settings.idle_cap_seconds,
         )
         self._scaled[key] = decision
-        if previous is not None and (previous.replicas, previous.reason) != (
-            decision.replicas,
-            decision.reason,
-        ):
-            log.info(
-                "scaling %s/%s to %d replicas (%s)",
-                model.metadata.namespace,
-                model.metadata.name,
-                decision.replicas,
-                decision.reason,
-            )
+        changed = previous is not None and previous.replicas != decision.replicas
+        if changed:
+            namespace, name = model.metadata.namespace, model.metadata.name
+            log.info("scaling %s/%s to %d replicas (%s)", namespace, name, decision.replicas, decision.reason)
         return decision
 
     async def _converge(
