@@ -180,7 +180,37 @@ class ScaleToZero(KubeModel):
     """Scale an idle model to zero replicas and activate it on the first request."""
 
     enabled: bool = False
-    idle_seconds: int = Field(default=900, ge=60, le=604800)
+    idle_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=604800,
+        description="Scaled to zero once no router has reported a request for this long.",
+    )
+
+
+class Autoscaling(KubeModel):
+    """The operator's own scaler: replicas from the in-flight requests the routers report."""
+
+    enabled: bool = False
+    min_replicas: int = Field(default=1, ge=1, le=1000, description="Never fewer while not idle.")
+    max_replicas: int = Field(default=4, ge=1, le=1000)
+    target_in_flight_per_replica: int = Field(
+        default=8, ge=1, le=100000, description="Replicas = ceil(in-flight / this), within the bounds."
+    )
+    scale_down_delay_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="A lower replica count is applied only after it was enough for this long.",
+    )
+
+
+#: Annotations the routers write on an InferenceModel (a JSON merge patch of these keys only;
+#: docs/scaling.md): when one last saw a request (epoch seconds), when one last asked for
+#: activation, and each router's in-flight count as "<count> <epoch seconds>".
+LAST_REQUEST_ANNOTATION: Final = "inferflux.io/last-request"
+ACTIVATE_ANNOTATION: Final = "inferflux.io/activate"
+IN_FLIGHT_ANNOTATION_PREFIX: Final = "inferflux.io/in-flight."
 
 
 VLLM_ONLY = ("tensorParallelSize", "pipelineParallelSize", "expertParallel", "gpuMemoryUtilization")
@@ -233,6 +263,13 @@ SPEC_RULES: tuple[Rule, ...] = (
             or s.provider.base_url is not None
         ),
     ),
+    Rule(
+        cel="!has(self.autoscaling) || !has(self.autoscaling.minReplicas) "
+        "|| !has(self.autoscaling.maxReplicas) "
+        "|| self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+        message="autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
+        holds=lambda s: s.autoscaling.min_replicas <= s.autoscaling.max_replicas,
+    ),
 )
 
 
@@ -260,6 +297,7 @@ class InferenceModelSpec(KubeModel):
     air_gapped: bool = Field(default=False, description="Serve with no egress but cluster DNS.")
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     scale_to_zero: ScaleToZero = Field(default_factory=ScaleToZero)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> InferenceModelSpec:

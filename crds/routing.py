@@ -56,6 +56,7 @@ class ModelRoute(KubeModel):
     max_concurrency: int = 64
     max_queue: int = 256
     scale_to_zero: bool = Field(default=False, description="Zero endpoints means activate, not fail.")
+    autoscaling: bool = Field(default=False, description="The routers report this model's in-flight count.")
 
 
 class RoutingTable(KubeModel):

@@ -41,6 +41,7 @@ from inferflux.operator.revisions import (
     revision_state,
     rolled_back_already,
 )
+from inferflux.operator.scaling import Activity, Decision, desired_replicas
 from inferflux.operator.settings import Settings
 from inferflux.operator.status import Stall, compute_status
 from inferflux.operator.storage import Storage
@@ -71,6 +72,7 @@ class Applied:
     at: float
     stall: Stall | None
     complete: bool = True  # False until the Service, policies and token are applied too
+    replicas: int | None = None  # what the Deployment was applied with (operator/scaling.py decides)
 
 
 def _drifted(deployment: dict[str, Any] | None, revision: str, replicas: int) -> bool:
@@ -89,6 +91,7 @@ class ModelService:
         self._cache = cache
         self._settings = settings
         self._applied: dict[Key, Applied] = {}
+        self._scaled: dict[Key, Decision] = {}
         self._inplace = InPlaceSwapper(storage, cache, settings)
 
     async def reconcile(self, key: Key) -> float | Later | None:
@@ -96,6 +99,7 @@ class ModelService:
         body = self._cache.models.get(key)
         if body is None:
             self._applied.pop(key, None)  # deleted: owner references let the GC remove the rest
+            self._scaled.pop(key, None)
             return None
         try:
             model = self._cache.models.parsed(key, InferenceModel.from_body) or InferenceModel.from_body(body)
@@ -103,8 +107,47 @@ class ModelService:
             await self._report_invalid(body, error)
             return None
         revision = revision_hash(model)
-        applied = self._applied.get(key)
         deployments, leftovers = model_deployments(self._cache.deployments.values(), model)
+        decision = self._scale(key, model, deployments.get(revision))
+        # From here on the model's replicas are the decided ones: the Deployment, the drift check
+        # and the status (Ready with reason ScaledToZero at 0) all read them.
+        model = model.model_copy(
+            update={"spec": model.spec.model_copy(update={"replicas": decision.replicas})}
+        )
+        again = await self._converge(key, model, revision, deployments, leftovers)
+        if decision.recheck is None or isinstance(again, Later):
+            return again
+        return decision.recheck if again is None else min(again, decision.recheck)
+
+    def _scale(self, key: Key, model: InferenceModel, deployment: dict[str, Any] | None) -> Decision:
+        """The replicas operator/scaling.py decides from the routers' reports; logged when they change."""
+        current = ((deployment or {}).get("spec") or {}).get("replicas")
+        previous = self._scaled.get(key)
+        now = time.time()
+        decision = desired_replicas(
+            model,
+            Activity.of(model.metadata.annotations, now),
+            now,
+            current if isinstance(current, int) else None,
+            previous.low_since if previous else None,
+            self._settings.idle_cap_seconds,
+        )
+        self._scaled[key] = decision
+        changed = previous is not None and previous.replicas != decision.replicas
+        if changed:
+            namespace, name = model.metadata.namespace, model.metadata.name
+            log.info("scaling %s/%s to %d replicas (%s)", namespace, name, decision.replicas, decision.reason)
+        return decision
+
+    async def _converge(
+        self,
+        key: Key,
+        model: InferenceModel,
+        revision: str,
+        deployments: dict[str, dict[str, Any]],
+        leftovers: list[dict[str, Any]],
+    ) -> float | Later | None:
+        applied = self._applied.get(key)
         deployment = deployments.get(revision)
         step = self._plan(model, revision, deployments)
         wanted = step is None or step.apply_wanted
@@ -196,6 +239,8 @@ class ModelService:
     ) -> bool:
         if (applied.uid, applied.generation) != (model.metadata.uid or "", model.metadata.generation):
             return True
+        if wanted and applied.stall is None and applied.replicas != model.spec.replicas:
+            return True  # scaled (to zero, back, or by the scaler): no spec change, no grace period
         age = time.monotonic() - applied.at
         if applied.stall is not None:
             return applied.stall.reason in RECHECKED and age >= SECRET_RECHECK_SECONDS
@@ -242,7 +287,7 @@ class ModelService:
                 # Read our own write: the next pass plans from the recorded Deployment even if
                 # its watch event is still on the way (the event then replaces this body).
                 self._cache.deployments.observe("MODIFIED", recorded)
-                return Applied(uid, generation, revision, time.monotonic(), stall, complete=False)
+                return Applied(uid, generation, revision, time.monotonic(), stall, False, model.spec.replicas)
         if pods and wanted:
             if target is not None:
                 label, previous = pod_revision(target), swapped_from(target)
@@ -256,7 +301,7 @@ class ModelService:
             # co-owned by an Update entry, and fields later dropped from the spec would stay.
             await self._storage.apply(render_deployment(model, self._settings, label, previous))
             log.info("applied %s/%s revision %s", model.metadata.namespace, model.metadata.name, revision)
-        return Applied(uid, generation, revision, time.monotonic(), stall, complete=not pods)
+        return Applied(uid, generation, revision, time.monotonic(), stall, not pods, model.spec.replicas)
 
     async def _apply_companions(self, model: InferenceModel) -> None:
         """The Service, NetworkPolicies and (llama.cpp) admin-token Secret of a model with pods."""

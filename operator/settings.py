@@ -46,6 +46,7 @@ class Settings:
     routing_configmap: str = DEFAULT_ROUTING_CONFIGMAP
     health_port: int = HEALTH_PORT
     network: NetworkPolicySettings = field(default_factory=NetworkPolicySettings)
+    idle_cap_seconds: float | None = None  # tests only: scale to zero sooner than idleSeconds
 
     @property
     def clusterwide(self) -> bool:
@@ -89,6 +90,13 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     health_port = env.get("INFERFLUX_HEALTH_PORT", str(HEALTH_PORT))
     if not health_port.isdigit() or not 0 < int(health_port) < 65536:
         raise SettingsError(f"INFERFLUX_HEALTH_PORT={health_port!r} is not a TCP port")
+    idle_cap = env.get("INFERFLUX_IDLE_SECONDS_CAP", "")
+    try:
+        idle_cap_seconds = float(idle_cap) if idle_cap else None
+    except ValueError:
+        idle_cap_seconds = -1.0
+    if idle_cap_seconds is not None and not idle_cap_seconds > 0:
+        raise SettingsError(f"INFERFLUX_IDLE_SECONDS_CAP={idle_cap!r} is not a positive number of seconds")
     return Settings(
         namespaces=parse_namespaces(env.get("INFERFLUX_NAMESPACES", "")),
         operator_namespace=env.get("INFERFLUX_OPERATOR_NAMESPACE") or DEFAULT_OPERATOR_NAMESPACE,
@@ -98,4 +106,5 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         routing_configmap=env.get("INFERFLUX_ROUTING_CONFIGMAP") or DEFAULT_ROUTING_CONFIGMAP,
         health_port=int(health_port),
         network=NetworkPolicySettings.from_env(env),
+        idle_cap_seconds=idle_cap_seconds,
     )

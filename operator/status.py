@@ -72,7 +72,7 @@ class Rollout:
 Verdict = tuple[ConditionStatus, str, str]
 
 
-def _ready(rollout: Rollout | None, previous: Condition | None) -> Verdict:
+def _ready(rollout: Rollout | None, previous: Condition | None, wakes: bool = False) -> Verdict:
     if rollout is None or (rollout.ready == 0 and rollout.desired > 0):
         if rollout is not None and rollout.deadline_exceeded:
             return "False", "ProgressDeadlineExceeded", "no runtime pod became Ready before the deadline"
@@ -80,7 +80,9 @@ def _ready(rollout: Rollout | None, previous: Condition | None) -> Verdict:
             return "Unknown", "Initializing", "waiting for the first runtime pod to become Ready"
         return "False", "NoReadyReplicas", "no runtime pod is Ready"
     if rollout.desired == 0:
-        return "True", "ScaledToZero", "scaled to zero; the first request activates it"
+        if wakes:
+            return "True", "ScaledToZero", "scaled to zero while idle; the first request activates it"
+        return "True", "ScaledToZero", "spec.replicas is 0"
     return "True", "Serving", f"{rollout.ready}/{rollout.desired} runtime pods Ready"
 
 
@@ -126,7 +128,7 @@ def _verdicts(
             ConditionType.DEGRADED: ("False", OK, ""),
         }
     progressing = _progressing(rollout)
-    ready = _ready(rollout, previous)
+    ready = _ready(rollout, previous, model.spec.scale_to_zero.enabled)
     deadline = rollout is not None and rollout.deadline_exceeded and ready[0] != "True"
     return {
         ConditionType.READY: ready,

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import uvicorn
 
 from inferflux.router import telemetry
+from inferflux.router.activation import ActivityReporter, ModelAnnotationWriter
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
@@ -150,6 +151,20 @@ class Process:
     budgets: Budgets
     audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    activity: ActivityReporter | None = None
+
+
+def activity_for(settings: Settings, router: Router) -> ActivityReporter | None:
+    """In a cluster (routes from the ConfigMap), the reporter of activity and activations."""
+    if not settings.routes_configmap:
+        return None  # local mode: nothing scales the runtimes
+    writer = ModelAnnotationWriter(settings.kubeconfig)
+    activity = ActivityReporter(
+        writer, router.dispatcher.load, socket.gethostname(), settings.activity_report_seconds
+    )
+    router.dispatcher.activity = activity
+    router.dispatcher.activation_hold_seconds = settings.activation_hold_seconds
+    return activity
 
 
 def build() -> Process:
@@ -190,7 +205,9 @@ def build() -> Process:
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,
     )
-    return Process(settings, router, holder, store, snapshots, admin, budgets, audit)
+    process = Process(settings, router, holder, store, snapshots, admin, budgets, audit)
+    process.activity = activity_for(settings, router)
+    return process
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -264,6 +281,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
     await _first_load(process)
+    if process.activity is not None:
+        process.tasks.append(asyncio.ensure_future(process.activity.run()))
     process.budgets.start()
     if process.audit is not None:
         process.audit.start(process.holder)
@@ -289,6 +308,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
         await process.budgets.close()
+        if process.activity is not None:
+            await process.activity.close()
         await process.store.close()
         if process.audit is not None:
             await process.audit.close()  # last: signs and fsyncs the head

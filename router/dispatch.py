@@ -18,6 +18,7 @@ from typing import Any
 from inferflux.crds.inferencemodel import Balancer as Policy
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
 from inferflux.router import telemetry
+from inferflux.router.activation import ActivityReporter
 from inferflux.router.balancer import Balancer, Choice
 from inferflux.router.discovery import TableHolder
 from inferflux.router.errors import ErrorCode, UpstreamError
@@ -95,6 +96,8 @@ class Dispatcher:
         retries: int = 1,
         hold_seconds: float = 0.0,
         failover_buffer_bytes: int = 0,
+        activity: ActivityReporter | None = None,
+        activation_hold_seconds: float = 0.0,
     ) -> None:
         self.holder = holder
         self.client = client
@@ -104,6 +107,8 @@ class Dispatcher:
         self.hold_seconds = hold_seconds
         # Bytes of a stream kept to continue it on another replica (router/failover.py); 0: never.
         self.failover_buffer_bytes = failover_buffer_bytes
+        self.activity = activity
+        self.activation_hold_seconds = activation_hold_seconds
         self.limiters: dict[str, Limiter] = {}
         self._held: dict[str, int] = {}
         holder.on_swap(self._on_swap)
@@ -123,25 +128,32 @@ class Dispatcher:
 
         A local model with no ready replica is usually loading (a new model, a restart, a scale
         from zero): its requests wait up to ``hold_seconds`` for a table that lists a replica,
-        at most ``max_queue`` of them per model, then get 503 with ``retry-after``. A provider
-        route never has replicas here (it goes through the fallback chain): 503 at once.
+        at most ``max_queue`` of them per model, then get 503 with ``retry-after``. A model that
+        scales to zero is asked to activate (router/activation.py) and its requests wait up to
+        ``activation_hold_seconds`` instead. A provider route never has replicas here (it goes
+        through the fallback chain): 503 at once.
         """
         route = self._known(model)
+        if self.activity is not None:
+            self.activity.seen(model, route)
         if route.endpoints:
             return route
         held = self._held.get(model, 0)
-        if route.provider or self.hold_seconds <= 0 or held >= route.max_queue:
+        wait = self._hold_for(route)
+        if route.provider or wait <= 0 or held >= route.max_queue:
             raise self._no_replica(model, route)
         self._held[model] = held + 1
         gauge = self.metrics.held.labels(model)
         gauge.inc()
         try:
-            async with asyncio.timeout(self.hold_seconds):
+            async with asyncio.timeout(wait):
                 while not route.endpoints:
+                    if route.scale_to_zero and self.activity is not None:
+                        self.activity.activate(model, route)  # rate-limited per model; again after a swap
                     await self.holder.changed()
                     route = self._known(model)
         except TimeoutError:
-            raise self._no_replica(model, route, waited=True) from None
+            raise self._no_replica(model, route, waited=wait) from None
         finally:
             self._held[model] -= 1
             gauge.dec()
@@ -153,11 +165,22 @@ class Dispatcher:
             raise UpstreamError(ErrorCode.NOT_FOUND, f"model {model!r} is not served here", param="model")
         return route
 
-    def _no_replica(self, model: str, route: ModelRoute, waited: bool = False) -> UpstreamError:
+    def load(self, model: str) -> int:
+        """Requests for ``model`` in this router now: held, queued or being served."""
+        limiter = self.limiters.get(model)
+        return self._held.get(model, 0) + (limiter.active + limiter.queued if limiter else 0)
+
+    def _hold_for(self, route: ModelRoute) -> float:
+        """How long a request may wait for ``route``'s first ready replica."""
+        if route.scale_to_zero and self.activity is not None:
+            return self.activation_hold_seconds
+        return self.hold_seconds
+
+    def _no_replica(self, model: str, route: ModelRoute, waited: float = 0.0) -> UpstreamError:
         if route.provider:
             reason = "has an external provider route"
         elif waited:
-            reason = f"has no ready replica after {self.hold_seconds:g} s"
+            reason = f"has no ready replica after {waited:g} s"
         else:
             reason = "has no ready replica"
         return UpstreamError(ErrorCode.UNAVAILABLE, f"model {model!r} {reason}", retry_after=1)

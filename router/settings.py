@@ -104,6 +104,10 @@ class Settings:
     # The MCP gateway (docs/realtime.md): off unless a servers file is given and the flag is on.
     mcp_gateway: bool = False
     mcp_servers_file: str = ""
+    # Scale to zero and the operator's scaler (docs/scaling.md): what the router reports, and how
+    # long a request for a model scaled to zero waits for its activation.
+    activity_report_seconds: float = 10.0
+    activation_hold_seconds: float = 120.0
 
 
 _ENV = {
@@ -187,6 +191,8 @@ _ENV = {
     "realtime_heartbeat_seconds": "INFERFLUX_REALTIME_HEARTBEAT_SECONDS",
     "mcp_gateway": "INFERFLUX_MCP_GATEWAY",
     "mcp_servers_file": "INFERFLUX_MCP_SERVERS_FILE",
+    "activity_report_seconds": "INFERFLUX_ACTIVITY_REPORT_SECONDS",
+    "activation_hold_seconds": "INFERFLUX_ACTIVATION_HOLD_SECONDS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -245,6 +251,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.log_format not in ("json", "text"):
         raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     thresholds(settings)
+    if not 0 < settings.activity_report_seconds <= 30 or settings.activation_hold_seconds < 0:
+        raise SettingsError(
+            "INFERFLUX_ACTIVITY_REPORT_SECONDS must be in (0, 30] (the operator ignores in-flight "
+            "reports older than 60 s) and INFERFLUX_ACTIVATION_HOLD_SECONDS must not be negative"
+        )
     if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
         raise SettingsError(
             "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"

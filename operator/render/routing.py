@@ -117,6 +117,7 @@ def model_route(
         max_concurrency=spec.routing.max_concurrency,
         max_queue=spec.routing.max_queue,
         scale_to_zero=spec.scale_to_zero.enabled,
+        autoscaling=spec.autoscaling.enabled,
     )
 
 

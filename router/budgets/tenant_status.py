@@ -12,6 +12,7 @@ from typing import Any
 from inferflux.crds.budget import BudgetStatus
 from inferflux.crds.meta import API_VERSION
 from inferflux.crds.tenant import PLURAL
+from inferflux.router.kube_client import CustomObjects
 
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -26,30 +27,16 @@ class TenantStatusWriter:
 
     def __init__(self, namespace: str, kubeconfig: str | None = None) -> None:
         self.namespace = namespace
-        self.kubeconfig = kubeconfig
-        self._api: Any = None
-
-    async def _custom_objects(self) -> Any:
-        if self._api is None:
-            from kubernetes_asyncio import client, config
-
-            if self.kubeconfig:
-                api_client = await config.new_client_from_config(config_file=self.kubeconfig)
-            else:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                api_client = client.ApiClient()
-            self._api = client.CustomObjectsApi(api_client)
-        return self._api
+        self._client = CustomObjects(kubeconfig)
 
     async def __call__(self, name: str, status: BudgetStatus) -> None:
         """Set ``status.budget`` of Tenant ``name``."""
         group, version = API_VERSION.split("/")
-        api = await self._custom_objects()
+        api = await self._client.api()
         await api.patch_namespaced_custom_object_status(
             group, version, self.namespace, PLURAL, name, budget_patch(status), _content_type=MERGE_PATCH
         )
 
     async def close(self) -> None:
         """Close the API client's connections."""
-        if self._api is not None:
-            await self._api.api_client.close()
+        await self._client.close()

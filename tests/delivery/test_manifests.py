@@ -90,10 +90,28 @@ def test_router_reads_configmaps_and_writes_only_tenant_status(kustomize_base: l
     roles = bound_roles(kustomize_base, "inferflux-router")
     allowed = set().union(*(grants(r) for r in roles))
     writes = {(g, r, v) for g, r, v in allowed if v not in {"get", "list", "watch"}}
-    assert writes == {("inferflux.io", "tenants/status", "patch")}, "spend in status.budget, nothing else"
-    assert {(g, r) for g, r, _ in allowed} == {("", "configmaps"), ("inferflux.io", "tenants/status")}
+    assert writes == {
+        ("inferflux.io", "tenants/status", "patch"),  # spend in status.budget
+        ("inferflux.io", "inferencemodels", "patch"),  # activity annotations only (the admission policy)
+    }
+    assert {(g, r) for g, r, _ in allowed} == {
+        ("", "configmaps"),
+        ("inferflux.io", "tenants/status"),
+        ("inferflux.io", "inferencemodels"),
+    }
     namespaced = [r for r in roles if r["kind"] == "Role"]
     assert [r["rules"][0]["resourceNames"] for r in namespaced] == [["inferflux-routing", "inferflux-policy"]]
+
+
+def test_the_routers_model_patches_are_held_to_its_annotations(kustomize_base: list[dict[str, Any]]) -> None:
+    (policy,) = by_kind(kustomize_base, "ValidatingAdmissionPolicy").values()
+    (binding,) = by_kind(kustomize_base, "ValidatingAdmissionPolicyBinding").values()
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    (match,) = policy["spec"]["matchConditions"]
+    assert "system:serviceaccount:inferflux-system:inferflux-router" in match["expression"]
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert [rule["resources"] for rule in rules] == [["inferencemodels"]]
 
 
 def test_workloads_run_as_their_own_accounts(kustomize_base: list[dict[str, Any]]) -> None:

@@ -51,11 +51,19 @@ def test_every_variable_is_read() -> None:
         ({"INFERFLUX_AIR_GAPPED": "maybe"}, "INFERFLUX_AIR_GAPPED"),
         ({"INFERFLUX_HEALTH_PORT": "http"}, "INFERFLUX_HEALTH_PORT"),
         ({"INFERFLUX_HEALTH_PORT": "70000"}, "INFERFLUX_HEALTH_PORT"),
+        ({"INFERFLUX_IDLE_SECONDS_CAP": "soon"}, "INFERFLUX_IDLE_SECONDS_CAP"),
+        ({"INFERFLUX_IDLE_SECONDS_CAP": "0"}, "INFERFLUX_IDLE_SECONDS_CAP"),
+        ({"INFERFLUX_IDLE_SECONDS_CAP": "nan"}, "INFERFLUX_IDLE_SECONDS_CAP"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
         settings_from_env(env)
+
+
+def test_the_idle_cap_is_off_unless_set() -> None:
+    assert settings_from_env({}).idle_cap_seconds is None
+    assert settings_from_env({"INFERFLUX_IDLE_SECONDS_CAP": "2.5"}).idle_cap_seconds == 2.5
 
 
 def test_namespace_list_keeps_order_and_drops_blanks() -> None:

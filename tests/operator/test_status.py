@@ -118,6 +118,16 @@ def test_scaled_to_zero_is_ready(model: ModelFactory) -> None:
     m = model(spec={"replicas": 0})
     status = compute_status(m, revision_hash(m), deployment(m, ready=0))
     assert conditions(status)["Ready"] == ("True", "ScaledToZero")
+    assert status.conditions[0].message == "spec.replicas is 0", "no activation promised without scaleToZero"
+    assert conditions(status)["Progressing"] == ("False", "RolloutComplete")
+
+
+def test_an_idle_model_scaled_to_zero_says_a_request_wakes_it(model: ModelFactory) -> None:
+    idle = model(spec={"replicas": 0, "scaleToZero": {"enabled": True}})  # replicas as decided
+    status = compute_status(idle, revision_hash(idle), deployment(idle, ready=0))
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("True", "ScaledToZero")
+    assert "the first request activates it" in ready.message
 
 
 def test_a_stall_is_reported_on_ready_and_stalled(model: ModelFactory) -> None:
