@@ -73,6 +73,7 @@ QUESTIONS = [
 ]
 
 
+@pytest.mark.timeout(1800)  # about 3 minutes alone; a loaded machine took over 10 (not a timing test)
 async def test_200_json_schema_requests_are_all_valid(runtime_url: str) -> None:
     client = openai.AsyncOpenAI(base_url=runtime_url + "/v1", api_key="unused", timeout=600)
     gate = asyncio.Semaphore(8)
