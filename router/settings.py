@@ -88,6 +88,9 @@ class Settings:
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
     # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
     guardrails: bool = True
+    # Worker processes on one port (docs/router.md "Workers and replicas"); > 1 needs Redis.
+    workers: int = 1
+    reuse_port: bool = False  # bind with SO_REUSEPORT (set by the supervisor for its workers)
 
 
 _ENV = {
@@ -158,6 +161,8 @@ _ENV = {
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
     "guardrails": "INFERFLUX_GUARDRAILS",
+    "workers": "INFERFLUX_ROUTER_WORKERS",
+    "reuse_port": "INFERFLUX_ROUTER_REUSE_PORT",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

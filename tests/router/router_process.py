@@ -28,14 +28,14 @@ class RouterProcess:
         self.admin_port = int(env["INFERFLUX_ADMIN_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> RouterProcess:
-        """Start it and wait (bounded) until ``/readyz`` answers 200."""
+    async def start(self, within: float = 15.0) -> RouterProcess:
+        """Start it and wait (at most ``within`` seconds) until ``/readyz`` answers 200."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
                 [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
+            for _ in range(int(within / 0.05)):
                 try:
                     async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
                         if response.status == 200:
