@@ -219,7 +219,7 @@ class RedisReplayStore:
                 raise ProducerGone("the router producing this stream stopped before its end")
             if not found and wait > 0:
                 block_ms = max(int(wait * 1000), 1)
-                answer = await asyncio.wait_for(
+                answer: Any = await asyncio.wait_for(  # RESP2: [[key, entries]]
                     self.blocking.xread({key: after}, block=block_ms), wait + _BLOCK_MARGIN
                 )
                 found = answer[0][1] if answer else []
