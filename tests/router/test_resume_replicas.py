@@ -213,26 +213,29 @@ async def test_with_redis_down_resume_is_410_and_new_streams_still_work(replicas
     assert found[-1][0] == "done"
 
 
+async def resume_on_new_replica(
+    session: aiohttp.ClientSession, replicas: Replicas, name: str, token: str
+) -> Any:
+    """Start one more replica (reading the keys file as it is now), resume there, stop it."""
+    started = await replicas.make(name).start(STARTUP)
+    try:
+        return await resume(session, started, token)
+    finally:
+        await started.stop()
+
+
 async def test_a_token_signed_with_the_old_key_resumes_after_rotation(replicas: Replicas) -> None:
     async with aiohttp.ClientSession() as session:
         token = await start_and_cut(session, replicas.a)
         assert token.startswith("old.")
         replicas.keys.write_text(NEW_KEY + "\n" + OLD_KEY + "\n")  # the new key signs, the old verifies
-        rotated = await replicas.make("rotated").start(STARTUP)
-        try:
-            status, found = await resume(session, rotated, token)
-        finally:
-            await rotated.stop()
+        status, found = await resume_on_new_replica(session, replicas, "rotated", token)
         assert status == 200
         assert texts(found) == [f"t{i} " for i in range(20, CHUNKS)]
         tokens = [payload["resume_token"] for name, payload in found if name == "data"]
         assert tokens
         assert all(t.startswith("new.") for t in tokens)  # signed with the newest key
         replicas.keys.write_text(NEW_KEY + "\n")  # the old key retired: its tokens are refused
-        retired = await replicas.make("retired").start(STARTUP)
-        try:
-            status, body = await resume(session, retired, token)
-        finally:
-            await retired.stop()
+        status, body = await resume_on_new_replica(session, replicas, "retired", token)
     assert status == 401
     assert "retired" in body["error"]["message"]

@@ -89,6 +89,22 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def listeners(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:``port`` (one per worker with SO_REUSEPORT)."""
+    with open("/proc/net/tcp") as handle:
+        rows = [line.split() for line in handle.readlines()[1:]]
+    return sum(1 for row in rows if row[1] == f"0100007F:{port:04X}" and row[3] == "0A")
+
+
+async def all_listening(port: int, count: int, within: float = STARTUP) -> None:
+    """Wait (bounded) until ``count`` workers listen: /readyz answers as soon as the first does."""
+    for _ in range(int(within / 0.1)):
+        if listeners(port) >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{listeners(port)} of {count} workers listening")
+
+
 async def cut_token(session: aiohttp.ClientSession, port: int) -> str:
     """A new connection starts a 10-chunk stream and leaves after the first data event."""
     body = {"model": "m", "prompt": "count", "max_tokens": 10}
@@ -111,6 +127,7 @@ async def test_two_workers_share_the_port_and_resume_each_others_streams(
     try:
         workers = children(router.process.pid)
         assert len(workers) == 2
+        await all_listening(router.port, 2)
         # A new connection per request: the kernel spreads them over both workers, so resumes
         # cross from one worker to the other.
         tokens = []
