@@ -245,7 +245,7 @@ def test_helm_upgrade_keeps_the_auth_secret(cli: Cli, release: str) -> None:
     """A new hashing secret would invalidate every key issued: upgrades read the old one back."""
     before = cli.get("secret", "inferflux-router-auth", RELEASE_NS)
     assert before is not None
-    assert set(before["data"]) == {"hashing-secret", "admin-token", "redis-password"}
+    assert set(before["data"]) == {"hashing-secret", "admin-token", "redis-password", "resume-keys"}
     cli.helm("upgrade", release, str(CHART), "-n", RELEASE_NS, "--skip-crds", "--reuse-values")
     after = cli.get("secret", "inferflux-router-auth", RELEASE_NS)
     assert after is not None

@@ -3,7 +3,9 @@
 Two uvicorn servers share one event loop: the router on ``INFERFLUX_ROUTER_HOST:PORT`` and the admin
 API on ``INFERFLUX_ADMIN_HOST:PORT`` (127.0.0.1:8001 by default). Both read one `PolicyHolder`, fed by
 the operator's policy snapshot (file or ConfigMap) and the policy store (Redis when
-``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully.
+``INFERFLUX_REDIS_URL`` is set, else memory). SIGTERM/SIGINT stop both gracefully. With
+``INFERFLUX_ROUTER_WORKERS`` > 1 this process only supervises that many such processes, which
+share both ports (router/workers.py).
 
 A bad setting, keys file, hashing secret, key-encryption key file, pricing file, audit signing
 key or secret, routing table or policy snapshot ends the process with one readable line and exit
@@ -25,7 +27,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from inferflux.router import telemetry
+from inferflux.router import telemetry, workers
 from inferflux.router.activation import ActivityReporter, ModelAnnotationWriter
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
@@ -250,11 +252,16 @@ async def _first_load(process: Process) -> None:
         log.warning("policy store not loaded yet; serving, and retrying in the background")
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A bound TCP socket (bound here, so a busy port is one readable line, not uvicorn's exit)."""
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket (bound here, so a busy port is one readable line, not uvicorn's exit).
+
+    ``reuse_port``: ``SO_REUSEPORT``, so that the supervisor's workers share the port.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
@@ -318,9 +325,17 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
 def main() -> int:
     """Run until SIGTERM/SIGINT."""
     try:
+        settings = from_env()
+        workers.check(settings)
+    except SettingsError as error:
+        print(f"inferflux-router: {error}", file=sys.stderr)
+        return 2
+    if settings.workers > 1:
+        return workers.supervise(settings)
+    try:
         process = build()
-        public = listen(process.settings.host, process.settings.port)
-        admin = listen(process.settings.admin_host, process.settings.admin_port)
+        public = listen(process.settings.host, process.settings.port, settings.reuse_port)
+        admin = listen(process.settings.admin_host, process.settings.admin_port, settings.reuse_port)
     except (SettingsError, StartupError, KeyringError, DocumentError, PricingError, OSError) as error:
         print(f"inferflux-router: {error}", file=sys.stderr)
         return 2

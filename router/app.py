@@ -56,6 +56,7 @@ from inferflux.router.providers.handler import send_error_in_dialect
 from inferflux.router.realtime.close_codes import CloseCode
 from inferflux.router.realtime.service import Realtime
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
+from inferflux.router.replay_redis import RedisReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.settings import Settings, SettingsError
 from inferflux.router.telemetry import request_id_var
@@ -82,6 +83,19 @@ def prompt_resolver(settings: Settings) -> PromptResolver | None:
     if not sources:
         return None
     return PromptResolver(sources, ttl=settings.prompts_ttl_seconds, budget=settings.prompts_budget_seconds)
+
+
+def replay_store_for(settings: Settings) -> ReplayStore:
+    """Redis Streams when ``INFERFLUX_REDIS_URL`` is set (any replica resumes), else memory."""
+    memory = MemoryReplayStore(
+        settings.replay_max_streams, settings.replay_max_chunks, settings.replay_linger_seconds
+    )
+    if settings.redis_url:
+        # The memory store holds the streams begun while Redis is unreachable.
+        return RedisReplayStore.from_url(
+            settings.redis_url, settings.resume_ttl_seconds, settings.replay_max_chunks, memory
+        )
+    return memory
 
 
 def prompts_readiness(resolver: PromptResolver) -> tuple[bool, str]:
@@ -165,9 +179,7 @@ class Router:
             if settings.resume_keys_file
             else KeyHolder(ephemeral_keyring())
         )
-        self.store = store or MemoryReplayStore(
-            settings.replay_max_streams, settings.replay_max_chunks, settings.replay_linger_seconds
-        )
+        self.store = store or replay_store_for(settings)
         # Routes that name a provider or a fallback go through the chain (router/providers).
         self.chain = FallbackChain(
             RoutingTable(),
@@ -358,6 +370,7 @@ class Router:
         if self.mcp is not None:
             await self.mcp.stop()
         await self.inference.close()
+        await self.store.close()
         if self.inference.prompts is not None:
             await self.inference.prompts.close()
         await self.chain.aclose()

@@ -39,12 +39,14 @@ from inferflux.router.errors import ErrorCode, UpstreamError, error_body
 from inferflux.router.identity.authenticate import permit_model, principal_of
 from inferflux.router.metrics import Metrics
 from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
-from inferflux.router.replay import DATA, Evicted, ReplayStore
+from inferflux.router.replay import DATA, Evicted, ProducerGone, ReplayStore, StoreUnavailable
 from inferflux.router.resume import KeyHolder, TokenError, sign, verify
 from inferflux.router.sse import DONE, frame, iter_data
 from inferflux.router.upstream import classify_status
 
 log = logging.getLogger("inferflux.router.inference")
+RESUME_SHARED = (b"x-inferflux-resume", b"shared")
+RESUME_REPLICA = (b"x-inferflux-resume", b"replica")
 
 
 def validate(model: type[BaseModel], document: Any) -> Any:
@@ -195,7 +197,14 @@ class InferenceRoutes:
                 self.metrics.resumes.labels("rejected" if error.status == 401 else "expired").inc()
                 code = ErrorCode.AUTH if error.status == 401 else ErrorCode.NOT_FOUND
                 raise UpstreamError(code, error.message, status=error.status) from None
-            if not await self.store.exists(stream_id):
+            try:
+                buffered = await self.store.exists(stream_id)
+            except StoreUnavailable as error:
+                self.metrics.resumes.labels("unavailable").inc()
+                raise UpstreamError(
+                    ErrorCode.NOT_FOUND, f"{error}; resume is not possible", status=410
+                ) from None
+            if not buffered:
                 self.metrics.resumes.labels("evicted").inc()
                 raise UpstreamError(ErrorCode.NOT_FOUND, "stream is no longer buffered", status=410)
             self.metrics.resumes.labels("resumed").inc()
@@ -267,7 +276,9 @@ class InferenceRoutes:
     async def _read_out(self, send: Send, stream_id: str, offset: int) -> None:
         """Send the buffer from ``offset`` as it fills, with heartbeats, until ``done`` or ``error``."""
         ttl = self.token_ttl_seconds
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        # Who can resume this stream: any replica sharing the store, or only this one.
+        scope = RESUME_SHARED if self.store.shared(stream_id) else RESUME_REPLICA
+        await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, scope]})
         token = sign(self.keys.keyring, stream_id, offset, ttl)
         opening = frame("resume", {"stream_id": stream_id, "offset": offset, "resume_token": token})
         await send({"type": "http.response.body", "body": opening, "more_body": True})
@@ -275,8 +286,10 @@ class InferenceRoutes:
         while True:
             try:
                 entries = await self.store.read(stream_id, offset, max(0.0, next_beat - time.monotonic()))
-            except Evicted:
-                gone = error_body(ErrorCode.NOT_FOUND, "stream is no longer buffered")
+            except Evicted as error:
+                explained = isinstance(error, (StoreUnavailable, ProducerGone))
+                reason = str(error) if explained else "stream is no longer buffered"
+                gone = error_body(ErrorCode.NOT_FOUND, reason)
                 await send({"type": "http.response.body", "body": frame("error", gone), "more_body": False})
                 return
             out: list[bytes] = []

@@ -3,8 +3,9 @@
 A stream's producer appends chunks and finally one terminal entry (``done`` or ``error``); readers
 wait for entries from an offset. A reader that reconnects with a resume token reads from the
 offset the token names, so it gets exactly the chunks it has not seen. `ReplayStore` is the
-interface; `MemoryReplayStore` serves one router process, and a shared Redis store (for several
-router replicas) implements the same four calls.
+interface; `MemoryReplayStore` serves one router process, and `RedisReplayStore`
+(router/replay_redis.py) serves every router process that shares one Redis. The router picks
+the Redis store when ``INFERFLUX_REDIS_URL`` is set, else the memory store.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ TERMINAL = frozenset({"done", "error"})
 
 class Evicted(Exception):
     """The stream, or the part of it a reader asked for, is no longer buffered."""
+
+
+class StoreUnavailable(Evicted):
+    """The store holding the stream cannot be reached (Redis is down): to its readers it is gone."""
+
+
+class ProducerGone(Evicted):
+    """The process producing the stream stopped before its end: no more entries will come."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,12 @@ class ReplayStore(Protocol):
 
     async def exists(self, stream_id: str) -> bool:
         """True while the stream is buffered."""
+
+    def shared(self, stream_id: str) -> bool:
+        """True when every router process sharing the store can resume the stream, not only this one."""
+
+    async def close(self) -> None:
+        """Release connections (router shutdown)."""
 
 
 @dataclass
@@ -123,3 +138,14 @@ class MemoryReplayStore:
         """True while the stream is buffered."""
         self._expire()
         return stream_id in self._streams
+
+    def holds(self, stream_id: str) -> bool:
+        """True if the stream is (still) here; no expiry pass, so cheap enough for every call."""
+        return stream_id in self._streams
+
+    def shared(self, stream_id: str) -> bool:
+        """Always False: the buffer is in this process's memory."""
+        return False
+
+    async def close(self) -> None:
+        """Nothing to release."""

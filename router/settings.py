@@ -108,6 +108,9 @@ class Settings:
     # long a request for a model scaled to zero waits for its activation.
     activity_report_seconds: float = 10.0
     activation_hold_seconds: float = 120.0
+    # Worker processes on one port (docs/router.md "Workers and replicas"); > 1 needs Redis.
+    workers: int = 1
+    reuse_port: bool = False  # bind with SO_REUSEPORT (set by the supervisor for its workers)
 
 
 _ENV = {
@@ -193,6 +196,8 @@ _ENV = {
     "mcp_servers_file": "INFERFLUX_MCP_SERVERS_FILE",
     "activity_report_seconds": "INFERFLUX_ACTIVITY_REPORT_SECONDS",
     "activation_hold_seconds": "INFERFLUX_ACTIVATION_HOLD_SECONDS",
+    "workers": "INFERFLUX_ROUTER_WORKERS",
+    "reuse_port": "INFERFLUX_ROUTER_REUSE_PORT",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})

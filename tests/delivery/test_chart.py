@@ -15,6 +15,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from inferflux.router.resume import parse_keyring
+
 Objects = list[dict[str, Any]]
 Render = Callable[..., Objects]
 
@@ -305,7 +307,7 @@ def test_auth_is_on_by_default_with_secrets_the_chart_makes(render_chart: Render
     assert env["INFERFLUX_POLICY_CONFIGMAP"]["value"] == "inferflux-system/inferflux-policy"
     secret = kinds(objs)[("Secret", "inferflux-system", "inferflux-router-auth")]
     data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-    assert set(data) == {"hashing-secret", "admin-token", "redis-password"}
+    assert set(data) == {"hashing-secret", "admin-token", "redis-password", "resume-keys"}
     assert len(data["hashing-secret"]) >= 32
     assert mounted_file(router_of(objs), env["INFERFLUX_AUTH_SECRET_FILE"]["value"]) == (
         "inferflux-router-auth",
@@ -315,8 +317,36 @@ def test_auth_is_on_by_default_with_secrets_the_chart_makes(render_chart: Render
         "inferflux-router-auth",
         "admin-token",
     )
+    # One resume keyring for every replica (docs/router.md): a key the router accepts, mounted.
+    assert mounted_file(router_of(objs), env["INFERFLUX_RESUME_KEYS_FILE"]["value"]) == (
+        "inferflux-router-auth",
+        "resume-keys",
+    )
+    assert parse_keyring(data["resume-keys"].decode()).signing[0] == "k1"
     again = kinds(render_chart({}))[("Secret", "inferflux-system", "inferflux-router-auth")]
     assert again["data"]["hashing-secret"] != secret["data"]["hashing-secret"], "random, not a constant"
+    assert again["data"]["resume-keys"] != secret["data"]["resume-keys"], "random, not a constant"
+
+
+def test_workers_are_passed_on_and_need_a_shared_redis(render_chart: Render, helm: Path, repo: Path) -> None:
+    env = env_items(router_of(render_chart({"router": {"workers": 3}})))
+    assert env["INFERFLUX_ROUTER_WORKERS"]["value"] == "3"
+    chart = str(repo / "helm" / "inferflux")
+    done = subprocess.run(
+        [
+            str(helm),
+            "template",
+            "x",
+            chart,
+            "--set",
+            "redis.enabled=false,router.replicas=1,router.workers=2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "router.workers > 1 needs a shared Redis" in done.stderr
 
 
 def test_an_existing_secret_replaces_the_chart_made_one(render_chart: Render) -> None:

@@ -239,3 +239,23 @@ def runtime_process() -> Iterator[Callable[[], tuple[str, subprocess.Popen[bytes
         if process.poll() is None:
             process.terminate()
             process.wait(30)
+
+
+_redis_spec = importlib.util.spec_from_file_location(
+    "inferflux_tests_redis_server", Path(__file__).resolve().parents[1] / "redis_server.py"
+)
+assert _redis_spec
+assert _redis_spec.loader
+redis_server = importlib.util.module_from_spec(_redis_spec)
+sys.modules[_redis_spec.name] = redis_server
+_redis_spec.loader.exec_module(redis_server)
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Any]:
+    """A fresh redis-server without persistence (tests/redis_server.py); stopped afterwards."""
+    server = redis_server.RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -30,14 +30,14 @@ class RouterProcess:
         self.admin_port = int(env["INFERFLUX_ADMIN_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> RouterProcess:
-        """Start it and wait (bounded) until ``/readyz`` answers 200."""
+    async def start(self, within: float = READY_WITHIN) -> RouterProcess:
+        """Start it and wait (at most ``within`` seconds) until ``/readyz`` answers 200."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
                 [sys.executable, "-m", "inferflux.router"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         # Bounded by time, not tries: an import on a loaded machine can take many seconds.
-        deadline = asyncio.get_running_loop().time() + READY_WITHIN
+        deadline = asyncio.get_running_loop().time() + within
         async with aiohttp.ClientSession() as session:
             while asyncio.get_running_loop().time() < deadline:
                 if self.process.poll() is not None:

@@ -27,14 +27,7 @@ def load(path: Path, name: str) -> Any:
 redis_server = load(Path(__file__).resolve().parents[2] / "redis_server.py", "inferflux_tests_redis_server")
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Any]:
-    """A fresh redis-server without persistence; stopped afterwards."""
-    server = redis_server.RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+# The plain ``redis`` fixture (no persistence) is in tests/router/conftest.py.
 
 
 @pytest.fixture
