@@ -34,7 +34,7 @@ from inferflux.router.asgi import (
 )
 from inferflux.router.balancer import Balancer
 from inferflux.router.discovery import Apply, RouteSource, TableHolder
-from inferflux.router.dispatch import Dispatcher
+from inferflux.router.dispatch import Dispatcher, Fairness
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.health import Readiness
 from inferflux.router.identity import authenticate
@@ -56,6 +56,7 @@ from inferflux.router.providers import (
 from inferflux.router.providers.handler import send_error_in_dialect
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
+from inferflux.router.scheduling.demand import Demands
 from inferflux.router.settings import Settings
 from inferflux.router.telemetry import request_id_var
 from inferflux.router.telemetry.http import record_status, server_attributes, trace_headers
@@ -131,6 +132,10 @@ class Router:
             self.metrics,
             settings.retries,
             settings.hold_seconds,
+            Fairness(
+                settings.fairness, settings.fairness_sheddable_share, settings.fairness_retry_after_seconds
+            ),
+            Demands(self.policy, settings.fairness_default_max_tokens),
         )
         self.keys = keys or (
             KeyringFile(settings.resume_keys_file)

@@ -88,6 +88,11 @@ class Settings:
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
     # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
     guardrails: bool = True
+    # Fair queueing per model (docs/scheduling.md): priority bands, tenants' weighted token shares.
+    fairness: bool = True  # off: one FIFO per model, whoever asks
+    fairness_sheddable_share: float = 0.5  # share of a model's queue sheddable requests may fill
+    fairness_retry_after_seconds: float = 1.0  # retry-after of a request the queue refuses
+    fairness_default_max_tokens: int = 256  # the completion estimated when a request sets no max
 
 
 _ENV = {
@@ -158,6 +163,10 @@ _ENV = {
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
     "guardrails": "INFERFLUX_GUARDRAILS",
+    "fairness": "INFERFLUX_FAIRNESS",
+    "fairness_sheddable_share": "INFERFLUX_FAIRNESS_SHEDDABLE_SHARE",
+    "fairness_retry_after_seconds": "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS",
+    "fairness_default_max_tokens": "INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -216,6 +225,13 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.log_format not in ("json", "text"):
         raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     thresholds(settings)
+    if not 0 <= settings.fairness_sheddable_share <= 1:
+        raise SettingsError("INFERFLUX_FAIRNESS_SHEDDABLE_SHARE must be between 0 and 1")
+    if settings.fairness_retry_after_seconds <= 0 or settings.fairness_default_max_tokens <= 0:
+        raise SettingsError(
+            "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS and INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS "
+            "must be positive"
+        )
     if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
         raise SettingsError(
             "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"
