@@ -55,7 +55,7 @@ def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.P
 
 async def wait_ready(url: str) -> None:
     async with aiohttp.ClientSession() as session:
-        for _ in range(300):
+        for _ in range(1200):  # two routers importing at once on a busy machine take a while
             try:
                 async with session.get(url) as response:
                     if response.status == 200:
@@ -73,6 +73,7 @@ class Load:
         self.url = url + "/v1/chat/completions"
         self.keys = keys
         self.session = session
+        self.failures = 0  # connection errors (a keep-alive connection closed under us)
 
     async def one(self, tenant: str, max_tokens: int, tokens: list[float] | None = None) -> tuple[int, float]:
         """One streamed request: its status and TTFT; ``tokens`` gets each token's arrival time."""
@@ -86,16 +87,20 @@ class Load:
         headers = {"authorization": f"Bearer {self.keys[tenant]}"}
         sent = time.monotonic()
         first = 0.0
-        async with self.session.post(self.url, json=document, headers=headers) as response:
-            if response.status != 200:
-                await response.read()
-                return response.status, 0.0
-            async for line in response.content:
-                if b'"content":"t' in line:
-                    now = time.monotonic()
-                    first = first or now - sent
-                    if tokens is not None:
-                        tokens.append(now)
+        try:
+            async with self.session.post(self.url, json=document, headers=headers) as response:
+                if response.status != 200:
+                    await response.read()
+                    return response.status, 0.0
+                async for line in response.content:
+                    if b'"content":"t' in line:
+                        now = time.monotonic()
+                        first = first or now - sent
+                        if tokens is not None:
+                            tokens.append(now)
+        except aiohttp.ClientError:
+            self.failures += 1
+            return 0, 0.0
         return 200, first
 
     async def contest(self, plan: dict[str, tuple[int, int]], seconds: float) -> dict[str, int]:
@@ -141,9 +146,12 @@ class Load:
         async def loop() -> None:
             nonlocal done
             while time.monotonic() < stop:
-                async with self.session.post(url, json=document, headers=headers) as response:
-                    await response.read()
-                    done += response.status == 200
+                try:
+                    async with self.session.post(url, json=document, headers=headers) as response:
+                        await response.read()
+                        done += response.status == 200
+                except aiohttp.ClientError:
+                    self.failures += 1
 
         await asyncio.gather(*(loop() for _ in range(clients)))
         return done / seconds
@@ -235,6 +243,8 @@ async def run(seconds: float) -> dict[str, Any]:
                 for name in ("fifo", "fair"):
                     rates[name].append(await loads[name].saturation(4.0))
             result["rps"] = {name: statistics.median(values) for name, values in rates.items()}
+            result["failures"] = {name: load.failures for name, load in loads.items()}
+            result["exited"] = {name: process.poll() for name, process in routers.items()}
     finally:
         for process in (*routers.values(), mock):
             process.terminate()
@@ -280,6 +290,7 @@ def main() -> int:
     ratio = rps["fair"] / rps["fifo"]
     fair_rps, fifo_rps = f"{rps['fair']:.0f} ({ratio:.2f}x)", f"{rps['fifo']:.0f}"
     print(f"{'saturation req/s':<22}{fair_rps:<40}{fifo_rps:<40}>= 0.9x {verdict(ratio >= 0.9)}")
+    print(f"connection errors: {result['failures']}; router exit codes (None: running): {result['exited']}")
     return 0
 
 
