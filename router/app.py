@@ -133,7 +133,10 @@ class Router:
             settings.retries,
             settings.hold_seconds,
             Fairness(
-                settings.fairness, settings.fairness_sheddable_share, settings.fairness_retry_after_seconds
+                settings.fairness,
+                settings.fairness_sheddable_share,
+                settings.fairness_retry_after_seconds,
+                settings.fairness_sheddable_slots,
             ),
             Demands(self.policy, settings.fairness_default_max_tokens),
         )

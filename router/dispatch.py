@@ -47,6 +47,7 @@ class Fairness:
     enabled: bool = True
     sheddable_share: float = 0.5
     retry_after_seconds: float = 1.0
+    sheddable_slots: float = 1.0
 
 
 class FifoAdmission:
@@ -214,6 +215,7 @@ class Dispatcher:
                     self.scheduling_metrics,
                     fairness.sheddable_share,
                     fairness.retry_after_seconds,
+                    fairness.sheddable_slots,
                 )
                 if fairness.enabled
                 else FifoAdmission(

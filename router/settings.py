@@ -93,6 +93,7 @@ class Settings:
     fairness_sheddable_share: float = 0.5  # share of a model's queue sheddable requests may fill
     fairness_retry_after_seconds: float = 1.0  # retry-after of a request the queue refuses
     fairness_default_max_tokens: int = 256  # the completion estimated when a request sets no max
+    fairness_sheddable_slots: float = 1.0  # share of a model's slots sheddable requests may hold
 
 
 _ENV = {
@@ -167,6 +168,7 @@ _ENV = {
     "fairness_sheddable_share": "INFERFLUX_FAIRNESS_SHEDDABLE_SHARE",
     "fairness_retry_after_seconds": "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS",
     "fairness_default_max_tokens": "INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS",
+    "fairness_sheddable_slots": "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -225,8 +227,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
     if settings.log_format not in ("json", "text"):
         raise SettingsError("INFERFLUX_LOG_FORMAT must be json or text")
     thresholds(settings)
-    if not 0 <= settings.fairness_sheddable_share <= 1:
-        raise SettingsError("INFERFLUX_FAIRNESS_SHEDDABLE_SHARE must be between 0 and 1")
+    if not 0 <= settings.fairness_sheddable_share <= 1 or not 0 <= settings.fairness_sheddable_slots <= 1:
+        raise SettingsError(
+            "INFERFLUX_FAIRNESS_SHEDDABLE_SHARE and INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS "
+            "must be between 0 and 1"
+        )
     if settings.fairness_retry_after_seconds <= 0 or settings.fairness_default_max_tokens <= 0:
         raise SettingsError(
             "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS and INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS "

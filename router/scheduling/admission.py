@@ -33,9 +33,10 @@ class FairAdmission:
         metrics: SchedulingMetrics,
         sheddable_share: float = 0.5,
         retry_after: float = 1.0,
+        sheddable_slots: float = 1.0,
     ) -> None:
         self.model = model
-        self.queue = FairQueue(max_concurrency, max_queue, sheddable_share)
+        self.queue = FairQueue(max_concurrency, max_queue, sheddable_share, sheddable_slots)
         self.metrics = metrics
         self.retry_after = retry_after
 

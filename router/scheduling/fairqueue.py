@@ -15,7 +15,12 @@ The queue is bounded. When it is full, a newcomer displaces the newest request o
 furthest over its share of the lowest band present (its queued requests per unit of weight),
 or is itself refused when nothing queued is below it or its own tenant is the one over its share.
 Sheddable requests (negative priority) may fill only ``sheddable_share`` of the queue; beyond
-that they are refused at once, so that under saturation they are the first to go.
+that they are refused at once, so that under saturation they are the first to go. They may also
+hold only ``sheddable_slots`` of the slots (a share, at least one slot): the rest stay free for
+higher bands, so that a high-priority request does not wait for a sheddable one to finish.
+
+After every change the queue starts whatever it can, so a free slot with requests waiting means
+every waiting request is sheddable and over its slots: a newcomer that may use a slot takes it.
 """
 
 from __future__ import annotations
@@ -89,11 +94,15 @@ class Offer:
 class FairQueue:
     """The queue of one model. Every method returns what changed; nothing here waits."""
 
-    def __init__(self, slots: int, capacity: int, sheddable_share: float = 0.5) -> None:
+    def __init__(
+        self, slots: int, capacity: int, sheddable_share: float = 0.5, sheddable_slots: float = 1.0
+    ) -> None:
         self.slots = slots
         self.capacity = capacity
         self.sheddable_share = sheddable_share
+        self.sheddable_slots = sheddable_slots
         self.running = 0
+        self.running_sheddable = 0
         self.waiting = 0
         self.bands: dict[int, Band] = {}
         self._arrivals = 0
@@ -109,7 +118,7 @@ class FairQueue:
         if flow is None:
             flow = band.flows[entry.tenant] = Flow(entry.weight, band.clock)
         flow.weight = entry.weight  # a policy change applies from the tenant's next request
-        if self.running < self.slots and self.waiting == 0:
+        if self.running < self.slots and self._may_run(entry.priority):
             self._start(band, flow, entry)
             return Offer(State.RUNNING)
         if entry.priority < 0 and self.waiting >= self.sheddable_share * self.capacity:
@@ -146,6 +155,7 @@ class FairQueue:
             return []
         entry.state = State.DONE
         self.running -= 1
+        self.running_sheddable -= entry.priority < 0
         band = self.bands[entry.priority]
         flow = band.flows[entry.tenant]
         flow.running -= 1
@@ -164,7 +174,10 @@ class FairQueue:
         """Start waiting entries while slots are free: highest band first, then smallest start tag."""
         started: list[Entry] = []
         while self.running < self.slots and self.waiting:
-            band = max((b for b in self.bands.values() if b.waiting), key=lambda b: b.priority)
+            ready = [b for b in self.bands.values() if b.waiting and self._may_run(b.priority)]
+            if not ready:
+                break  # only sheddable requests wait, and they hold their share of the slots
+            band = max(ready, key=lambda b: b.priority)
             flow = min(
                 (f for f in band.flows.values() if f.waiting),
                 key=lambda f: (max(f.finish, band.clock), f.waiting[0].order),
@@ -180,12 +193,19 @@ class FairQueue:
         """Requests of ``tenant`` waiting, over every band."""
         return sum(len(f.waiting) for b in self.bands.values() if (f := b.flows.get(tenant)))
 
+    def _may_run(self, priority: int) -> bool:
+        """Whether a request of band ``priority`` may take a free slot."""
+        if priority >= 0:
+            return True
+        return self.running_sheddable < max(1, int(self.slots * self.sheddable_slots))
+
     def _start(self, band: Band, flow: Flow, entry: Entry) -> None:
         start = max(flow.finish, band.clock)
         band.clock = start
         flow.finish = start + entry.cost / flow.weight
         flow.running += 1
         self.running += 1
+        self.running_sheddable += entry.priority < 0
         entry.state = State.RUNNING
 
     def _victim(self, newcomer: Entry) -> Entry | None:

@@ -10,8 +10,9 @@ side on the same backend: the fair queue (``INFERFLUX_FAIRNESS=true``) and the o
 - **weights**: weight 3 against weight 1: 75/25 ± 5 points;
 - **flood**: a tenant with 10x the clients of another, same weight: 50/50 ± 5 points;
 - **priority**: a priority-5 tenant's TTFT p95, one request at a time, on the idle model and under a
-  sheddable (priority -1) flood; target <= 1.5x idle (issue #20), which needs preemption in the
-  runtime (not built): without it a high request still waits for the first running one to end;
+  sheddable (priority -1) flood; target <= 1.5x idle (issue #20). With every slot given to the flood
+  a high request still waits for the first running one to end (the runtime does not preempt), so a
+  third router keeps one slot of four back from sheddable work (INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS);
 - **saturation**: requests/s through each router at saturation (64 slots, tiny answers); target:
   the fair queue >= 0.9x the FIFO.
 
@@ -172,7 +173,7 @@ async def run(seconds: float) -> dict[str, Any]:
     from inferflux.router.identity import api_keys
 
     work = Path(tempfile.mkdtemp(prefix="bench-scheduling-"))
-    mock_port, fair_port, fifo_port = 18940, 18941, 18942
+    mock_port, fair_port, fifo_port, reserve_port = 18940, 18941, 18942, 18943
     mock_url = f"http://127.0.0.1:{mock_port}"
     routes = {"version": 1, "models": {
         "m": {"name": "m", "engine": "llamacpp", "maxConcurrency": SLOTS, "maxQueue": 256,
@@ -212,13 +213,21 @@ async def run(seconds: float) -> dict[str, Any]:
             [PY, str(LAUNCHER), str(setup)],
             {**common, "INFERFLUX_ROUTER_PORT": str(fifo_port), "INFERFLUX_FAIRNESS": "false"},
         ),
+        "reserve": start(
+            [PY, str(LAUNCHER), str(setup)],
+            {
+                **common,
+                "INFERFLUX_ROUTER_PORT": str(reserve_port),
+                "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS": "0.75",
+            },
+        ),
     }
     result: dict[str, Any] = {"seconds": seconds}
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             loads = {}
-            for name, port in (("fair", fair_port), ("fifo", fifo_port)):
+            for name, port in (("fair", fair_port), ("fifo", fifo_port), ("reserve", reserve_port)):
                 await wait_ready(f"http://127.0.0.1:{port}/readyz")
                 loads[name] = Load(f"http://127.0.0.1:{port}", keys, session)
             equal = {"t1": (8, 8), "t2": (8, 16), "t3": (8, 24), "t4": (8, 32)}
@@ -233,7 +242,7 @@ async def run(seconds: float) -> dict[str, Any]:
                 )
             idle = await loads["fair"].ttft("high", seconds / 2)
             result["ttft/idle"] = p95(idle)
-            for name in ("fair", "fifo"):
+            for name in ("fair", "fifo", "reserve"):
                 flood = asyncio.ensure_future(loads[name].contest({"bulk": (40, 16)}, seconds))
                 await asyncio.sleep(WARMUP)
                 result[f"ttft/{name}"] = p95(await loads[name].ttft("high", seconds - 1))
@@ -280,12 +289,14 @@ def main() -> int:
         f"flood <= 55 % {verdict(flood <= 0.55)}"
     )
     idle = result["ttft/idle"]
-    fair, fifo = result["ttft/fair"], result["ttft/fifo"]
+    fair, fifo, reserve = result["ttft/fair"], result["ttft/fifo"], result["ttft/reserve"]
     print(
         f"{'high TTFT p95':<22}{f'{fair * 1000:.0f} ms ({fair / idle:.1f}x idle)':<40}"
         f"{f'{fifo * 1000:.0f} ms ({fifo / idle:.1f}x idle)':<40}"
         f"<= 1.5x idle ({idle * 1000:.0f} ms) {verdict(fair <= 1.5 * idle)}"
     )
+    kept = f"{reserve * 1000:.0f} ms ({reserve / idle:.1f}x idle)"
+    print(f"{'  1 of 4 slots kept':<22}{kept:<40}{'-':<40}<= 1.5x idle {verdict(reserve <= 1.5 * idle)}")
     rps = result["rps"]
     ratio = rps["fair"] / rps["fifo"]
     fair_rps, fifo_rps = f"{rps['fair']:.0f} ({ratio:.2f}x)", f"{rps['fifo']:.0f}"

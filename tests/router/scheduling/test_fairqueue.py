@@ -197,3 +197,20 @@ def test_growing_the_slots_starts_waiters_and_finished_tenants_are_forgotten() -
     serve(queue, running, 4)
     assert queue.running == 0
     assert queue.bands == {}
+
+
+def test_slots_kept_back_from_sheddable_requests_go_to_higher_bands_at_once() -> None:
+    queue = FairQueue(slots=4, capacity=100, sheddable_slots=0.75)
+    running = backlog(queue, [entry("bulk", priority=-1) for _ in range(10)])
+    assert len(running) == 3  # the fourth slot stays free
+    assert queue.running_sheddable == 3
+    urgent = entry("user")
+    assert queue.offer(urgent).state is State.RUNNING  # no wait behind a sheddable request
+    assert queue.offer(entry("user")).state is State.QUEUED  # every slot is busy now
+    started = serve(queue, running, 1)  # a sheddable request ends: the waiting user goes first
+    assert [e.tenant for e in started] == ["user"]
+    assert queue.running_sheddable == 2
+    assert [e.tenant for e in queue.cancel(urgent)] == ["bulk"]  # sheddable back to 3 of 4
+    assert (queue.running, queue.running_sheddable) == (4, 3)
+    assert queue.done(started[0], None) == []  # only sheddable requests wait, holding their 3 slots
+    assert queue.running == 3
