@@ -74,6 +74,8 @@ class FairAdmission:
         try:
             await waiter
         except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                waiter.exception()  # displaced just before the cancellation: seen, not logged as lost
             self._wake(self.queue.cancel(entry))  # queued: leaves; just started: frees the slot
             raise
         except UpstreamError:

@@ -132,3 +132,20 @@ async def test_growing_the_limits_wakes_waiters() -> None:
     async with asyncio.timeout(5):
         await waiter
     assert gate.active == 2
+
+
+async def test_a_waiter_displaced_and_cancelled_at_once_holds_nothing() -> None:
+    gate, _ = admission(1, 1)
+    running = await gate.acquire(demand("a"))
+    waiter = asyncio.ensure_future(gate.acquire(demand("a")))
+    await until(lambda: gate.queued >= 1)
+    newcomer = asyncio.ensure_future(gate.acquire(demand("b", priority=1)))  # displaces a's waiter
+    await until(lambda: waiter.done() or newcomer.done() or gate.queue.bands.get(1) is not None)
+    waiter.cancel()
+    with pytest.raises((asyncio.CancelledError, UpstreamError)):
+        await waiter
+    gate.release(running)
+    async with asyncio.timeout(5):
+        entry = await newcomer
+    gate.release(entry)
+    assert (gate.active, gate.queued) == (0, 0)
