@@ -64,18 +64,27 @@ async def queued(harness: Any, count: int) -> None:
     await until(lambda: "m" in limiters and limiters["m"].queued >= count)
 
 
+async def slot_held(
+    make_router: Any, route: Any, mock: Any, tmp_path: Path, max_queue: int
+) -> tuple[Any, dict[str, str], asyncio.Future[Any]]:
+    """A router whose model has one slot, held by tenant a's slow stream (about a second)."""
+    harness, keys = await tenants_router(
+        make_router, route, mock, tmp_path, max_concurrency=1, max_queue=max_queue
+    )
+    holder = asyncio.ensure_future(
+        chat(harness, keys["a"], "hold", stream=True, max_tokens=20, mock_delay_ms=50)
+    )
+    await until(lambda: mock.state.requests >= 1)
+    return harness, keys, holder
+
+
 def tags(mock: Any) -> list[str]:
     return [body["messages"][0]["content"] for body in mock.state.bodies]
 
 
 async def test_bands_then_fair_shares_decide_who_goes_next(make_router, route, mocks, tmp_path) -> None:
     mock = await mocks()
-    harness, keys = await tenants_router(make_router, route, mock, tmp_path, max_concurrency=1, max_queue=16)
-    # Holds the only slot for about a second while the others queue up behind it.
-    holder = asyncio.ensure_future(
-        chat(harness, keys["a"], "hold", stream=True, max_tokens=20, mock_delay_ms=50)
-    )
-    await until(lambda: mock.state.requests >= 1)
+    harness, keys, holder = await slot_held(make_router, route, mock, tmp_path, max_queue=16)
     order = [("bulk", "bulk-1"), ("a", "a-1"), ("a", "a-2"), ("a", "a-3"), ("b", "b-1"), ("gold", "gold-1")]
     waiting = []
     for count, (tenant, tag) in enumerate(order, start=1):
@@ -98,11 +107,7 @@ async def test_the_header_lowers_a_request_into_the_sheddable_band(
     make_router, route, mocks, tmp_path
 ) -> None:
     mock = await mocks()
-    harness, keys = await tenants_router(make_router, route, mock, tmp_path, max_concurrency=1, max_queue=4)
-    holder = asyncio.ensure_future(
-        chat(harness, keys["a"], "hold", stream=True, max_tokens=20, mock_delay_ms=50)
-    )
-    await until(lambda: mock.state.requests >= 1)
+    harness, keys, holder = await slot_held(make_router, route, mock, tmp_path, max_queue=4)
     lowered = [
         asyncio.ensure_future(chat(harness, keys["b"], f"low-{i}", headers={"x-inferflux-priority": "-5"}))
         for i in range(2)
@@ -122,11 +127,7 @@ async def test_the_header_lowers_a_request_into_the_sheddable_band(
 
 async def test_a_full_queue_refuses_the_tenant_over_its_share(make_router, route, mocks, tmp_path) -> None:
     mock = await mocks()
-    harness, keys = await tenants_router(make_router, route, mock, tmp_path, max_concurrency=1, max_queue=3)
-    holder = asyncio.ensure_future(
-        chat(harness, keys["a"], "hold", stream=True, max_tokens=20, mock_delay_ms=50)
-    )
-    await until(lambda: mock.state.requests >= 1)
+    harness, keys, holder = await slot_held(make_router, route, mock, tmp_path, max_queue=3)
     flood = []
     for i in range(3):
         flood.append(asyncio.ensure_future(chat(harness, keys["a"], f"a-{i}")))
