@@ -16,15 +16,20 @@ side on the same backend: the fair queue (``INFERFLUX_FAIRNESS=true``) and the o
 - **saturation**: requests/s through each router at saturation (64 slots, tiny answers); target:
   the fair queue >= 0.9x the FIFO.
 
-    python tests/bench/bench_scheduling.py [--seconds 20]
+With ``--runtime-model PATH`` (a GGUF file) it runs only the 4 equal tenants, against the real
+runtime (llama.cpp, 2 parallel sequences) instead of the fake backend.
+
+    python tests/bench/bench_scheduling.py [--seconds 20] [--runtime-model PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MOCK = ROOT / "tests" / "router" / "mock_openai.py"
 LAUNCHER = Path(__file__).with_name("tenants_router.py")
 PY = sys.executable
+CONTENT = re.compile(rb'"content":"[^"]')  # a streamed chunk carrying text
 TOKEN_MS = 10
 SLOTS = 4
 WARMUP = 2.0
@@ -75,6 +81,7 @@ class Load:
         self.keys = keys
         self.session = session
         self.failures = 0  # connection errors (a keep-alive connection closed under us)
+        self.used: list[tuple[str, float, int]] = []  # (tenant, when, usage.total_tokens) of each answer
 
     async def one(self, tenant: str, max_tokens: int, tokens: list[float] | None = None) -> tuple[int, float]:
         """One streamed request: its status and TTFT; ``tokens`` gets each token's arrival time."""
@@ -94,11 +101,14 @@ class Load:
                     await response.read()
                     return response.status, 0.0
                 async for line in response.content:
-                    if b'"content":"t' in line:
+                    if CONTENT.search(line):
                         now = time.monotonic()
                         first = first or now - sent
                         if tokens is not None:
                             tokens.append(now)
+                    elif tokens is not None and b'"usage":{' in line:  # prompt + completion, as scheduled
+                        usage = json.loads(line.removeprefix(b"data: "))["usage"]
+                        self.used.append((tenant, time.monotonic(), usage["total_tokens"]))
         except aiohttp.ClientError:
             self.failures += 1
             return 0, 0.0
@@ -123,7 +133,17 @@ class Load:
             )
         )
         begin = stop - seconds
+        self.window = (begin, stop)
         return {tenant: sum(begin <= t < stop for t in times) for tenant, times in arrivals.items()}
+
+    def used_in_window(self) -> dict[str, int]:
+        """Prompt + completion tokens (the usage the queue counts) of answers ended in the last window."""
+        begin, stop = self.window
+        totals: dict[str, int] = collections.defaultdict(int)
+        for tenant, when, tokens in self.used:
+            if begin <= when < stop:
+                totals[tenant] += tokens
+        return dict(sorted(totals.items()))
 
     async def ttft(self, tenant: str, seconds: float) -> list[float]:
         """TTFTs of one request at a time, for ``seconds``."""
@@ -167,7 +187,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else float("nan")
 
 
-async def run(seconds: float) -> dict[str, Any]:
+async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
     from inferflux.crds.policy import PolicySnapshot, TenantPolicy
     from inferflux.crds.scheduling import Scheduling
     from inferflux.router.identity import api_keys
@@ -199,7 +219,26 @@ async def run(seconds: float) -> dict[str, Any]:
     setup.write_text(
         json.dumps({"snapshot": snapshot.model_dump(mode="json", by_alias=True), "keys": records})
     )
-    mock = start([PY, str(MOCK), str(mock_port), str(TOKEN_MS)])
+    if runtime_model:  # the real runtime stands in for the fake one, on the same port
+        runtime_env = {
+            "INFERFLUX_MODEL_PATH": runtime_model,
+            "INFERFLUX_HOST": "127.0.0.1",
+            "INFERFLUX_PORT": str(mock_port),
+            "INFERFLUX_SERVED_NAME": "m",
+            "INFERFLUX_PARALLEL": "2",
+            "INFERFLUX_CONTEXT_SIZE": "2048",
+            "INFERFLUX_THREADS": "1",
+        }
+        routes["models"]["m"]["maxConcurrency"] = 2
+        (work / "routes.json").write_text(json.dumps(routes))
+        mock = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; its log is not measured
+            [PY, "-m", "inferflux.runtime"],
+            env={**os.environ, **runtime_env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    else:
+        mock = start([PY, str(MOCK), str(mock_port), str(TOKEN_MS)])
     common = {
         "INFERFLUX_ADMIN_PORT": "0",
         "INFERFLUX_ROUTES_FILE": str(work / "routes.json"),
@@ -231,8 +270,13 @@ async def run(seconds: float) -> dict[str, Any]:
                 await wait_ready(f"http://127.0.0.1:{port}/readyz")
                 loads[name] = Load(f"http://127.0.0.1:{port}", keys, session)
             equal = {"t1": (8, 8), "t2": (8, 16), "t3": (8, 24), "t4": (8, 32)}
+            if runtime_model:
+                await wait_ready(f"{mock_url}/readyz")
             for name in ("fair", "fifo"):
                 result[f"equal/{name}"] = shares(await loads[name].contest(equal, seconds))
+                result[f"equal-total/{name}"] = shares(loads[name].used_in_window())
+            if runtime_model:
+                return result
             result["weights/fair"] = shares(
                 await loads["fair"].contest({"heavy": (8, 16), "light": (8, 16)}, seconds)
             )
@@ -268,9 +312,13 @@ def verdict(ok: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--runtime-model", default="", help="a GGUF file: the real runtime, equal tenants only"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.seconds))
-    print(f"token shares over {args.seconds:g} s at saturation ({SLOTS} slots, {TOKEN_MS} ms/token)")
+    result = asyncio.run(run(args.seconds, args.runtime_model))
+    backend = "the real runtime, 2 slots" if args.runtime_model else f"{SLOTS} slots, {TOKEN_MS} ms/token"
+    print(f"token shares over {args.seconds:g} s at saturation ({backend})")
     print(f"{'scenario':<22}{'fair queue':<40}{'FIFO (before)':<40}target")
     equal_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal/fair"].values())
 
@@ -281,6 +329,14 @@ def main() -> int:
         f"{'4 equal (8..32 tok)':<22}{row(result['equal/fair']):<40}{row(result['equal/fifo']):<40}"
         f"25 % ± 5 {verdict(equal_ok)}"
     )
+    total_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal-total/fair"].values())
+    print(
+        f"{'  prompt+completion':<22}{row(result['equal-total/fair']):<40}"
+        f"{row(result['equal-total/fifo']):<40}"
+        f"25 % ± 5 {verdict(total_ok)}"
+    )
+    if args.runtime_model:
+        return 0
     weights_ok = abs(result["weights/fair"]["heavy"] - 0.75) <= 0.05
     print(f"{'weights 3:1':<22}{row(result['weights/fair']):<40}{'-':<40}75 % ± 5 {verdict(weights_ok)}")
     flood = result["flood/fair"]["flood"]
