@@ -15,7 +15,7 @@ APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential es
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
-	bench-audit bench-guardrails images images-check
+	bench-audit bench-guardrails bench-scheduling images images-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -83,7 +83,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin 
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime scheduling
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -133,6 +133,9 @@ bench-realtime: system-deps install ## Voice end of utterance -> first partial, 
 
 bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
 	$(PY) tests/bench/bench_guardrails.py
+
+bench-scheduling: install ## Fair queue: tenants' token shares (equal, 3:1, 10x flood), high-priority TTFT under a sheddable flood, saturation req/s vs FIFO
+	$(PY) tests/bench/bench_scheduling.py
 
 run: install ## Local embedded mode: the bundled model behind the router, no cluster
 	$(VENV)/bin/inferctl up

@@ -25,6 +25,7 @@ from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, RateLimits
 from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
+from inferflux.crds.scheduling import Scheduling
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, TENANT_NAME, Scope
 
 CONFIGMAP_NAME = "inferflux-policy"
@@ -55,6 +56,7 @@ class TenantPolicy(KubeModel):
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     source: PolicySource = PolicySource.ADMIN
     audit: AuditPolicy | None = None  # None: the defaults (90 days, no prompt text)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
 class ApiKeyRecord(KubeModel):

@@ -20,6 +20,7 @@ from inferflux.crds.audit import AuditPolicy
 from inferflux.crds.budget import Budget, BudgetStatus, RateLimits
 from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import API_VERSION, Condition, KubeModel, ObjectMeta, Rule, broken_rules
+from inferflux.crds.scheduling import Scheduling
 
 KIND: Final = "Tenant"
 PLURAL = "tenants"
@@ -98,6 +99,10 @@ class TenantSpec(KubeModel):
     )
     rate_limits: RateLimits | None = Field(default=None, description="Requests and tokens per minute.")
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="Weight and priority band in the router's fair queue (docs/scheduling.md).",
+    )
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> TenantSpec:

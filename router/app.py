@@ -33,7 +33,7 @@ from inferflux.router.asgi import (
 )
 from inferflux.router.balancer import Balancer
 from inferflux.router.discovery import Apply, RouteSource, TableHolder
-from inferflux.router.dispatch import Dispatcher
+from inferflux.router.dispatch import Dispatcher, Fairness
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.health import Readiness
 from inferflux.router.identity import authenticate
@@ -58,6 +58,7 @@ from inferflux.router.realtime.service import Realtime
 from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.replay_redis import RedisReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
+from inferflux.router.scheduling.demand import Demands
 from inferflux.router.settings import Settings, SettingsError
 from inferflux.router.telemetry import request_id_var
 from inferflux.router.telemetry.exemplars import accept_header, exposition
@@ -173,6 +174,13 @@ class Router:
             settings.retries,
             settings.hold_seconds,
             settings.failover_buffer_bytes,
+            fairness=Fairness(
+                settings.fairness,
+                settings.fairness_sheddable_share,
+                settings.fairness_retry_after_seconds,
+                settings.fairness_sheddable_slots,
+            ),
+            demands=Demands(self.policy, settings.fairness_default_max_tokens),
         )
         self.keys = keys or (
             KeyringFile(settings.resume_keys_file)

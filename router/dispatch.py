@@ -1,8 +1,9 @@
 """From a ``model`` to an open upstream response: route lookup, admission, replica choice, retry.
 
 `Dispatcher.exchange` is the single path every proxied request takes. It admits the request
-through the model's `Limiter`, picks a replica with the model's balancing policy, and when that
-replica fails before sending a byte, tries another one. The caller reads the response inside the
+through the model's fair queue (router/scheduling; the plain FIFO `Limiter` when fairness is
+off), picks a replica with the model's balancing policy, and when that replica fails before
+sending a byte, tries another one. The caller reads the response inside the
 context; leaving it (normally, by error or by cancellation) frees the replica and the slot.
 """
 
@@ -25,6 +26,11 @@ from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.http1 import Response
 from inferflux.router.limiter import Limiter
 from inferflux.router.metrics import Metrics
+from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.scheduling.admission import FairAdmission
+from inferflux.router.scheduling.demand import PRIORITY_HEADER, Demand, Demands
+from inferflux.router.scheduling.fairqueue import Entry
+from inferflux.router.scheduling.metrics import SchedulingMetrics
 from inferflux.router.telemetry.genai import TracedRequest, described_request, span_name
 from inferflux.router.telemetry.spans import TraceSpan
 from inferflux.router.telemetry.tracing import NOOP
@@ -34,6 +40,45 @@ from inferflux.router.upstream import UpstreamClient
 RUNTIME_PROVIDER = "inferflux"
 
 TOTAL_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Fairness:
+    """How the dispatcher queues requests per model (docs/scheduling.md); off: one FIFO per model."""
+
+    enabled: bool = True
+    sheddable_share: float = 0.5
+    retry_after_seconds: float = 1.0
+    sheddable_slots: float = 1.0
+
+
+class FifoAdmission:
+    """The plain FIFO `Limiter` behind the fair queue's interface (fairness off)."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a slot."""
+        return self.limiter.queued
+
+    @property
+    def active(self) -> int:
+        """Requests holding a slot."""
+        return self.limiter.active
+
+    def resize(self, max_concurrency: int, max_queue: int) -> None:
+        """Apply new limits from a new routing table."""
+        self.limiter.resize(max_concurrency, max_queue)
+
+    async def acquire(self, demand: Demand) -> None:
+        """A slot, in arrival order whoever asks."""
+        await self.limiter.acquire()
+
+    def release(self, entry: Entry | None, used: int | None = None) -> None:
+        """Give the slot back."""
+        self.limiter.release()
 
 
 @dataclass
@@ -98,6 +143,8 @@ class Dispatcher:
         failover_buffer_bytes: int = 0,
         activity: ActivityReporter | None = None,
         activation_hold_seconds: float = 0.0,
+        fairness: Fairness | None = None,
+        demands: Demands | None = None,
     ) -> None:
         self.holder = holder
         self.client = client
@@ -109,7 +156,10 @@ class Dispatcher:
         self.failover_buffer_bytes = failover_buffer_bytes
         self.activity = activity
         self.activation_hold_seconds = activation_hold_seconds
-        self.limiters: dict[str, Limiter] = {}
+        self.fairness = fairness or Fairness()
+        self.demands = demands or Demands(PolicyHolder())
+        self.scheduling_metrics = SchedulingMetrics(metrics.registry)
+        self.limiters: dict[str, FairAdmission | FifoAdmission] = {}
         self._held: dict[str, int] = {}
         holder.on_swap(self._on_swap)
 
@@ -185,11 +235,26 @@ class Dispatcher:
             reason = "has no ready replica"
         return UpstreamError(ErrorCode.UNAVAILABLE, f"model {model!r} {reason}", retry_after=1)
 
-    def limiter(self, model: str, route: ModelRoute) -> Limiter:
-        """The model's limiter, created on its first request."""
+    def limiter(self, model: str, route: ModelRoute) -> FairAdmission | FifoAdmission:
+        """The model's admission (fair queue or FIFO), created on its first request."""
         limiter = self.limiters.get(model)
         if limiter is None:
-            limiter = self.limiters[model] = Limiter(route.max_concurrency, route.max_queue)
+            fairness = self.fairness
+            limiter = self.limiters[model] = (
+                FairAdmission(
+                    model,
+                    route.max_concurrency,
+                    route.max_queue,
+                    self.scheduling_metrics,
+                    fairness.sheddable_share,
+                    fairness.retry_after_seconds,
+                    fairness.sheddable_slots,
+                )
+                if fairness.enabled
+                else FifoAdmission(
+                    Limiter(route.max_concurrency, route.max_queue, fairness.retry_after_seconds)
+                )
+            )
         return limiter
 
     def choose(self, model: str, route: ModelRoute, tried: set[str], prefix: bytes | None) -> Choice | None:
@@ -215,18 +280,25 @@ class Dispatcher:
         headers: dict[str, str],
         prefix: bytes | None = None,
         trace: TracedRequest | None = None,
+        demand: Demand | None = None,
     ) -> AsyncIterator[Exchange]:
         """Admit, choose, send, and retry on another replica while nothing has been received.
 
-        Each attempt is one client span (``trace``: the request it describes) whose
-        ``traceparent`` goes upstream; it ends when the exchange does.
+        ``demand`` is the request's claim on the model's fair queue (None: no tenant, band 0); its
+        priority goes upstream in ``x-inferflux-priority``, and the usage the caller writes into
+        ``demand.used`` before leaving corrects the tenant's share. Each attempt is one client
+        span (``trace``: the request it describes) whose ``traceparent`` goes upstream; it ends
+        when the exchange does.
         """
         route = await self.route(model)
         limiter = self.limiter(model, route)
+        demand = demand or self.demands.default(len(body))
+        headers = {**headers, PRIORITY_HEADER: str(demand.priority)}
         self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
         waiting = time.perf_counter()
+        entry: Entry | None
         try:
-            await limiter.acquire()
+            entry = await limiter.acquire(demand)
         finally:
             self.metrics.queue_depth.labels(model).set(limiter.queued)
         self.metrics.queue_wait.labels(model).observe(time.perf_counter() - waiting)
@@ -239,7 +311,8 @@ class Dispatcher:
                 yield ex
         finally:
             in_flight.dec()
-            limiter.release()
+            limiter.release(entry, demand.used)
+            self.metrics.queue_depth.labels(model).set(limiter.queued)
 
     @asynccontextmanager
     async def failover(

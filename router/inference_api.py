@@ -29,6 +29,7 @@ from inferflux.router.asgi import (
     Scope,
     Send,
     cancel_on_disconnect,
+    header,
     parse_json,
     read_body,
     send_json,
@@ -41,6 +42,7 @@ from inferflux.router.metrics import Metrics
 from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.replay import DATA, Evicted, ProducerGone, ReplayStore, StoreUnavailable
 from inferflux.router.resume import KeyHolder, TokenError, sign, verify
+from inferflux.router.scheduling.demand import PRIORITY_HEADER, Demand
 from inferflux.router.sse import DONE, frame, iter_data
 from inferflux.router.upstream import classify_status
 
@@ -112,6 +114,12 @@ class InferenceRoutes:
     def _headers(self, scope: Scope) -> dict[str, str]:
         return {"content-type": "application/json", "x-request-id": scope["inferflux.request_id"]}
 
+    def _demand(self, scope: Scope, call: Call) -> Demand:
+        """The call's claim on the model's fair queue (docs/scheduling.md)."""
+        return self.dispatcher.demands.of(
+            call.principal, len(call.body), call.document, header=header(scope, PRIORITY_HEADER.encode())
+        )
+
     async def with_prompt(self, request: InferenceRequest, request_id: str) -> InferenceRequest:
         """``request`` with its managed prompt rendered in front and untrusted messages sanitised."""
         if request.prompt_id is None or request.messages is None:
@@ -153,10 +161,12 @@ class InferenceRoutes:
         request = await self.with_prompt(request, scope["inferflux.request_id"])
         await self.dispatcher.route(request.model)
         path, call = self._call(scope, request, stream=False)
+        demand = self._demand(scope, call)
         await self.pipeline.admit(call)
 
         async def answer() -> None:
-            async with self.dispatcher.exchange(request.model, path, call.body, self._headers(scope)) as ex:
+            headers = self._headers(scope)
+            async with self.dispatcher.exchange(request.model, path, call.body, headers, demand=demand) as ex:
                 payload = await ex.response.read()
                 call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
@@ -214,15 +224,18 @@ class InferenceRoutes:
             await self.dispatcher.route(request.model)
             request = await self.with_prompt(request, scope["inferflux.request_id"])
             path, call = self._call(scope, request, stream=True)
+            demand = self._demand(scope, call)
             await self.pipeline.admit(call)
             stream_id, offset = secrets.token_hex(16), 0
             await self.store.create(stream_id)
-            task = asyncio.ensure_future(self._produce(stream_id, path, call, self._headers(scope)))
+            task = asyncio.ensure_future(self._produce(stream_id, path, call, self._headers(scope), demand))
             self.producers.add(task)
             task.add_done_callback(self.producers.discard)
         await cancel_on_disconnect(receive, self._read_out(send, stream_id, offset))
 
-    async def _produce(self, stream_id: str, path: str, call: Call, headers: dict[str, str]) -> None:
+    async def _produce(
+        self, stream_id: str, path: str, call: Call, headers: dict[str, str], demand: Demand | None = None
+    ) -> None:
         """Copy the upstream stream into the replay buffer, ending with ``done`` or ``error``.
 
         The stream outlives its first reader (a client resumes it), so the stages finish here,
@@ -231,7 +244,7 @@ class InferenceRoutes:
         finish: dict[str, Any] = {"finish_reason": None, "usage": None}
         events = 0
         try:
-            async with self.dispatcher.exchange(call.model, path, call.body, headers) as ex:
+            async with self.dispatcher.exchange(call.model, path, call.body, headers, demand=demand) as ex:
                 call.status, call.upstream = ex.response.status, ex.route.name
                 if ex.response.status >= 400:
                     raise classify_status(ex.response.status)

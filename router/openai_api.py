@@ -26,6 +26,7 @@ from inferflux.router.asgi import (
     Scope,
     Send,
     cancel_on_disconnect,
+    header,
     parse_json,
     read_body,
     send_bytes,
@@ -39,6 +40,7 @@ from inferflux.router.metrics import NO_TENANT, Metrics
 from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
+from inferflux.router.scheduling.demand import PRIORITY_HEADER, Demand
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
 from inferflux.router.telemetry import genai
 from inferflux.router.telemetry.bridge import GenAiMetrics, Operation
@@ -77,6 +79,7 @@ class Upstream:
     path: str
     headers: dict[str, str]
     prefix: bytes | None
+    demand: Demand | None = None
 
 
 def parse_request(body: bytes) -> dict[str, Any]:
@@ -169,7 +172,14 @@ class OpenAIRoutes:
         if route is not None and route.balancer == Policy.PREFIX_HASH:
             prefix = prompt_prefix(call.document, self.prefix_chars)
         headers = {"content-type": "application/json", "x-request-id": call.request_id}
-        upstream = Upstream(scope["path"], headers, prefix)
+        demand = self.dispatcher.demands.of(
+            call.principal,
+            len(call.body),
+            call.document,
+            completes=call.route != "embeddings",
+            header=header(scope, PRIORITY_HEADER.encode()),
+        )
+        upstream = Upstream(scope["path"], headers, prefix, demand)
         if await cancel_on_disconnect(receive, self._relay(send, call, upstream)):
             call.status = 499
             call.error = "client_gone"
@@ -200,14 +210,19 @@ class OpenAIRoutes:
             upstream.headers,
             upstream.prefix,
             genai.traced_request(call.route, call.document),
+            upstream.demand,
         ) as ex:
             call.upstream = ex.route.name
-            if ex.response.status >= 400:
-                await self._relay_error(send, ex, call)
-            elif call.stream and ex.response.content_type == "text/event-stream":
-                await self._relay_stream(send, ex, call, upstream)
-            else:
-                await self._relay_body(send, ex, call)
+            try:
+                if ex.response.status >= 400:
+                    await self._relay_error(send, ex, call)
+                elif call.stream and ex.response.content_type == "text/event-stream":
+                    await self._relay_stream(send, ex, call, upstream)
+                else:
+                    await self._relay_body(send, ex, call)
+            finally:
+                if upstream.demand is not None and call.usage is not None:
+                    upstream.demand.used = call.usage.total  # corrects the tenant's fair share
 
     async def _relay_body(self, send: Send, ex: Exchange, call: Call) -> None:
         """A whole answer: read it, let the output filters see it, finish the stages, send it."""

@@ -111,6 +111,12 @@ class Settings:
     # Worker processes on one port (docs/router.md "Workers and replicas"); > 1 needs Redis.
     workers: int = 1
     reuse_port: bool = False  # bind with SO_REUSEPORT (set by the supervisor for its workers)
+    # Fair queueing per model (docs/scheduling.md): priority bands, tenants' weighted token shares.
+    fairness: bool = True  # off: one FIFO per model, whoever asks
+    fairness_sheddable_share: float = 0.5  # share of a model's queue sheddable requests may fill
+    fairness_retry_after_seconds: float = 1.0  # retry-after of a request the queue refuses
+    fairness_default_max_tokens: int = 256  # the completion estimated when a request sets no max
+    fairness_sheddable_slots: float = 1.0  # share of a model's slots sheddable requests may hold
 
 
 _ENV = {
@@ -198,6 +204,11 @@ _ENV = {
     "activation_hold_seconds": "INFERFLUX_ACTIVATION_HOLD_SECONDS",
     "workers": "INFERFLUX_ROUTER_WORKERS",
     "reuse_port": "INFERFLUX_ROUTER_REUSE_PORT",
+    "fairness": "INFERFLUX_FAIRNESS",
+    "fairness_sheddable_share": "INFERFLUX_FAIRNESS_SHEDDABLE_SHARE",
+    "fairness_retry_after_seconds": "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS",
+    "fairness_default_max_tokens": "INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS",
+    "fairness_sheddable_slots": "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -260,6 +271,16 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             "INFERFLUX_ACTIVITY_REPORT_SECONDS must be in (0, 30] (the operator ignores in-flight "
             "reports older than 60 s) and INFERFLUX_ACTIVATION_HOLD_SECONDS must not be negative"
+        )
+    if not 0 <= settings.fairness_sheddable_share <= 1 or not 0 <= settings.fairness_sheddable_slots <= 1:
+        raise SettingsError(
+            "INFERFLUX_FAIRNESS_SHEDDABLE_SHARE and INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS "
+            "must be between 0 and 1"
+        )
+    if settings.fairness_retry_after_seconds <= 0 or settings.fairness_default_max_tokens <= 0:
+        raise SettingsError(
+            "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS and INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS "
+            "must be positive"
         )
     if settings.budget_webhook_url and not settings.budget_webhook_secret_file:
         raise SettingsError(

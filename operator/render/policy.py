@@ -61,6 +61,7 @@ def tenant_policy(tenant: Tenant) -> TenantPolicy:
         budget=spec.budget,
         rate_limits=spec.rate_limits,
         guardrails=spec.guardrails,
+        scheduling=spec.scheduling,
         source=PolicySource.RESOURCE,
     )
 

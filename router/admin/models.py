@@ -15,6 +15,7 @@ from inferflux.crds.budget import Budget, RateLimits
 from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
+from inferflux.crds.scheduling import Scheduling
 from inferflux.crds.tenant import ANY_MODEL, DEFAULT_SCOPES, Scope
 
 MAX_OVERLAP_SECONDS = 30 * 24 * 3600
@@ -32,6 +33,7 @@ class TenantBody(KubeModel):
     budget: Budget | None = Field(default=None, description="Spending limits (docs/budgets.md).")
     rate_limits: RateLimits | None = None
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy, description="docs/guardrails.md")
+    scheduling: Scheduling = Field(default_factory=Scheduling, description="docs/scheduling.md")
 
     @model_validator(mode="after")
     def _any_model_alone(self) -> TenantBody:

@@ -34,6 +34,7 @@ class MockState:
     connections: int = 0
     request_ids: list[str] = field(default_factory=list)
     traceparents: list[str] = field(default_factory=list)
+    priorities: list[str] = field(default_factory=list)  # x-inferflux-priority, in arrival order
     bodies: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
     active_streams: int = 0
@@ -107,6 +108,8 @@ class MockOpenAI:
             state.request_ids.append(headers["x-request-id"])
         if "traceparent" in headers and state.keep_bodies:
             state.traceparents.append(headers["traceparent"])
+        if "x-inferflux-priority" in headers and state.keep_bodies:
+            state.priorities.append(headers["x-inferflux-priority"])
         if state.hang:
             await asyncio.sleep(3600)
         if state.fail_status:

@@ -37,6 +37,7 @@ def test_a_tenant_becomes_its_policy() -> None:
                 oidc={"values": ["b@example.com", "a@example.com"]},
                 audit={"retentionDays": 30, "recordPrompts": True},
                 guardrails={"pii": {"email": "block"}, "maxInputChars": 1000},
+                scheduling={"weight": 3, "priority": -2},
             )
         ]
     )
@@ -55,6 +56,7 @@ def test_a_tenant_becomes_its_policy() -> None:
         ).to_wire(),
         "source": "resource",
         "audit": {"retentionDays": 30, "recordPrompts": True},
+        "scheduling": {"weight": 3, "priority": -2},
     }
     assert policy.guardrails.pii.email == "block"
 
