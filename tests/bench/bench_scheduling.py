@@ -16,8 +16,13 @@ side on the same backend: the fair queue (``INFERFLUX_FAIRNESS=true``) and the o
 - **saturation**: requests/s through each router at saturation (64 slots, tiny answers); target:
   the fair queue >= 0.9x the FIFO.
 
-With ``--runtime-model PATH`` (a GGUF file) it runs only the 4 equal tenants, against the real
-runtime (llama.cpp, 2 parallel sequences) instead of the fake backend.
+With ``--runtime-model PATH`` (a GGUF file) it runs against the real runtime (llama.cpp, 2 parallel
+sequences) instead of the fake backend: the 4 equal tenants, and the priority scenario with the
+runtime's preemption (runtime_image/preemption.py). For that one a fourth router lets 4 requests
+through to the runtime's 2 slots but only 2 of them sheddable (INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS
+0.5): the flood fills both slots, and a priority-5 request gets past the router and takes a slot
+from a sheddable one in the runtime. The "fair" router (2 slots for 2 sequences) is the baseline
+without preemption: there the high request waits for a flood request to end.
 
     python tests/bench/bench_scheduling.py [--seconds 20] [--runtime-model PATH]
 """
@@ -193,7 +198,7 @@ async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
     from inferflux.router.identity import api_keys
 
     work = Path(tempfile.mkdtemp(prefix="bench-scheduling-"))
-    mock_port, fair_port, fifo_port, reserve_port = 18940, 18941, 18942, 18943
+    mock_port, fair_port, fifo_port, reserve_port, preempt_port = 18940, 18941, 18942, 18943, 18944
     mock_url = f"http://127.0.0.1:{mock_port}"
     routes = {"version": 1, "models": {
         "m": {"name": "m", "engine": "llamacpp", "maxConcurrency": SLOTS, "maxQueue": 256,
@@ -231,6 +236,8 @@ async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
         }
         routes["models"]["m"]["maxConcurrency"] = 2
         (work / "routes.json").write_text(json.dumps(routes))
+        routes["models"]["m"]["maxConcurrency"] = 4  # more than the runtime's slots: it preempts
+        (work / "routes-preempt.json").write_text(json.dumps(routes))
         mock = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block; its log is not measured
             [PY, "-m", "inferflux.runtime"],
             env={**os.environ, **runtime_env},
@@ -261,12 +268,23 @@ async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
             },
         ),
     }
+    if runtime_model:
+        preempt_env = {
+            **common,
+            "INFERFLUX_ROUTER_PORT": str(preempt_port),
+            "INFERFLUX_ROUTES_FILE": str(work / "routes-preempt.json"),
+            "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS": "0.5",
+        }
+        routers["preempt"] = start([PY, str(LAUNCHER), str(setup)], preempt_env)
     result: dict[str, Any] = {"seconds": seconds}
     try:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             loads = {}
-            for name, port in (("fair", fair_port), ("fifo", fifo_port), ("reserve", reserve_port)):
+            ports = {"fair": fair_port, "fifo": fifo_port, "reserve": reserve_port}
+            if runtime_model:
+                ports["preempt"] = preempt_port
+            for name, port in ports.items():
                 await wait_ready(f"http://127.0.0.1:{port}/readyz")
                 loads[name] = Load(f"http://127.0.0.1:{port}", keys, session)
             equal = {"t1": (8, 8), "t2": (8, 16), "t3": (8, 24), "t4": (8, 32)}
@@ -276,6 +294,16 @@ async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
                 result[f"equal/{name}"] = shares(await loads[name].contest(equal, seconds))
                 result[f"equal-total/{name}"] = shares(loads[name].used_in_window())
             if runtime_model:
+                result["ttft/idle"] = p95(await loads["preempt"].ttft("high", seconds / 2))
+                for name in ("fair", "preempt"):
+                    flood = asyncio.ensure_future(loads[name].contest({"bulk": (8, 32)}, seconds))
+                    await asyncio.sleep(WARMUP)
+                    result[f"ttft/{name}"] = p95(await loads[name].ttft("high", seconds - 1))
+                    await flood
+                async with session.get(f"{mock_url}/metrics") as response:
+                    text = await response.text()
+                found = re.search(r"^inferflux_runtime_sequences_preempted_total (\S+)$", text, re.M)
+                result["preempted"] = float(found.group(1)) if found else 0.0
                 return result
             result["weights/fair"] = shares(
                 await loads["fair"].contest({"heavy": (8, 16), "light": (8, 16)}, seconds)
@@ -336,6 +364,16 @@ def main() -> int:
         f"25 % ± 5 {verdict(total_ok)}"
     )
     if args.runtime_model:
+        idle, fair, preempt = result["ttft/idle"], result["ttft/fair"], result["ttft/preempt"]
+        print(
+            f"{'high TTFT p95':<22}{f'{preempt * 1000:.0f} ms ({preempt / idle:.1f}x idle)':<40}"
+            f"{f'{fair * 1000:.0f} ms ({fair / idle:.1f}x idle)':<40}"
+            f"<= 1.5x idle ({idle * 1000:.0f} ms) {verdict(preempt <= 1.5 * idle)}"
+        )
+        print(
+            "  (left: 4 router slots, 2 sheddable, the runtime preempts; right: 2 router slots, "
+            f"no preemption reachable); sequences preempted in the runtime: {result['preempted']:.0f}"
+        )
         return 0
     weights_ok = abs(result["weights/fair"]["heavy"] - 0.75) <= 0.05
     print(f"{'weights 3:1':<22}{row(result['weights/fair']):<40}{'-':<40}75 % ± 5 {verdict(weights_ok)}")
