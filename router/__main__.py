@@ -31,6 +31,8 @@ from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
 from inferflux.router.audit.service import Audit, AuditConfigError
+from inferflux.router.batch.admin import add_admin_routes
+from inferflux.router.batch.factory import BatchSystem, batch_for
 from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
@@ -148,6 +150,7 @@ class Process:
     budgets: Budgets
     audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    batch: BatchSystem | None = None  # the Batch API and this process's worker (docs/batch.md)
 
 
 def build() -> Process:
@@ -188,7 +191,11 @@ def build() -> Process:
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,
     )
-    return Process(settings, router, holder, store, snapshots, admin, budgets, audit)
+    process = Process(settings, router, holder, store, snapshots, admin, budgets, audit)
+    process.batch = batch_for(settings, router)
+    if process.batch is not None:
+        add_admin_routes(admin, process.batch.queue)
+    return process
 
 
 class SharedLoopServer(uvicorn.Server):
@@ -264,6 +271,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     process.budgets.start()
     if process.audit is not None:
         process.audit.start(process.holder)
+    if process.batch is not None:
+        process.batch.start()
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -283,6 +292,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         for task in process.tasks:
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
+        if process.batch is not None:
+            await process.batch.close()
         await process.budgets.close()
         await process.store.close()
         if process.audit is not None:

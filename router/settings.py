@@ -88,6 +88,17 @@ class Settings:
     budget_webhook_secret_file: str = ""  # HMAC-SHA-256 key of the webhook's signature
     # Guardrails (docs/guardrails.md): each tenant's PII filter, injection rules, size and topic limits.
     guardrails: bool = True
+    # The Batch API (docs/batch.md): on when batch_dir is set; batches and tasks in the Redis at redis_url.
+    batch_dir: str = ""  # the files volume (inputs and outputs), shared by every router and worker
+    batch_workers: int = 4  # tasks this process runs at once; 0: this process runs no batch worker
+    batch_max_bytes: int = 100 * 1024 * 1024
+    batch_max_lines: int = 50_000
+    batch_visibility_seconds: float = 300.0  # a task silent this long is taken over by another worker
+    batch_max_attempts: int = 3  # tries of a retryable failure before the task is dead-lettered
+    batch_backoff_seconds: float = 2.0  # before the second try; doubled for each further one
+    batch_tenant_concurrency: int = 16  # a tenant's tasks running at once, fleet-wide (0: no limit)
+    batch_tenant_queued: int = 200_000  # a tenant's tasks queued and not yet finished (0: no limit)
+    batch_retention_seconds: int = 30 * 86400  # files and finished batches are kept this long
 
 
 _ENV = {
@@ -158,6 +169,16 @@ _ENV = {
     "budget_webhook_url": "INFERFLUX_BUDGET_WEBHOOK_URL",
     "budget_webhook_secret_file": "INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE",
     "guardrails": "INFERFLUX_GUARDRAILS",
+    "batch_dir": "INFERFLUX_BATCH_DIR",
+    "batch_workers": "INFERFLUX_BATCH_WORKERS",
+    "batch_max_bytes": "INFERFLUX_BATCH_MAX_BYTES",
+    "batch_max_lines": "INFERFLUX_BATCH_MAX_LINES",
+    "batch_visibility_seconds": "INFERFLUX_BATCH_VISIBILITY_SECONDS",
+    "batch_max_attempts": "INFERFLUX_BATCH_MAX_ATTEMPTS",
+    "batch_backoff_seconds": "INFERFLUX_BATCH_BACKOFF_SECONDS",
+    "batch_tenant_concurrency": "INFERFLUX_BATCH_TENANT_CONCURRENCY",
+    "batch_tenant_queued": "INFERFLUX_BATCH_TENANT_QUEUED",
+    "batch_retention_seconds": "INFERFLUX_BATCH_RETENTION_SECONDS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -220,7 +241,26 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"
         )
+    batch_settings(settings)
     return settings
+
+
+def batch_settings(settings: Settings) -> None:
+    """`SettingsError` when the Batch API's settings do not fit together."""
+    if not settings.batch_dir:
+        return
+    if not settings.redis_url:
+        raise SettingsError("INFERFLUX_BATCH_DIR needs INFERFLUX_REDIS_URL (the batch queue)")
+    positive = (
+        settings.batch_max_bytes,
+        settings.batch_max_lines,
+        settings.batch_visibility_seconds,
+        settings.batch_max_attempts,
+        settings.batch_backoff_seconds,
+        settings.batch_retention_seconds,
+    )
+    if min(positive) <= 0 or min(settings.batch_workers, settings.batch_tenant_concurrency) < 0:
+        raise SettingsError("INFERFLUX_BATCH_* sizes, counts and intervals must be positive")
 
 
 def thresholds(settings: Settings) -> tuple[float, ...]:
