@@ -109,3 +109,10 @@ async def test_cancel_stops_tasks_from_starting(queue: BatchQueue) -> None:
     assert record is not None
     assert (record["status"], record["completed"]) == ("cancelled", "0")
     assert await queue.redis.ttl(queue.batch_key("batch_1")) > 0
+
+
+async def test_a_task_past_the_batch_window_is_expired(queue: BatchQueue) -> None:
+    record = new_record("batch_1", Owner("t"), "/v1/chat/completions", "file-x", None, 1000, 10, 1)
+    await queue.create(record, tasks(1), "/v1/chat/completions", 0)
+    [taken] = await queue.read("w", 10, 100)
+    assert await queue.start(taken.task, 10, 0) == "expired"
