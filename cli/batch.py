@@ -102,8 +102,8 @@ def run_submit(args: argparse.Namespace) -> int:
     )
     print(batch.id)
     if batch.status == "failed":
-        for error in (batch.errors.data if batch.errors else None) or []:
-            print(f"line {error.line}: {error.code}: {error.message}", file=sys.stderr)
+        for bad in (batch.errors.data if batch.errors else None) or []:
+            print(f"line {bad.line}: {bad.code}: {bad.message}", file=sys.stderr)
         return 1
     if args.wait:
         final = follow(client, batch.id, sys.stderr)
