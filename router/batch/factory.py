@@ -24,6 +24,8 @@ from inferflux.router.batch.validation import Limits
 from inferflux.router.batch.worker import Worker, WorkerSettings
 from inferflux.router.settings import Settings
 
+CLOSE_SECONDS = 5.0
+
 
 def worker_settings(settings: Settings) -> WorkerSettings:
     """The worker's part of the router settings."""
@@ -58,10 +60,10 @@ class BatchSystem:
             await self.worker.stop(grace_seconds)
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.queue.close()
+        if self.tasks:  # bounded: shutting down must not hang on a connection that will not close
+            await asyncio.wait(self.tasks, timeout=CLOSE_SECONDS)
+        with contextlib.suppress(TimeoutError, OSError):
+            await asyncio.wait_for(self.queue.close(), CLOSE_SECONDS)
 
 
 def batch_for(settings: Settings, router: Router, workers: bool = True) -> BatchSystem | None:

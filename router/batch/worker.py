@@ -120,7 +120,7 @@ class Worker:
         finally:
             keeper.cancel()
             beat.cancel()
-            await asyncio.gather(keeper, beat, return_exceptions=True)
+            await asyncio.wait({keeper, beat}, timeout=5)
 
     async def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop claiming, and let running tasks finish (bounded); unfinished ones will be reclaimed."""
@@ -129,7 +129,8 @@ class Worker:
             await asyncio.wait(set(self._tasks), timeout=grace_seconds)
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
 
     def _spawn(self, delivery: Delivery) -> None:
         if delivery.entry_id in self.inflight:
