@@ -15,7 +15,7 @@ APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential es
 
 .PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
-	bench-audit bench-guardrails bench-scheduling images images-check
+	bench-audit bench-guardrails bench-scheduling bench-batch images images-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -83,7 +83,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin 
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime scheduling
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime scheduling batch
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -130,6 +130,9 @@ bench-audit: install ## Audit log records/s on one core: group commit vs fsync p
 
 bench-realtime: system-deps install ## Voice end of utterance -> first partial, speech -> barge_in, XR 30 Hz jitter and SSE gaps
 	$(PY) tests/bench/bench_realtime.py
+
+bench-batch: system-deps install ## Batch tasks/s vs direct requests (mock backend); interactive TTFT p95 beside a batch on the real runtime
+	$(PY) tests/bench/bench_batch.py
 
 bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
 	$(PY) tests/bench/bench_guardrails.py

@@ -6,10 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from inferflux.cli import admin, audit, chat, models, pricing, prompts, pull, up
+from inferflux.cli import admin, audit, batch, chat, models, pricing, prompts, pull, up
 from inferflux.cli.errors import CliError
 
-COMMANDS = (up, chat, models, prompts, pull, admin, pricing, audit)
+COMMANDS = (up, chat, models, prompts, pull, admin, pricing, audit, batch)
 
 
 def parser() -> argparse.ArgumentParser:

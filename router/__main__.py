@@ -34,6 +34,8 @@ from inferflux.router.admin.auth import AdminAuth
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
 from inferflux.router.audit.service import Audit, AuditConfigError
+from inferflux.router.batch.admin import add_admin_routes
+from inferflux.router.batch.factory import BatchSystem, batch_for
 from inferflux.router.budgets.factory import Budgets, budgets_for
 from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
@@ -154,6 +156,7 @@ class Process:
     audit: Audit | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     activity: ActivityReporter | None = None
+    batch: BatchSystem | None = None  # the Batch API and this process's worker (docs/batch.md)
 
 
 def activity_for(settings: Settings, router: Router) -> ActivityReporter | None:
@@ -209,6 +212,9 @@ def build() -> Process:
     )
     process = Process(settings, router, holder, store, snapshots, admin, budgets, audit)
     process.activity = activity_for(settings, router)
+    process.batch = batch_for(settings, router)
+    if process.batch is not None:
+        add_admin_routes(admin, process.batch.queue)
     return process
 
 
@@ -293,6 +299,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
     process.budgets.start()
     if process.audit is not None:
         process.audit.start(process.holder)
+    if process.batch is not None:
+        process.batch.start()
     log.info(
         "router on %s:%d, admin API on %s:%d",
         settings.host,
@@ -314,6 +322,8 @@ async def serve(process: Process, public: socket.socket, admin: socket.socket) -
         for task in process.tasks:
             task.cancel()
         await asyncio.gather(*process.tasks, return_exceptions=True)
+        if process.batch is not None:
+            await process.batch.close()
         await process.budgets.close()
         if process.activity is not None:
             await process.activity.close()

@@ -248,6 +248,18 @@ class Router:
                 self.routes[(method, "/mcp")] = self.mcp
         self._paths = {path for _, path in self.routes}
         self._tasks: list[asyncio.Task[None]] = []
+        # Handlers for whole path families (ids in the path), asked after the exact table misses.
+        self.mounted: list[tuple[Callable[[str], bool], Handler]] = []
+
+    def mount(self, matches: Callable[[str], bool], handler: Handler) -> None:
+        """Serve every path ``matches`` accepts with ``handler`` (the Batch API's files and batches)."""
+        self.mounted.append((matches, handler))
+
+    def _mounted(self, path: str) -> Handler | None:
+        for matches, handler in self.mounted:
+            if matches(path):
+                return handler
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -304,7 +316,7 @@ class Router:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        handler = self.routes.get((scope["method"], scope["path"]))
+        handler = self.routes.get((scope["method"], scope["path"])) or self._mounted(scope["path"])
         try:
             if handler is None:
                 raise self._no_route(scope)

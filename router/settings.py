@@ -117,6 +117,17 @@ class Settings:
     fairness_retry_after_seconds: float = 1.0  # retry-after of a request the queue refuses
     fairness_default_max_tokens: int = 256  # the completion estimated when a request sets no max
     fairness_sheddable_slots: float = 1.0  # share of a model's slots sheddable requests may hold
+    # The Batch API (docs/batch.md): on when batch_dir is set; batches and tasks in the Redis at redis_url.
+    batch_dir: str = ""  # the files volume (inputs and outputs), shared by every router and worker
+    batch_workers: int = 4  # tasks this process runs at once; 0: this process runs no batch worker
+    batch_max_bytes: int = 100 * 1024 * 1024
+    batch_max_lines: int = 50_000
+    batch_visibility_seconds: float = 300.0  # a task silent this long is taken over by another worker
+    batch_max_attempts: int = 3  # tries of a retryable failure before the task is dead-lettered
+    batch_backoff_seconds: float = 2.0  # before the second try; doubled for each further one
+    batch_tenant_concurrency: int = 16  # a tenant's tasks running at once, fleet-wide (0: no limit)
+    batch_tenant_queued: int = 200_000  # a tenant's tasks queued and not yet finished (0: no limit)
+    batch_retention_seconds: int = 30 * 86400  # files and finished batches are kept this long
 
 
 _ENV = {
@@ -209,6 +220,16 @@ _ENV = {
     "fairness_retry_after_seconds": "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS",
     "fairness_default_max_tokens": "INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS",
     "fairness_sheddable_slots": "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS",
+    "batch_dir": "INFERFLUX_BATCH_DIR",
+    "batch_workers": "INFERFLUX_BATCH_WORKERS",
+    "batch_max_bytes": "INFERFLUX_BATCH_MAX_BYTES",
+    "batch_max_lines": "INFERFLUX_BATCH_MAX_LINES",
+    "batch_visibility_seconds": "INFERFLUX_BATCH_VISIBILITY_SECONDS",
+    "batch_max_attempts": "INFERFLUX_BATCH_MAX_ATTEMPTS",
+    "batch_backoff_seconds": "INFERFLUX_BATCH_BACKOFF_SECONDS",
+    "batch_tenant_concurrency": "INFERFLUX_BATCH_TENANT_CONCURRENCY",
+    "batch_tenant_queued": "INFERFLUX_BATCH_TENANT_QUEUED",
+    "batch_retention_seconds": "INFERFLUX_BATCH_RETENTION_SECONDS",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -287,6 +308,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
             "INFERFLUX_BUDGET_WEBHOOK_URL needs INFERFLUX_BUDGET_WEBHOOK_SECRET_FILE (its signing key)"
         )
     realtime_checks(settings)
+    batch_settings(settings)
     return settings
 
 
@@ -308,6 +330,24 @@ def realtime_checks(settings: Settings) -> None:
         raise SettingsError("INFERFLUX_REALTIME_* limits, sizes and intervals must be positive")
     if not 1 <= settings.realtime_ping_seconds <= 300:
         raise SettingsError("INFERFLUX_REALTIME_PING_SECONDS must be between 1 and 300")
+
+
+def batch_settings(settings: Settings) -> None:
+    """`SettingsError` when the Batch API's settings do not fit together."""
+    if not settings.batch_dir:
+        return
+    if not settings.redis_url:
+        raise SettingsError("INFERFLUX_BATCH_DIR needs INFERFLUX_REDIS_URL (the batch queue)")
+    positive = (
+        settings.batch_max_bytes,
+        settings.batch_max_lines,
+        settings.batch_visibility_seconds,
+        settings.batch_max_attempts,
+        settings.batch_backoff_seconds,
+        settings.batch_retention_seconds,
+    )
+    if min(positive) <= 0 or min(settings.batch_workers, settings.batch_tenant_concurrency) < 0:
+        raise SettingsError("INFERFLUX_BATCH_* sizes, counts and intervals must be positive")
 
 
 def thresholds(settings: Settings) -> tuple[float, ...]:

@@ -29,7 +29,7 @@ from inferflux.router.identity.failures import AuthFailure, forbidden, unauthent
 from inferflux.router.identity.jwks import JwksCache
 from inferflux.router.identity.jwt import JwtVerifier, OidcSettings, parse_algorithms
 from inferflux.router.identity.principal import Principal
-from inferflux.router.identity.scopes import route_scopes
+from inferflux.router.identity.scopes import prefix_scope, route_scopes
 from inferflux.router.metrics import PREFIX
 from inferflux.router.policy.effective import Policy, PolicyHolder
 from inferflux.router.settings import Settings, SettingsError
@@ -100,7 +100,7 @@ class Authenticator:
 
     async def admit(self, scope: AsgiScope) -> None:
         """Let the request through to its handler, or raise the 401/403 it gets instead."""
-        needed = self.scopes.get((scope["method"], scope["path"]))
+        needed = self.scopes.get((scope["method"], scope["path"])) or prefix_scope(scope["path"])
         if needed is None:
             return
         try:

@@ -33,6 +33,8 @@ ROUTE_SCOPES: Mapping[Route, Scope] = MappingProxyType(
         ("DELETE", "/mcp"): Scope.INFERENCE,
     }
 )
+# Path families with ids in them (the Batch API): every method under the prefix needs the scope.
+PREFIX_SCOPES: Mapping[str, Scope] = MappingProxyType({"/v1/files": Scope.BATCH, "/v1/batches": Scope.BATCH})
 OPEN_ROUTES = frozenset({("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/livez")})
 METRICS_ROUTE: Route = ("GET", "/metrics")
 
@@ -43,3 +45,11 @@ def route_scopes(metrics_auth: bool) -> dict[Route, Scope]:
     if metrics_auth:
         table[METRICS_ROUTE] = Scope.MODELS_READ
     return table
+
+
+def prefix_scope(path: str) -> Scope | None:
+    """The scope a path under one of `PREFIX_SCOPES` needs; None for any other path."""
+    for prefix, scope in PREFIX_SCOPES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return scope
+    return None

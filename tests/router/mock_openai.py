@@ -40,6 +40,7 @@ class MockState:
     active_streams: int = 0
     keep_bodies: bool = True
     replies: list[str] = field(default_factory=list)  # an answer's text pieces (one chunk each streamed)
+    answer_delay_ms: float = 0.0  # a whole (non-streamed) answer waits this long
 
 
 def _chunk(index: int, text: str, chat: bool, model: str, finish: str | None = None) -> bytes:
@@ -138,6 +139,8 @@ class MockOpenAI:
         if document.get("stream"):
             await self._stream(writer, document, chat, model, chunks)
             return
+        if state.answer_delay_ms:
+            await asyncio.sleep(state.answer_delay_ms / 1000)
         text = "".join(state.replies) if state.replies else "".join(f"t{i} " for i in range(chunks))
         choice: dict[str, Any] = (
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}

@@ -28,3 +28,14 @@ def test_the_documented_table_is_the_enforced_one() -> None:
     section = text[text.index("## Scopes") :]
     for (method, path), scope in ROUTE_SCOPES.items():
         assert f"| `{method} {path}` | `{scope.value}` |" in section
+
+
+def test_batch_paths_need_the_batch_scope() -> None:
+    from inferflux.router.identity.scopes import prefix_scope
+
+    assert prefix_scope("/v1/batches") is Scope.BATCH
+    assert prefix_scope("/v1/files/file-1/content") is Scope.BATCH
+    assert prefix_scope("/v1/filesystem") is None
+    assert prefix_scope("/v1/chat/completions") is None
+    row = "| `/v1/files`, `/v1/files/*`, `/v1/batches`, `/v1/batches/*` (every method) | `batch`"
+    assert row in DOC.read_text()

@@ -1,0 +1,1 @@
+"""The OpenAI Batch API on the cluster's own models: files, validation, a Redis Streams queue, workers."""
