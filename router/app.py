@@ -179,6 +179,7 @@ class Router:
                 settings.fairness_sheddable_share,
                 settings.fairness_retry_after_seconds,
                 settings.fairness_sheddable_slots,
+                settings.fairness_runtime_preemption,
             ),
             demands=Demands(self.policy, settings.fairness_default_max_tokens),
         )

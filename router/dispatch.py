@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inferflux.crds.inferencemodel import Balancer as Policy
+from inferflux.crds.inferencemodel import Engine
 from inferflux.crds.routing import Endpoint, ModelRoute, RoutingTable
 from inferflux.router import telemetry
 from inferflux.router.activation import ActivityReporter
@@ -50,6 +51,8 @@ class Fairness:
     sheddable_share: float = 0.5
     retry_after_seconds: float = 1.0
     sheddable_slots: float = 1.0
+    # Models on the llama.cpp runtime preempt sheddable sequences (router/scheduling/fairqueue.py).
+    runtime_preemption: bool = True
 
 
 class FifoAdmission:
@@ -249,6 +252,7 @@ class Dispatcher:
                     fairness.sheddable_share,
                     fairness.retry_after_seconds,
                     fairness.sheddable_slots,
+                    preemptive=fairness.runtime_preemption and route.engine == Engine.LLAMACPP,
                 )
                 if fairness.enabled
                 else FifoAdmission(

@@ -117,6 +117,7 @@ class Settings:
     fairness_retry_after_seconds: float = 1.0  # retry-after of a request the queue refuses
     fairness_default_max_tokens: int = 256  # the completion estimated when a request sets no max
     fairness_sheddable_slots: float = 1.0  # share of a model's slots sheddable requests may hold
+    fairness_runtime_preemption: bool = True  # llama.cpp models: sheddable work yields in the runtime
     # The Batch API (docs/batch.md): on when batch_dir is set; batches and tasks in the Redis at redis_url.
     batch_dir: str = ""  # the files volume (inputs and outputs), shared by every router and worker
     batch_workers: int = 4  # tasks this process runs at once; 0: this process runs no batch worker
@@ -220,6 +221,7 @@ _ENV = {
     "fairness_retry_after_seconds": "INFERFLUX_FAIRNESS_RETRY_AFTER_SECONDS",
     "fairness_default_max_tokens": "INFERFLUX_FAIRNESS_DEFAULT_MAX_TOKENS",
     "fairness_sheddable_slots": "INFERFLUX_FAIRNESS_SHEDDABLE_SLOTS",
+    "fairness_runtime_preemption": "INFERFLUX_FAIRNESS_RUNTIME_PREEMPTION",
     "batch_dir": "INFERFLUX_BATCH_DIR",
     "batch_workers": "INFERFLUX_BATCH_WORKERS",
     "batch_max_bytes": "INFERFLUX_BATCH_MAX_BYTES",

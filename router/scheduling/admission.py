@@ -34,9 +34,10 @@ class FairAdmission:
         sheddable_share: float = 0.5,
         retry_after: float = 1.0,
         sheddable_slots: float = 1.0,
+        preemptive: bool = False,
     ) -> None:
         self.model = model
-        self.queue = FairQueue(max_concurrency, max_queue, sheddable_share, sheddable_slots)
+        self.queue = FairQueue(max_concurrency, max_queue, sheddable_share, sheddable_slots, preemptive)
         self.metrics = metrics
         self.retry_after = retry_after
 

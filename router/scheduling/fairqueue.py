@@ -18,6 +18,11 @@ Sheddable requests (negative priority) may fill only ``sheddable_share`` of the 
 that they are refused at once, so that under saturation they are the first to go. They may also
 hold only ``sheddable_slots`` of the slots (a share, at least one slot): the rest stay free for
 higher bands, so that a high-priority request does not wait for a sheddable one to finish.
+With ``preemptive`` (a model served by InferFlux's llama.cpp runtime, which pauses a lower-priority
+sequence for a higher one: runtime_image/preemption.py), sheddable requests do not count against
+the slots of the others at all: a non-sheddable request runs while fewer than ``slots``
+non-sheddable ones do, and the runtime parks a sheddable sequence to give it a slot. So sheddable
+work may fill every idle slot and still never delays interactive work by more than a decode step.
 
 After every change the queue starts whatever it can, so a free slot with requests waiting means
 every waiting request is sheddable and over its slots: a newcomer that may use a slot takes it.
@@ -95,9 +100,15 @@ class FairQueue:
     """The queue of one model. Every method returns what changed; nothing here waits."""
 
     def __init__(
-        self, slots: int, capacity: int, sheddable_share: float = 0.5, sheddable_slots: float = 1.0
+        self,
+        slots: int,
+        capacity: int,
+        sheddable_share: float = 0.5,
+        sheddable_slots: float = 1.0,
+        preemptive: bool = False,
     ) -> None:
         self.slots = slots
+        self.preemptive = preemptive
         self.capacity = capacity
         self.sheddable_share = sheddable_share
         self.sheddable_slots = sheddable_slots
@@ -118,7 +129,7 @@ class FairQueue:
         if flow is None:
             flow = band.flows[entry.tenant] = Flow(entry.weight, band.clock)
         flow.weight = entry.weight  # a policy change applies from the tenant's next request
-        if self.running < self.slots and self._may_run(entry.priority):
+        if self._has_slot(entry.priority) and self._may_run(entry.priority):
             self._start(band, flow, entry)
             return Offer(State.RUNNING)
         if entry.priority < 0 and self.waiting >= self.sheddable_share * self.capacity:
@@ -173,8 +184,12 @@ class FairQueue:
     def pump(self) -> list[Entry]:
         """Start waiting entries while slots are free: highest band first, then smallest start tag."""
         started: list[Entry] = []
-        while self.running < self.slots and self.waiting:
-            ready = [b for b in self.bands.values() if b.waiting and self._may_run(b.priority)]
+        while self.waiting:
+            ready = [
+                b
+                for b in self.bands.values()
+                if b.waiting and self._has_slot(b.priority) and self._may_run(b.priority)
+            ]
             if not ready:
                 break  # only sheddable requests wait, and they hold their share of the slots
             band = max(ready, key=lambda b: b.priority)
@@ -192,6 +207,12 @@ class FairQueue:
     def queued_by(self, tenant: str) -> int:
         """Requests of ``tenant`` waiting, over every band."""
         return sum(len(f.waiting) for b in self.bands.values() if (f := b.flows.get(tenant)))
+
+    def _has_slot(self, priority: int) -> bool:
+        """Whether a slot is free for a request of band ``priority`` (see ``preemptive``)."""
+        if self.preemptive and priority >= 0:
+            return self.running - self.running_sheddable < self.slots
+        return self.running < self.slots
 
     def _may_run(self, priority: int) -> bool:
         """Whether a request of band ``priority`` may take a free slot."""

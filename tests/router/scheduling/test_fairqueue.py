@@ -214,3 +214,20 @@ def test_slots_kept_back_from_sheddable_requests_go_to_higher_bands_at_once() ->
     assert (queue.running, queue.running_sheddable) == (4, 3)
     assert queue.done(started[0], None) == []  # only sheddable requests wait, holding their 3 slots
     assert queue.running == 3
+
+
+def test_with_runtime_preemption_sheddable_work_fills_every_slot_and_never_blocks_the_others() -> None:
+    queue = FairQueue(slots=2, capacity=100, preemptive=True)
+    running = backlog(queue, [entry("bulk", priority=-1) for _ in range(6)])
+    assert len(running) == 2  # sheddable requests still take only the slots there are
+    urgent = [entry("user"), entry("user")]
+    assert [queue.offer(e).state for e in urgent] == [State.RUNNING, State.RUNNING]  # the runtime parks bulk
+    assert queue.offer(entry("user")).state is State.QUEUED  # two non-sheddable ones fill the slots
+    assert queue.done(urgent[0], None)[0].tenant == "user"  # and wait only for one another
+    assert queue.done(running[0], None) == []  # a sheddable one ended: still 2 + 1 running, none starts
+
+
+def test_without_runtime_preemption_a_request_waits_for_a_sheddable_slot() -> None:
+    queue = FairQueue(slots=2, capacity=100, preemptive=False)
+    backlog(queue, [entry("bulk", priority=-1) for _ in range(6)])
+    assert queue.offer(entry("user")).state is State.QUEUED
