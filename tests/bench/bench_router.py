@@ -582,7 +582,7 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
     )
     print(
         f"{'redis':<16}{'EVALSHA/request':<16}{'':>12}{commands_per_request:>12.2f}"
-        "  admit + settle (under load they share writes)"
+        "  goal 1: each settle rides along with the next admission"
     )
 
 
