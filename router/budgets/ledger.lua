@@ -1,6 +1,6 @@
 -- The budget and rate-limit ledger: every operation is one call of this script (router/budgets/ledger.py).
 --
--- ARGV[1] operation: admit | settle | cancel | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
+-- ARGV[1] operation: admit | settle | settles | cancel | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
 -- ('' = Redis TIME; tests pass one). The rest depends on the operation (see each function).
 -- Keys are built here from tenant, key id and the UTC window, so this needs a single (non-cluster)
 -- Redis. Money is integer micro-units; times are microseconds (exact in a double until 2255).
@@ -164,10 +164,10 @@ end
 -- admit: ARGV[4] tenant, [5] key id, [6] request id, [7] max cost, [8] reservation ttl (us),
 -- [9] idempotency window (us), [10] max attempts, then per scope (tenant [11..16], key [17..22]):
 -- daily, monthly, total, requests/minute, request burst, tokens/minute ('' = none); [23] a token
--- naming this admission call (for cancel).
+-- naming this admission call (for cancel); from [24] on, optionally, settles to apply first (carried).
 -- Returns {verdict, scope, window, retry (us), attempt, reserved, charged before,
 --          rpm limit, rpm remaining, rpm reset (us), tpm limit, tpm remaining, tpm reset (us)}
--- (-1 where there is no such limit); verdict 'ok' or the refusal.
+-- (-1 where there is no such limit); verdict 'ok' or the refusal; then the carried settles' answers.
 local function admit()
   local tenant, key, rid = ARGV[4], ARGV[5], ARGV[6]
   local max_cost, ttl, window_us, max_attempts =
@@ -270,9 +270,8 @@ end
 -- into the windows the attempt reserved in; its reservation is released; tokens go to the TPM
 -- buckets. An attempt already settled or released changes nothing.
 -- Returns {outcome, charged now, id's total charge, this attempt's reservation}.
-local function settle()
-  local tenant, rid, attempt = ARGV[4], ARGV[5], tonumber(ARGV[6])
-  local cost, tokens, window_us, release = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local function settle(tenant, rid, attempt, cost, tokens, window_us, release)
+  attempt, cost, tokens, window_us = tonumber(attempt), tonumber(cost), tonumber(tokens), tonumber(window_us)
   local record = P .. 'r:' .. tenant .. ':' .. rid
   local f = redis.call('HMGET', record, 'st', 'n', 'chg', 'res', 'd', 'm', 'key', 'tt', 'kt', 'done:' .. int(attempt))
   if not f[1] then return { 'unknown', 0, 0, 0 } end
@@ -331,9 +330,31 @@ local function spend()
   return out
 end
 
+-- Settles carried along with another call (so that a request costs one call, not two): from ARGV[first]
+-- on, the idempotency window (us), then six arguments per settle: tenant, request id, attempt, cost,
+-- tokens, 'release' or 'settle' (as settle's). Returns their answers, four values each, in order.
+local function carried(first)
+  local out = {}
+  local window_us = ARGV[first]
+  if window_us == nil then return out end
+  for i = first + 1, #ARGV, 6 do
+    local answer = settle(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], window_us, ARGV[i + 5])
+    for _, value in ipairs(answer) do out[#out + 1] = value end
+  end
+  return out
+end
+
 local operation = ARGV[1]
-if operation == 'admit' then return admit() end
-if operation == 'settle' then return settle() end
+if operation == 'admit' then
+  -- The carried settles first: a retry of an id admitted here sees its previous attempt settled.
+  local settled = carried(24)
+  local answer = admit()
+  for i = #answer + 1, 13 do answer[i] = -1 end
+  for _, value in ipairs(settled) do answer[#answer + 1] = value end
+  return answer
+end
+if operation == 'settle' then return settle(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
+if operation == 'settles' then return carried(4) end
 if operation == 'spend' then return spend() end
 if operation == 'cancel' then return cancel() end
 return redis.error_reply('unknown ledger operation ' .. tostring(operation))

@@ -1,11 +1,14 @@
 """The ledger: budgets and rate limits that cannot be overspent, kept in Redis.
 
 Every operation is one round trip: one EVALSHA of ledger.lua, which Redis runs atomically, so no
-two routers can both spend the last of a budget. At admission the script, in this order, releases
-the tenant's expired reservations, checks the request id (idempotency), the rate limits (GCRA on
-Redis time) and every budget window, and only if all pass reserves the request's maximum cost in
-every window and takes a request slot. At the end the request is settled: its real cost moves into
-spent, the rest of the reservation is released, its tokens count against tokens-per-minute.
+two routers can both spend the last of a budget. A settle sent without waiting (`settle_soon`)
+rides along with the next admission's call, applied first in the same script run, so a busy router
+makes one call per request; with no admission to carry it, it goes alone after ``settle_delay``.
+At admission the script, in this order, releases the tenant's expired reservations, checks the
+request id (idempotency), the rate limits (GCRA on Redis time) and every budget window, and only if
+all pass reserves the request's maximum cost in every window and takes a request slot. At the end
+the request is settled: its real cost moves into spent, the rest of the reservation is released,
+its tokens count against tokens-per-minute.
 
 Money is integer micro-units (pricing.py). docs/budgets.md explains the model and its limits.
 
@@ -42,6 +45,7 @@ import collections
 import contextlib
 import enum
 import functools
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -64,6 +68,7 @@ SCRIPT = resources.files("inferflux.router.budgets").joinpath("ledger.lua").read
 MICROS = 1_000_000
 MAX_REQUEST_ID = 200
 MAX_BATCH = 128  # calls per pipeline, at most
+MAX_CARRY = 32  # settles waiting to ride along with an admission, at most (then they go alone)
 # Redis answers these (as errors) when it cannot take writes now: treated as unavailable.
 _UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "BUSY", "MASTERDOWN", "NOREPLICAS")
 
@@ -239,6 +244,8 @@ class Ledger:
     remembered; ``max_attempts`` how often one id may be admitted. ``clock`` (microseconds since
     the epoch) replaces Redis TIME: for tests only. ``round_trips`` counts round trips to Redis (a
     pipeline of many calls is one). ``max_pipelines`` bounds the calls or pipelines in flight.
+    ``settle_delay`` (seconds) is how long a background settle waits for an admission to ride along
+    with before it is sent alone.
     """
 
     def __init__(
@@ -254,6 +261,7 @@ class Ledger:
         clock: Callable[[], int] | None = None,
         max_pipelines: int = 8,
         fast: Multiplexed | None = None,
+        settle_delay: float = 0.002,
     ) -> None:
         if reservation_ttl <= 0 or idempotency_window <= 0 or max_attempts < 1:
             raise ValueError("reservation_ttl and idempotency_window are > 0, max_attempts >= 1")
@@ -280,6 +288,13 @@ class Ledger:
             maxlen=max(retry_queue_size // 10, 1)
         )
         self._drainer: asyncio.Task[None] | None = None
+        # Background settles waiting for the next admission's call (or ``settle_delay``, or close).
+        self.settle_delay = settle_delay
+        self._carry: list[_Background] = []
+        self._carry_timer: asyncio.TimerHandle | None = None
+        # Admission tokens only need to differ from every other admission's of the same id.
+        self._token_prefix = secrets.token_hex(6)
+        self._tokens = itertools.count()
 
     @classmethod
     def from_url(
@@ -451,9 +466,10 @@ class Ledger:
         ttl = self.reservation_ttl if reservation_ttl is None else reservation_ttl
         key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
         earlier = self._settling.get((tenant, request_id))
-        if earlier is not None:  # this id's previous attempt is still being settled from here
+        if earlier is not None and not self._carries(tenant, request_id):
+            # This id's previous attempt is still being settled from here, in a call already sent.
             await asyncio.wait([earlier])
-        token = secrets.token_hex(8)
+        token = f"{self._token_prefix}{next(self._tokens)}"
         arguments = (
             "admit",
             self.prefix,
@@ -469,6 +485,9 @@ class Ledger:
             *key_limits.arguments(),
             token,
         )
+        carried = self._take_carry()
+        if carried:
+            arguments += self._carried_arguments(carried)
         try:
             reply = await self._run(*arguments)
         except (LedgerUnavailable, asyncio.CancelledError):
@@ -476,9 +495,15 @@ class Ledger:
             # caller cancelled): left alone, the id would be "in flight" until the reservation expires.
             self._cancels.append(_PendingCancel(tenant, request_id, token))
             self._start_draining()
+            _the_slow_way(carried)
             raise
+        except BaseException:
+            _the_slow_way(carried)
+            raise
+        if carried:
+            _answer(carried, reply[13:])
         verdict, scope, window = (_text(part) for part in reply[:3])
-        numbers = [int(part) for part in reply[3:]] + [-1] * (13 - len(reply))
+        numbers = [int(part) for part in reply[3:13]] + [-1] * (13 - len(reply))
         wait, attempt, reserved, charged = numbers[:4]
         refusal = None if verdict == "ok" else Refusal(verdict)
         return Admission(
@@ -526,42 +551,67 @@ class Ledger:
         self._in_background(_PendingSettle(admission, 0, 0, release=True), done)
 
     def _in_background(self, pending: _PendingSettle, done: Callable[[CostRecord], None] | None) -> None:
-        """Send the settle on the pipelined connection and handle its reply in a callback: no task
-        and no coroutine per request (this runs once per request, on the router's hot path). When
-        that cannot be done, or fails, the settle goes the slow way (`_settle`: reload the script,
-        retry, queue while Redis is away); settling twice is harmless, so a timed-out one can."""
+        """Queue the settle to ride along with the next admission's call (one script call per
+        request), or to go alone after ``settle_delay``; its reply is handled in a callback, with no
+        task per request. When that cannot be done, or fails, the settle goes the slow way
+        (`_settle`: reload the script, retry, queue while Redis is away); settling twice is
+        harmless, so one whose call timed out can."""
         if not pending.admission.admitted:
             raise ValueError("only an admitted request can be settled or released")
         key = (pending.admission.tenant, pending.admission.request_id)
         landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._settling[key] = landed
+        background = _Background(self, pending, key, landed, done)
+        if self.fast is None or self._sha is None:
+            background.slow_way()
+            return
+        self._carry.append(background)
+        if len(self._carry) >= MAX_CARRY:
+            self._send_carry_now()
+        elif self._carry_timer is None:
+            self._carry_timer = asyncio.get_running_loop().call_later(self.settle_delay, self._send_carry)
 
-        def finish(record: CostRecord | None, error: BaseException | None = None) -> None:
-            landed.set_result(None)
-            if self._settling.get(key) is landed:
-                del self._settling[key]
-            if error is not None:
-                log.error("a background settle failed", exc_info=error)
-            elif record is not None and done is not None:
-                done(record)
+    def _carries(self, tenant: str, request_id: str) -> bool:
+        """True when a settle of this id waits to ride along (the next admission applies it first)."""
+        return any(b.key == (tenant, request_id) for b in self._carry)
 
-        def slow_way() -> None:
-            task = asyncio.get_running_loop().create_task(self._settle(pending))
-            task.add_done_callback(settled_slowly)
+    def _take_carry(self) -> list[_Background]:
+        carried, self._carry = self._carry, []
+        return carried
 
-        def settled_slowly(task: asyncio.Task[CostRecord]) -> None:
-            if task.cancelled():
-                finish(None)
-            elif (error := task.exception()) is not None:
-                finish(None, error)
-            else:
-                finish(task.result())
+    def _carried_arguments(self, carried: list[_Background]) -> tuple[str, ...]:
+        """The script arguments that carry settles along with another call (ledger.lua's carried)."""
+        arguments = [str(int(self.idempotency_window * MICROS))]
+        for background in carried:
+            pending = background.pending
+            admission = pending.admission
+            arguments += (
+                admission.tenant,
+                admission.request_id,
+                str(admission.attempt),
+                str(pending.cost),
+                str(pending.tokens),
+                "release" if pending.release else "settle",
+            )
+        return tuple(arguments)
 
+    def _send_carry_now(self) -> None:
+        if self._carry_timer is not None:
+            self._carry_timer.cancel()
+        self._send_carry()
+
+    def _send_carry(self) -> None:
+        """Send the waiting settles in one call of their own (no admission came to carry them)."""
+        self._carry_timer = None
+        carried = self._take_carry()
+        if not carried:
+            return
         sent = None
         if self.fast is not None and self._sha is not None:
-            sent = self.fast.send_now("EVALSHA", self._sha, "0", *self._settle_arguments(pending))
+            arguments = ("settles", self.prefix, self._now(), *self._carried_arguments(carried))
+            sent = self.fast.send_now("EVALSHA", self._sha, "0", *arguments)
         if sent is None:
-            slow_way()
+            _the_slow_way(carried)
             return
         self.round_trips += 1
 
@@ -571,14 +621,9 @@ class Ledger:
                 or future.exception() is not None
                 or isinstance(future.result(), ReplyError)
             ):
-                slow_way()
-                return
-            try:
-                record = self._settled(pending, list(future.result()))
-            except Exception as error:  # a reply the script never gives: say so, lose nothing else
-                finish(None, error)
+                _the_slow_way(carried)
             else:
-                finish(record)
+                _answer(carried, future.result())
 
         sent.add_done_callback(replied)
 
@@ -648,6 +693,7 @@ class Ledger:
 
     async def settled(self) -> None:
         """Wait until every `settle_soon` / `release_soon` made so far has landed (or was queued)."""
+        self._send_carry_now()
         while self._settling:
             await asyncio.gather(*list(self._settling.values()), return_exceptions=True)
 
@@ -716,6 +762,7 @@ class Ledger:
     async def close(self, settle_within: float = 2.0) -> None:
         """Finish background settles (bounded), stop retrying (saying how many settles are lost) and
         close the connections."""
+        self._send_carry_now()
         if self._settling:
             await asyncio.wait(list(self._settling.values()), timeout=settle_within)
         for task in list(self._sending):
@@ -759,3 +806,71 @@ def _record(pending: _PendingSettle, outcome: Outcome, charged: int, total: int,
         reserved=reserved,
         pricing_checksum=admission.pricing_checksum,
     )
+
+
+class _Background:
+    """One settle sent without waiting: where it stands, and whom to tell when it has landed."""
+
+    __slots__ = ("done", "key", "landed", "ledger", "pending")
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        pending: _PendingSettle,
+        key: tuple[str, str],
+        landed: asyncio.Future[None],
+        done: Callable[[CostRecord], None] | None,
+    ) -> None:
+        self.ledger = ledger
+        self.pending = pending
+        self.key = key
+        self.landed = landed
+        self.done = done
+
+    def answered(self, reply: list[Any]) -> None:
+        """The script's answer to this settle (carried along with another call)."""
+        try:
+            record = self.ledger._settled(self.pending, reply)
+        except Exception as error:  # a reply the script never gives: say so, lose nothing else
+            self.finish(None, error)
+        else:
+            self.finish(record)
+
+    def slow_way(self) -> None:
+        """Settle through `Ledger._settle`: reloads the script, queues while Redis is away."""
+        task = asyncio.get_running_loop().create_task(self.ledger._settle(self.pending))
+        task.add_done_callback(self._settled_slowly)
+
+    def _settled_slowly(self, task: asyncio.Task[CostRecord]) -> None:
+        if task.cancelled():
+            self.finish(None)
+        elif (error := task.exception()) is not None:
+            self.finish(None, error)
+        else:
+            self.finish(task.result())
+
+    def finish(self, record: CostRecord | None, error: BaseException | None = None) -> None:
+        if not self.landed.done():
+            self.landed.set_result(None)
+        settling = self.ledger._settling
+        if settling.get(self.key) is self.landed:
+            del settling[self.key]
+        if error is not None:
+            log.error("a background settle failed", exc_info=error)
+        elif record is not None and self.done is not None:
+            self.done(record)
+
+
+def _answer(carried: list[_Background], replies: list[Any]) -> None:
+    """Hand each carried settle its four values of the script's answer."""
+    if len(replies) != 4 * len(carried):  # never expected: settle them again rather than guess
+        _the_slow_way(carried)
+        return
+    for index, background in enumerate(carried):
+        background.answered(replies[4 * index : 4 * index + 4])
+
+
+def _the_slow_way(carried: list[_Background]) -> None:
+    """Carried settles whose call failed or was never answered: settle each again (idempotent)."""
+    for background in carried:
+        background.slow_way()

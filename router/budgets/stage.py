@@ -88,11 +88,19 @@ def rate_headers(admission: Admission) -> list[Header]:
     return headers
 
 
+_RATE_HEADER_NAMES = {
+    kind: (f"x-ratelimit-limit-{kind}".encode(), f"x-ratelimit-remaining-{kind}".encode(),
+           f"x-ratelimit-reset-{kind}".encode())
+    for kind in ("requests", "tokens")
+}  # fmt: skip
+
+
 def _rate_pair(kind: str, state: RateState) -> list[Header]:
+    limit, remaining, reset = _RATE_HEADER_NAMES[kind]  # built once: this runs on every response
     return [
-        (f"x-ratelimit-limit-{kind}".encode(), str(state.limit).encode()),
-        (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, state.remaining)).encode()),
-        (f"x-ratelimit-reset-{kind}".encode(), reset_text(state.reset_seconds).encode()),
+        (limit, str(state.limit).encode()),
+        (remaining, str(max(0, state.remaining)).encode()),
+        (reset, reset_text(state.reset_seconds).encode()),
     ]
 
 

@@ -113,7 +113,7 @@ async def latency_one(port: int, count: int) -> dict[str, float]:
 async def closed_loop(port: int, request: bytes, concurrency: int, seconds: float) -> dict[str, float]:
     """``concurrency`` connections each sending back to back; counts completions and events."""
     connections = [await Connection.open(port) for _ in range(concurrency)]
-    done = {"requests": 0, "events": 0, "errors": 0}
+    done = {"requests": 0, "events": 0, "errors": 0, "warm_up": 0}
     first_bytes: list[float] = []
     deadline = 0.0
     measuring = False
@@ -121,6 +121,7 @@ async def closed_loop(port: int, request: bytes, concurrency: int, seconds: floa
     async def worker(connection: Connection) -> None:
         while time.perf_counter() < deadline:
             status, events, first = await connection.exchange(request)
+            done["warm_up"] += not measuring
             if measuring:
                 done["requests"] += 1
                 done["events"] += events
@@ -137,6 +138,7 @@ async def closed_loop(port: int, request: bytes, concurrency: int, seconds: floa
     first_bytes.sort()
     return {
         "per_s": done["requests"] / elapsed,
+        "requests_served": done["requests"] + done["warm_up"],  # warm-up included (for CPU/request)
         "events_per_s": done["events"] / elapsed,
         "errors": done["errors"],
         "ttft_p50_ms": first_bytes[len(first_bytes) // 2] * 1e3 if first_bytes else 0.0,
@@ -507,6 +509,12 @@ def redis_commands(port: int) -> int:
         client.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> None:
     """Budgets and rate limits on vs off (both with auth on and a key), Redis on localhost."""
     from inferflux.prompts.checksum import jcs_checksum
@@ -548,6 +556,7 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
     header = f"authorization: Bearer {key}"
     results: dict[tuple[str, str], float] = {}
     commands_per_request = 0.0
+    cpu_per_request: dict[str, float] = {}  # router CPU at saturation, microseconds, lowest round
     try:
         for port in ports.values():
             wait_http(f"http://127.0.0.1:{port}/readyz")
@@ -556,7 +565,11 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
             for _ in range(AUTH_ROUNDS):
                 for mode, port in ports.items():
                     before = redis_commands(redis_port)
+                    cpu_before = cpu_seconds(routers[mode].pid)
                     measured = run_driver(scenario, port, seconds, header)
+                    if scenario == "saturation":
+                        used = (cpu_seconds(routers[mode].pid) - cpu_before) / measured["requests_served"]
+                        cpu_per_request[mode] = min(cpu_per_request.get(mode, used * 1e6), used * 1e6)
                     assert not measured.get("errors"), f"budgets {mode}: {measured}"
                     if scenario == "latency" and mode == "on":
                         commands_per_request = (redis_commands(redis_port) - before) / LATENCY_REQUESTS
@@ -582,7 +595,11 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
     )
     print(
         f"{'redis':<16}{'EVALSHA/request':<16}{'':>12}{commands_per_request:>12.2f}"
-        "  admit + settle (under load they share writes)"
+        "  goal 1: each settle rides along with the next admission"
+    )
+    print(
+        f"{'router CPU':<16}{'us/request':<16}{cpu_per_request['off']:>12.0f}{cpu_per_request['on']:>12.0f}"
+        f"{cpu_per_request['on'] / cpu_per_request['off']:>15.3f}  at saturation, lowest round"
     )
 
 

@@ -374,3 +374,83 @@ async def test_settle_soon_lands_in_the_background_before_a_retry_of_the_same_id
         assert (total.spent, total.reserved) == (900, 0)
     finally:
         await check.close()
+
+
+async def evalsha_calls(url: str) -> int:
+    """EVALSHA calls the Redis at ``url`` has served (its own count, not the ledger's)."""
+    client = Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return int(stats.get("cmdstat_evalsha", {"calls": 0})["calls"])
+
+
+async def test_a_background_settle_rides_along_with_the_next_admission(ledger: Ledger, redis: Any) -> None:
+    """Admit, settle without waiting, admit the next: one script call per request, spend exact."""
+    ledger.settle_delay = 60.0  # nothing goes alone within this test: only admissions carry
+    limits = Limits(ScopeLimits(total=100_000, requests_per_minute=6_000, tokens_per_minute=100_000))
+    records: list[CostRecord] = []
+    before = await evalsha_calls(redis.url)
+    previous = None
+    for i in range(20):
+        admission = await admit(ledger, f"ride-{i}", 1_000, limits, key="k1")
+        assert admission.admitted
+        if previous is not None:
+            previous_count = len(records)
+            ledger.settle_soon(previous, 400, 10, records.append)
+            assert len(records) == previous_count  # waits for the next admission
+        previous = admission
+    assert await evalsha_calls(redis.url) - before == 20  # 20 admissions carried 18 settles
+    assert [r.outcome for r in records] == ["settled"] * 18
+    assert previous is not None
+    ledger.settle_soon(previous, 400, 10, records.append)
+    await ledger.settled()  # sends the last one alone, at once
+    assert await evalsha_calls(redis.url) - before == 21
+    spend = await ledger.spend("acme", "k1")
+    assert spend.key is not None
+    for windows in (spend.tenant, spend.key):
+        assert (windows["total"].spent, windows["total"].reserved) == (20 * 400, 0)
+
+
+async def test_a_quiet_ledger_still_settles_within_the_delay(ledger: Ledger) -> None:
+    """With no admission to ride along with, a settle goes alone after ``settle_delay``."""
+    limits = Limits(ScopeLimits(total=10_000))
+    records: list[CostRecord] = []
+    first = await admit(ledger, "quiet", 1_000, limits)
+    second = await admit(ledger, "quiet2", 1_000, limits)
+    ledger.settle_soon(first, 300, 10, records.append)
+    ledger.release_soon(second, records.append)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while len(records) < 2:  # bounded polling, no ledger call that could carry them
+        assert loop.time() < deadline, "the settles were never sent"
+        await asyncio.sleep(0.01)
+    assert [(r.outcome, r.charged) for r in records] == [("settled", 300), ("released", 0)]
+    total = (await ledger.spend("acme")).tenant["total"]
+    assert (total.spent, total.reserved) == (300, 0)
+
+
+async def test_a_carried_settle_sent_twice_is_charged_once(ledger: Ledger) -> None:
+    limits = Limits(ScopeLimits(total=10_000))
+    records: list[CostRecord] = []
+    first = await admit(ledger, "twice", 1_000, limits)
+    ledger.settle_soon(first, 600, 10, records.append)
+    ledger.settle_soon(first, 600, 10, records.append)
+    assert (await admit(ledger, "twice-next", 1_000, limits)).admitted
+    assert [(r.outcome, r.charged) for r in records] == [("settled", 600), ("duplicate", 0)]
+    total = (await ledger.spend("acme")).tenant["total"]
+    assert (total.spent, total.reserved) == (600, 1_000)
+
+
+async def test_a_retry_waits_for_a_settle_already_on_its_way(ledger: Ledger) -> None:
+    """A settle carried by another admission still in flight: the retry of its id waits for it."""
+    limits = Limits(ScopeLimits(total=10_000))
+    first = await admit(ledger, "way", 1_000, limits)
+    ledger.settle_soon(first, 700, 10)
+    carrier = asyncio.ensure_future(admit(ledger, "carrier", 1_000, limits))
+    await asyncio.sleep(0)  # the carrier has taken the settle along and is waiting for Redis
+    assert not ledger._carries("acme", "way")
+    retry = await admit(ledger, "way", 1_000, limits)
+    assert (retry.refusal, retry.attempt, retry.previously_charged) == (None, 2, 700)
+    assert (await carrier).admitted

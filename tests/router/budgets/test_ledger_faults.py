@@ -223,3 +223,39 @@ async def ledger_spend(url: str) -> Any:
         return (await reader.spend("acme")).tenant["total"]
     finally:
         await reader.close()
+
+
+async def test_settles_carried_by_an_admission_that_fails_are_queued_not_lost(aof_redis: Any) -> None:
+    """Redis dies while background settles wait to ride along: the failing admission hands them to
+    the retry queue, and they land once Redis is back."""
+    ledger = Ledger.from_url(aof_redis.url, retry_backoff=(0.05, 0.5))
+    ledger.settle_delay = 60.0  # only an admission may carry them
+    limits = Limits(ScopeLimits(total=1_000_000))
+    try:
+        admitted = [
+            await ledger.admit(f"carried-{i}", "acme", None, 1_000, limits, pricing_checksum="p")
+            for i in range(5)
+        ]
+        for admission in admitted:
+            ledger.settle_soon(admission, 300, 10)
+        aof_redis.kill()
+        with pytest.raises(LedgerUnavailable):
+            await asyncio.wait_for(
+                ledger.admit("outage", "acme", None, 1_000, limits, pricing_checksum="p"), timeout=5
+            )
+
+        async def queued() -> bool:
+            return ledger.pending_settles == 5
+
+        await wait_until(queued)
+        aof_redis.start()
+
+        async def drained() -> bool:
+            return ledger.pending_settles == 0
+
+        await wait_until(drained)
+        total = (await ledger.spend("acme")).tenant["total"]
+        assert (total.spent, total.reserved) == (5 * 300, 0)
+        assert ledger.dropped_settles == 0
+    finally:
+        await ledger.close()
