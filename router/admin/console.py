@@ -12,7 +12,9 @@ admin routes:
   whenever it changes (checked every second), with a comment line as heartbeat in between;
 - ``GET /admin/v1/guardrails/verdicts``: the recent verdicts alone (router/guardrails/recent.py).
 
-Queue depth and in-flight are this router replica's own counts, not a cluster-wide sum.
+Queue depth and in-flight are this router replica's own counts, not a cluster-wide sum. The static
+files go out with a strict Content-Security-Policy (same-origin scripts, styles and connections
+only, no framing), so that an injected script or style has nowhere to run or send the token.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from inferflux.crds.routing import RoutingTable
 from inferflux.router.guardrails.recent import RecentVerdicts
@@ -34,6 +38,22 @@ from inferflux.router.guardrails.recent import RecentVerdicts
 STATIC = Path(__file__).parent / "static"
 CHECK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+
+
+class ConsoleFiles(StaticFiles):
+    """The console's static files, with `SECURITY_HEADERS`."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        return response
 
 
 class Admission(Protocol):
@@ -138,4 +158,4 @@ def add_console(app: FastAPI, prefix: str, sources: ConsoleSources) -> None:
         entries = [entry.view() for entry in recent.entries()] if recent is not None else []
         return {"object": "list", "enabled": recent is not None, "data": entries}
 
-    app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
+    app.mount("/console", ConsoleFiles(directory=STATIC, html=True), name="console")

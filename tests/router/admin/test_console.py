@@ -111,6 +111,8 @@ async def test_the_page_is_served_without_a_token_and_the_data_only_with_one(
         page = await http.get("/console/")
         assert page.status_code == 200
         assert 'src="console.js"' in page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'self';")
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert (await http.get("/console/console.js")).headers["content-type"].startswith("text/javascript")
         for path in ("/admin/v1/console/snapshot", "/admin/v1/guardrails/verdicts"):
             refused = await http.get(path)
