@@ -31,6 +31,7 @@ from inferflux.router import telemetry, workers
 from inferflux.router.activation import ActivityReporter, ModelAnnotationWriter
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
+from inferflux.router.admin.console import ConsoleSources
 from inferflux.router.admin.service import AdminService
 from inferflux.router.app import Router
 from inferflux.router.audit.service import Audit, AuditConfigError
@@ -41,6 +42,7 @@ from inferflux.router.budgets.pricing import PricingError
 from inferflux.router.discovery import ConfigMapSource, FileSource, RouteSource
 from inferflux.router.documents import DocumentError
 from inferflux.router.guardrails.judge import ModelJudge
+from inferflux.router.guardrails.recent import RecentVerdicts
 from inferflux.router.guardrails.redact import redact_all
 from inferflux.router.guardrails.stage import GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
@@ -195,9 +197,10 @@ def build() -> Process:
     if audit is not None:
         stages.append(audit.stage(holder, redact=redact_all))
     stages.append(budgets.stage)
+    recent = RecentVerdicts() if settings.guardrails else None  # shown by the admin console
     if settings.guardrails:
         metrics = GuardrailMetrics(router.metrics.registry)
-        stages.append(GuardrailStage(holder, metrics, ModelJudge(router.dispatcher)))
+        stages.append(GuardrailStage(holder, metrics, ModelJudge(router.dispatcher), recent))
     router.pipeline.extend(stages)
     if table is not None:
         router.holder.swap(table)
@@ -209,6 +212,7 @@ def build() -> Process:
         AdminAuth(holder, hasher, token),
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,
+        ConsoleSources(lambda: router.holder.table, router.dispatcher.limiters, recent),
     )
     process = Process(settings, router, holder, store, snapshots, admin, budgets, audit)
     process.activity = activity_for(settings, router)

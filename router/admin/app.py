@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from inferflux.crds.policy import KEY_ID, TenantPolicy
 from inferflux.crds.tenant import TENANT_NAME, Scope
 from inferflux.router.admin.auth import AdminAuth, Caller, Verdict
+from inferflux.router.admin.console import ConsoleSources, add_console
 from inferflux.router.admin.models import (
     Deleted,
     KeyCreate,
@@ -111,10 +112,12 @@ def create_app(
     auth: AdminAuth,
     audit_dir: FilePath | None = None,
     audit_log: AuditLog | None = None,
+    console: ConsoleSources | None = None,
 ) -> FastAPI:
     """The admin application over ``service``, guarded by ``auth``.
 
-    ``audit_dir`` enables the audit export; ``audit_log`` records admin actions.
+    ``audit_dir`` enables the audit export; ``audit_log`` records admin actions; ``console`` serves
+    the admin console (router/admin/console.py) and its live routes.
     """
 
     async def admin(request: Request) -> None:
@@ -287,4 +290,6 @@ def create_app(
         query = export.Query(tenant, _utc(since), _utc(until))
         return StreamingResponse(export.export(audit_dir, query), media_type="application/x-ndjson")
 
+    if console is not None:
+        add_console(app, PREFIX, console)
     return app

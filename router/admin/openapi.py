@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from inferflux.crds.routing import RoutingTable
 from inferflux.router.admin.app import create_app
 from inferflux.router.admin.auth import AdminAuth
+from inferflux.router.admin.console import ConsoleSources
 from inferflux.router.admin.service import AdminService
 from inferflux.router.openapi import to_yaml, write_or_check
 from inferflux.router.policy.effective import PolicyHolder
@@ -24,7 +26,9 @@ def build() -> dict[str, Any]:
     """The OpenAPI document of an admin app (its routes do not depend on configuration)."""
     holder = PolicyHolder()
     app = create_app(
-        AdminService(holder, MemoryPolicyStore(holder), None, None), AdminAuth(holder, None, None)
+        AdminService(holder, MemoryPolicyStore(holder), None, None),
+        AdminAuth(holder, None, None),
+        console=ConsoleSources(RoutingTable, {}),
     )
     return app.openapi()
 

@@ -7,7 +7,8 @@ the filter for the answer, streamed or whole. When the tenant's policy sets ``mo
 then asks the judge model for a verdict on the (redacted) user text (router/guardrails/judge.py)
 and refuses on "yes", or, without a verdict, as the tenant's ``onTimeout`` says. ``finish``
 counts the verdicts in ``inferflux_router_guardrail_verdicts_total`` and leaves them, as records,
-in ``call.notes["verdicts"]`` for the audit record. Refusals are logged with the request id, the
+in ``call.notes["verdicts"]`` for the audit record, and in the admin console's ring buffer
+(router/guardrails/recent.py) when one is given. Refusals are logged with the request id, the
 tenant and the refused types, rules or topics, never the text.
 
 A caller without a tenant (authentication off) or whose tenant the policy does not know gets the
@@ -26,6 +27,7 @@ from inferflux.crds.guardrails import GuardrailPolicy, ModelCheck, OnTimeout
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.guardrails.guard import Guard, refusal_message
 from inferflux.router.guardrails.judge import ModelJudge, Outcome, judged_text
+from inferflux.router.guardrails.recent import RecentVerdicts
 from inferflux.router.guardrails.verdicts import Check, Direction, GuardrailMetrics, Tally
 from inferflux.router.pipeline import Call, OutputFilter
 from inferflux.router.policy.effective import PolicyHolder
@@ -55,10 +57,15 @@ class GuardrailStage:
     name = "guardrails"
 
     def __init__(
-        self, policy: PolicyHolder, metrics: GuardrailMetrics, judge: ModelJudge | None = None
+        self,
+        policy: PolicyHolder,
+        metrics: GuardrailMetrics,
+        judge: ModelJudge | None = None,
+        recent: RecentVerdicts | None = None,
     ) -> None:
         self.policy = policy
         self.metrics = metrics
+        self.recent = recent  # the admin console's ring buffer of verdicts (types and actions only)
         self.judge = judge  # None: a tenant's model check never gets a verdict (its onTimeout applies)
         self.default = Guard(GuardrailPolicy())
         self._guards: dict[str, tuple[GuardrailPolicy, Guard]] = {}
@@ -142,4 +149,6 @@ class GuardrailStage:
     def _record(self, call: Call, checked: Checked) -> None:
         verdicts = checked.tally.verdicts()
         self.metrics.observe(verdicts)
+        if self.recent is not None:
+            self.recent.add(call.tenant, verdicts)
         call.notes[VERDICTS] = [verdict.record() for verdict in verdicts]

@@ -17,6 +17,7 @@ from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.policy import PolicySnapshot, TenantPolicy
 from inferflux.crds.tenant import Scope
 from inferflux.router.errors import UpstreamError
+from inferflux.router.guardrails.recent import RecentVerdicts
 from inferflux.router.guardrails.stage import VERDICTS, GuardrailStage
 from inferflux.router.guardrails.verdicts import GuardrailMetrics
 from inferflux.router.identity.principal import Principal
@@ -254,3 +255,29 @@ async def test_the_seeds_stream_route_filters_its_answer(setup: Setup) -> None:
         if line.startswith(b"data: ")
     )
     assert text == "Mail [EMAIL] today."
+
+
+async def test_verdicts_reach_the_consoles_ring_buffer_refusals_included(setup: Setup) -> None:
+    recent = RecentVerdicts()
+    stage = GuardrailStage(setup.holder, GuardrailMetrics(CollectorRegistry()), recent=recent)
+    redacted = Call("r7", "chat", "m", chat("mail ann@example.org"), b"{}", principal=principal("strict"))
+    await stage.admit(redacted)
+    await stage.finish(redacted)
+    clean = Call("r8", "chat", "m", chat("hello"), b"{}", principal=principal("strict"))
+    await stage.admit(clean)
+    await stage.finish(clean)
+    refused = Call("r9", "chat", "m", chat("pipe bomb"), b"{}", principal=principal("strict"))
+    with pytest.raises(UpstreamError):
+        await stage.admit(refused)
+    views = [entry.view() for entry in recent.entries()]
+    assert [(view["tenant"], view["verdicts"]) for view in views] == [
+        (
+            "strict",
+            [{"direction": "input", "check": "topic", "subject": "weapons", "action": "block", "count": 1}],
+        ),
+        (
+            "strict",
+            [{"direction": "input", "check": "pii", "subject": "email", "action": "redact", "count": 1}],
+        ),
+    ]
+    assert "ann@example.org" not in repr(views)

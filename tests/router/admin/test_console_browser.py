@@ -1,0 +1,315 @@
+"""The admin console in a real browser: Debian's chromium, driven by Playwright, against a real
+router process (``python -m inferflux.router``) with its audit log on and its guardrails on.
+
+The routing table comes from a file, and its one model's replica is the mock OpenAI backend
+(tests/router/mock_openai.py): the console reads the router's own routing table and queues, and
+what answers behind the router does not matter here. An axe-core scan (npm, tests/router/admin/axe)
+of every page, wide and narrow, must find no serious or critical violation. Set
+``INFERFLUX_CONSOLE_SCREENSHOTS`` to a folder to keep a screenshot of each page (docs/console.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from inferflux.router.audit import signing
+from tests.router.mock_openai import MockOpenAI, MockState
+
+router_process = importlib.import_module("inferflux_tests_router_process")
+
+CHROMIUM = "/usr/bin/chromium"
+AXE_DIR = Path(__file__).with_name("axe")
+AXE = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+TOKEN = "console-admin-token-0123456789"
+MODEL = "chat"
+CARD = "4111 1111 1111 1111"  # Luhn-valid: the default policy redacts payment cards
+PAGES = ("models", "tenants", "guardrails", "audit", "traces")
+WAIT_MS = 15_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Backend:
+    """The mock OpenAI backend on its own event loop in a thread, which also starts and stops the
+    router process: the tests are sync, and Playwright's sync API holds this thread's loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.mock: MockOpenAI = self.run(MockOpenAI(MockState()).start())
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.run(self.mock.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def axe() -> str:
+    """axe-core's source, installed from npm by its lock file when missing."""
+    if not AXE.exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=AXE_DIR, check=True, timeout=300)
+    return AXE.read_text()
+
+
+@pytest.fixture(scope="module")
+def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder = tmp_path_factory.mktemp("console")
+    backend = Backend()
+    routes = folder / "routes.json"
+    model = {"name": MODEL, "engine": "llamacpp", "endpoints": [{"url": backend.mock.url, "pod": "chat-0"}]}
+    routes.write_text(json.dumps({"version": 1, "models": {MODEL: model}}))
+    (folder / "hash-secret").write_bytes(os.urandom(32).hex().encode())
+    (folder / "audit-secret").write_bytes(os.urandom(32).hex().encode())
+    (folder / "admin-token").write_text(TOKEN)
+    signing.generate(folder / "audit.pem", folder / "audit.pub")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INFERFLUX_")}
+    env.update(
+        INFERFLUX_ROUTER_PORT=str(free_port()),
+        INFERFLUX_ADMIN_PORT=str(free_port()),
+        INFERFLUX_ROUTES_FILE=str(routes),
+        INFERFLUX_AUTH_SECRET_FILE=str(folder / "hash-secret"),
+        INFERFLUX_ADMIN_TOKEN_FILE=str(folder / "admin-token"),
+        INFERFLUX_AUDIT_DIR=str(folder / "audit"),
+        INFERFLUX_AUDIT_CHAIN="router-0",
+        INFERFLUX_AUDIT_SIGNING_KEY_FILE=str(folder / "audit.pem"),
+        INFERFLUX_AUDIT_SECRET_FILE=str(folder / "audit-secret"),
+        INFERFLUX_LOG_LEVEL="warning",
+    )
+    process = router_process.RouterProcess(env, folder / "router.log", TOKEN)
+    try:
+        backend.run(process.start())
+        yield process
+    finally:
+        backend.run(process.stop())
+        backend.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM), "apt-get install chromium (make system-deps)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def admin(router: Any, method: str, path: str, body: Any = None) -> Any:
+    url = f"http://127.0.0.1:{router.admin_port}/admin/v1{path}"
+    response = requests.request(
+        method, url, json=body, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def tenant_with_key(router: Any, tenant: str) -> str:
+    admin(router, "PUT", f"/tenants/{tenant}", {})
+    return str(admin(router, "POST", f"/tenants/{tenant}/keys", {"name": "test"})["key"])
+
+
+def chat(router: Any, key: str, text: str) -> requests.Response:
+    return requests.post(
+        f"http://127.0.0.1:{router.port}/v1/chat/completions",
+        json={"model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": 3},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def sign_in(page: Page, router: Any, token: str = TOKEN) -> None:
+    page.goto(f"http://127.0.0.1:{router.admin_port}/console/")
+    page.get_by_label("Admin token or admin API key").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def open_tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    expect(page.get_by_role("tabpanel", name=name)).to_be_visible()
+
+
+def test_a_wrong_token_is_refused_and_the_right_one_shows_the_models_live(page: Page, router: Any) -> None:
+    sign_in(page, router, "not-the-admin-token-at-all")
+    expect(page.get_by_role("alert")).to_have_text("This token was refused.")
+    expect(page.locator("#app")).to_be_hidden()
+
+    sign_in(page, router)
+    row = page.locator(f'tr[data-model="{MODEL}"]')
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    expect(row.get_by_role("listitem")).to_have_text("chat-0")
+    expect(row.locator('[data-field="inFlight"]')).to_have_text("0")
+    expect(page.locator("#live")).to_have_text("Live")
+
+    page.reload()  # the token stays for this tab
+    expect(row).to_be_visible(timeout=WAIT_MS)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Admin token or admin API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_the_static_page_holds_no_data_and_the_live_routes_need_the_token(router: Any) -> None:
+    base = f"http://127.0.0.1:{router.admin_port}"
+    assert requests.get(f"{base}/console/", timeout=10).status_code == 200
+    for path in ("/admin/v1/console/snapshot", "/admin/v1/console/events", "/admin/v1/guardrails/verdicts"):
+        refused = requests.get(base + path, timeout=10)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_token"
+
+
+def test_a_key_created_in_the_console_works_until_it_is_revoked_there(page: Page, router: Any) -> None:
+    admin(router, "PUT", "/tenants/team-keys", {"budget": {"monthly": "25.00", "failOpen": True}})  # no Redis
+    sign_in(page, router)
+    open_tab(page, "Tenants")
+    tenant = page.get_by_role("article", name="Tenant team-keys")
+    expect(tenant).to_contain_text("Budget: monthly 25.00 (pricing file's currency)")
+    page.get_by_label("Tenant", exact=True).select_option("team-keys")
+    page.get_by_label("Key name").fill("from the console")
+    page.get_by_role("button", name="Create key").click()
+    shown = page.locator("#new-key-value")
+    expect(shown).to_be_visible()
+    key = shown.inner_text().strip()
+    assert key.startswith("ifx_")
+
+    answered = chat(router, key, "hello")
+    assert answered.status_code == 200, answered.text
+    row = tenant.locator("tr", has_text="from the console")
+    expect(row).to_contain_text("active")
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).to_contain_text("revoked")
+
+    refused = chat(router, key, "hello")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_guardrail_verdict_appears_live_without_the_value(page: Page, router: Any) -> None:
+    key = tenant_with_key(router, "team-pii")
+    sign_in(page, router)
+    open_tab(page, "Guardrails")
+    verdicts = page.get_by_role("tabpanel", name="Guardrails").locator("li", has_text="tenant team-pii")
+    expect(verdicts).to_have_count(0)
+
+    answered = chat(router, key, f"my card is {CARD}, thanks")
+    assert answered.status_code == 200, answered.text
+    expect(verdicts).to_have_count(1, timeout=WAIT_MS)  # pushed over SSE, no reload
+    expect(verdicts).to_contain_text("input pii card: redact, count 1")
+    assert CARD not in page.content()
+    assert "1111" not in page.content()
+
+
+def test_audit_records_of_a_tenant_and_a_time_range_are_exported(page: Page, router: Any) -> None:
+    key = tenant_with_key(router, "team-audit")
+    assert chat(router, key, "hello").status_code == 200
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
+    sign_in(page, router)
+    open_tab(page, "Audit")
+    page.get_by_label("Tenant (empty: every record)").fill("team-audit")
+    page.get_by_label("From (UTC)").fill((now - dt.timedelta(hours=1)).isoformat())
+    page.get_by_label("Until (UTC)").fill((now + dt.timedelta(hours=1)).isoformat())
+    page.get_by_role("button", name="Export").click()
+    expect(page.locator("#audit-result")).to_contain_text("records exported")
+    count = int(page.locator("#audit-result").inner_text().split()[0])
+    assert count >= 3  # the tenant's creation, its key's creation, and the chat request
+    records = [json.loads(line) for line in page.locator("#audit-preview").inner_text().splitlines()]
+    assert {record.get("tenant") for record in records} == {"team-audit"}
+    assert any(record.get("model") == MODEL for record in records)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the records (NDJSON)").click()
+    assert len(Path(download.value.path()).read_text().splitlines()) == count
+
+    page.get_by_label("Until (UTC)").fill((now - dt.timedelta(hours=2)).isoformat())  # before it all
+    page.get_by_label("From (UTC)").fill((now - dt.timedelta(hours=3)).isoformat())
+    page.get_by_role("button", name="Export").click()
+    expect(page.locator("#audit-result")).to_have_text("0 records exported.")
+
+
+def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
+    sign_in(page, router)
+    models = page.get_by_role("tab", name="Models")
+    models.focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Tenants")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name="Tenants")).to_be_focused()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Traces")).to_be_focused()
+    expect(page.get_by_role("tabpanel", name="Traces")).to_contain_text("Not built yet")
+    page.keyboard.press("ArrowRight")  # wraps around
+    expect(models).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tabpanel", name="Tenants")).to_be_hidden()
+
+
+@pytest.mark.parametrize("width", [1100, 360])
+def test_no_page_has_a_serious_accessibility_violation(
+    browser: Browser, router: Any, axe: str, width: int, tmp_path: Path
+) -> None:
+    tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    # axe-core is injected as an inline script, which the console's CSP refuses: bypassed here only.
+    context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
+    page = context.new_page()
+    keep = os.environ.get("INFERFLUX_CONSOLE_SCREENSHOTS")
+    try:
+        page.goto(f"http://127.0.0.1:{router.admin_port}/console/")
+        scans = {"login": scan(page, axe)}
+        shoot(page, keep, "login", width)
+        sign_in(page, router)
+        expect(page.locator("tr[data-model]").first).to_be_visible(timeout=WAIT_MS)
+        for name in PAGES:
+            open_tab(page, name.capitalize())
+            if name == "tenants":
+                expect(page.locator("#tenants article").first).to_be_visible(timeout=WAIT_MS)
+            scans[name] = scan(page, axe)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
+            shoot(page, keep, name, width)
+    finally:
+        context.close()
+    serious = {
+        name: [(v["id"], v["impact"]) for v in violations if v["impact"] in ("serious", "critical")]
+        for name, violations in scans.items()
+    }
+    assert serious == {name: [] for name in scans}
+
+
+def scan(page: Page, axe: str) -> list[dict[str, Any]]:
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=axe)
+    result: dict[str, Any] = page.evaluate("axe.run(document)")
+    return list(result["violations"])
+
+
+def shoot(page: Page, folder: str | None, name: str, width: int) -> None:
+    """Keep a screenshot of the page (wide ones, and the narrow models page) in ``folder``."""
+    if not folder or (width < 500 and name != "models"):
+        return
+    suffix = "-narrow" if width < 500 else ""
+    page.screenshot(path=str(Path(folder) / f"console-{name}{suffix}.png"))
