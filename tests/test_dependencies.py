@@ -17,9 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = ("crds", "operator", "router", "runtime_image", "prompts", "cli", "sdk/python")
 # Extras whose packages the code may import (guarded where optional); dev tools and the GPU extra
 # are not imported by the package.
-CODE_EXTRAS = ("runtime", "model")
-# Declared packages the code names rather than imports: uvicorn loads them by these strings.
-USED_BY_NAME = {"uvloop": '"uvloop"', "httptools": '"httptools"'}
+CODE_EXTRAS = ("runtime", "model", "mcp")
+# Declared packages the code names rather than imports: uvicorn loads them by these strings, and
+# Starlette's form parser imports python-multipart when a handler reads a form.
+USED_BY_NAME = {
+    "uvloop": '"uvloop"',
+    "httptools": '"httptools"',
+    "websockets": '"websockets-sansio"',
+    "python-multipart": ".form(",
+}
 
 
 def requirement_name(requirement: str) -> str:
