@@ -16,7 +16,7 @@ import contextvars
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opentelemetry.attributes import BoundedAttributes
@@ -49,15 +49,21 @@ class RemoteParent:
     span_id: int
 
 
-@dataclass(eq=False, slots=True)
 class TraceRecord:
-    """The spans of one trace recorded in this process, waiting for the local root to end."""
+    """The spans of one trace recorded in this process, waiting for the local root to end.
 
-    trace_id: int
-    spans: list[Recorder] = field(default_factory=list)
-    failed: bool = False
-    decided: bool = False
-    kept: bool = False
+    A plain class rather than a dataclass: one is made per request, and a hand-written
+    ``__init__`` skips the generated one's default-factory machinery.
+    """
+
+    __slots__ = ("decided", "failed", "kept", "spans", "trace_id")
+
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+        self.spans: list[Recorder] = []
+        self.failed = False
+        self.decided = False
+        self.kept = False
 
 
 class TraceSpan(Protocol):

@@ -112,7 +112,7 @@ def start(
         return NOOP
     if parent is None:
         parent = current_span.get()
-    if isinstance(parent, Recorder):
+    if type(parent) is Recorder:  # the common case, tested first and exactly (no subclasses)
         record, parent_id, remote = parent.trace, parent.span_id, False
     elif isinstance(parent, RemoteParent):
         record, parent_id, remote = TraceRecord(parent.trace_id), parent.span_id, True
