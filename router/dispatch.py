@@ -10,6 +10,7 @@ context; leaving it (normally, by error or by cancellation) frees the replica an
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -95,19 +96,28 @@ class Exchange:
     tried: set[str] = field(default_factory=set)  # replica URLs this request went to, this one included
 
 
+@functools.lru_cache(maxsize=1024)
+def upstream_span_shape(operation: str, model: str, url: str) -> tuple[str, dict[str, Any]]:
+    """The name and fixed attributes of client spans to ``url`` (few shapes, one per request).
+
+    Worked out once per shape: every request pays for its spans, kept or not. The dict is shared:
+    callers copy it.
+    """
+    attributes = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.request.model": model,
+        "gen_ai.provider.name": RUNTIME_PROVIDER,
+        **telemetry.server_address(url),
+    }
+    return span_name(operation, model), attributes
+
+
 def upstream_span(model: str, url: str, request: TracedRequest | None) -> TraceSpan:
     """The client span of one attempt at ``url`` (`NOOP` when tracing is off)."""
     if request is None:
         return NOOP
-    span = telemetry.client_span(
-        span_name(request.operation, model),
-        {
-            "gen_ai.operation.name": request.operation,
-            "gen_ai.request.model": model,
-            "gen_ai.provider.name": RUNTIME_PROVIDER,
-            **telemetry.server_address(url),
-        },
-    )
+    name, attributes = upstream_span_shape(request.operation, model, url)
+    span = telemetry.client_span(name, attributes.copy())  # a span owns (and adds to) its attributes
     span.defer(described_request, request)
     return span
 

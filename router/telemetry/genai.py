@@ -9,8 +9,7 @@ Names follow the current (development-status) GenAI conventions: an inference sp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -94,9 +93,12 @@ def output_messages(text: str, finish_reason: str) -> str:
     return orjson.dumps([{"role": "assistant", "content": text, "finish_reason": finish_reason}]).decode()
 
 
-@dataclass(frozen=True)
-class TracedRequest:
-    """A routed request, for the GenAI attributes of its upstream spans (computed if kept)."""
+class TracedRequest(NamedTuple):
+    """A routed request, for the GenAI attributes of its upstream spans (computed if kept).
+
+    A named tuple: one is made for every request while tracing is on, and a tuple is the cheapest
+    immutable record to build.
+    """
 
     operation: str
     document: Mapping[str, Any]

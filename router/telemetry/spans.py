@@ -11,11 +11,12 @@ Spans of one request live on one event loop: recorders are not locked.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opentelemetry.attributes import BoundedAttributes
@@ -48,15 +49,21 @@ class RemoteParent:
     span_id: int
 
 
-@dataclass(eq=False, slots=True)
 class TraceRecord:
-    """The spans of one trace recorded in this process, waiting for the local root to end."""
+    """The spans of one trace recorded in this process, waiting for the local root to end.
 
-    trace_id: int
-    spans: list[Recorder] = field(default_factory=list)
-    failed: bool = False
-    decided: bool = False
-    kept: bool = False
+    A plain class rather than a dataclass: one is made per request, and a hand-written
+    ``__init__`` skips the generated one's default-factory machinery.
+    """
+
+    __slots__ = ("decided", "failed", "kept", "spans", "trace_id")
+
+    def __init__(self, trace_id: int) -> None:
+        self.trace_id = trace_id
+        self.spans: list[Recorder] = []
+        self.failed = False
+        self.decided = False
+        self.kept = False
 
 
 class TraceSpan(Protocol):
@@ -97,12 +104,25 @@ class NoopSpan:
     def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
         pass
 
+    def __enter__(self) -> NoopSpan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
 
 class Recorder:
-    """A span being recorded: kept in memory until its trace is decided (see `tail.TailSampler`)."""
+    """A span being recorded: kept in memory until its trace is decided (see `tail.TailSampler`).
+
+    Used in a ``with`` block (`tracing.span`, `tracing.server_span`), a recorder is the current
+    span inside the block and ends on exit, failed when an exception escapes. It is its own context
+    manager, not wrapped in one, because this runs for every request whether its trace is kept or
+    not: one object and one call fewer per span.
+    """
 
     __slots__ = (
         "_on_end",
+        "_token",
         "attributes",
         "deferred",
         "end_time",
@@ -144,6 +164,7 @@ class Recorder:
         self.end_time = 0
         self.deferred: list[tuple[Callable[[Any], Mapping[str, Any]], Any]] | None = None
         self._on_end = on_end
+        self._token: contextvars.Token[Recorder | None] | None = None
         if ERROR_TYPE in self.attributes:
             self._failed()
 
@@ -198,6 +219,20 @@ class Recorder:
             self.deferred = []
         self.deferred.append((compute, source))
 
+    # -- a ``with`` block: current inside, ended on exit ------------------------------------------
+    def __enter__(self) -> Recorder:
+        self._token = current_span.set(self)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if self._token is not None:
+            current_span.reset(self._token)
+            self._token = None
+        if error is not None:
+            self.attributes[ERROR_TYPE] = error_type(error)
+            self._failed()
+        self.end()
+
     # -- export -----------------------------------------------------------------------------------
     def resolve(self) -> None:
         """Add the deferred attributes (the trace is kept)."""
@@ -232,6 +267,17 @@ class Recorder:
             end_time=self.end_time,
             instrumentation_scope=SCOPE,
         )
+
+
+def error_type(error: BaseException) -> str:
+    """The ``error.type`` of an exception: its ``code`` value when it has one, else its class name."""
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    code = getattr(error, "code", None)
+    value = getattr(code, "value", code)
+    return value if isinstance(value, str) and value else type(error).__name__
 
 
 #: The span every helper hands out while tracing is off: all its methods are no-ops.

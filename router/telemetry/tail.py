@@ -57,7 +57,7 @@ class TailSampler:
             if trace.kept:
                 self._export([span])
             return
-        if not span.is_local_root:
+        if span.parent_id and not span.parent_remote:  # not the local root (`Recorder.is_local_root`)
             if self.buffered >= self.max_spans:
                 self.dropped += 1
             else:

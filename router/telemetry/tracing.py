@@ -13,7 +13,6 @@ written here (W3C trace context, ``tracestate`` is not carried).
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import random
 from collections.abc import Mapping
@@ -30,17 +29,19 @@ from inferflux.router.telemetry.settings import TraceSettings
 from inferflux.router.telemetry.spans import (
     ERROR,
     NOOP,
+    NoopSpan,
     Recorder,
     RemoteParent,
     TraceRecord,
     TraceSpan,
     current_span,
+    error_type,
     parse_traceparent,
     traceparent,
 )
 from inferflux.router.telemetry.tail import TailSampler
 
-__all__ = ["NOOP", "RemoteParent", "Tracing"]
+__all__ = ["NOOP", "RemoteParent", "Tracing", "error_type"]
 
 
 @dataclass
@@ -101,7 +102,7 @@ def start(
     attributes: Mapping[str, Any] | None = None,
     parent: TraceSpan | RemoteParent | None = None,
     start_time: int | None = None,
-) -> TraceSpan:
+) -> Recorder | NoopSpan:
     """A started span (`NOOP` when tracing is off) under ``parent``, else the current span; end it.
 
     With no parent and no current span, the span starts a new trace.
@@ -111,7 +112,7 @@ def start(
         return NOOP
     if parent is None:
         parent = current_span.get()
-    if isinstance(parent, Recorder):
+    if type(parent) is Recorder:  # the common case, tested first and exactly (no subclasses)
         record, parent_id, remote = parent.trace, parent.span_id, False
     elif isinstance(parent, RemoteParent):
         record, parent_id, remote = TraceRecord(parent.trace_id), parent.span_id, True
@@ -166,47 +167,21 @@ class current:
             current_span.reset(self.token)
 
 
-class _Opened(current):
-    """A started span, current inside the block, ended on exit; an escaping exception marks it failed."""
-
-    __slots__ = ()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.token is None:
-            return
-        current_span.reset(self.token)
-        error = exc[1] if len(exc) > 1 else None
-        if isinstance(error, BaseException):
-            fail(self.span, error_type(error))
-        self.span.end()
-
-
 def server_span(
     name: str, attributes: Mapping[str, Any] | None = None, parent: RemoteParent | None = None
-) -> _Opened:
+) -> Recorder | NoopSpan:
     """A server span, current inside the ``with`` block; an escaping exception marks it failed."""
-    return _Opened(start(name, SpanKind.SERVER, attributes, parent))
+    return start(name, SpanKind.SERVER, attributes, parent)
 
 
-def span(name: str, **attributes: Any) -> _Opened:
+def span(name: str, **attributes: Any) -> Recorder | NoopSpan:
     """An internal span (a stage of the request), current inside the ``with`` block."""
-    return _Opened(start(name, SpanKind.INTERNAL, attributes))
+    return start(name, SpanKind.INTERNAL, attributes)
 
 
 def client_span(name: str, attributes: Mapping[str, Any] | None = None) -> TraceSpan:
     """A started client span under the current span; pass it to `inject`, then end it."""
     return start(name, SpanKind.CLIENT, attributes)
-
-
-def error_type(error: BaseException) -> str:
-    """The ``error.type`` of an exception: its ``code`` value when it has one, else its class name."""
-    if isinstance(error, asyncio.CancelledError):
-        return "cancelled"
-    if isinstance(error, TimeoutError):
-        return "timeout"
-    code = getattr(error, "code", None)
-    value = getattr(code, "value", code)
-    return value if isinstance(value, str) and value else type(error).__name__
 
 
 def fail(span: TraceSpan, kind: str) -> None:
