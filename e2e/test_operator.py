@@ -435,8 +435,19 @@ def test_kstatus_reads_ready_progressing_and_stalled_models(
         unready,
         llamacpp_model("ks-stalled", namespace, engineArgs={"extraArgs": ["--listen-everywhere"]}),
     )
-    ready = wait_ready(admin, "ks-ready", namespace)
-    assert kstatus(ready)["status"] == "Current"
+    wait_ready(admin, "ks-ready", namespace)
+    verdicts: list[dict[str, str]] = []
+
+    def read_current() -> bool:
+        # Polled: a loaded machine once showed the object Ready a moment before its status had
+        # observed the latest generation, which kstatus rightly reads as InProgress.
+        verdicts.append(kstatus(admin.get("inferencemodel", "ks-ready", namespace) or {}))
+        return verdicts[-1]["status"] == "Current"
+
+    try:
+        wait_for("kstatus to read ks-ready Current", read_current, timeout=60)
+    except AssertionError as error:
+        raise AssertionError(f"{error}; last verdict: {verdicts[-1:]}") from None
 
     def observed_progressing() -> dict[str, Any] | None:
         obj = admin.get("inferencemodel", "ks-progressing", namespace) or {}

@@ -91,6 +91,7 @@ def test_a_tenant_becomes_ready_and_is_published(admin: Kube, operator: Operator
         "certificateSubjects": [],
         "oidcValues": ["alice@example.com"],
         "source": "resource",
+        "scheduling": {"priority": 0, "weight": 1},  # the defaults (docs/scheduling.md)
     }
     configmap = admin.get("configmap", POLICY, OPERATOR_NS)
     assert configmap is not None

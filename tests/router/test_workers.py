@@ -160,7 +160,7 @@ def running(pid: int) -> bool:
         return False
 
 
-def run_supervisor(env: dict[str, str], within: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_supervisor(env: dict[str, str], within: float = 180.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "inferflux.router"], env=env, capture_output=True, text=True, timeout=within
     )
