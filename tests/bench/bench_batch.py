@@ -8,8 +8,8 @@ Batch API and its worker on (``INFERFLUX_BATCH_WORKERS``):
   directly to ``/v1/chat/completions`` by as many concurrent clients as the worker runs tasks;
 - time to first token of interactive streamed requests on the real runtime (llama.cpp, the bundled
   Gemma-3 270M), alone and then while a batch runs on the same runtime. Batch tasks carry
-  ``x-inferflux-priority: -10``; until the router's scheduler honours it, they compete with
-  interactive requests as equals, and this cell shows what that costs.
+  ``x-inferflux-priority: -10``: the router's fair queue puts them in the sheddable band and the
+  runtime pauses one for an interactive request; this cell shows what the batch still costs.
 
     python tests/bench/bench_batch.py
     python tests/bench/bench_batch.py --tasks 4000 --ttft-rounds 0     # without the runtime
