@@ -35,14 +35,7 @@ FAST = {
 }
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Any]:
-    """A fresh redis-server without persistence; stopped afterwards."""
-    server = redis_server.RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+# The plain ``redis`` fixture (no persistence) is in tests/router/conftest.py.
 
 
 @pytest.fixture
