@@ -7,8 +7,8 @@ The image names come from the chart's values (``image``, ``runtimeImage``), tagg
 appVersion, so that what is built is what ``helm install`` and ``manifests/`` (rendered from the
 chart) pull. No registry of images is reachable where this runs, so ``FROM`` cannot pull Debian: the
 base is built from Debian's packages with mmdebstrap and imported into buildah's own storage under
-``.cache/images`` (docs/images.md). The Dockerfiles take it as ``--build-arg BASE``; with a Docker
-engine they build from ``debian:bookworm-slim`` instead.
+``~/.cache/inferflux/images`` (``INFERFLUX_IMAGE_CACHE``; docs/images.md). The Dockerfiles take it
+as ``--build-arg BASE``; with a Docker engine they build from ``debian:bookworm-slim`` instead.
 
 ``check`` runs each image's own entrypoint the way the chart's securityContext runs it: as the
 image's numeric user, in a chroot of the image whose root is mounted read-only, with only a tmpfs on
@@ -19,6 +19,7 @@ per failure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -39,18 +40,31 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "inferflux"
-WORK = REPO / ".cache" / "images"
+# Outside the checkout, like pip's and Go's caches, so that a fresh clone (CI's) reuses the Debian base,
+# the portable llama.cpp wheel and buildah's storage instead of rebuilding them for 20 minutes.
+WORK = Path(os.environ.get("INFERFLUX_IMAGE_CACHE") or Path.home() / ".cache" / "inferflux" / "images")
 WHEELHOUSE = WORK / "wheelhouse"
+# The Dockerfile bind-mounts the wheelhouse from the build context (the checkout); the wheel is copied there.
+CONTEXT_WHEELHOUSE = REPO / ".cache" / "images" / "wheelhouse"
 BASE_REF = "localhost/inferflux/debian:bookworm"
 SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The seeds' target for the runtime image, uncompressed as it lands on a node.
 RUNTIME_MAX_BYTES = 500 * 1000 * 1000
-# The same CPU-only llama.cpp build as runtime_image/Dockerfile's CMAKE_ARGS (the test compares them).
-PORTABLE_CMAKE_ARGS = (
-    "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF "
-    "-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF"
-)
+# The same CPU-only llama.cpp build as runtime_image/Dockerfile's CMAKE_ARGS (the test compares them),
+# without llama.cpp's `common` library (runtime_image/llama_without_common.cmake says why).
+WITHOUT_COMMON = "runtime_image/llama_without_common.cmake"
+
+
+def portable_cmake_args(root: str) -> str:
+    """The CMAKE_ARGS of the image's llama.cpp build, for a checkout at ``root`` (/src in the Dockerfile)."""
+    return (
+        "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF "
+        "-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF "
+        f"-DCMAKE_PROJECT_llama.cpp_INCLUDE={root}/{WITHOUT_COMMON}"
+    )
+
+
 READY_TIMEOUT_SECONDS = 120.0
 # /tmp inside the image's chroot: the only writable place, as the pods' emptyDir is.
 IMAGE_TMP = "/tmp"  # noqa: S108
@@ -160,16 +174,27 @@ def build_wheelhouse() -> None:
     Its own pip cache: pip's wheel cache ignores CMAKE_ARGS, so the shared cache may hold a wheel built
     for this machine's CPU (``make install``), which must not end up in an image.
     """
-    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     requirement = pinned_llama_requirement()
     version = requirement.split("==")[1]
-    if any(WHEELHOUSE.glob(f"llama_cpp_python-{version}-*.whl")):
-        return
-    started = time.monotonic()
-    env = {**os.environ, "CMAKE_ARGS": PORTABLE_CMAKE_ARGS, "PIP_CACHE_DIR": str(WORK / "pip-cache")}
-    pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(WHEELHOUSE)]
-    subprocess.run([tool("nice"), "-n", "10", *pip, requirement], check=True, env=env)  # noqa: S603
-    timed(f"wheel {requirement}", started)
+    pattern = f"llama_cpp_python-{version}-*.whl"
+    # One folder per build recipe, so that a changed flag or include file builds a new wheel.
+    recipe = f"{requirement}|{portable_cmake_args('')}|{(REPO / WITHOUT_COMMON).read_text()}"
+    wheelhouse = WHEELHOUSE / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    if not any(wheelhouse.glob(pattern)):
+        started = time.monotonic()
+        env = {
+            **os.environ,
+            "CMAKE_ARGS": portable_cmake_args(str(REPO)),
+            "PIP_CACHE_DIR": str(WORK / "pip-cache"),
+        }
+        pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse)]
+        subprocess.run([tool("nice"), "-n", "10", *pip, requirement], check=True, env=env)  # noqa: S603
+        timed(f"wheel {requirement}", started)
+    shutil.rmtree(CONTEXT_WHEELHOUSE, ignore_errors=True)
+    CONTEXT_WHEELHOUSE.mkdir(parents=True)
+    for wheel in wheelhouse.glob(pattern):
+        shutil.copy2(wheel, CONTEXT_WHEELHOUSE / wheel.name)
 
 
 def proxy_ca_arguments() -> list[str]:
@@ -202,6 +227,8 @@ def build(only: str | None) -> None:
         build_wheelhouse()
     for spec in specs:
         build_image(spec)
+    # The storage outlives the checkout: drop the images a rebuild left untagged, or it grows each run.
+    buildah("rmi", "--prune")
 
 
 def image_config(reference: str) -> dict[str, Any]:

@@ -60,7 +60,9 @@ def ask(port: int) -> str:
         return str(json.load(response)["choices"][0]["message"]["content"])
 
 
-def time_make_run(clone: Path, env: dict[str, str], port: int, log: Path, limit_s: float) -> tuple[float, str]:
+def time_make_run(
+    clone: Path, env: dict[str, str], port: int, log: Path, limit_s: float
+) -> tuple[float, str]:
     """Seconds from `make run` to "InferFlux is up", and the answer to QUESTION."""
     started = time.monotonic()
     with log.open("w") as out:
@@ -104,9 +106,9 @@ def cell(name: str, caches: Path, port: int, workdir: Path, limit_s: float) -> t
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warm-only", action="store_true", help="only the warm cell, with this machine's caches")
+    parser.add_argument("--warm-only", action="store_true", help="only warm, with this machine's caches")
     parser.add_argument("--port", type=int, default=18631)
-    parser.add_argument("--limit", type=float, default=1800.0, help="give up on a cell after this many seconds")
+    parser.add_argument("--limit", type=float, default=1800.0, help="give up on a cell after this long (s)")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as tmp:
