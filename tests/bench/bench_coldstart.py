@@ -6,7 +6,8 @@ the default chat model "What is the capital of France?" through the router and c
 
 Two cells, run one after the other in the same run:
 
-- **cold**: empty pip and uv caches (everything downloaded, llama.cpp compiled from its sdist);
+- **cold**: empty pip, uv and InferFlux caches (``XDG_CACHE_HOME``: everything downloaded, llama.cpp
+  compiled from its sdist);
 - **warm**: a second fresh clone using the caches the cold cell just filled (a new virtual
   environment, nothing compiled).
 
@@ -96,7 +97,8 @@ def time_make_run(
 
 def cell(name: str, caches: Path, port: int, workdir: Path, limit_s: float) -> tuple[str, float, str]:
     env = dict(os.environ)
-    env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))
+    # XDG_CACHE_HOME holds the Makefile's llama.cpp wheels (inferflux/wheels) as well.
+    env.update(PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"), XDG_CACHE_HOME=str(caches))
     clone = fresh_clone(workdir / name)
     print(f"bench-coldstart: {name}: make run in {clone}", flush=True)
     seconds, answer = time_make_run(clone, env, port, workdir / f"{name}.log", limit_s)
@@ -114,12 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as tmp:
         workdir = Path(tmp)
         if args.warm_only:
-            home = Path.home() / ".cache"
-            env_caches = workdir / "caches"
-            env_caches.mkdir()
-            (env_caches / "pip").symlink_to(os.environ.get("PIP_CACHE_DIR", home / "pip"))
-            (env_caches / "uv").symlink_to(os.environ.get("UV_CACHE_DIR", home / "uv"))
-            results.append(cell("warm", env_caches, args.port, workdir, args.limit))
+            home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+            results.append(cell("warm", home, args.port, workdir, args.limit))
         else:
             caches = workdir / "caches"
             results.append(cell("cold", caches, args.port, workdir, args.limit))

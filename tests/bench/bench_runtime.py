@@ -92,7 +92,8 @@ def ensure_llama_server() -> Path:
             str(build),
             "-DLLAMA_CURL=OFF",
             "-DLLAMA_OPENSSL=OFF",
-            "-DGGML_NATIVE=ON",
+            # The same CPU code as the runtime's wheel (helm/llama_wheel.py): portable, AVX2/FMA.
+            "-DGGML_NATIVE=OFF",
             "-DCMAKE_BUILD_TYPE=Release",
             "-DLLAMA_BUILD_TESTS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF",

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "helm"))
 sys.path.insert(0, str(REPO / "tests"))
 import build_images  # noqa: E402 - a script beside the chart, not a package
+import llama_wheel  # noqa: E402
 from test_dependencies import imported_modules, requirement_name  # noqa: E402
 
 DOCKERFILES = ("operator/Dockerfile", "runtime_image/Dockerfile")
@@ -132,7 +133,7 @@ def test_the_image_build_compiles_llama_cpp_like_the_dockerfile() -> None:
     text = (REPO / "runtime_image" / "Dockerfile").read_text()
     match = re.search(r'CMAKE_ARGS="([^"]+)"', text)
     assert match is not None
-    assert match.group(1) == build_images.portable_cmake_args("/src")
+    assert match.group(1) == llama_wheel.cmake_args("/src")
     assert "-DGGML_NATIVE=OFF" in match.group(1), "an image must not be tuned to the build machine's CPU"
 
 
