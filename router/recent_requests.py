@@ -14,9 +14,11 @@ this router measures, in seconds:
 - ``ttft``: to the first chunk of a stream that completed.
 
 Never the prompt, the answer, a header or a key. ``trace_id`` is the request's trace when tracing
-is on (router/telemetry). The tail sampler decides whether a trace is exported only when the
-request's server span ends, after the entry is written, so the entry keeps the trace's record and
-reads the decision when it is viewed: a link is only offered to a trace that was exported.
+is on (router/telemetry). The tail sampler decides whether a trace is kept (sent to the trace
+backend) only when the request's server span ends, after the entry is written, so the entry keeps
+the trace's record and reads the decision when it is viewed: a link is only offered to a kept
+trace. Kept spans are queued and POSTed in the background; a failed POST is not retried, so a kept
+trace can still be missing from the backend.
 The oldest entries fall out once ``capacity`` is reached; a router restart empties the ring.
 """
 
@@ -63,16 +65,16 @@ class RecentRequest:
         return f"{self.trace.trace_id:032x}" if self.trace is not None else None
 
     @property
-    def exported(self) -> bool | None:
-        """Whether the trace was exported; None while undecided or without a trace."""
+    def kept(self) -> bool | None:
+        """Whether the tail sampler kept the trace; None while undecided or without a trace."""
         trace = self.trace
         if trace is None or not trace.decided:
             return None
         return trace.kept
 
     def view(self, trace_url: str = "") -> dict[str, object]:
-        """The entry as the admin API answers it; ``traceUrl`` only for an exported trace."""
-        trace_id, exported = self.trace_id, self.exported
+        """The entry as the admin API answers it; ``traceUrl`` only for a kept trace."""
+        trace_id, kept = self.trace_id, self.kept
         return {
             "sequence": self.sequence,
             "time": dt.datetime.fromtimestamp(self.time, dt.UTC).isoformat(timespec="milliseconds"),
@@ -88,8 +90,8 @@ class RecentRequest:
             "upstreamMs": milliseconds(self.upstream),
             "ttftMs": milliseconds(self.ttft),
             "traceId": trace_id,
-            "traceExported": exported,
-            "traceUrl": trace_link(trace_url, trace_id) if exported else None,
+            "traceKept": kept,
+            "traceUrl": trace_link(trace_url, trace_id) if kept else None,
         }
 
 

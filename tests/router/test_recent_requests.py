@@ -57,11 +57,9 @@ def test_an_entry_without_tracing_has_no_trace_and_no_link() -> None:
 
 
 @pytest.mark.parametrize(
-    ("decided", "kept", "exported"), [(False, False, None), (True, False, False), (True, True, True)]
+    ("decided", "kept", "shown"), [(False, False, None), (True, False, False), (True, True, True)]
 )
-def test_a_trace_link_is_offered_only_for_an_exported_trace(
-    decided: bool, kept: bool, exported: bool | None
-) -> None:
+def test_a_trace_link_is_offered_only_for_a_kept_trace(decided: bool, kept: bool, shown: bool | None) -> None:
     trace = TraceRecord(0xABC)
     trace.decided, trace.kept = decided, kept
     recent = RecentRequests()
@@ -70,8 +68,8 @@ def test_a_trace_link_is_offered_only_for_an_exported_trace(
     entry = type(entry)(**{**{name: getattr(entry, name) for name in entry.__slots__}, "trace": trace})
     view = entry.view(LINK)
     assert view["traceId"] == f"{0xABC:032x}"
-    assert view["traceExported"] is exported
-    expected = f"http://jaeger.example:16686/trace/{0xABC:032x}" if exported else None
+    assert view["traceKept"] is shown
+    expected = f"http://jaeger.example:16686/trace/{0xABC:032x}" if shown else None
     assert view["traceUrl"] == expected
     assert entry.view("")["traceUrl"] is None, "no template configured: no link"
 
@@ -151,7 +149,7 @@ async def test_the_entry_names_the_exported_trace_of_its_request(
         assert response.status == 200
     (entry,) = recent.entries()
     for _ in range(200):  # the server span ends just after the last byte: its trace is decided then
-        if entry.exported is not None:
+        if entry.kept is not None:
             break
         await asyncio.sleep(0.01)
     tracing = telemetry.current_tracing()

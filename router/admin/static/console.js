@@ -104,9 +104,9 @@ function traceCell(entry, links) {
   const short = entry.traceId.slice(0, 8);
   if (entry.traceUrl) {
     cell.append(element("a", `trace ${short}`, { href: entry.traceUrl, "aria-label": `Trace ${entry.traceId} in the trace backend` }));
-  } else if (entry.traceExported === null) {
+  } else if (entry.traceKept === null) {
     cell.textContent = `${short}, deciding`;
-  } else if (!entry.traceExported) {
+  } else if (!entry.traceKept) {
     cell.textContent = `${short}, not sampled`;
   } else {
     cell.textContent = links ? short : `${short} (no INFERFLUX_CONSOLE_TRACE_URL)`;

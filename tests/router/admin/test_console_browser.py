@@ -127,7 +127,15 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("console")
     backend = Backend()
     routes = folder / "routes.json"
-    model = {"name": MODEL, "engine": "llamacpp", "endpoints": [{"url": backend.mock.url, "pod": "chat-0"}]}
+    model = {
+        "name": MODEL,
+        "engine": "llamacpp",
+        "endpoints": [{"url": backend.mock.url, "pod": "chat-0"}],
+        "conditions": [  # as the operator publishes them (a table from inferctl has none)
+            {"type": "Ready", "status": "True", "reason": "Serving", "message": "1/1 runtime pods Ready"},
+            {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "message": ""},
+        ],
+    }
     routes.write_text(json.dumps({"version": 1, "models": {MODEL: model}}))
     (folder / "hash-secret").write_bytes(os.urandom(32).hex().encode())
     (folder / "audit-secret").write_bytes(os.urandom(32).hex().encode())
@@ -219,6 +227,7 @@ def test_a_wrong_token_is_refused_and_the_right_one_shows_the_models_live(page: 
     row = page.locator(f'tr[data-model="{MODEL}"]')
     expect(row).to_be_visible(timeout=WAIT_MS)
     expect(row.get_by_role("listitem")).to_have_text("chat-0")
+    expect(row.locator('[data-field="state"]')).to_have_text("Ready (Serving)1/1 runtime pods Ready")
     expect(row.locator('[data-field="inFlight"]')).to_have_text("0")
     expect(page.locator("#live")).to_have_text("Live")
 
@@ -365,7 +374,8 @@ def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
 def test_no_page_has_a_serious_accessibility_violation(
     browser: Browser, router: Any, axe: str, width: int, tmp_path: Path
 ) -> None:
-    tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    key = tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    assert chat(router, key, "hello").status_code == 200  # and the Traces page a request
     # axe-core is injected as an inline script, which the console's CSP refuses: bypassed here only.
     context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
     page = context.new_page()
@@ -380,6 +390,8 @@ def test_no_page_has_a_serious_accessibility_violation(
             open_tab(page, name.capitalize())
             if name == "tenants":
                 expect(page.locator("#tenants article").first).to_be_visible(timeout=WAIT_MS)
+            if name == "traces":
+                expect(page.locator("tr[data-request] a").first).to_be_visible(timeout=WAIT_MS)
             scans[name] = scan(page, axe)
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
             shoot(page, keep, name, width)
