@@ -14,18 +14,16 @@ chromium is driven by Playwright, as in tests/router/admin/test_console_browser.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cluster_fixture import llamacpp_model, operator_suite
+from cluster_fixture import llamacpp_model, operator_suite, suite
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 _ops = operator_suite()
@@ -35,19 +33,7 @@ operator = _ops.operator
 namespace = _ops.namespace
 
 
-def _scale_to_zero_suite() -> Any:
-    """test_scale_to_zero.py, loaded once by path: its router process on the routing ConfigMap."""
-    name = "inferflux_e2e_test_scale_to_zero"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_scale_to_zero.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_stz = _scale_to_zero_suite()
+_stz = suite("test_scale_to_zero.py")  # its router process on the routing ConfigMap
 router_rbac = _stz.router_rbac
 
 CHROMIUM = "/usr/bin/chromium"

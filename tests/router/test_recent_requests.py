@@ -11,8 +11,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from inferflux.router import telemetry
-from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.pipeline import Call, OutputFilter
+from inferflux.router.pipeline import Call
 from inferflux.router.recent_requests import GRANTED_NOTE, QUEUE_NOTE, RecentRequests, timings
 from inferflux.router.telemetry.spans import TraceRecord
 
@@ -74,21 +73,6 @@ def test_a_trace_link_is_offered_only_for_a_kept_trace(decided: bool, kept: bool
     assert entry.view("")["traceUrl"] is None, "no template configured: no link"
 
 
-class Refuse:
-    """A stage that refuses every request, as a spent budget would."""
-
-    name = "refuse"
-
-    async def admit(self, call: Call) -> None:
-        raise UpstreamError(ErrorCode.INSUFFICIENT_QUOTA, "no budget left")
-
-    async def finish(self, call: Call) -> None:
-        return None
-
-    def output(self, call: Call) -> OutputFilter | None:
-        return None
-
-
 async def test_the_router_records_queue_upstream_and_first_chunk_times_but_no_content(
     mocks: Any, make_router: Any, route: Any
 ) -> None:
@@ -117,16 +101,17 @@ async def test_the_router_records_queue_upstream_and_first_chunk_times_but_no_co
     assert SECRET not in orjson.dumps([first.view(LINK), second.view(LINK)]).decode()
 
 
-async def test_a_refused_request_is_listed_with_its_error_and_no_dispatch_times(
+async def test_a_request_that_failed_before_dispatch_is_listed_without_dispatch_times(
     make_router: Any, route: Any
 ) -> None:
-    harness = await make_router({"m": route(["http://127.0.0.1:9"])}, stages=[Refuse()])
+    harness = await make_router({"m": route(["http://127.0.0.1:9"])})
     recent = RecentRequests()
     harness.router.pipeline.observe(recent.record)
-    async with harness.post("/v1/chat/completions", CHAT) as response:
-        assert response.status == 429
+    async with harness.post("/v1/chat/completions", {**CHAT, "model": "unknown"}) as response:
+        assert response.status == 404
     (entry,) = recent.entries()
-    assert (entry.status, entry.error, entry.queue, entry.upstream) == (429, "insufficient_quota", None, None)
+    assert (entry.model, entry.status, entry.error) == ("unknown", 404, "not_found")
+    assert (entry.queue, entry.upstream, entry.ttft) == (None, None, None)
 
 
 @pytest.fixture
