@@ -6,7 +6,9 @@ pod's readiness or a swap changes where traffic should go. The router watches th
 local mode ``inferctl up`` writes the same document to a file. See docs/architecture.md.
 
 Only Ready endpoints are listed, so the router never has to second-guess readiness. Secrets are
-referenced, never copied: a provider entry names the Secret key holding its API key.
+referenced, never copied: a provider entry names the Secret key holding its API key. Every model is
+listed, Ready or not, with its Ready, Progressing and Stalled conditions as the operator last wrote
+them: the admin console shows them; routing never reads them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from inferflux.crds.inferencemodel import Balancer, Engine, ProviderName, SecretKeyRef
-from inferflux.crds.meta import KubeModel
+from inferflux.crds.meta import ConditionStatus, KubeModel
 
 CONFIGMAP_NAME = "inferflux-routing"
 CONFIGMAP_KEY = "routes.json"
@@ -42,6 +44,15 @@ class ProviderRoute(KubeModel):
     timeout_seconds: float = 60
 
 
+class RouteCondition(KubeModel):
+    """One of the InferenceModel's status conditions, without its times (they would rewrite the table)."""
+
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+
+
 class ModelRoute(KubeModel):
     """Everything the router needs to serve one ``model`` id."""
 
@@ -57,6 +68,11 @@ class ModelRoute(KubeModel):
     max_queue: int = 256
     scale_to_zero: bool = Field(default=False, description="Zero endpoints means activate, not fail.")
     autoscaling: bool = Field(default=False, description="The routers report this model's in-flight count.")
+    conditions: list[RouteCondition] = Field(
+        default_factory=list,
+        description="The model's Ready, Progressing and Stalled conditions, for display only; empty "
+        "when the table does not come from the operator (local mode).",
+    )
 
 
 class RoutingTable(KubeModel):

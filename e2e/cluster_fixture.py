@@ -801,11 +801,16 @@ def provider_model(name: str, namespace: str, secret: str, key: str) -> dict[str
 def operator_suite() -> Any:
     """e2e/test_operator.py as a module, loaded once by path, for the suites that share its fixtures
     (pytest's importlib mode puts no test folder on sys.path)."""
+    return suite("test_operator.py")
+
+
+def suite(filename: str) -> Any:
+    """The e2e test module ``filename`` (beside this file), loaded once by path."""
     import importlib.util
 
-    name = "inferflux_e2e_test_operator"
+    name = "inferflux_e2e_" + filename.removesuffix(".py")
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_operator.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         assert spec is not None
         assert spec.loader is not None
         sys.modules[name] = importlib.util.module_from_spec(spec)

@@ -57,6 +57,7 @@ from inferflux.router.policy.sources import PolicyConfigMapSource, PolicyFileSou
 from inferflux.router.policy.store import MemoryPolicyStore, PolicyStore, RedisPolicyStore
 from inferflux.router.providers import ClusterSecrets, install_redaction
 from inferflux.router.realtime.service import websocket_options
+from inferflux.router.recent_requests import RecentRequests
 from inferflux.router.resume import KeyringError
 from inferflux.router.settings import Settings, SettingsError, from_env
 from inferflux.router.telemetry import TraceSettings, bridge, configure_logging
@@ -174,6 +175,15 @@ def activity_for(settings: Settings, router: Router) -> ActivityReporter | None:
     return activity
 
 
+def recent_requests_for(settings: Settings, router: Router) -> RecentRequests | None:
+    """The admin console's recent requests, fed by the pipeline; None when kept off (0)."""
+    if settings.console_recent_requests <= 0:
+        return None
+    requests = RecentRequests(settings.console_recent_requests)
+    router.pipeline.observe(requests.record)
+    return requests
+
+
 def build() -> Process:
     """Settings, policy, router and admin app, failing early on bad input (files are read up front)."""
     settings = from_env()
@@ -212,7 +222,13 @@ def build() -> Process:
         AdminAuth(holder, hasher, token),
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,
-        ConsoleSources(lambda: router.holder.table, router.dispatcher.limiters, recent),
+        ConsoleSources(
+            lambda: router.holder.table,
+            router.dispatcher.limiters,
+            recent,
+            recent_requests_for(settings, router),
+            settings.console_trace_url,
+        ),
     )
     process = Process(settings, router, holder, store, snapshots, admin, budgets, audit)
     process.activity = activity_for(settings, router)

@@ -315,7 +315,9 @@ class Dispatcher:
             entry = await limiter.acquire(demand)
         finally:
             self.metrics.queue_depth.labels(model).set(limiter.queued)
-        self.metrics.queue_wait.labels(model).observe(time.perf_counter() - waiting)
+        demand.granted = time.perf_counter()
+        demand.waited = demand.granted - waiting
+        self.metrics.queue_wait.labels(model).observe(demand.waited)
         in_flight = self.metrics.in_flight.labels(model)
         in_flight.inc()
         try:

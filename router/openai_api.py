@@ -40,6 +40,7 @@ from inferflux.router.metrics import NO_TENANT, Metrics
 from inferflux.router.pipeline import Call, OutputFilter, Pipeline, Usage, drained, filtered
 from inferflux.router.providers.chain import served_by_header
 from inferflux.router.providers.handler import ChainHandler
+from inferflux.router.recent_requests import GRANTED_NOTE, QUEUE_NOTE, TTFT_NOTE
 from inferflux.router.scheduling.demand import PRIORITY_HEADER, Demand
 from inferflux.router.sse import UsageScanner, count_events, openai_error_event
 from inferflux.router.telemetry import genai
@@ -50,7 +51,6 @@ from inferflux.router.upstream import classify_status
 
 log = logging.getLogger("inferflux.router")
 GAP_SAMPLE_MASK = 3
-TTFT_NOTE = "metrics.ttft"  # Call.notes: seconds to the first chunk of a complete stream
 TPOT_NOTE = "metrics.tpot"  # Call.notes: seconds per output token after the first
 ROUTES = {
     "/v1/chat/completions": "chat",
@@ -213,6 +213,9 @@ class OpenAIRoutes:
             upstream.demand,
         ) as ex:
             call.upstream = ex.route.name
+            if upstream.demand is not None:  # the console's recent requests show the queue wait
+                call.notes[QUEUE_NOTE] = upstream.demand.waited
+                call.notes[GRANTED_NOTE] = upstream.demand.granted
             try:
                 if ex.response.status >= 400:
                     await self._relay_error(send, ex, call)

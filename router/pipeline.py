@@ -16,13 +16,17 @@ into a `Call` and hands it to the `Pipeline`:
 
 A pipeline with no stages costs a loop over nothing per request, which is what "cheap when off"
 means here: a stage that is off is simply not in the list.
+
+Observers (`Pipeline.observe`) are told about every finished call after the stages, refused ones
+included: plain synchronous callbacks with no span of their own, for bookkeeping that neither
+refuses nor changes anything (the admin console's recent requests, router/recent_requests.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -146,6 +150,11 @@ class Pipeline:
 
     def __init__(self, stages: Sequence[Stage] = ()) -> None:
         self.stages = tuple(stages)
+        self.observers: tuple[Callable[[Call], None], ...] = ()
+
+    def observe(self, observer: Callable[[Call], None]) -> None:
+        """Call ``observer`` with every call once it is finished (wiring, before the router serves)."""
+        self.observers = (*self.observers, observer)
 
     def extend(self, stages: Sequence[Stage]) -> None:
         """Add ``stages`` after the present ones (wiring, before the router serves)."""
@@ -173,6 +182,11 @@ class Pipeline:
                 await stage.finish(call)
             except Exception:  # one stage's failure must not skip the audit record after it
                 log.exception("stage %s failed to finish request %s", stage.name, call.request_id)
+        for observer in self.observers:
+            try:
+                observer(call)
+            except Exception:
+                log.exception("an observer failed on request %s", call.request_id)
 
     def outputs(self, call: Call) -> list[OutputFilter]:
         """The output filters of the stages that admitted ``call``, in stage order."""

@@ -129,6 +129,10 @@ class Settings:
     batch_tenant_concurrency: int = 16  # a tenant's tasks running at once, fleet-wide (0: no limit)
     batch_tenant_queued: int = 200_000  # a tenant's tasks queued and not yet finished (0: no limit)
     batch_retention_seconds: int = 30 * 86400  # files and finished batches are kept this long
+    # The admin console's Traces page (docs/console.md): this router's recent requests in memory
+    # (0: none kept), and a link to each exported trace in the trace backend's UI.
+    console_recent_requests: int = 200
+    console_trace_url: str = ""  # e.g. http://jaeger:16686/trace/{trace_id}
 
 
 _ENV = {
@@ -232,6 +236,8 @@ _ENV = {
     "batch_tenant_concurrency": "INFERFLUX_BATCH_TENANT_CONCURRENCY",
     "batch_tenant_queued": "INFERFLUX_BATCH_TENANT_QUEUED",
     "batch_retention_seconds": "INFERFLUX_BATCH_RETENTION_SECONDS",
+    "console_recent_requests": "INFERFLUX_CONSOLE_RECENT_REQUESTS",
+    "console_trace_url": "INFERFLUX_CONSOLE_TRACE_URL",
 }
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -311,6 +317,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         )
     realtime_checks(settings)
     batch_settings(settings)
+    console_settings(settings)
     return settings
 
 
@@ -363,3 +370,16 @@ def thresholds(settings: Settings) -> tuple[float, ...]:
             f"INFERFLUX_BUDGET_THRESHOLDS={settings.budget_thresholds!r}: shares like 0.5,0.8,1.0"
         )
     return shares
+
+
+def console_settings(settings: Settings) -> None:
+    """`SettingsError` unless the console keeps a sane number of requests and its trace link is an
+    http(s) URL template naming ``{trace_id}``."""
+    if not 0 <= settings.console_recent_requests <= 100_000:
+        raise SettingsError("INFERFLUX_CONSOLE_RECENT_REQUESTS must be between 0 and 100000")
+    url = settings.console_trace_url
+    if url and (not url.startswith(("http://", "https://")) or "{trace_id}" not in url):
+        raise SettingsError(
+            "INFERFLUX_CONSOLE_TRACE_URL must be an http(s) URL containing {trace_id}, "
+            "e.g. http://jaeger:16686/trace/{trace_id}"
+        )

@@ -16,7 +16,15 @@ from typing import Any
 import orjson
 
 from inferflux.crds.inferencemodel import Engine, InferenceModel
-from inferflux.crds.routing import CONFIGMAP_KEY, Endpoint, ModelRoute, ProviderRoute, RoutingTable
+from inferflux.crds.meta import ConditionType
+from inferflux.crds.routing import (
+    CONFIGMAP_KEY,
+    Endpoint,
+    ModelRoute,
+    ProviderRoute,
+    RouteCondition,
+    RoutingTable,
+)
 from inferflux.operator.render.labels import (
     MODEL_LABEL,
     REVISION_LABEL,
@@ -90,6 +98,27 @@ def endpoints_of(
     return sorted(found, key=lambda endpoint: endpoint.pod)
 
 
+#: The conditions the table carries for the admin console, in this order.
+SHOWN_CONDITIONS = (ConditionType.READY, ConditionType.PROGRESSING, ConditionType.STALLED)
+MESSAGE_CHARS = 256  # a stalled spec's message can be long; the table stays small
+
+
+def shown_conditions(model: InferenceModel) -> list[RouteCondition]:
+    """The model's conditions the console shows, without their times: a table rewritten on every
+    transition time would be written more often than what it says changes."""
+    found = {condition.type: condition for condition in model.status.conditions}
+    return [
+        RouteCondition(
+            type=kind,
+            status=found[kind].status,
+            reason=found[kind].reason,
+            message=found[kind].message[:MESSAGE_CHARS],
+        )
+        for kind in SHOWN_CONDITIONS
+        if kind in found
+    ]
+
+
 def model_route(
     model: InferenceModel, pods: Iterable[dict[str, Any]], deployments: Iterable[dict[str, Any]] = ()
 ) -> ModelRoute:
@@ -118,6 +147,7 @@ def model_route(
         max_queue=spec.routing.max_queue,
         scale_to_zero=spec.scale_to_zero.enabled,
         autoscaling=spec.autoscaling.enabled,
+        conditions=shown_conditions(model),
     )
 
 

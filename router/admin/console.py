@@ -7,11 +7,15 @@ admin API, exactly like any other admin client. Everything the page shows comes 
 admin routes:
 
 - ``GET /admin/v1/console/snapshot``: the models of this router's routing table, each with its
-  replicas, queue depth and in-flight requests, and this router's recent guardrail verdicts;
+  conditions, revision, replicas, queue depth and in-flight requests, this router's recent
+  guardrail verdicts and its recent requests;
 - ``GET /admin/v1/console/events``: the same snapshot as Server-Sent Events, sent at once, then
   whenever it changes (checked every second), with a comment line as heartbeat in between;
-- ``GET /admin/v1/guardrails/verdicts``: the recent verdicts alone (router/guardrails/recent.py).
+- ``GET /admin/v1/guardrails/verdicts``: the recent verdicts alone (router/guardrails/recent.py);
+- ``GET /admin/v1/requests/recent``: the recent requests alone (router/recent_requests.py).
 
+A model's conditions (Ready, Progressing, Stalled) are those the operator last wrote on the
+InferenceModel and published with the routing table; a table from a file (local mode) has none.
 Queue depth and in-flight are this router replica's own counts, not a cluster-wide sum. The static
 files go out with a strict Content-Security-Policy (same-origin scripts, styles and connections
 only, no framing), so that an injected script or style has nowhere to run or send the token.
@@ -32,12 +36,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
-from inferflux.crds.routing import RoutingTable
+from inferflux.crds.meta import ConditionType
+from inferflux.crds.routing import ModelRoute, RoutingTable
 from inferflux.router.guardrails.recent import RecentVerdicts
+from inferflux.router.recent_requests import RecentRequests
 
 STATIC = Path(__file__).parent / "static"
 CHECK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
+SNAPSHOT_REQUESTS = 50  # the newest recent requests the live snapshot carries
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'",
@@ -73,6 +80,32 @@ class ConsoleSources:
     table: Callable[[], RoutingTable]
     admissions: Mapping[str, Admission]
     recent: RecentVerdicts | None = None  # None: the guardrail stage is off on this router
+    requests: RecentRequests | None = None  # None: INFERFLUX_CONSOLE_RECENT_REQUESTS=0
+    trace_url: str = ""  # INFERFLUX_CONSOLE_TRACE_URL, with {trace_id}
+
+
+def model_state(route: ModelRoute) -> dict[str, str | None]:
+    """A model's state in one word, with the reason and message behind it.
+
+    ``Stalled`` (the operator gave up until the spec changes), ``Ready``, ``Progressing`` (not Ready
+    yet, a rollout under way), ``Not ready``, or ``Not reported`` when the table carries no
+    condition (a table from a file, or a model the operator has not reported on yet).
+    """
+    found = {condition.type: condition for condition in route.conditions}
+    ready = found.get(ConditionType.READY)
+    stalled = found.get(ConditionType.STALLED)
+    progressing = found.get(ConditionType.PROGRESSING)
+    if stalled is not None and stalled.status == "True":
+        state, cause = "Stalled", stalled
+    elif ready is None:
+        return {"state": "Not reported", "reason": None, "message": None}
+    elif ready.status == "True":
+        state, cause = "Ready", ready
+    elif progressing is not None and progressing.status == "True":
+        state, cause = "Progressing", ready
+    else:
+        state, cause = "Not ready", ready
+    return {"state": state, "reason": cause.reason or None, "message": cause.message or None}
 
 
 def models_view(table: RoutingTable, admissions: Mapping[str, Admission]) -> list[dict[str, Any]]:
@@ -85,6 +118,8 @@ def models_view(table: RoutingTable, admissions: Mapping[str, Admission]) -> lis
                 "name": name,
                 "namespace": route.namespace,
                 "engine": str(route.engine),
+                **model_state(route),
+                "conditions": [condition.to_wire() for condition in route.conditions],
                 "revision": route.revision,
                 "replicas": [
                     {"pod": endpoint.pod, "url": endpoint.url, "revision": endpoint.revision}
@@ -101,8 +136,19 @@ def models_view(table: RoutingTable, admissions: Mapping[str, Admission]) -> lis
     return models
 
 
+def requests_view(sources: ConsoleSources, limit: int | None = None) -> dict[str, Any]:
+    """This router's recent requests, newest first, and whether trace links are configured."""
+    requests = sources.requests
+    entries = requests.entries(limit) if requests is not None else []
+    return {
+        "enabled": requests is not None,
+        "traceLinks": bool(sources.trace_url),
+        "recent": [entry.view(sources.trace_url) for entry in entries],
+    }
+
+
 def snapshot(sources: ConsoleSources) -> dict[str, Any]:
-    """What the console shows live: models and recent guardrail verdicts."""
+    """What the console shows live: models, recent guardrail verdicts and recent requests."""
     recent = sources.recent
     return {
         "models": models_view(sources.table(), sources.admissions),
@@ -110,6 +156,7 @@ def snapshot(sources: ConsoleSources) -> dict[str, Any]:
             "enabled": recent is not None,
             "recent": [entry.view() for entry in recent.entries()] if recent is not None else [],
         },
+        "requests": requests_view(sources, SNAPSHOT_REQUESTS),
     }
 
 
@@ -157,5 +204,10 @@ def add_console(app: FastAPI, prefix: str, sources: ConsoleSources) -> None:
         recent = sources.recent
         entries = [entry.view() for entry in recent.entries()] if recent is not None else []
         return {"object": "list", "enabled": recent is not None, "data": entries}
+
+    @app.get(f"{prefix}/requests/recent", tags=["console"])
+    async def recent_requests() -> dict[str, Any]:
+        """This router's recent requests, newest first: timings, status and trace id, never content."""
+        return {"object": "list", **requests_view(sources)}
 
     app.mount("/console", ConsoleFiles(directory=STATIC, html=True), name="console")

@@ -29,7 +29,9 @@ OTHER = "other"  # the metric label of tenants not declared by a Tenant resource
 @dataclass(slots=True)
 class Demand:
     """One request's claim: ``label`` is the tenant as metrics show it; ``used`` is filled in from
-    the upstream's usage when it reports one, before the request releases its slot."""
+    the upstream's usage when it reports one, before the request releases its slot. The dispatcher
+    records ``waited`` (seconds in the model's queue) and ``granted`` (``time.perf_counter()`` when
+    the slot came) for the admin console's recent requests."""
 
     tenant: str
     label: str
@@ -37,6 +39,8 @@ class Demand:
     priority: int
     estimate: int
     used: int | None = None
+    waited: float = 0.0
+    granted: float = 0.0
 
 
 def estimate_tokens(body_size: int, document: Mapping[str, Any], completes: bool, default_max: int) -> int:

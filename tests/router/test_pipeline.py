@@ -162,3 +162,22 @@ async def test_finish_sees_an_upstream_error_and_a_whole_answer(
     assert (first.status, first.usage) == (200, Usage(3, 3, 0))
     assert second.status == 500
     assert second.error
+
+
+async def test_observers_see_every_finished_call_after_the_stages_refused_ones_included() -> None:
+    log: list[str] = []
+    pipeline = Pipeline([Recorder("a", log), Recorder("b", log, refuse=True)])
+    pipeline.observe(lambda call: log.append(f"observed {call.status} {call.error}"))
+    with pytest.raises(UpstreamError):
+        await pipeline.admit(make_call())
+    assert log == ["admit a", "admit b", "finish a 429 insufficient_quota", "observed 429 insufficient_quota"]
+
+    answered = make_call()
+    await Pipeline().admit(answered)
+    quiet = Pipeline()
+    quiet.observe(lambda call: (_ for _ in ()).throw(RuntimeError("a broken observer")))
+    quiet.observe(lambda call: log.append(f"second observer {call.request_id}"))
+    await quiet.finish(answered)
+    await quiet.finish(answered)  # once per call
+    assert log[-1] == "second observer r1", "one observer's failure does not skip the next"
+    assert log.count("second observer r1") == 1

@@ -24,6 +24,9 @@ def test_defaults_and_overrides() -> None:
         ({"INFERFLUX_HEARTBEAT_SECONDS": "0"}, "positive"),
         ({"INFERFLUX_REALTIME_MAX_FRAME_BYTES": "0"}, "INFERFLUX_REALTIME_"),
         ({"INFERFLUX_REALTIME_PING_SECONDS": "0.5"}, "between 1 and 300"),
+        ({"INFERFLUX_CONSOLE_RECENT_REQUESTS": "-1"}, "INFERFLUX_CONSOLE_RECENT_REQUESTS"),
+        ({"INFERFLUX_CONSOLE_TRACE_URL": "javascript:alert(1)//{trace_id}"}, "http"),
+        ({"INFERFLUX_CONSOLE_TRACE_URL": "http://jaeger:16686/search"}, "trace_id"),
     ],
 )
 def test_bad_values_name_the_variable(environ: dict[str, str], message: str) -> None:

@@ -56,12 +56,16 @@ function showModels(models) {
   body.replaceChildren();
   if (!models.length) {
     const row = element("tr");
-    row.append(element("td", "No model in the routing table.", { colspan: "6" }));
+    row.append(element("td", "No model in the routing table.", { colspan: "7" }));
     body.append(row);
   }
   for (const model of models) {
     const row = element("tr", null, { "data-model": model.name });
     row.append(element("th", model.name, { scope: "row" }));
+    const state = element("td", null, { "data-field": "state" });
+    state.append(element("span", model.reason ? `${model.state} (${model.reason})` : model.state, { "data-field": "state-text" }));
+    if (model.message) state.append(element("span", model.message, { class: "detail" }));
+    row.append(state);
     row.append(element("td", model.provider ? `${model.engine} (${model.provider})` : model.engine));
     row.append(element("td", model.revision || "—"));
     const replicas = element("td");
@@ -92,6 +96,48 @@ function showVerdicts(guardrails) {
   }
 }
 
+function ms(value) { return value === null || value === undefined ? "—" : `${value} ms`; }
+
+function traceCell(entry, links) {
+  const cell = element("td", null, { "data-field": "trace" });
+  if (!entry.traceId) { cell.textContent = "tracing off"; return cell; }
+  const short = entry.traceId.slice(0, 8);
+  if (entry.traceUrl) {
+    cell.append(element("a", `trace ${short}`, { href: entry.traceUrl, "aria-label": `Trace ${entry.traceId} in the trace backend` }));
+  } else if (entry.traceKept === null) {
+    cell.textContent = `${short}, deciding`;
+  } else if (!entry.traceKept) {
+    cell.textContent = `${short}, not sampled`;
+  } else {
+    cell.textContent = links ? short : `${short} (no INFERFLUX_CONSOLE_TRACE_URL)`;
+  }
+  return cell;
+}
+
+function showRequests(requests) {
+  const body = $("requests");
+  body.replaceChildren();
+  $("traces-state").textContent = requests.enabled ? "" : "Recent requests are off on this router (INFERFLUX_CONSOLE_RECENT_REQUESTS=0).";
+  if (requests.enabled && !requests.recent.length) {
+    const row = element("tr");
+    row.append(element("td", "No request since this router started.", { colspan: "9" }));
+    body.append(row);
+  }
+  for (const entry of requests.recent) {
+    const row = element("tr", null, { "data-request": entry.requestId });
+    row.append(element("td", entry.time.slice(11, 23)));
+    row.append(element("th", entry.model, { scope: "row" }));
+    row.append(element("td", entry.tenant ?? "—"));
+    row.append(element("td", entry.error ? `${entry.status} ${entry.error}` : entry.status, { "data-field": "status" }));
+    row.append(element("td", ms(entry.totalMs), { "data-field": "total" }));
+    row.append(element("td", ms(entry.queueMs), { "data-field": "queue" }));
+    row.append(element("td", ms(entry.upstreamMs), { "data-field": "upstream" }));
+    row.append(element("td", ms(entry.ttftMs), { "data-field": "ttft" }));
+    row.append(traceCell(entry, requests.traceLinks));
+    body.append(row);
+  }
+}
+
 // Server-Sent Events over fetch, so that the bearer token goes in a header (EventSource cannot).
 async function follow() {
   const controller = new AbortController();
@@ -115,6 +161,7 @@ async function follow() {
             const snapshot = JSON.parse(data);
             showModels(snapshot.models);
             showVerdicts(snapshot.guardrails);
+            showRequests(snapshot.requests);
           }
         }
       }

@@ -115,3 +115,45 @@ def test_pods_that_no_longer_serve_the_active_revision_are_not_listed(model: Mod
     assert [(e.pod, e.revision) for e in route.endpoints] == [("c", "r1")]
     still = build_routing_table([active(model(), "r2")], pods, deployments).models["gemma3-270m"]
     assert [(e.pod, e.revision) for e in still.endpoints] == [("a", "r2")]
+
+
+def test_every_model_carries_its_ready_progressing_and_stalled_conditions_without_times(
+    model: ModelFactory,
+) -> None:
+    def condition(kind: str, status: str, reason: str, message: str = "") -> dict[str, Any]:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+
+    conditions = [
+        condition("Degraded", "False", "AsExpected"),  # not shown by the console: not carried
+        condition("Stalled", "False", "AsExpected"),
+        condition("Ready", "Unknown", "Initializing", "waiting for the first runtime pod " + "x" * 400),
+        condition("Progressing", "True", "RollingOut", "0/1 runtime pods updated"),
+    ]
+    starting = model(status={"conditions": conditions})
+    table = build_routing_table([starting], [])
+    route = table.models["gemma3-270m"]
+    assert route.endpoints == [], "listed while not Ready, with no endpoint"
+    assert [(c.type, c.status, c.reason) for c in route.conditions] == [
+        ("Ready", "Unknown", "Initializing"),
+        ("Progressing", "True", "RollingOut"),
+        ("Stalled", "False", "AsExpected"),
+    ]
+    assert len(route.conditions[0].message) == 256
+    wire = orjson.loads(render_routing_configmap(table, "r", "ns")["data"]["routes.json"])
+    assert "lastTransitionTime" not in orjson.dumps(wire).decode()
+    assert wire["models"]["gemma3-270m"]["conditions"][1] == {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "RollingOut",
+        "message": "0/1 runtime pods updated",
+    }
+    assert RoutingTable.model_validate(wire) == table
+
+    unobserved = build_routing_table([model()], []).models["gemma3-270m"]
+    assert unobserved.conditions == [], "a model the operator has not reported on yet"

@@ -3,8 +3,11 @@ router process (``python -m inferflux.router``) with its audit log on and its gu
 
 The routing table comes from a file, and its one model's replica is the mock OpenAI backend
 (tests/router/mock_openai.py): the console reads the router's own routing table and queues, and
-what answers behind the router does not matter here. An axe-core scan (npm, tests/router/admin/axe)
-of every page, wide and narrow, must find no serious or critical violation. Set
+what answers behind the router does not matter here. Tracing is on, every trace kept, exported over
+OTLP/HTTP to `TraceReceiver`, a test fixture standing where a trace backend would (a real Jaeger
+runs in e2e/test_traces.py): it records the trace ids it receives and shows a page per trace, so
+the Traces page's links are followed to something that holds the trace. An axe-core scan (npm,
+tests/router/admin/axe) of every page, wide and narrow, must find no serious or critical violation. Set
 ``INFERFLUX_CONSOLE_SCREENSHOTS`` to a folder to keep a screenshot of each page (docs/console.md).
 """
 
@@ -15,6 +18,7 @@ import datetime as dt
 import importlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,6 +29,7 @@ from typing import Any
 
 import pytest
 import requests
+from aiohttp import web
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from inferflux.router.audit import signing
@@ -48,6 +53,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class TraceReceiver:
+    """OTLP/JSON traces in (``POST /v1/traces``), one page per received trace out (``/trace/{id}``)."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[str]] = {}  # trace id: span names
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> TraceReceiver:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self.receive)
+        app.router.add_get("/trace/{trace_id}", self.page)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        port = free_port()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def receive(self, request: web.Request) -> web.Response:
+        document = await request.json()
+        for resource in document.get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                for span in scope.get("spans", []):
+                    self.spans.setdefault(span["traceId"], []).append(span["name"])
+        return web.json_response({})
+
+    async def page(self, request: web.Request) -> web.Response:
+        trace_id = request.match_info["trace_id"]
+        if trace_id not in self.spans:
+            raise web.HTTPNotFound()
+        spans = len(self.spans[trace_id])
+        html = f"<!doctype html><title>Trace</title><h1>Trace {trace_id}</h1><p>{spans} spans</p>"
+        return web.Response(text=html, content_type="text/html")
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
 class Backend:
     """The mock OpenAI backend on its own event loop in a thread, which also starts and stops the
     router process: the tests are sync, and Playwright's sync API holds this thread's loop."""
@@ -57,12 +102,14 @@ class Backend:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.mock: MockOpenAI = self.run(MockOpenAI(MockState()).start())
+        self.traces: TraceReceiver = self.run(TraceReceiver().start())
 
     def run(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
 
     def close(self) -> None:
         self.run(self.mock.stop())
+        self.run(self.traces.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
 
@@ -80,7 +127,15 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("console")
     backend = Backend()
     routes = folder / "routes.json"
-    model = {"name": MODEL, "engine": "llamacpp", "endpoints": [{"url": backend.mock.url, "pod": "chat-0"}]}
+    model = {
+        "name": MODEL,
+        "engine": "llamacpp",
+        "endpoints": [{"url": backend.mock.url, "pod": "chat-0"}],
+        "conditions": [  # as the operator publishes them (a table from inferctl has none)
+            {"type": "Ready", "status": "True", "reason": "Serving", "message": "1/1 runtime pods Ready"},
+            {"type": "Progressing", "status": "False", "reason": "RolloutComplete", "message": ""},
+        ],
+    }
     routes.write_text(json.dumps({"version": 1, "models": {MODEL: model}}))
     (folder / "hash-secret").write_bytes(os.urandom(32).hex().encode())
     (folder / "audit-secret").write_bytes(os.urandom(32).hex().encode())
@@ -98,8 +153,12 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         INFERFLUX_AUDIT_SIGNING_KEY_FILE=str(folder / "audit.pem"),
         INFERFLUX_AUDIT_SECRET_FILE=str(folder / "audit-secret"),
         INFERFLUX_LOG_LEVEL="warning",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{backend.traces.url}/v1/traces",
+        INFERFLUX_OTEL_SAMPLE_RATIO="1",
+        INFERFLUX_CONSOLE_TRACE_URL=f"{backend.traces.url}/trace/{{trace_id}}",
     )
     process = router_process.RouterProcess(env, folder / "router.log", TOKEN)
+    process.traces = backend.traces
     try:
         backend.run(process.start())
         yield process
@@ -168,6 +227,7 @@ def test_a_wrong_token_is_refused_and_the_right_one_shows_the_models_live(page: 
     row = page.locator(f'tr[data-model="{MODEL}"]')
     expect(row).to_be_visible(timeout=WAIT_MS)
     expect(row.get_by_role("listitem")).to_have_text("chat-0")
+    expect(row.locator('[data-field="state"]')).to_have_text("Ready (Serving)1/1 runtime pods Ready")
     expect(row.locator('[data-field="inFlight"]')).to_have_text("0")
     expect(page.locator("#live")).to_have_text("Live")
 
@@ -254,6 +314,47 @@ def test_audit_records_of_a_tenant_and_a_time_range_are_exported(page: Page, rou
     expect(page.locator("#audit-result")).to_have_text("0 records exported.")
 
 
+def test_a_request_appears_live_on_the_traces_page_with_its_breakdown_and_trace_link(
+    page: Page, router: Any
+) -> None:
+    key = tenant_with_key(router, "team-traces")
+    sign_in(page, router)
+    open_tab(page, "Traces")
+    rows = page.get_by_role("tabpanel", name="Traces").locator("tr[data-request]", has_text="team-traces")
+    expect(rows).to_have_count(0)
+
+    answered = requests.post(
+        f"http://127.0.0.1:{router.port}/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "a secret question"}],
+            "max_tokens": 3,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert answered.status_code == 200, answered.text
+    request_id = answered.headers["x-request-id"]
+    row = page.locator(f'tr[data-request="{request_id}"]')
+    expect(row).to_be_visible(timeout=WAIT_MS)  # pushed over SSE, no reload
+    expect(row.locator('[data-field="status"]')).to_have_text("200")
+    for field in ("total", "queue", "upstream", "ttft"):
+        expect(row.locator(f'[data-field="{field}"]')).to_have_text(re.compile(r"^\d+(\.\d)? ms$"))
+    link = row.get_by_role("link", name=re.compile("^Trace [0-9a-f]{32} in the trace backend$"))
+    expect(link).to_be_visible(timeout=WAIT_MS)
+    href = link.get_attribute("href")
+    assert href is not None
+    assert href.startswith(f"{router.traces.url}/trace/")
+    trace_id = href.rsplit("/", 1)[1]
+    assert "a secret question" not in page.content()
+
+    link.click()  # to the trace backend, which holds that trace with the router's spans
+    expect(page.get_by_role("heading", name=f"Trace {trace_id}")).to_be_visible(timeout=WAIT_MS)
+    assert any(name.startswith("POST /v1/chat/completions") for name in router.traces.spans[trace_id])
+
+
 def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
     sign_in(page, router)
     models = page.get_by_role("tab", name="Models")
@@ -263,7 +364,7 @@ def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
     expect(page.get_by_role("tab", name="Tenants")).to_be_focused()
     page.keyboard.press("End")
     expect(page.get_by_role("tab", name="Traces")).to_be_focused()
-    expect(page.get_by_role("tabpanel", name="Traces")).to_contain_text("Not built yet")
+    expect(page.get_by_role("tabpanel", name="Traces")).to_contain_text("most recent requests")
     page.keyboard.press("ArrowRight")  # wraps around
     expect(models).to_have_attribute("aria-selected", "true")
     expect(page.get_by_role("tabpanel", name="Tenants")).to_be_hidden()
@@ -273,7 +374,8 @@ def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
 def test_no_page_has_a_serious_accessibility_violation(
     browser: Browser, router: Any, axe: str, width: int, tmp_path: Path
 ) -> None:
-    tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    key = tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    assert chat(router, key, "hello").status_code == 200  # and the Traces page a request
     # axe-core is injected as an inline script, which the console's CSP refuses: bypassed here only.
     context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
     page = context.new_page()
@@ -288,6 +390,8 @@ def test_no_page_has_a_serious_accessibility_violation(
             open_tab(page, name.capitalize())
             if name == "tenants":
                 expect(page.locator("#tenants article").first).to_be_visible(timeout=WAIT_MS)
+            if name == "traces":
+                expect(page.locator("tr[data-request] a").first).to_be_visible(timeout=WAIT_MS)
             scans[name] = scan(page, axe)
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), name
             shoot(page, keep, name, width)
