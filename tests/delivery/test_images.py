@@ -175,3 +175,13 @@ def test_every_subpackage_is_in_the_distribution() -> None:
         if "__pycache__" not in init.parts
     }
     assert not found - listed, f"subpackages missing from pyproject.toml: {sorted(found - listed)}"
+
+
+def test_the_build_context_lets_in_every_package_folder() -> None:
+    """pip install . in the image reads pyproject's package-dir: a folder .dockerignore keeps out fails
+    the build (sdk/python did, when the Python SDK landed and no image was built)."""
+    allowed = {
+        line[1:].strip() for line in (REPO / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    }
+    mapped = set(pyproject()["tool"]["setuptools"]["package-dir"].values())  # type: ignore[index]
+    assert mapped <= allowed, f"kept out of the image build context: {sorted(mapped - allowed)}"
