@@ -131,7 +131,16 @@ class Report:
 
     ran: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def show(self, name: str) -> None:
+        """Print what ran and what it printed (seen with ``pytest -s``, or when the test fails)."""
+        print(f"\n{name}: {self.seconds:.0f} s, {len(self.ran)} steps run")
+        for label, output in zip(self.ran, self.outputs, strict=True):
+            print(f"--- {label}\n{tail(output, 20)}")
+        for label in self.not_run:
+            print(f"--- not run: {label}")
 
 
 class QuickstartRun:
@@ -186,6 +195,7 @@ class QuickstartRun:
         except subprocess.TimeoutExpired as late:
             raise AssertionError(f"{step.label()}: still running after {step.timeout:.0f} s") from late
         output = done.stdout + done.stderr
+        self.report.outputs.append(output)
         assert done.returncode == 0, f"{step.label()} exited {done.returncode}:\n{tail(output)}"
         check_expectations(step, output)
 
@@ -201,11 +211,13 @@ class QuickstartRun:
         ).start()
         self.running[step.name] = background
         background.wait_for_line(step.until, step.timeout)
+        self.report.outputs.append(background.output())
         check_expectations(step, background.output())
 
     def interrupt(self, step: Step) -> None:
         background = self.running[step.target]
         background.interrupt()
+        self.report.outputs.append(background.output())
         check_expectations(step, background.output())
 
 
@@ -250,7 +262,7 @@ def run_local_quickstart(name: str, workdir: Path) -> Report:
         report = run.run_all(steps_of(name))
     # Ctrl-C stopped everything: nothing serves the router's port any more.
     wait_until(f"port {ports[8000]} to be free", lambda: port_is_free(ports[8000]), timeout=30)
-    print(f"\n{name}: {report.seconds:.0f} s; ran {len(report.ran)} steps: {report.ran}")
+    report.show(name)
     return report
 
 
@@ -336,5 +348,5 @@ def test_quickstart_cluster_on_a_fresh_clone(workdir: Path) -> None:
         assert cluster.admin.kubectl("get", "inferencemodels", "-A", "-o", "name").stdout == ""
         listed = cluster.admin.helm("list", "-n", RELEASE_NAMESPACE, "-q").stdout
         assert listed.strip() == ""
-    print(f"\nquickstart-cluster.md: {report.seconds:.0f} s; ran {report.ran}; not run: {report.not_run}")
+    report.show("quickstart-cluster.md")
     assert len(report.not_run) == 3, report.not_run  # images, the model file, the request
