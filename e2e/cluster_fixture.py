@@ -798,16 +798,21 @@ def provider_model(name: str, namespace: str, secret: str, key: str) -> dict[str
     return inference_model(name, namespace, {"engine": "provider", "provider": provider})
 
 
-def operator_suite() -> Any:
-    """e2e/test_operator.py as a module, loaded once by path, for the suites that share its fixtures
-    (pytest's importlib mode puts no test folder on sys.path)."""
+def e2e_suite(filename: str) -> Any:
+    """An e2e test module beside this file (``test_operator.py``), loaded once by path, for the suites
+    that share its fixtures or helpers (pytest's importlib mode puts no test folder on sys.path)."""
     import importlib.util
 
-    name = "inferflux_e2e_test_operator"
+    name = "inferflux_e2e_" + filename.removesuffix(".py")
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_operator.py"))
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
         assert spec is not None
         assert spec.loader is not None
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
+
+
+def operator_suite() -> Any:
+    """e2e/test_operator.py as a module (:func:`e2e_suite`)."""
+    return e2e_suite("test_operator.py")

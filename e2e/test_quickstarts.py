@@ -27,25 +27,22 @@ Open substitutions, all made here in code (docs/testing.md, "Quickstarts", lists
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from cluster_fixture import LocalCluster, free_port
+from cluster_fixture import LocalCluster, e2e_suite, free_port
 from quickstart_doc import Step, parse, with_ports
 
 pytestmark = pytest.mark.slow
@@ -285,18 +282,6 @@ CLAIM = "models"
 RELEASE_NAMESPACE = "inferflux-system"
 
 
-def delivery_suite() -> ModuleType:
-    """e2e/test_delivery.py as a module, for its ``operator_from_chart`` (loaded once, by path)."""
-    name = "inferflux_e2e_test_delivery"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_delivery.py"))
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 def bind_claim(cluster: LocalCluster) -> None:
     """What a storage provisioner does for the claim ``models``: a volume bound to it."""
     volume = {
@@ -332,7 +317,7 @@ def cluster_env(cluster: LocalCluster) -> dict[str, str]:
 
 def test_quickstart_cluster_on_a_fresh_clone(workdir: Path) -> None:
     clone = fresh_clone(workdir)
-    delivery = delivery_suite()
+    delivery = e2e_suite("test_delivery.py")  # its operator_from_chart, Cli and rbac_denials
     with LocalCluster() as cluster, contextlib.ExitStack() as operator:
         cli = delivery.Cli(cluster.admin.kubeconfig)
         after = {
