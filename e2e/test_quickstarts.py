@@ -124,7 +124,8 @@ def tail(text: str, lines: int = 60) -> str:
 
 @dataclass
 class Report:
-    """What a quickstart run did: the steps run, and the steps listed as not run with their reasons."""
+    """What a quickstart run did: the steps run (with their time; a background step's is its time to
+    the awaited line), and the steps listed as not run with their reasons."""
 
     ran: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)
@@ -132,7 +133,7 @@ class Report:
     seconds: float = 0.0
 
     def show(self, name: str) -> None:
-        """Print what ran and what it printed (seen with ``pytest -s``, or when the test fails)."""
+        """Print what ran, how long it took, and what it printed (seen with ``pytest -s``)."""
         print(f"\n{name}: {self.seconds:.0f} s, {len(self.ran)} steps run")
         for label, output in zip(self.ran, self.outputs, strict=True):
             print(f"--- {label}\n{tail(output, 20)}")
@@ -172,8 +173,9 @@ class QuickstartRun:
             if step.kind == "not-run":
                 self.report.not_run.append(f"{step.label()} ({step.reason})")
                 continue
+            started = time.monotonic()
             getattr(self, step.kind.replace("-", "_"))(step)
-            self.report.ran.append(step.label())
+            self.report.ran.append(f"{step.label()} [{time.monotonic() - started:.1f} s]")
             if step.name in self.after:
                 self.after.pop(step.name)()
         assert not self.after, f"no step named {sorted(self.after)}: the quickstart changed"
