@@ -11,8 +11,9 @@ Open substitutions, all made here in code (docs/testing.md, "Quickstarts", lists
   test never collides with another stack on this machine.
 - Caches: the commands run with this machine's uv, pip and npm caches at their usual places (or
   ``UV_CACHE_DIR``, ``PIP_CACHE_DIR``, ``npm_config_cache`` when set), which ``make install``
-  fills: ``make run`` in the clone is then the warm install a returning user sees. The clone's own
-  ``.venv`` is new.
+  fills, and with ``UV_FIND_LINKS`` naming the llama-cpp-python wheel this machine built last
+  (:func:`built_llama_wheel` says why): ``make run`` in the clone is then the warm install a
+  returning user sees. The clone's own ``.venv`` is new.
 - Cluster: the cluster is the e2e control plane (``cluster_fixture.LocalCluster``: a real
   kube-apiserver, KWOK playing the kubelet), a new one for this test, like a first install; its
   admin kubeconfig is ``KUBECONFIG`` and the pinned ``kubectl`` and ``helm`` of .cache/cluster-bin
@@ -67,6 +68,35 @@ def reader_env() -> dict[str, str]:
     # pytest runs from the repository's .venv; the reader's `python3` is the system's.
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not Path(p).is_relative_to(REPO)]
     env["PATH"] = os.pathsep.join(path)
+    return env
+
+
+def built_llama_wheel() -> Path | None:
+    """The newest llama-cpp-python wheel this machine built, from uv's or pip's cache, if any.
+
+    uv keeps the wheel it built from an sdist, but reuses it only while its HTTP cache says the
+    sdist is fresh. The registry proxy of these machines sends no caching headers, so uv downloads
+    the sdist again, takes it for a new one and compiles llama.cpp again (about 9 minutes under
+    load): its warm path never happens here. Offering the built wheel through ``UV_FIND_LINKS``
+    gives ``make run`` the install a warm uv cache gives on a machine that reaches PyPI itself.
+    """
+    uv_cache = Path(os.environ.get("UV_CACHE_DIR") or Path.home() / ".cache" / "uv")
+    pip_cache = Path(os.environ.get("PIP_CACHE_DIR") or Path.home() / ".cache" / "pip")
+    roots = [*uv_cache.glob("sdists-v*"), pip_cache / "wheels"]  # where each keeps wheels it built
+    wheels = [w for root in roots if root.is_dir() for w in root.rglob("llama_cpp_python-*.whl")]
+    return max(wheels, key=lambda w: w.stat().st_mtime, default=None)
+
+
+def warm_env(workdir: Path) -> dict[str, str]:
+    """:func:`reader_env`, with this machine's built llama.cpp wheel offered to uv (when there is one)."""
+    env = reader_env()
+    wheel = built_llama_wheel()
+    if wheel is not None:
+        wheelhouse = workdir / "wheelhouse"
+        wheelhouse.mkdir()
+        (wheelhouse / wheel.name).symlink_to(wheel)
+        env["UV_FIND_LINKS"] = str(wheelhouse)
+    print(f"\nllama-cpp-python for make run: {wheel or 'no built wheel on this machine: compiled'}")
     return env
 
 
@@ -257,7 +287,7 @@ def run_local_quickstart(name: str, workdir: Path) -> Report:
     """A quickstart against local mode: ``make run`` in a fresh clone, on free ports."""
     clone = fresh_clone(workdir)
     ports = {8000: free_port(), 8001: free_port()}
-    with QuickstartRun(clone, reader_env(), ports) as run:
+    with QuickstartRun(clone, warm_env(workdir), ports) as run:
         report = run.run_all(steps_of(name))
     # Ctrl-C stopped everything: nothing serves the router's port any more.
     wait_until(f"port {ports[8000]} to be free", lambda: port_is_free(ports[8000]), timeout=30)
