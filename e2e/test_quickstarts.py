@@ -53,8 +53,8 @@ DOCS = REPO / "docs"
 #: Environment a reader's shell would not have: the outer make's, a virtualenv's, InferFlux settings.
 FOREIGN_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "VIRTUAL_ENV", "PYTHONPATH", "KUBECONFIG")
 STOP_SECONDS = 60.0
-#: pytest's per-test limit for the local-mode quickstarts: warm, about a minute; with an empty uv
-#: cache (no `make install` on this machine yet) `make run` compiles llama.cpp first.
+#: pytest's per-test limit for the local-mode quickstarts: warm, under a minute; with
+#: no llama.cpp wheel built on this machine yet, `make run` compiles it first (about 10 minutes).
 LOCAL_TIMEOUT = 1500
 
 
