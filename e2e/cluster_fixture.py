@@ -798,14 +798,9 @@ def provider_model(name: str, namespace: str, secret: str, key: str) -> dict[str
     return inference_model(name, namespace, {"engine": "provider", "provider": provider})
 
 
-def operator_suite() -> Any:
-    """e2e/test_operator.py as a module, loaded once by path, for the suites that share its fixtures
-    (pytest's importlib mode puts no test folder on sys.path)."""
-    return suite("test_operator.py")
-
-
-def suite(filename: str) -> Any:
-    """The e2e test module ``filename`` (beside this file), loaded once by path."""
+def e2e_suite(filename: str) -> Any:
+    """An e2e test module beside this file (``test_operator.py``), loaded once by path, for the suites
+    that share its fixtures or helpers (pytest's importlib mode puts no test folder on sys.path)."""
     import importlib.util
 
     name = "inferflux_e2e_" + filename.removesuffix(".py")
@@ -816,3 +811,8 @@ def suite(filename: str) -> Any:
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
+
+
+def operator_suite() -> Any:
+    """e2e/test_operator.py as a module (:func:`e2e_suite`)."""
+    return e2e_suite("test_operator.py")

@@ -53,6 +53,7 @@ def _load_helpers(name: str) -> None:
 _load_helpers("cluster_fixture")
 _load_helpers("oidc_fixture")  # imports cluster_fixture: loaded second
 _load_helpers("jaeger_fixture")  # imports both: loaded third
+_load_helpers("quickstart_doc")  # the quickstart parser (pure; test_quickstarts.py)
 
 from cluster_fixture import ClusterError, KubeAccess, LocalCluster  # noqa: E402
 from jaeger_fixture import jaeger  # noqa: E402, F401  (a fixture: registered by being here)

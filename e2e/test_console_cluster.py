@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster_fixture import llamacpp_model, operator_suite, suite
+from cluster_fixture import e2e_suite, llamacpp_model, operator_suite
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 _ops = operator_suite()
@@ -33,7 +33,7 @@ operator = _ops.operator
 namespace = _ops.namespace
 
 
-_stz = suite("test_scale_to_zero.py")  # its router process on the routing ConfigMap
+_stz = e2e_suite("test_scale_to_zero.py")  # its router process on the routing ConfigMap
 router_rbac = _stz.router_rbac
 
 CHROMIUM = "/usr/bin/chromium"
