@@ -87,7 +87,9 @@ def build() -> Path:
     print(f"llama_wheel: compiling {requirement} (CPU backend, portable; minutes)", file=sys.stderr)
     nice = shutil.which("nice") or "nice"
     argv = [nice, "-n", "10", *pip, str(partial), requirement]
-    done = subprocess.run(argv, env=env, check=False)  # noqa: S603 - our own argv
+    # Run from the wheel folder: `python -m` puts the working directory first on sys.path, and the
+    # checkout's operator/ would shadow the standard library's operator module.
+    done = subprocess.run(argv, env=env, cwd=folder, check=False)  # noqa: S603 - our own argv
     if done.returncode != 0:
         raise SystemExit(f"llama_wheel: building {requirement} failed (exit {done.returncode})")
     for wheel in partial.glob("*.whl"):

@@ -21,6 +21,7 @@ both cores, and anything beside it lengthens the cold cell.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -85,9 +86,14 @@ def time_make_run(
                     return time.monotonic() - started, ask(port)
                 if time.monotonic() - started > limit_s:
                     break
-            raise SystemExit(f"bench-coldstart: `make run` did not come up within {limit_s:.0f} s; see {log}")
+            else:  # its output ended: `make run` stopped before it was up
+                out.flush()
+                tail = "".join(log.read_text().splitlines(keepends=True)[-5:])
+                raise SystemExit(f"bench-coldstart: `make run` stopped before it was up:\n{tail}")
+            raise SystemExit(f"bench-coldstart: `make run` did not come up within {limit_s:.0f} s")
         finally:
-            os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
