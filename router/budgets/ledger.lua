@@ -1,6 +1,6 @@
 -- The budget and rate-limit ledger: every operation is one call of this script (router/budgets/ledger.py).
 --
--- ARGV[1] operation: admit | settle | settles | cancel | spend; ARGV[2] key prefix; ARGV[3] the time in microseconds
+-- ARGV[1] operation: admit | settle | settles | cancel | spend | rates; ARGV[2] key prefix; ARGV[3] the time in microseconds
 -- ('' = Redis TIME; tests pass one). The rest depends on the operation (see each function).
 -- Keys are built here from tenant, key id and the UTC window, so this needs a single (non-cluster)
 -- Redis. Money is integer micro-units; times are microseconds (exact in a double until 2255).
@@ -145,6 +145,18 @@ local function gcra_request(key, limit, burst)
   return false, tat, 0, tat - now, new - now - capacity
 end
 
+-- The request slots a scope has now, without taking one (the rates operation): remaining, reset (us).
+local function gcra_request_state(key, limit, burst)
+  local interval = MINUTE / limit
+  local tat = math.max(num(redis.call('GET', key)) or now, now)
+  return math.max(floor((burst * interval - (tat - now)) / interval + 1e-9), 0), tat - now
+end
+
+-- Requests allowed at once: the declared burst, else one second's worth of the per-minute limit.
+local function request_burst(rpm, burst)
+  return burst or math.max(1, floor(rpm / 60))
+end
+
 -- GCRA over tokens: ``limit`` per minute, a full minute of burst; admission needs one token of room.
 local function gcra_tokens_state(key, limit)
   local interval = MINUTE / limit
@@ -205,7 +217,7 @@ local function admit()
   for s, scope in ipairs(scope_list) do
     local l = limits[s]
     if l.rpm then
-      local burst = l.burst or math.max(1, floor(l.rpm / 60))
+      local burst = request_burst(l.rpm, l.burst)
       local ok, tat, remaining, reset, wait = gcra_request(P .. scope .. ':rpm', l.rpm, burst)
       if not ok then
         if refusal == nil or wait > retry then refusal, refused_scope, retry = 'rate_limited_requests', scope_names[s], wait end
@@ -330,6 +342,33 @@ local function spend()
   return out
 end
 
+-- rates: ARGV[4] tenant, [5] key id ('' = none), then per scope (tenant [6..8], key [9..11]):
+-- requests/minute, request burst, tokens/minute ('' = none). Reads only: takes no request slot,
+-- counts no token, releases nothing (the admin API reads it, never the request path).
+-- Returns per scope {rpm limit, burst, remaining, reset (us), tpm limit, remaining, reset (us)}
+-- (-1 where there is no such limit).
+local function rates()
+  local out = {}
+  for s, scope in ipairs(scopes(ARGV[4], ARGV[5])) do
+    local base = 5 + (s - 1) * 3
+    local rpm, burst, tpm = num(ARGV[base + 1]), num(ARGV[base + 2]), num(ARGV[base + 3])
+    if rpm then
+      burst = request_burst(rpm, burst)
+      local remaining, reset = gcra_request_state(P .. scope .. ':rpm', rpm, burst)
+      for _, value in ipairs({ rpm, burst, remaining, floor(reset) }) do out[#out + 1] = value end
+    else
+      for _ = 1, 4 do out[#out + 1] = -1 end
+    end
+    if tpm then
+      local _, remaining, reset = gcra_tokens_state(P .. scope .. ':tpm', tpm)
+      for _, value in ipairs({ tpm, remaining, floor(reset) }) do out[#out + 1] = value end
+    else
+      for _ = 1, 3 do out[#out + 1] = -1 end
+    end
+  end
+  return out
+end
+
 -- Settles carried along with another call (so that a request costs one call, not two): from ARGV[first]
 -- on, the idempotency window (us), then six arguments per settle: tenant, request id, attempt, cost,
 -- tokens, 'release' or 'settle' (as settle's). Returns their answers, four values each, in order.
@@ -356,5 +395,6 @@ end
 if operation == 'settle' then return settle(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
 if operation == 'settles' then return carried(4) end
 if operation == 'spend' then return spend() end
+if operation == 'rates' then return rates() end
 if operation == 'cancel' then return cancel() end
 return redis.error_reply('unknown ledger operation ' .. tostring(operation))

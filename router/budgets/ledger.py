@@ -33,6 +33,9 @@ Usage (one `Ledger` per router process, shared by all requests)::
     # or without waiting: ledger.settle_soon(admission, cost, tokens, on_record) / release_soon
     await ledger.close()                                   # at shutdown
 
+Reading, off the request path (the admin API): `spend` (windows) and `rates` (requests and tokens
+per minute left, read without taking anything).
+
 `settle` never raises for an unreachable Redis: the settle is queued in memory and retried with
 backoff (``record.outcome == "queued"``); `pending_settles` tells how many wait. An `admit` that
 raised `LedgerUnavailable` may still have run in Redis: the ledger queues its cancellation.
@@ -203,6 +206,36 @@ class Spend:
     month: str  # e.g. 2026-12
     tenant: dict[Window, WindowSpend]
     key: dict[Window, WindowSpend] | None
+
+
+@dataclass(frozen=True)
+class RateUse:
+    """One rate limit's use now, read without taking anything from it.
+
+    ``capacity`` is the most that can be left: the request burst for requests per minute (what the
+    ``x-ratelimit-remaining-requests`` header counts down from), a minute's worth for tokens.
+    """
+
+    limit: int  # per minute
+    capacity: int
+    remaining: int
+    reset_seconds: float  # until the limit is back to full
+
+
+@dataclass(frozen=True)
+class ScopeRates:
+    """A tenant's or a key's rate limits now; None where it declares no such limit."""
+
+    requests: RateUse | None
+    tokens: RateUse | None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """A tenant's (and optionally a key's) rate-limit use now."""
+
+    tenant: ScopeRates
+    key: ScopeRates | None
 
 
 @dataclass(frozen=True)
@@ -759,6 +792,38 @@ class Ledger:
             key=windows(6, limits.key) if key_id is not None else None,
         )
 
+    async def rates(self, tenant: str, key_id: str | None = None, limits: Limits | None = None) -> Rates:
+        """Requests and tokens per minute left now, read without taking a slot or counting a token.
+
+        Only the limits declared in ``limits`` are read (the ledger stores state, not limits).
+        """
+        _check_name("tenant", tenant)
+        if key_id is not None:
+            _check_name("key id", key_id)
+        limits = limits or Limits()
+        key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
+        reply = await self._run(
+            "rates",
+            self.prefix,
+            self._now(),
+            tenant,
+            key_id or "",
+            *limits.tenant.arguments()[3:],
+            *key_limits.arguments()[3:],
+        )
+        numbers = [int(part) for part in reply]
+
+        def scope(offset: int) -> ScopeRates:
+            rpm_limit, burst, rpm_left, rpm_reset, tpm_limit, tpm_left, tpm_reset = numbers[
+                offset : offset + 7
+            ]
+            return ScopeRates(
+                requests=_use(rpm_limit, burst, rpm_left, rpm_reset),
+                tokens=_use(tpm_limit, tpm_limit, tpm_left, tpm_reset),
+            )
+
+        return Rates(tenant=scope(0), key=scope(7) if key_id is not None else None)
+
     async def close(self, settle_within: float = 2.0) -> None:
         """Finish background settles (bounded), stop retrying (saying how many settles are lost) and
         close the connections."""
@@ -789,6 +854,14 @@ def _rate(values: list[int]) -> RateState | None:
     if limit < 0:
         return None
     return RateState(limit=limit, remaining=max(remaining, 0), reset_seconds=max(reset, 0) / MICROS)
+
+
+def _use(limit: int, capacity: int, remaining: int, reset: int) -> RateUse | None:
+    if limit < 0:
+        return None
+    return RateUse(
+        limit=limit, capacity=capacity, remaining=max(remaining, 0), reset_seconds=max(reset, 0) / MICROS
+    )
 
 
 def _record(pending: _PendingSettle, outcome: Outcome, charged: int, total: int, reserved: int) -> CostRecord:

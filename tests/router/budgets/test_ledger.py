@@ -268,6 +268,74 @@ async def test_tokens_per_minute_counts_settled_usage(timed: Ledger, clock: Cloc
     assert admitted.tokens.reset_seconds == pytest.approx(59.94)
 
 
+async def test_rates_are_read_without_taking_a_slot_or_counting_a_token(
+    timed: Ledger, clock: Clock, redis: Any
+) -> None:
+    limits = Limits(
+        ScopeLimits(requests_per_minute=600, tokens_per_minute=1_000),
+        ScopeLimits(requests_per_minute=60, request_burst=3),
+    )
+    fresh = await timed.rates("acme", "k1", limits)
+    assert fresh.tenant.requests is not None
+    assert (fresh.tenant.requests.limit, fresh.tenant.requests.capacity) == (600, 10)
+    assert fresh.tenant.requests.remaining == 10
+    assert fresh.tenant.requests.reset_seconds == 0
+    assert fresh.tenant.tokens is not None
+    assert (fresh.tenant.tokens.limit, fresh.tenant.tokens.remaining) == (1_000, 1_000)
+    assert fresh.key is not None
+    assert fresh.key.requests is not None
+    assert (fresh.key.requests.capacity, fresh.key.requests.remaining) == (3, 3)
+    assert fresh.key.tokens is None  # the key declares no tokens per minute
+
+    admitted = [await admit(timed, f"u{i}", 0, limits, key="k1") for i in range(2)]
+    assert all(admission.admitted for admission in admitted)
+    await timed.settle(admitted[0], 0, 300)
+    before = await _contents(redis.url)
+    for _ in range(3):  # reading changes nothing, however often
+        now = await timed.rates("acme", "k1", limits)
+        assert now.tenant.requests is not None
+        assert now.tenant.requests.remaining == 10 - 2
+        assert now.tenant.requests.reset_seconds == pytest.approx(0.2)
+        assert now.tenant.tokens is not None
+        assert now.tenant.tokens.remaining == 1_000 - 300
+        assert now.key is not None
+        assert now.key.requests is not None
+        assert now.key.requests.remaining == 3 - 2
+    assert await _contents(redis.url) == before
+
+    # The headers of the next admission agree with what was read (one slot fewer: it took one).
+    third = await admit(timed, "u2", 0, limits)
+    assert third.requests is not None
+    assert third.requests.remaining == 10 - 3
+    clock.advance(60)  # a minute later every bucket is full again
+    rested = await timed.rates("acme", None, limits)
+    assert rested.key is None
+    assert rested.tenant.requests is not None
+    assert rested.tenant.requests.remaining == 10
+    assert rested.tenant.tokens is not None
+    assert rested.tenant.tokens.remaining == 1_000
+    unlimited = await timed.rates("acme")
+    assert (unlimited.tenant.requests, unlimited.tenant.tokens) == (None, None)
+
+
+async def _contents(url: str) -> dict[bytes, Any]:
+    """Every key of the Redis and its value (hashes, sorted sets and strings: what the ledger keeps)."""
+    client = Redis.from_url(url)
+    contents: dict[bytes, Any] = {}
+    try:
+        for key in await client.keys("*"):
+            kind = await client.type(key)
+            if kind == b"hash":
+                contents[key] = await client.hgetall(key)
+            elif kind == b"zset":
+                contents[key] = await client.zrange(key, 0, -1, withscores=True)
+            else:
+                contents[key] = await client.get(key)
+    finally:
+        await client.aclose()
+    return contents
+
+
 async def test_daily_and_monthly_windows_roll_over_at_utc_boundaries(
     timed: Ledger, clock: Clock, redis: Any
 ) -> None:
