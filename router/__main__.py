@@ -218,7 +218,7 @@ def build() -> Process:
     token = admin_token_for(settings)
     store = store_for(settings, holder)
     admin = create_app(
-        AdminService(holder, store, hasher, keyring),
+        AdminService(holder, store, hasher, keyring, ledger=budgets.ledger, pricing=budgets.pricing),
         AdminAuth(holder, hasher, token),
         audit.directory if audit is not None else None,
         audit.log if audit is not None else None,

@@ -39,6 +39,7 @@ from inferflux.router.admin.models import (
     SecretView,
     TenantBody,
     TenantList,
+    TenantUsage,
 )
 from inferflux.router.admin.service import AdminError, AdminService
 from inferflux.router.audit import export
@@ -200,6 +201,20 @@ def create_app(
     async def get_tenant(name: TenantName) -> TenantPolicy:
         """One tenant."""
         return service.tenant(name)
+
+    @app.get(
+        f"{PREFIX}/tenants/{{name}}/usage",
+        tags=["tenants"],
+        responses={
+            404: {"description": "No such tenant"},
+            503: {"description": "The budget ledger (Redis) cannot be read now"},
+        },
+    )
+    async def tenant_usage(name: TenantName) -> TenantUsage:
+        """Spend per budget window (spent, reserved, limit, in the pricing file's currency) and
+        requests and tokens per minute left, read without consuming anything; ``budgets: off`` when
+        this router keeps no ledger."""
+        return await service.usage(name)
 
     @app.put(f"{PREFIX}/tenants/{{name}}", tags=["tenants"])
     async def put_tenant(name: TenantName, body: TenantBody) -> TenantPolicy:

@@ -7,11 +7,12 @@ the one that created it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from inferflux.crds.audit import AuditPolicy
-from inferflux.crds.budget import Budget, RateLimits
+from inferflux.crds.budget import Budget, BudgetStatus, RateLimits, Window
 from inferflux.crds.guardrails import GuardrailPolicy
 from inferflux.crds.meta import KubeModel
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
@@ -158,3 +159,54 @@ class PolicySummary(KubeModel):
     active_keys: int
     snapshot_loaded: bool
     store_loaded: bool
+
+
+class UsageWindow(KubeModel):
+    """One budget window of a tenant now, in the pricing file's currency."""
+
+    window: Window
+    period: str = Field(description="The current period: a UTC day (2026-12-06), month (2026-12), or all.")
+    spent: str = Field(description="Settled spend in this period.")
+    reserved: str = Field(description="Held for requests in flight (released or charged when they end).")
+    limit: str | None = Field(description="The tenant's limit for this window; null: none.")
+    used_percent: int | None = Field(description="spent / limit in percent (may pass 100); null: no limit.")
+
+
+class RateUseView(KubeModel):
+    """One rate limit's use now, read without taking anything from it."""
+
+    limit_per_minute: int
+    capacity: int = Field(
+        description="The most that can be left: the request burst (what x-ratelimit-remaining-requests "
+        "counts down from) for requests, a minute's worth for tokens."
+    )
+    remaining: int
+    used: int = Field(description="capacity - remaining: taken and not yet back.")
+    reset_seconds: float = Field(description="Until the limit is back to full capacity.")
+
+
+class RateLimitsUse(KubeModel):
+    """The tenant's rate limits now; null where it declares no such limit."""
+
+    requests: RateUseView | None
+    tokens: RateUseView | None
+
+
+class TenantUsage(KubeModel):
+    """A tenant's spend against its budget and its rate-limit use, as the ledger (Redis) holds them.
+
+    ``budgets: off`` when this router keeps no ledger (no INFERFLUX_REDIS_URL): then nothing is
+    metered and no figure is given. Key-level budgets and rate limits are not included.
+    """
+
+    tenant: str
+    budgets: Literal["on", "off"]
+    notes: list[str] = Field(description="What the figures do not cover, or why there are none.")
+    currency: str | None = None
+    pricing_version: str | None = None
+    windows: list[UsageWindow] = Field(default_factory=list)
+    status: BudgetStatus | None = Field(
+        default=None, description="The window closest to its limit, as a Tenant's status.budget shows it."
+    )
+    rate_limits: RateLimitsUse | None = None
+    read_at: dt.datetime

@@ -20,7 +20,11 @@ from inferflux.router.admin.models import (
     Resealed,
     SecretView,
     TenantBody,
+    TenantUsage,
 )
+from inferflux.router.admin.usage import usage_off, usage_view
+from inferflux.router.budgets.ledger import Ledger, LedgerUnavailable, Limits, ScopeLimits
+from inferflux.router.budgets.stage import PricingHolder, scope_limits
 from inferflux.router.identity.api_keys import KeyHasher, generate
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.policy.secrets import Keyring, SecretError
@@ -73,12 +77,17 @@ class AdminService:
         hasher: KeyHasher | None,
         keyring: Keyring | None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        *,
+        ledger: Ledger | None = None,
+        pricing: PricingHolder | None = None,
     ) -> None:
         self.holder = holder
         self.store = store
         self.hasher = hasher
         self.keyring = keyring
         self.clock = clock
+        self.ledger = ledger  # None: budgets are off on this router (no Redis)
+        self.pricing = pricing
 
     # Tenants --------------------------------------------------------------------------------------
     def tenants(self) -> list[TenantPolicy]:
@@ -115,6 +124,23 @@ class AdminService:
         for record in await self.store.keys(name):
             if record.revoked_at is None:
                 await self.store.revoke(record.id, now)
+
+    async def usage(self, name: str) -> TenantUsage:
+        """The tenant's spend per window and rate-limit use now, read from the ledger (two reads,
+        neither of which takes a request slot or counts a token)."""
+        tenant = self.tenant(name)
+        now = self.clock()
+        if self.ledger is None or self.pricing is None:
+            return usage_off(tenant.name, now)
+        limits = Limits(scope_limits(tenant.budget, tenant.rate_limits) or ScopeLimits())
+        try:
+            spend = await self.ledger.spend(tenant.name, None, limits)
+            rates = await self.ledger.rates(tenant.name, None, limits)
+        except LedgerUnavailable:
+            raise AdminError(
+                503, "ledger_unavailable", "the budget ledger (Redis) cannot be read now; try again"
+            ) from None
+        return usage_view(tenant, spend, rates, self.pricing.current, now)
 
     # Keys -----------------------------------------------------------------------------------------
     def _hasher(self) -> KeyHasher:
