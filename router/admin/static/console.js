@@ -181,6 +181,47 @@ function budgetText(budget) {
   return limits.length ? `${limits.join(", ")} (pricing file's currency)` : "no limit";
 }
 
+// A meter whose accessible name says what it measures; its value is also written out beside it.
+function meter(label, value, max, optimum) {
+  return element("meter", null, { min: "0", max: String(max), value: String(Math.min(value, max)), low: String(max * 0.8), high: String(max * 0.999), optimum: String(optimum), "aria-label": label });
+}
+
+function showUsage(box, tenant, usage) {
+  const list = element("ul", null, { class: "usage", "aria-label": `Usage of ${tenant}`, "data-usage": tenant });
+  if (usage.budgets === "off") {
+    list.append(element("li", "Budgets and rate limits are off on this router: nothing is metered."));
+    box.append(list);
+    return;
+  }
+  for (const w of usage.windows) {
+    const text = w.limit === null
+      ? `${w.window} (${w.period}): spent ${w.spent} ${usage.currency}, ${w.reserved} held in flight, no limit`
+      : `${w.window} (${w.period}): spent ${w.spent} of ${w.limit} ${usage.currency} (${w.usedPercent}%), ${w.reserved} held in flight`;
+    const item = element("li", null, { "data-window": w.window });
+    item.append(element("span", text));
+    if (w.limit !== null) item.append(meter(`${w.window} spend of ${tenant}: ${w.usedPercent}% of the limit`, w.usedPercent, 100, 0));
+    list.append(item);
+  }
+  const rates = usage.rateLimits;
+  for (const [kind, rate] of [["requests", rates.requests], ["tokens", rates.tokens]]) {
+    const item = element("li", null, { "data-rate": kind });
+    if (!rate) { item.textContent = `${kind} per minute: no limit`; list.append(item); continue; }
+    item.append(element("span", `${kind}: ${rate.remaining} of ${rate.capacity} left now (limit ${rate.limitPerMinute} per minute, full again in ${rate.resetSeconds} s)`));
+    item.append(meter(`${kind} per minute of ${tenant} left: ${rate.remaining} of ${rate.capacity}`, rate.remaining, rate.capacity, rate.capacity));
+    list.append(item);
+  }
+  for (const note of usage.notes) list.append(element("li", `Note: ${note}.`, { class: "note" }));
+  box.append(list);
+}
+
+async function loadUsage(box, tenant) {
+  try {
+    showUsage(box, tenant, await (await api("GET", `/tenants/${tenant}/usage`)).json());
+  } catch (error) {
+    box.append(element("p", `Usage cannot be read now: ${error.message}`, { class: "error" }));
+  }
+}
+
 async function loadTenants() {
   $("tenants-error").textContent = "";
   try {
@@ -196,6 +237,7 @@ async function loadTenants() {
       const box = element("article", null, { class: "tenant", "aria-label": `Tenant ${tenant.name}` });
       box.append(element("h3", tenant.name + (tenant.suspended ? " (suspended)" : "")));
       box.append(element("p", `Budget: ${budgetText(tenant.budget)} · source: ${tenant.source}`));
+      await loadUsage(box, tenant.name);
       const keys = (await (await api("GET", `/tenants/${tenant.name}/keys`)).json()).data;
       const table = element("table");
       table.append(element("caption", `Keys of ${tenant.name}`, { class: "visually-hidden" }));
@@ -317,5 +359,6 @@ setUpTabs();
 $("login-form").addEventListener("submit", signIn);
 $("logout").addEventListener("click", () => signOut());
 $("key-form").addEventListener("submit", createKey);
+$("tenants-refresh").addEventListener("click", () => loadTenants());
 $("audit-form").addEventListener("submit", exportAudit);
 if (token()) signedIn();

@@ -1,5 +1,6 @@
 """The admin console in a real browser: Debian's chromium, driven by Playwright, against a real
-router process (``python -m inferflux.router``) with its audit log on and its guardrails on.
+router process (``python -m inferflux.router``) with its audit log on, its guardrails on, and budgets
+on (a real redis-server, tests/redis_server.py, and a small pricing file).
 
 The routing table comes from a file, and its one model's replica is the mock OpenAI backend
 (tests/router/mock_openai.py): the console reads the router's own routing table and queues, and
@@ -29,13 +30,16 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from aiohttp import web
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from inferflux.prompts.checksum import jcs_checksum
 from inferflux.router.audit import signing
 from tests.router.mock_openai import MockOpenAI, MockState
 
 router_process = importlib.import_module("inferflux_tests_router_process")
+redis_server = importlib.import_module("inferflux_tests_redis_server")
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_DIR = Path(__file__).with_name("axe")
@@ -141,6 +145,16 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     (folder / "audit-secret").write_bytes(os.urandom(32).hex().encode())
     (folder / "admin-token").write_text(TOKEN)
     signing.generate(folder / "audit.pem", folder / "audit.pub")
+    # Every output token costs 0.001 EUR, an input token 0.000001: a request's reservation (its
+    # body's bytes and max_tokens) stays well under the 0.01 daily budget of the usage test.
+    pricing: dict[str, Any] = {
+        "version": "console-1",
+        "currency": "EUR",
+        "models": {MODEL: {"inputPerMillion": "1", "outputPerMillion": "1000", "maxOutputTokens": 8}},
+    }
+    pricing["checksum"] = jcs_checksum(pricing)
+    (folder / "pricing.yaml").write_text(yaml.safe_dump(pricing))
+    redis = redis_server.RedisServer(folder / "redis").start()
     env = {key: value for key, value in os.environ.items() if not key.startswith("INFERFLUX_")}
     env.update(
         INFERFLUX_ROUTER_PORT=str(free_port()),
@@ -156,6 +170,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{backend.traces.url}/v1/traces",
         INFERFLUX_OTEL_SAMPLE_RATIO="1",
         INFERFLUX_CONSOLE_TRACE_URL=f"{backend.traces.url}/trace/{{trace_id}}",
+        INFERFLUX_REDIS_URL=redis.url,
+        INFERFLUX_PRICING_FILE=str(folder / "pricing.yaml"),
     )
     process = router_process.RouterProcess(env, folder / "router.log", TOKEN)
     process.traces = backend.traces
@@ -165,6 +181,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         backend.run(process.stop())
         backend.close()
+        redis.stop()
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +265,7 @@ def test_the_static_page_holds_no_data_and_the_live_routes_need_the_token(router
 
 
 def test_a_key_created_in_the_console_works_until_it_is_revoked_there(page: Page, router: Any) -> None:
-    admin(router, "PUT", "/tenants/team-keys", {"budget": {"monthly": "25.00", "failOpen": True}})  # no Redis
+    admin(router, "PUT", "/tenants/team-keys", {"budget": {"monthly": "25.00"}})
     sign_in(page, router)
     open_tab(page, "Tenants")
     tenant = page.get_by_role("article", name="Tenant team-keys")
@@ -271,6 +288,46 @@ def test_a_key_created_in_the_console_works_until_it_is_revoked_there(page: Page
     refused = chat(router, key, "hello")
     assert refused.status_code == 401
     assert refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_a_request_by_a_tenant_key_shows_as_spend_and_rate_use_on_the_tenants_page(
+    page: Page, router: Any
+) -> None:
+    # One request a minute (a burst of one) and ten tokens a minute: what one request takes stays
+    # taken for many seconds, so the page can be read well after it.
+    limits = {"budget": {"daily": "0.01"}, "rateLimits": {"requestsPerMinute": 1, "tokensPerMinute": 10}}
+    admin(router, "PUT", "/tenants/team-usage", limits)
+    key = str(admin(router, "POST", "/tenants/team-usage/keys", {"name": "usage"})["key"])
+    sign_in(page, router)
+    open_tab(page, "Tenants")
+    usage = page.get_by_role("list", name="Usage of team-usage")
+    expect(usage.locator('[data-window="daily"]')).to_contain_text(
+        "spent 0.00 of 0.01 EUR (0%)", timeout=WAIT_MS
+    )
+    expect(usage.locator('[data-rate="requests"]')).to_contain_text("requests: 1 of 1 left now")
+    expect(usage.locator('[data-rate="tokens"]')).to_contain_text("tokens: 10 of 10 left now")
+
+    assert chat(router, key, "hello").status_code == 200
+    body: dict[str, Any] = {}
+    for _ in range(100):  # the settle lands in the background, just after the response
+        body = admin(router, "GET", "/tenants/team-usage/usage")
+        if body["windows"][0]["spent"] != "0.00":
+            break
+        page.wait_for_timeout(100)
+    daily = body["windows"][0]
+    assert daily["spent"] != "0.00", body
+    assert daily["usedPercent"] > 0
+
+    page.get_by_role("button", name="Refresh usage").click()
+    expect(usage.locator('[data-window="daily"]')).to_contain_text(
+        f"spent {daily['spent']} of 0.01 EUR ({daily['usedPercent']}%)", timeout=WAIT_MS
+    )
+    meter = page.get_by_role("meter", name=f"daily spend of team-usage: {daily['usedPercent']}% of the limit")
+    expect(meter).to_have_attribute("value", str(daily["usedPercent"]))
+    expect(usage.locator('[data-rate="requests"]')).to_contain_text("requests: 0 of 1 left now")
+    tokens_left = int(usage.locator('[data-rate="tokens"] span').inner_text().split()[1])
+    assert tokens_left < 10  # the request's tokens count against the minute
+    expect(page.get_by_role("meter", name="requests per minute of team-usage left: 0 of 1")).to_be_visible()
 
 
 def test_a_guardrail_verdict_appears_live_without_the_value(page: Page, router: Any) -> None:
