@@ -5,9 +5,10 @@ each budgeted tenant's windows from the ledger, and:
 
 - sets ``inferflux_router_budget_used_ratio{tenant,window}`` (the chart's PrometheusRule alerts on
   it at 80 % and 100 %);
-- writes ``status.budget`` of the tenant's ``Tenant`` resource (tenants declared through the admin
-  API have no resource: their spend is on the admin API), so ``kubectl get tenants`` shows spend,
-  limit and percent used, at most once per interval;
+- writes ``status.budget`` of the tenant's ``Tenant`` resource, so ``kubectl get tenants`` shows
+  spend, limit and percent used, at most once per interval (tenants declared through the admin API
+  have no resource: every tenant's spend is read on demand at ``GET /admin/v1/tenants/{name}/usage``,
+  router/admin/usage.py, which uses `budget_status` and `ratio` from here);
 - posts a webhook, signed with HMAC-SHA-256, the first time a window crosses each threshold in a
   period (the crossings already announced are remembered in Redis, so a restart or another
   replica does not announce them again).

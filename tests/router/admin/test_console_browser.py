@@ -431,7 +431,13 @@ def test_tabs_follow_the_arrow_keys(page: Page, router: Any) -> None:
 def test_no_page_has_a_serious_accessibility_violation(
     browser: Browser, router: Any, axe: str, width: int, tmp_path: Path
 ) -> None:
-    key = tenant_with_key(router, "team-axe")  # a tenant with a key: the Tenants page has a table
+    # A tenant with limits and a key: the Tenants page has its usage meters and a table of keys.
+    limits = {
+        "budget": {"daily": "5.00"},
+        "rateLimits": {"requestsPerMinute": 600, "tokensPerMinute": 90_000},
+    }
+    admin(router, "PUT", "/tenants/team-axe", limits)
+    key = str(admin(router, "POST", "/tenants/team-axe/keys", {"name": "test"})["key"])
     assert chat(router, key, "hello").status_code == 200  # and the Traces page a request
     # axe-core is injected as an inline script, which the console's CSP refuses: bypassed here only.
     context = browser.new_context(viewport={"width": width, "height": 800}, bypass_csp=True)
@@ -446,7 +452,7 @@ def test_no_page_has_a_serious_accessibility_violation(
         for name in PAGES:
             open_tab(page, name.capitalize())
             if name == "tenants":
-                expect(page.locator("#tenants article").first).to_be_visible(timeout=WAIT_MS)
+                expect(page.get_by_role("meter").first).to_be_visible(timeout=WAIT_MS)
             if name == "traces":
                 expect(page.locator("tr[data-request] a").first).to_be_visible(timeout=WAIT_MS)
             scans[name] = scan(page, axe)
