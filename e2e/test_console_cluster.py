@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from cluster_fixture import e2e_suite, llamacpp_model, operator_suite
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+
+from tests.chromium import launched_chromium
 
 _ops = operator_suite()
 admin = _ops.admin
@@ -36,7 +37,6 @@ namespace = _ops.namespace
 _stz = e2e_suite("test_scale_to_zero.py")  # its router process on the routing ConfigMap
 router_rbac = _stz.router_rbac
 
-CHROMIUM = "/usr/bin/chromium"
 TOKEN = "console-cluster-admin-token-0123456789"
 HOLD = _stz.HOLD
 WAIT_MS = 90_000  # a model's first rollout on a shared, loaded machine
@@ -67,11 +67,8 @@ def router(
 
 @pytest.fixture(scope="module")
 def browser(router: Any) -> Iterator[Browser]:
-    assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM), "apt-get install chromium (make system-deps)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import importlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -32,16 +31,16 @@ import pytest
 import requests
 import yaml
 from aiohttp import web
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from inferflux.prompts.checksum import jcs_checksum
 from inferflux.router.audit import signing
+from tests.chromium import launched_chromium
 from tests.router.mock_openai import MockOpenAI, MockState
 
 router_process = importlib.import_module("inferflux_tests_router_process")
 redis_server = importlib.import_module("inferflux_tests_redis_server")
 
-CHROMIUM = "/usr/bin/chromium"
 AXE_DIR = Path(__file__).with_name("axe")
 AXE = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 TOKEN = "console-admin-token-0123456789"
@@ -186,11 +185,8 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert shutil.which(CHROMIUM) or os.path.exists(CHROMIUM), "apt-get install chromium (make system-deps)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with launched_chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
