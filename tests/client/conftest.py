@@ -1,9 +1,12 @@
 """Fixtures for the SDK tests: the router fixtures of tests/router (a real router served by uvicorn,
-the real runtime on the small model) and a proxy that cuts streams (cutting_proxy.py)."""
+the real runtime on the small model), a proxy that cuts streams (cutting_proxy.py), the TypeScript
+SDK built from source (``built``), and espeak-ng speech (tests/router/realtime/speech.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -32,6 +35,22 @@ route_fixture = _router.route_fixture
 CuttingProxy = _load(
     Path(__file__).with_name("cutting_proxy.py"), "inferflux_tests_cutting_proxy"
 ).CuttingProxy
+typescript_package = _load(
+    Path(__file__).with_name("typescript_package.py"), "inferflux_tests_typescript_package"
+)
+_load(Path(__file__).parents[1] / "router" / "realtime" / "speech.py", "inferflux_tests_speech")
+
+
+@pytest.fixture(scope="session")
+def built() -> Path:
+    """The TypeScript SDK built from its current source with tsc (strict): fails on any type error."""
+    package = typescript_package.PACKAGE
+    assert (package / "node_modules" / ".bin" / "tsc").exists(), "run `make sdk-ts` (npm ci) first"
+    npm = shutil.which("npm")
+    assert npm, "npm is not installed"
+    code, output = asyncio.run(typescript_package.run(npm, "run", "--silent", "build"))
+    assert code == 0, output
+    return Path(package / "dist")
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ Needs the package's dev dependencies (``make sdk-ts``, part of ``make test``).
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import json
 import os
 import shutil
 import tarfile
-from pathlib import Path
 
 import pytest
 
@@ -19,39 +18,14 @@ from inferflux.client import AsyncInferFlux
 
 pytestmark = pytest.mark.slow
 
-PACKAGE = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
+package = importlib.import_module("inferflux_tests_typescript_package")
+PACKAGE, run = package.PACKAGE, package.run
 REQUEST = {
     "model": "gemma",
     "messages": [{"role": "user", "content": "Name five colours, one per line."}],
     "max_tokens": 32,
     "temperature": 0,
 }
-
-
-async def run(
-    *command: str, env: dict[str, str] | None = None, cwd: Path = PACKAGE, within: float = 300
-) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), within)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
-
-
-@pytest.fixture(scope="module")
-def built() -> Path:
-    """The package built from its current source with tsc (strict): fails on any type error."""
-    assert (PACKAGE / "node_modules" / ".bin" / "tsc").exists(), "run `make sdk-ts` (npm ci) first"
-    npm = shutil.which("npm")
-    assert npm, "npm is not installed"
-    code, output = asyncio.run(run(npm, "run", "--silent", "build"))
-    assert code == 0, output
-    return PACKAGE / "dist"
 
 
 async def test_the_typescript_sdk_resumes_a_cut_stream(
@@ -72,7 +46,7 @@ async def test_the_typescript_sdk_resumes_a_cut_stream(
         "INFERFLUX_REQUEST": json.dumps(REQUEST),
         "INFERFLUX_EXPECTED": whole,
     }
-    code, output = await run("node", "--test", "test/", env=env)
+    code, output = await run("node", "--test", "test/offline.test.mjs", "test/resume.test.mjs", env=env)
     assert code == 0, output
     assert "# pass 8" in output, output  # 3 against the router, 5 offline (cursor, errors, SSE)
     assert "# fail 0" in output, output

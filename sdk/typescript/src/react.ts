@@ -35,7 +35,7 @@ export function useVoice(options: RealtimeOptions): VoiceHook {
       else if (frame.type === "final") setFinals((previous) => [...previous, frame]);
       else if (frame.type === "error") setError(frame);
     });
-    voice.connect();
+    voice.connect().catch(() => undefined); // a refusal shows as state "closed" (and voice.error)
     return () => {
       stopState();
       stopFrames();
@@ -69,7 +69,7 @@ export function useXR(options: RealtimeOptions): XRHook {
     client.current = xr;
     const stopState = xr.onState(setState);
     const stopFrames = xr.onFrame(setLast);
-    xr.connect();
+    xr.connect().catch(() => undefined); // a refusal shows as state "closed" (and xr.error)
     return () => {
       stopState();
       stopFrames();
