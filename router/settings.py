@@ -80,6 +80,9 @@ class Settings:
     # Budgets and rate limits (docs/budgets.md): kept in the Redis at redis_url.
     pricing_file: str = ""  # pricing.yaml, sealed with its checksum; empty: every model costs 0
     budget_idempotency_seconds: float = 600.0  # a request id is remembered this long
+    # How long the ledger waits for a Redis answer before the request gets 503: event-loop time, so
+    # well above the loop's lag under load (docs/budgets.md).
+    budget_redis_timeout_seconds: float = 0.5
     # A reservation lives the total timeout plus this margin; then it is released (its router died).
     budget_reservation_margin_seconds: float = 60.0
     budget_report_seconds: float = 30.0  # spend written to Tenant status and gauges this often
@@ -197,6 +200,7 @@ _ENV = {
     "audit_prune_seconds": "INFERFLUX_AUDIT_PRUNE_SECONDS",
     "pricing_file": "INFERFLUX_PRICING_FILE",
     "budget_idempotency_seconds": "INFERFLUX_BUDGET_IDEMPOTENCY_SECONDS",
+    "budget_redis_timeout_seconds": "INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS",
     "budget_reservation_margin_seconds": "INFERFLUX_BUDGET_RESERVATION_MARGIN_SECONDS",
     "budget_report_seconds": "INFERFLUX_BUDGET_REPORT_SECONDS",
     "budget_thresholds": "INFERFLUX_BUDGET_THRESHOLDS",
@@ -279,6 +283,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INFERFLUX_HEARTBEAT_SECONDS and INFERFLUX_RESUME_TTL_SECONDS must be positive")
     if settings.policy_resync_seconds <= 0:
         raise SettingsError("INFERFLUX_POLICY_RESYNC_SECONDS must be positive")
+    if settings.budget_redis_timeout_seconds <= 0:
+        raise SettingsError("INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS must be positive")
     if settings.policy_configmap and settings.policy_configmap.count("/") != 1:
         raise SettingsError("INFERFLUX_POLICY_CONFIGMAP must be namespace/name")
     if (

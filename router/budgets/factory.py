@@ -43,6 +43,7 @@ def ledger_for(settings: Settings) -> Ledger | None:
         settings.redis_url,
         reservation_ttl=settings.total_timeout_seconds + settings.budget_reservation_margin_seconds,
         idempotency_window=settings.budget_idempotency_seconds,
+        socket_timeout=settings.budget_redis_timeout_seconds,
     )
 
 

@@ -22,6 +22,7 @@ def test_defaults_and_overrides() -> None:
         ({"INFERFLUX_ROUTER_PORT": "eighty"}, "INFERFLUX_ROUTER_PORT"),
         ({"INFERFLUX_ROUTES_CONFIGMAP": "no-slash"}, "namespace/name"),
         ({"INFERFLUX_HEARTBEAT_SECONDS": "0"}, "positive"),
+        ({"INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS": "0"}, "INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS"),
         ({"INFERFLUX_REALTIME_MAX_FRAME_BYTES": "0"}, "INFERFLUX_REALTIME_"),
         ({"INFERFLUX_REALTIME_PING_SECONDS": "0.5"}, "between 1 and 300"),
         ({"INFERFLUX_CONSOLE_RECENT_REQUESTS": "-1"}, "INFERFLUX_CONSOLE_RECENT_REQUESTS"),
