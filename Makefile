@@ -99,7 +99,7 @@ test: system-deps install cluster-bin oidc-bin kstatus-bin helm4-bin jaeger-bin 
 
 # Benchmarks live in tests/bench/bench_*.py (not collected by pytest). Each prints a table with its
 # ratio against a baseline run side by side in the same run, because these machines are noisy.
-BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime scheduling batch
+BENCHES := runtime router operator swap prompts policy ratelimit audit guardrails realtime scheduling batch coldstart
 
 bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 
@@ -119,7 +119,7 @@ bench-swap: install ## Swap time and failed requests under load, in place and bl
 	$(PY) tests/bench/bench_inplace.py
 	$(PY) tests/bench/bench_swap.py
 
-bench-coldstart: ## `make run` on a fresh clone to its first answer: cold (empty pip and uv caches), then warm
+bench-coldstart: ## `make run` on a fresh clone to its first answer: cold (empty caches), then warm
 	python3 tests/bench/bench_coldstart.py
 
 bench-prompts: install ## Warm and cold PromptResolver.resolve
