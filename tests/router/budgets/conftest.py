@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,8 @@ import pytest
 
 from inferflux.router.budgets.ledger import Ledger
 
-
-def load(path: Path, name: str) -> Any:
-    """A helper module by path (tests/ is not a package; importlib mode)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-redis_server = load(Path(__file__).resolve().parents[2] / "redis_server.py", "inferflux_tests_redis_server")
+# Registered by tests/router/conftest.py, which pytest loads first.
+redis_server = importlib.import_module("inferflux_tests_redis_server")
 
 
 # The plain ``redis`` fixture (no persistence) is in tests/router/conftest.py.
