@@ -6,8 +6,9 @@ its own llama.cpp sampler chain. HTTP handlers never touch llama.cpp: they submi
 text deltas from an asyncio queue that the decode thread feeds once per step.
 
 Between steps, a waiting job of higher priority may take the slot of the lowest-priority running
-sequence, which is parked with its KV cache under a spare sequence id and resumed later
-(preemption.py says how the engine chooses).
+sequence, which is parked with its KV cache under a spare sequence id and resumed later, and
+lower-priority sequences sit out the steps that prefill a higher one (preemption.py says how the
+engine chooses).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import llama_cpp as llama
 
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
-from inferflux.runtime.preemption import Running, Waiting, next_waiting, victim
+from inferflux.runtime.preemption import Running, Waiting, next_waiting, step_floor, victim
 from inferflux.runtime.prefix import choose_slot, swa_allows_reuse
 from inferflux.runtime.sampling import Sampler, SamplingParams
 from inferflux.runtime.textstream import TextStream
@@ -396,15 +397,22 @@ class Engine:
     def _fill_batch(self) -> int:
         """Put the next step in the batch: its token count (``_step_sequences``: its sequences)."""
         batch, count, sequences = self.batch, 0, 0
+        floor = step_floor(a.job.priority for a in self.active if a is not None and a.next_token < 0)
+        held = 0
         for slot, state in enumerate(self.active):  # one token for every decoding sequence
-            state = self.active[slot]
             if state is None or state.next_token < 0:
+                continue
+            if floor is not None and state.job.priority < floor:
+                held += 1
                 continue
             _put(batch, count, state.next_token, len(self.slot_tokens[slot]), slot, True)
             self.slot_tokens[slot].append(state.next_token)
             state.out_index, count, sequences = count, count + 1, sequences + 1
         for slot, state in enumerate(self.active):  # then prompt chunks in what room is left
             if state is None or state.next_token >= 0 or count >= self.n_batch:
+                continue
+            if floor is not None and state.job.priority < floor:
+                held += 1
                 continue
             sequences += 1
             prompt, tokens = state.source, self.slot_tokens[slot]
@@ -417,6 +425,8 @@ class Engine:
             state.out_index = count - 1 if end == len(prompt) else -1
         batch.n_tokens = count
         self._step_sequences = sequences
+        if held and count:
+            self.metrics.held.inc(held)
         return count
 
     def _sample(self, outbox: list[tuple[Job, str | Finish]]) -> None:

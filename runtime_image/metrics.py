@@ -86,6 +86,11 @@ class RuntimeMetrics:
         self.resumed = Counter(
             f"{PREFIX}_sequences_resumed", "Paused sequences put back in a slot", registry=r
         )
+        self.held = Counter(
+            f"{PREFIX}_sequence_steps_held",
+            "Steps a running sequence sat out while a higher-priority one was prefilling",
+            registry=r,
+        )
         self.parked = Gauge(f"{PREFIX}_parked_sequences", "Sequences paused, waiting for a slot", registry=r)
         hit_rate = Gauge(
             f"{PREFIX}_prefix_cache_hit_ratio", "Reused prompt tokens over all prompt tokens", registry=r

@@ -12,7 +12,7 @@ from inferflux.runtime.chat import ChatTemplate
 from inferflux.runtime.engine import Engine, Finish, Job
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
-from inferflux.runtime.preemption import Running, Waiting, next_waiting, parse_priority, victim
+from inferflux.runtime.preemption import Running, Waiting, next_waiting, parse_priority, step_floor, victim
 from inferflux.runtime.sampling import SamplingParams
 
 GREEDY = SamplingParams(temperature=0)
@@ -154,3 +154,59 @@ def test_cancelling_a_parked_stream_frees_its_cache_at_once(engine: Engine) -> N
         "cancelled"
     ]
     run(engine, [])
+
+
+def test_the_floor_of_a_step_is_the_highest_priority_still_prefilling() -> None:
+    assert step_floor([]) is None  # nothing prefilling: everyone steps
+    assert step_floor([-10, 0]) == 0
+
+
+@pytest.fixture(scope="module")
+def two_slots(chat_model_path: Path) -> Iterator[Engine]:
+    """The chat model with two slots, driven step by step by the test."""
+    model = Model(chat_model_path)
+    engine = Engine(model, context_size=2048, parallel=2, threads=1, batch_size=256, metrics=RuntimeMetrics())
+    yield engine
+    engine.close()
+    model.close()
+
+
+def test_a_lower_priority_stream_sits_out_the_steps_that_prefill_a_higher_one(two_slots: Engine) -> None:
+    engine = two_slots
+    low, high = job(engine, LOW, priority=-10), job(engine, HIGH)
+    engine.submit(low)
+    events: list[tuple[Job, str | Finish]] = []
+    for _ in range(6):
+        engine.step(events)
+    assert text_of(events, low), "the low one is decoding"
+    low_slot = next(slot for slot, state in enumerate(engine.active) if state is not None)
+    held = engine.metrics.held._value.get()
+    before = len(engine.slot_tokens[low_slot])
+
+    engine.submit(high)
+    outbox: list[tuple[Job, str | Finish]] = []
+    engine.step(outbox)  # a free slot: no preemption, but this step is the high one's prefill
+    prefilled = len(high.prompt) - high.timeline.reused  # a cached prefix is not prefilled again
+    assert engine.batch.n_tokens == prefilled, "only the high prompt was in the step"
+    assert len(engine.slot_tokens[low_slot]) == before, "the low one did not advance"
+    assert [item for item, _ in outbox] == [high], "the high one's first token, and nothing of the low one"
+    assert engine.metrics.held._value.get() == held + 1
+
+    outbox = []
+    engine.step(outbox)  # both decode again
+    assert engine.batch.n_tokens == 2
+    events += run(engine, [])
+    assert [e.reason for item, e in events if item is low and isinstance(e, Finish)] == ["length"]
+
+
+def test_an_equal_priority_prefill_shares_the_step(two_slots: Engine) -> None:
+    first, second = job(engine=two_slots, question=LOW), job(engine=two_slots, question=HIGH)
+    two_slots.submit(first)
+    events: list[tuple[Job, str | Finish]] = []
+    for _ in range(6):
+        two_slots.step(events)
+    two_slots.submit(second)
+    two_slots.step(events)
+    prefilled = len(second.prompt) - second.timeline.reused
+    assert two_slots.batch.n_tokens == prefilled + 1, "its prompt and the other's next token"
+    run(two_slots, [])
