@@ -106,8 +106,14 @@ bench: $(addprefix bench-,$(BENCHES)) ## Every benchmark
 bench-runtime: install ## Runtime vs llama-server vs llama-cpp-python's server, 1 and 8 streams
 	$(PY) tests/bench/bench_runtime.py
 
-bench-router: install ## Router overhead vs calling the backend directly
-	$(PY) tests/bench/bench_router.py
+# vllm-router (Rust, from PyPI) in a venv of its own: a reference in the bench, not a dependency.
+VLLM_ROUTER := $(CACHE)/vllm-router/bin/vllm-router
+$(VLLM_ROUTER): | $(VENV)/.uv
+	$(UV) venv --quiet $(CACHE)/vllm-router
+	$(UV) pip install --quiet --python $(CACHE)/vllm-router/bin/python vllm-router==0.1.17
+
+bench-router: install $(VLLM_ROUTER) ## Router overhead vs calling the backend directly (vllm-router as the tail's reference)
+	$(PY) tests/bench/bench_router.py --vllm-router $(VLLM_ROUTER)
 
 bench-ratelimit: install ## 600 requests/minute through the router on the wall clock for 60 s (steady 10/s and a 20/s flood)
 	$(PY) tests/bench/bench_ratelimit.py
