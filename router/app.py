@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inferflux.crds.routing import RoutingTable
-from inferflux.prompts.configmap_source import ConfigMapSource
 from inferflux.prompts.resolver import PromptResolver
 from inferflux.prompts.sources import DirectorySource, PromptSource
 from inferflux.router import telemetry
@@ -80,6 +79,9 @@ def prompt_resolver(settings: Settings) -> PromptResolver | None:
     if settings.prompts_namespace:
         namespace = None if settings.prompts_namespace == "*" else settings.prompts_namespace
         kubeconfig = Path(settings.kubeconfig) if settings.kubeconfig else None
+        # Imported here: the Kubernetes client weighs ~60 MB, and local mode never needs it.
+        from inferflux.prompts.configmap_source import ConfigMapSource
+
         sources.append(ConfigMapSource(kubeconfig=kubeconfig, namespace=namespace))
     if not sources:
         return None

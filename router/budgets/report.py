@@ -27,8 +27,8 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import aiohttp
 import orjson
 from redis.asyncio import Redis
 
@@ -39,6 +39,9 @@ from inferflux.router.budgets.ledger import WindowSpend as Amounts
 from inferflux.router.budgets.metrics import BudgetMetrics
 from inferflux.router.budgets.stage import PricingHolder, scope_limits
 from inferflux.router.policy.effective import PolicyHolder
+
+if TYPE_CHECKING:  # aiohttp is imported on the first webhook post: most routers never send one
+    import aiohttp
 
 log = logging.getLogger("inferflux.router.budgets.report")
 
@@ -206,6 +209,8 @@ class SpendReporter:
 
     async def _post(self, body: bytes) -> bool:
         assert self.webhook is not None
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.webhook.timeout))
         headers = {"content-type": "application/json", SIGNATURE_HEADER: signature(self.webhook.secret, body)}

@@ -14,10 +14,12 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import jwt
+
+if TYPE_CHECKING:  # aiohttp is imported on the first fetch: a router without OIDC never loads it
+    import aiohttp
 
 log = logging.getLogger("inferflux.router.identity")
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -47,7 +49,7 @@ class JwksCache:
         self.jwks_url = jwks_url
         self.min_refresh = min_refresh
         self.max_age = max_age
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.keys: Mapping[str, SigningKey] = {}
         self.fetches = 0
         self._fetched_at = -float("inf")
@@ -74,6 +76,8 @@ class JwksCache:
                 return  # a concurrent caller fetched while this one waited
             self._fetched_at = time.monotonic()
             self.fetches += 1
+            import aiohttp
+
             try:
                 self.keys = parse_jwks(await self._get_json(await self._jwks_address()))
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
@@ -90,7 +94,9 @@ class JwksCache:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         async with self._session.get(url) as response:
             response.raise_for_status()
             document = await response.json(content_type=None)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anthropic
-
 from inferflux.router.providers.anthropic_map import ChunkMapper, completion, messages_params
 from inferflux.router.providers.base import Body, unsupported
 from inferflux.router.providers.classify import classify
@@ -33,6 +31,8 @@ class AnthropicAdapter:
         self.model = model
         base = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
         self.upstream = f"anthropic:{base}:{model}"
+        import anthropic  # here, not at the top: only a router with an Anthropic route pays for it
+
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key or "", base_url=base, timeout=timeout_seconds, max_retries=0
         )

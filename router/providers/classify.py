@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import email.utils
 import re
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
-
-import anthropic
-import openai
 
 from inferflux.router.errors import ErrorCode, UpstreamError, code_for_status
 
@@ -42,10 +40,14 @@ _STATUS_HINTS = {413: ErrorCode.CONTEXT_LENGTH, 529: ErrorCode.OVERLOADED, 502: 
 # Providers echo (masked) keys in auth errors: "Incorrect API key provided: sk-abc***xyz".
 _KEY_LIKE = re.compile(r"\b(?:sk|gsk|pk|key)[-_][-_A-Za-z0-9*.]{6,}", re.IGNORECASE)
 
-_TIMEOUTS = (openai.APITimeoutError, anthropic.APITimeoutError, TimeoutError)
-_CONNECTION = (openai.APIConnectionError, anthropic.APIConnectionError)
-_STATUS_ERRORS = (openai.APIStatusError, anthropic.APIStatusError)
-_API_ERRORS = (openai.APIError, anthropic.APIError)
+# The SDKs are imported by the adapters that use them, not here: together they weigh ~100 MB and
+# seconds of start-up, and an SDK that was never imported cannot have raised.
+_SDKS = ("openai", "anthropic")
+
+
+def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
+    """The error class ``name`` of each provider SDK this process has imported."""
+    return tuple(getattr(sys.modules[sdk], name) for sdk in _SDKS if sdk in sys.modules)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
@@ -96,20 +98,22 @@ def classify(error: BaseException, upstream: str) -> UpstreamError:
     """``error`` as an `UpstreamError`; the message names the upstream but never echoes credentials."""
     if isinstance(error, UpstreamError):
         return error
-    if isinstance(error, _TIMEOUTS):
+    if isinstance(error, (TimeoutError, *_sdk_errors("APITimeoutError"))):
         return UpstreamError(ErrorCode.TIMEOUT, f"{upstream} timed out")
-    if isinstance(error, _CONNECTION):
+    if isinstance(error, _sdk_errors("APIConnectionError")):
         return UpstreamError(ErrorCode.UNAVAILABLE, f"{upstream} is unreachable")
-    if isinstance(error, _STATUS_ERRORS):
-        error_type, error_code = _error_fields(error.body)
-        detail = _message(error.body) or f"HTTP {error.status_code}"
-        code = code_for(error.status_code, error_type, error_code, detail)
-        retry_after = retry_after_seconds(error.response.headers)
+    if isinstance(error, _sdk_errors("APIStatusError")):
+        status_error: Any = error
+        error_type, error_code = _error_fields(status_error.body)
+        detail = _message(status_error.body) or f"HTTP {status_error.status_code}"
+        code = code_for(status_error.status_code, error_type, error_code, detail)
+        retry_after = retry_after_seconds(status_error.response.headers)
         return UpstreamError(code, f"{upstream}: {detail}", retry_after=retry_after)
-    if isinstance(error, _API_ERRORS):
+    if isinstance(error, _sdk_errors("APIError")):
         # An error event inside a stream: there is no HTTP status, only the body.
-        error_type, error_code = _error_fields(error.body)
-        detail = _message(error.body) or "error event in the stream"
+        api_error: Any = error
+        error_type, error_code = _error_fields(api_error.body)
+        detail = _message(api_error.body) or "error event in the stream"
         return UpstreamError(code_for(None, error_type, error_code, detail), f"{upstream}: {detail}")
     return UpstreamError(ErrorCode.UPSTREAM_ERROR, f"{upstream} failed: {type(error).__name__}")
 

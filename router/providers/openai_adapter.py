@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cache
 from typing import Any
 
-import openai
-
 from inferflux.router.providers.base import Body
 from inferflux.router.providers.classify import classify
 from inferflux.router.telemetry.tracing import outgoing_headers
@@ -34,6 +32,8 @@ NO_KEY = "not-needed"
 @cache
 def _known_params(method: str) -> frozenset[str]:
     """Keyword arguments the SDK's ``create`` accepts for ``method`` (chat or embeddings)."""
+    import openai  # on first use, like the adapter (classify.py says why)
+
     client = openai.AsyncOpenAI(api_key=NO_KEY, base_url="http://127.0.0.1:9/v1")
     create = client.chat.completions.create if method == "chat" else client.embeddings.create
     return frozenset(inspect.signature(create).parameters) - {
@@ -76,6 +76,8 @@ class OpenAIAdapter:
         self.provider = provider
         self.model = model
         self.upstream = f"{provider}:{base_url.rstrip('/')}:{model}"
+        import openai  # here, not at the top: only a router with a provider route pays for it
+
         # A private CA (INFERFLUX_UPSTREAM_CA_FILE) for https runtimes; else the system's CAs.
         http_client = (
             openai.DefaultAsyncHttpxClient(verify=ssl.create_default_context(cafile=ca_file))
