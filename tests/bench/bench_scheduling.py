@@ -192,7 +192,7 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 2 else float("nan")
 
 
-async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
+async def run(seconds: float, runtime_model: str = "", priority_only: bool = False) -> dict[str, Any]:
     from inferflux.crds.policy import PolicySnapshot, TenantPolicy
     from inferflux.crds.scheduling import Scheduling
     from inferflux.router.identity import api_keys
@@ -287,7 +287,7 @@ async def run(seconds: float, runtime_model: str = "") -> dict[str, Any]:
             equal = {"t1": (8, 8), "t2": (8, 16), "t3": (8, 24), "t4": (8, 32)}
             if runtime_model:
                 await wait_ready(f"{mock_url}/readyz")
-            for name in ("fair", "fifo"):
+            for name in ("fair", "fifo") if not priority_only else ():
                 result[f"equal/{name}"] = shares(await loads[name].contest(equal, seconds))
                 result[f"equal-total/{name}"] = shares(loads[name].used_in_window())
             if runtime_model:
@@ -340,26 +340,33 @@ def main() -> int:
     parser.add_argument(
         "--runtime-model", default="", help="a GGUF file: the real runtime, equal tenants only"
     )
+    parser.add_argument(
+        "--priority-only", action="store_true", help="with --runtime-model: only the high-priority TTFT"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.seconds, args.runtime_model))
+    if args.priority_only and not args.runtime_model:
+        parser.error("--priority-only needs --runtime-model")
+    result = asyncio.run(run(args.seconds, args.runtime_model, args.priority_only))
     backend = "the real runtime, 2 slots" if args.runtime_model else f"{SLOTS} slots, {TOKEN_MS} ms/token"
     print(f"token shares over {args.seconds:g} s at saturation ({backend})")
     print(f"{'scenario':<22}{'fair queue':<40}{'FIFO (before)':<40}target")
-    equal_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal/fair"].values())
 
     def row(values: dict[str, float]) -> str:
         return " ".join(f"{tenant}={share:.1%}" for tenant, share in values.items())
 
-    print(
-        f"{'4 equal (8..32 tok)':<22}{row(result['equal/fair']):<40}{row(result['equal/fifo']):<40}"
-        f"25 % ± 5 {verdict(equal_ok)}"
-    )
-    total_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal-total/fair"].values())
-    print(
-        f"{'  prompt+completion':<22}{row(result['equal-total/fair']):<40}"
-        f"{row(result['equal-total/fifo']):<40}"
-        f"25 % ± 5 {verdict(total_ok)}"
-    )
+    if not args.priority_only:
+        equal_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal/fair"].values())
+
+        print(
+            f"{'4 equal (8..32 tok)':<22}{row(result['equal/fair']):<40}{row(result['equal/fifo']):<40}"
+            f"25 % ± 5 {verdict(equal_ok)}"
+        )
+        total_ok = all(abs(share - 0.25) <= 0.05 for share in result["equal-total/fair"].values())
+        print(
+            f"{'  prompt+completion':<22}{row(result['equal-total/fair']):<40}"
+            f"{row(result['equal-total/fifo']):<40}"
+            f"25 % ± 5 {verdict(total_ok)}"
+        )
     if args.runtime_model:
         idle, fair, off = result["ttft/idle"], result["ttft/fair"], result["ttft/nopreempt"]
         print(
