@@ -10,7 +10,7 @@ CACHE := .cache
 EXTRAS ?= dev,runtime,model
 # Debian packages the tests use: a real Redis, network namespaces (iproute2, unshare), and a C++
 # toolchain for llama.cpp (llama-cpp-python and the benchmark's llama-server).
-APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential espeak-ng chromium
+APT_PACKAGES := redis-server iproute2 procps util-linux cmake build-essential flite chromium
 
 .PHONY: help install install-run system-deps crds crds-check lint fmt unit test e2e cluster-bin run clean \
 	bench bench-runtime bench-router bench-operator bench-swap bench-prompts bench-policy bench-ratelimit \

@@ -1,7 +1,7 @@
 """Realtime latencies (`make bench-realtime`) on a real router process and the real runtime.
 
 Measures, in one run on this machine, against the seeds' targets (S16, S17):
-- end of utterance to first ``partial`` (target 300 ms): espeak-ng says a question, streamed as
+- end of utterance to first ``partial`` (target 300 ms): flite says a question, streamed as
   20 ms PCM16 frames at real-time pace. Two endpoints: the client's ``end_of_utterance`` control
   (push-to-talk) and the router's VAD (which waits 500 ms of silence first: its hangover). Side by
   side, the baseline: the same question as a typed turn (no STT), and the runtime's own TTFT asked
@@ -35,10 +35,10 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(ROOT / "tests" / "router" / "realtime"))  # speech.py: espeak-ng utterances
+sys.path.insert(0, str(ROOT / "tests" / "router" / "realtime"))  # speech.py: flite utterances
 from bench_guardrails import MODEL, free_port, wait_ready  # noqa: E402 - a sibling script
 from bench_prompts import percentile  # noqa: E402
-from speech import audio_frame, espeak_pcm16, frames, silence  # noqa: E402
+from speech import audio_frame, speak_pcm16, frames, silence  # noqa: E402
 
 from inferflux.prompts.resolver import PromptResolver  # noqa: E402
 from inferflux.prompts.sources import DirectorySource  # noqa: E402
@@ -274,8 +274,8 @@ def ms(seconds: float) -> str:
 
 
 async def main(rounds: int, xr_seconds: float) -> None:
-    words = espeak_pcm16(QUESTION)
-    stop_words = espeak_pcm16("wait stop")
+    words = speak_pcm16(QUESTION)
+    stop_words = speak_pcm16("wait stop")
     with tempfile.TemporaryDirectory() as folder:
         started, runtime, base = start(Path(folder))
         try:

@@ -1,6 +1,6 @@
 """Fixtures for the SDK tests: the router fixtures of tests/router (a real router served by uvicorn,
 the real runtime on the small model), a proxy that cuts streams (cutting_proxy.py), the TypeScript
-SDK built from source (``built``), and espeak-ng speech (tests/router/realtime/speech.py)."""
+SDK built from source (``built``), and flite speech (tests/router/realtime/speech.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The TypeScript SDK's voice and XR clients (sdk/typescript/src/realtime.ts) against the router's
 realtime endpoints and the real runtime: ``node --test test/realtime.test.mjs`` in sdk/typescript,
-given the router's URL and a file of real speech (espeak-ng, as in tests/router/realtime).
+given the router's URL and a file of real speech (flite, as in tests/router/realtime).
 
 Voice: spoken PCM16 frames through the VAD and PocketSphinx to the model, the connection dropped at
 the first ``partial`` and resumed by the client with a new ticket, every frame once; a spent or
@@ -31,7 +31,7 @@ async def test_the_voice_and_xr_clients_against_the_real_router(
     assert (built / "realtime.d.ts").exists()
     harness = await make_router({"gemma": route([runtime_url])})
     spoken = tmp_path / "what-is-your-name.pcm"
-    spoken.write_bytes(speech.silence(300) + speech.espeak_pcm16("what is your name") + speech.silence(700))
+    spoken.write_bytes(speech.silence(300) + speech.speak_pcm16("what is your name") + speech.silence(700))
     env = {**os.environ, "INFERFLUX_ROUTER_URL": harness.url, "INFERFLUX_SPEECH": str(spoken)}
     code, output = await package.run("node", "--test", "test/realtime.test.mjs", env=env)
     assert code == 0, output

@@ -72,6 +72,8 @@ class RealtimeClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
+            # Checked here too: frames of other kinds may keep coming, and each resets receive's wait.
+            assert loop.time() < deadline, f"no {kind} frame within {within} s"
             frame = await self.receive(max(0.1, deadline - loop.time()))
             if frame["type"] == kind:
                 return frame

@@ -1,4 +1,4 @@
-"""Fixtures for the realtime tests: espeak-ng speech, and a client for the realtime endpoints."""
+"""Fixtures for the realtime tests: flite speech, and a client for the realtime endpoints."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""A recorded utterance for the realtime tests: Debian's ``espeak-ng`` speaking, as PCM16 at 16 kHz.
+"""A recorded utterance for the realtime tests: Debian's ``flite`` speaking, as PCM16 at 16 kHz.
 
-espeak-ng writes 22.05 kHz WAV; it is resampled to the 16 kHz the voice contract carries (linear
-interpolation: plenty for a recogniser). Nothing is committed: each run synthesises its audio.
+flite's ``rms`` voice (a recorded US English male speaker, diphone synthesis) writes WAV at its own
+rate; it is resampled to the 16 kHz the voice contract carries (linear interpolation: plenty for a
+recogniser). Nothing is committed: each run synthesises its audio. espeak-ng was used before; its
+formant voice is far from the speech PocketSphinx's model was trained on (docs/realtime.md has the
+word error rates of both).
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ FRAME_MS = 20
 FRAME_BYTES = RATE * FRAME_MS // 1000 * 2
 
 
-def espeak_pcm16(text: str, words_per_minute: int = 140) -> bytes:
-    """``text`` spoken by espeak-ng (en-us), as mono PCM16 little-endian at 16 kHz."""
-    binary = shutil.which("espeak-ng")
-    assert binary, "espeak-ng is missing: apt-get install espeak-ng"
+def speak_pcm16(text: str, voice: str = "rms") -> bytes:
+    """``text`` spoken by flite, as mono PCM16 little-endian at 16 kHz, from the first sound to the last."""
+    binary = shutil.which("flite")
+    assert binary, "flite is missing: apt-get install flite"
     wav = subprocess.run(
-        [binary, "-v", "en-us", "-s", str(words_per_minute), "--stdout", text],
+        [binary, "-voice", voice, "-t", text, "-o", "/dev/stdout"],
         check=True,
         capture_output=True,
         timeout=60,
@@ -35,7 +38,15 @@ def espeak_pcm16(text: str, words_per_minute: int = 140) -> bytes:
     duration = len(samples) / rate
     times = np.arange(int(duration * RATE)) / RATE
     resampled = np.interp(times, np.arange(len(samples)) / rate, samples)
-    return np.clip(resampled, -32768, 32767).astype("<i2").tobytes()
+    pcm = np.clip(resampled, -32768, 32767).astype("<i2").tobytes()
+    first, last = voiced_span_ms(pcm)  # flite pads its clip with ~0.2 s of quiet: the words only
+    return pcm[first * RATE // 1000 * 2 : (last + 1) * RATE // 1000 * 2]
+
+
+def voiced_span_ms(pcm: bytes, threshold: int = 100) -> tuple[int, int]:
+    """Where the first and the last sample louder than ``threshold`` are, in milliseconds."""
+    loud = np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)) > threshold)
+    return int(loud[0]) * 1000 // RATE, int(loud[-1]) * 1000 // RATE
 
 
 def silence(milliseconds: int) -> bytes:

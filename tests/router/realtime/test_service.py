@@ -1,6 +1,6 @@
 """The realtime endpoints on a real router (uvicorn, real WebSockets) over the fake OpenAI backend.
 
-Speech comes from espeak-ng; the model answers are the backend's ``t0 t1 ...`` pieces, so the
+Speech comes from flite; the model answers are the backend's ``t0 t1 ...`` pieces, so the
 tests can tell exactly which pieces arrived, were lost or were repeated.
 """
 
@@ -74,7 +74,7 @@ async def test_spoken_words_barge_in_and_the_upstream_request_is_closed(make_rou
     await client.send(text_turn("tell me a long story"))
     await client.until("partial")
     assert mock.state.active_streams == 1
-    speech_frames = speech.frames(speech.espeak_pcm16("stop please"))
+    speech_frames = speech.frames(speech.speak_pcm16("stop please"))
     for seq, chunk in enumerate(speech_frames[:15]):
         await client.send(speech.audio_frame(chunk, seq))
     barge = await client.until("barge_in")
