@@ -104,6 +104,7 @@ class Settings:
     realtime_send_timeout_seconds: float = 10.0  # a client that takes no frame this long is closed
     realtime_ping_seconds: float = 20.0  # WebSocket protocol pings
     realtime_heartbeat_seconds: float = 1.0  # SSE heartbeats of voice:stream and xr:stream
+    realtime_idle_recognisers: int = 2  # speech recognisers kept loaded between utterances
     # The MCP gateway (docs/realtime.md): off unless a servers file is given and the flag is on.
     mcp_gateway: bool = False
     mcp_servers_file: str = ""
@@ -218,6 +219,7 @@ _ENV = {
     "realtime_send_timeout_seconds": "INFERFLUX_REALTIME_SEND_TIMEOUT_SECONDS",
     "realtime_ping_seconds": "INFERFLUX_REALTIME_PING_SECONDS",
     "realtime_heartbeat_seconds": "INFERFLUX_REALTIME_HEARTBEAT_SECONDS",
+    "realtime_idle_recognisers": "INFERFLUX_REALTIME_IDLE_RECOGNISERS",
     "mcp_gateway": "INFERFLUX_MCP_GATEWAY",
     "mcp_servers_file": "INFERFLUX_MCP_SERVERS_FILE",
     "activity_report_seconds": "INFERFLUX_ACTIVITY_REPORT_SECONDS",
@@ -343,6 +345,8 @@ def realtime_checks(settings: Settings) -> None:
         <= 0
     ):
         raise SettingsError("INFERFLUX_REALTIME_* limits, sizes and intervals must be positive")
+    if settings.realtime_idle_recognisers < 0:
+        raise SettingsError("INFERFLUX_REALTIME_IDLE_RECOGNISERS must be 0 or more")
     if not 1 <= settings.realtime_ping_seconds <= 300:
         raise SettingsError("INFERFLUX_REALTIME_PING_SECONDS must be between 1 and 300")
 

@@ -26,6 +26,7 @@ from inferflux.router.inference_api import InferenceRoutes, validate
 from inferflux.router.realtime.close_codes import CloseCode
 from inferflux.router.realtime.connection import Closing, Connection, Limits
 from inferflux.router.realtime.frames import VOICE_FRAME, XR_FRAME, AudioFrame, ControlFrame, problem
+from inferflux.router.realtime.recognisers import RecogniserPool
 from inferflux.router.realtime.sessions import Kind, Session, SessionStore
 from inferflux.router.realtime.sse import answer_events, outbox_events
 from inferflux.router.realtime.stt import Recogniser
@@ -92,6 +93,13 @@ class XrStreamRequest(BaseModel):
     question: str = Field(min_length=1, max_length=4000)
 
 
+def _pocketsphinx() -> Recogniser:
+    """The recogniser that ships here (imported on first use: loading it takes a moment)."""
+    from inferflux.router.realtime.stt import PocketSphinx
+
+    return PocketSphinx()
+
+
 class Realtime:
     """Voice and XR sessions for one router."""
 
@@ -114,16 +122,8 @@ class Realtime:
             settings.realtime_send_timeout_seconds,
         )
         self.runner = TurnRunner(inference)
-        self._recogniser = recogniser
+        self.recognisers = RecogniserPool(recogniser or _pocketsphinx, settings.realtime_idle_recognisers)
         self.heartbeat = settings.realtime_heartbeat_seconds
-
-    def recogniser(self) -> Recogniser:
-        """A recogniser for a new voice session (PocketSphinx unless another was given)."""
-        if self._recogniser is not None:
-            return self._recogniser()
-        from inferflux.router.realtime.stt import PocketSphinx
-
-        return PocketSphinx()
 
     def routes(self) -> dict[tuple[str, str], Any]:
         """The HTTP routes, for the router's table."""
@@ -165,9 +165,11 @@ class Realtime:
             if created is None:
                 raise UpstreamError(ErrorCode.OVERLOADED, "too many realtime sessions", status=503)
             session = created
-            session.state = (
-                VoicePipeline(session, self.runner, self.recogniser()) if kind == "voice" else XrContext()
-            )
+            if kind == "voice":
+                session.state = VoicePipeline(session, self.runner, self.recognisers)
+                self.recognisers.warm()  # loaded by the time the user speaks
+            else:
+                session.state = XrContext()
         ticket = self.tickets.issue(session.id)
         answer = SessionTicket(
             session_id=session.id,

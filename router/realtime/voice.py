@@ -20,6 +20,7 @@ from typing import Any
 
 from inferflux.router.errors import UpstreamError
 from inferflux.router.realtime.frames import SUPPORTED_CODECS, AudioFrame, ControlFrame
+from inferflux.router.realtime.recognisers import RecogniserPool
 from inferflux.router.realtime.sessions import Session
 from inferflux.router.realtime.stt import Recogniser
 from inferflux.router.realtime.turns import Turn, TurnRunner
@@ -44,13 +45,14 @@ class VoicePipeline:
         self,
         session: Session,
         runner: TurnRunner,
-        recogniser: Recogniser,
+        recognisers: RecogniserPool,
         endpointer: Endpointer | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.session = session
         self.runner = runner
-        self.recogniser = recogniser
+        self.recognisers = recognisers
+        self.recogniser: Recogniser | None = None  # lent by the pool while the user speaks
         self.endpointer = endpointer or Endpointer()
         self.clock = clock
         self.preroll = b""
@@ -116,12 +118,15 @@ class VoicePipeline:
         audio, self.unfed = self.unfed, b""
         if audio:
             async with self.lock:
+                assert self.recogniser is not None  # lent at the start of the utterance
                 await asyncio.to_thread(self.recogniser.feed, audio)
 
     async def _speech_started(self, at: float) -> None:
         await self._interrupt(at, reason="speech")
         self.utterance_started = at
         async with self.lock:
+            if self.recogniser is None:
+                self.recogniser = await self.recognisers.take()
             await asyncio.to_thread(self.recogniser.start)
         self.unfed, self.preroll = self.preroll, b""
 
@@ -140,7 +145,10 @@ class VoicePipeline:
         self.utterance_started = None
         await self._feed()
         async with self.lock:
-            transcript = (await asyncio.to_thread(self.recogniser.finish)).strip()
+            recogniser, self.recogniser = self.recogniser, None
+            assert recogniser is not None
+            transcript = (await asyncio.to_thread(recogniser.finish)).strip()
+            self.recognisers.give_back(recogniser)
         recognised = self.clock()
         if not transcript:
             self.error("no_speech", "no words recognised in the utterance")

@@ -46,4 +46,5 @@ def test_a_provider_adapter_loads_its_sdk_when_it_is_made() -> None:
     )
     loaded = loaded_after(code)
     assert "anthropic" in loaded
-    assert "openai" not in loaded and "kubernetes_asyncio" not in loaded
+    assert "openai" not in loaded
+    assert "kubernetes_asyncio" not in loaded

@@ -25,6 +25,7 @@ def test_defaults_and_overrides() -> None:
         ({"INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS": "0"}, "INFERFLUX_BUDGET_REDIS_TIMEOUT_SECONDS"),
         ({"INFERFLUX_REALTIME_MAX_FRAME_BYTES": "0"}, "INFERFLUX_REALTIME_"),
         ({"INFERFLUX_REALTIME_PING_SECONDS": "0.5"}, "between 1 and 300"),
+        ({"INFERFLUX_REALTIME_IDLE_RECOGNISERS": "-1"}, "INFERFLUX_REALTIME_IDLE_RECOGNISERS"),
         ({"INFERFLUX_CONSOLE_RECENT_REQUESTS": "-1"}, "INFERFLUX_CONSOLE_RECENT_REQUESTS"),
         ({"INFERFLUX_CONSOLE_TRACE_URL": "javascript:alert(1)//{trace_id}"}, "http"),
         ({"INFERFLUX_CONSOLE_TRACE_URL": "http://jaeger:16686/search"}, "trace_id"),
