@@ -121,7 +121,8 @@ class InferenceRoutes:
         )
 
     async def with_prompt(self, request: InferenceRequest, request_id: str) -> InferenceRequest:
-        """``request`` with its managed prompt rendered in front and untrusted messages sanitised."""
+        """``request`` with its managed prompt rendered in front and untrusted messages sanitised;
+        ``request_id`` picks the prompt's variant (a realtime session passes its own id)."""
         if request.prompt_id is None or request.messages is None:
             return request
         if self.prompts is None:

@@ -313,6 +313,7 @@ class Realtime:
             prompt_id="xr",
             variables={**XR_DEFAULTS, **(options.get("variables") or {})},
             max_tokens=options.get("max_tokens", 128),
+            variant_key=session.id,
         )
         final = {"context": snapshot(context)}
         await cancel_on_disconnect(

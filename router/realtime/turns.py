@@ -38,6 +38,9 @@ class Turn:
     variables: dict[str, Any] | None = None
     max_tokens: int = 128
     request_id: str = field(default_factory=lambda: secrets.token_hex(16))
+    # Picks the prompt's A/B variant: the session's id, so that one conversation keeps one variant
+    # (and the runtime can reuse the cached prompt across its turns); the request id when empty.
+    variant_key: str = ""
     usage: Usage | None = None
 
 
@@ -64,7 +67,7 @@ class TurnRunner:
                 ),
             }
         )
-        request = await self.inference.with_prompt(request, turn.request_id)
+        request = await self.inference.with_prompt(request, turn.variant_key or turn.request_id)
         dispatcher, pipeline = self.inference.dispatcher, self.inference.pipeline
         await dispatcher.route(request.model)
         path, body = upstream_call(request, stream=True)

@@ -30,7 +30,7 @@ log = logging.getLogger("inferflux.router.realtime.voice")
 PREROLL_BYTES = 16000 * 2 * 3 // 10  # 300 ms
 FEED_BYTES = 16000 * 2 // 10  # the recogniser gets 100 ms at a time: fewer trips to its thread
 HISTORY_MESSAGES = 6  # the last three exchanges go with each turn
-DEFAULT_VARIABLES = {"assistant_name": "InferFlux", "language": "English"}
+DEFAULT_VARIABLES = {"assistant_name": "InferFlux", "language": "English", "max_sentences": 3}
 
 
 def ms(seconds: float) -> float:
@@ -175,6 +175,7 @@ class VoicePipeline:
             prompt_id="voice",
             variables={**DEFAULT_VARIABLES, **(options.get("variables") or {})},
             max_tokens=options.get("max_tokens", 128),
+            variant_key=session.id,
         )
         pieces: list[str] = []
         first: float | None = None

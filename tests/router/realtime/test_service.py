@@ -372,3 +372,21 @@ async def test_the_server_pings_and_drops_a_client_that_never_answers(make_route
             break
     assert kinds[:2] == [aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.PING]  # ready, then a ping
     assert ws.close_code == 1011  # no pong within the ping interval: the keepalive timed out
+
+
+async def test_one_session_keeps_one_prompt_variant_across_its_turns(make_router, mocks, route) -> None:
+    """The voice prompt splits its traffic 50/50 between two variants; a conversation must not flip
+    between them (and the runtime reuses the cached prompt only while it stays the same)."""
+    mock = await mocks()
+    prompts = PromptResolver([DirectorySource(MANIFESTS)])
+    harness = await make_router({"m": route([mock.url])}, prompts=prompts)
+    client = RealtimeClient(harness.session, harness.url)
+    await client.open(model="m", max_tokens=2)
+    for number in range(8):  # by request id, 8 turns would share a variant once in 128 sessions
+        await client.send(text_turn(f"question {number}"))
+        await client.until("metrics")
+    systems = {body["messages"][0]["content"] for body in mock.state.bodies}
+    assert len(mock.state.bodies) == 8
+    assert len(systems) == 1
+    assert "at most 3 unless" in systems.pop()  # every variable of the slices has a value
+    await client.close()
