@@ -27,12 +27,22 @@ def reusable_length(cached: Sequence[int], prompt: Sequence[int]) -> int:
     return min(common_prefix_length(cached, prompt), max(len(prompt) - 1, 0))
 
 
+# Below this share of the prompt, the best match is not worth destroying the rest of its slot's cache.
+MIN_SHARED = 0.5
+
+
 def choose_slot(idle: Sequence[tuple[int, Sequence[int]]], prompt: Sequence[int]) -> tuple[int, int]:
     """``(slot id, reusable tokens)`` for the idle ``(slot id, cached tokens)`` that serves ``prompt`` best.
 
-    Ties go to the slot caching the fewest tokens, so long useful prefixes stay cached longest.
+    The slot sharing the longest prefix, ties going to the one caching the fewest tokens, so long
+    useful prefixes stay cached longest. But when even the best shares less than ``MIN_SHARED`` of
+    the prompt (two A/B variants of one system prompt, say, which part after a common head), the
+    prompt goes to the slot caching the fewest tokens instead: taking the best one would overwrite
+    a prefix that its own next request would reuse whole (llama-server's slot similarity, 0.5).
     """
     best = min(idle, key=lambda pair: (-reusable_length(pair[1], prompt), len(pair[1])))
+    if reusable_length(best[1], prompt) < MIN_SHARED * len(prompt):
+        best = min(idle, key=lambda pair: (len(pair[1]), -reusable_length(pair[1], prompt)))
     return best[0], reusable_length(best[1], prompt)
 
 

@@ -37,6 +37,17 @@ def test_choose_slot_prefers_longest_prefix_then_smallest_cache() -> None:
     assert choose_slot([(0, [5, 5, 5]), (1, [])], [8]) == (1, 0)
 
 
+def test_a_prompt_sharing_little_with_every_slot_keeps_out_of_the_best_ones_cache() -> None:
+    head, control, terse = [1, 2, 3], [10, 11, 12, 13, 14], [20, 21, 22, 23, 24]
+    cached_control = head + control + [99]  # a slot holding variant A of a system prompt, and its answer
+    # Variant B shares only the head (3 of 8 tokens): it takes the empty slot, so A stays cached.
+    assert choose_slot([(0, cached_control), (1, [])], head + terse) == (1, 0)
+    # Variant A again shares its whole prompt with slot 0 (all but the last token is reused).
+    assert choose_slot([(0, cached_control), (1, head + terse)], head + control) == (0, 7)
+    # With no better home, the smallest cache is overwritten, still reusing what it shares.
+    assert choose_slot([(0, head + control * 3), (1, head + [5])], head + terse) == (1, 3)
+
+
 def test_sliding_window_reuse() -> None:
     assert swa_allows_reuse(100, 0, 512)
     assert not swa_allows_reuse(600, 200, 512)
