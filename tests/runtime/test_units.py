@@ -45,7 +45,7 @@ def test_a_prompt_sharing_little_with_every_slot_keeps_out_of_the_best_ones_cach
     # Variant A again shares its whole prompt with slot 0 (all but the last token is reused).
     assert choose_slot([(0, cached_control), (1, head + terse)], head + control) == (0, 7)
     # With no better home, the smallest cache is overwritten, still reusing what it shares.
-    assert choose_slot([(0, head + control * 3), (1, head + [5])], head + terse) == (1, 3)
+    assert choose_slot([(0, head + control * 3), (1, [*head, 5])], head + terse) == (1, 3)
 
 
 def test_sliding_window_reuse() -> None:
