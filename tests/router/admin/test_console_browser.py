@@ -23,6 +23,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,11 @@ def test_a_request_appears_live_on_the_traces_page_with_its_breakdown_and_trace_
     trace_id = href.rsplit("/", 1)[1]
     assert "a secret question" not in page.content()
 
+    # Kept spans are exported in the background: the link can show before the backend has them.
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while trace_id not in router.traces.spans:
+        assert time.monotonic() < deadline, "the router never exported the trace it links to"
+        time.sleep(0.05)
     link.click()  # to the trace backend, which holds that trace with the router's spans
     expect(page.get_by_role("heading", name=f"Trace {trace_id}")).to_be_visible(timeout=WAIT_MS)
     assert any(name.startswith("POST /v1/chat/completions") for name in router.traces.spans[trace_id])
