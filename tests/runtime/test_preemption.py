@@ -41,14 +41,21 @@ def test_priorities_come_from_a_header_clamped_and_checked() -> None:
         parse_priority("high")
 
 
-@pytest.fixture(scope="module")
-def engine(chat_model_path: Path) -> Iterator[Engine]:
-    """The chat model with ONE slot, driven step by step by the test (its thread is not started)."""
-    model = Model(chat_model_path)
-    engine = Engine(model, context_size=2048, parallel=1, threads=1, batch_size=256, metrics=RuntimeMetrics())
+def stepped_engine(path: Path, parallel: int) -> Iterator[Engine]:
+    """The chat model with ``parallel`` slots, driven step by step by the test (its thread is not started)."""
+    model = Model(path)
+    engine = Engine(
+        model, context_size=2048, parallel=parallel, threads=1, batch_size=256, metrics=RuntimeMetrics()
+    )
     yield engine
     engine.close()
     model.close()
+
+
+@pytest.fixture(scope="module")
+def engine(chat_model_path: Path) -> Iterator[Engine]:
+    """The chat model with ONE slot."""
+    yield from stepped_engine(chat_model_path, 1)
 
 
 def job(engine: Engine, question: str, priority: int = 0) -> Job:
@@ -163,12 +170,8 @@ def test_the_floor_of_a_step_is_the_highest_priority_still_prefilling() -> None:
 
 @pytest.fixture(scope="module")
 def two_slots(chat_model_path: Path) -> Iterator[Engine]:
-    """The chat model with two slots, driven step by step by the test."""
-    model = Model(chat_model_path)
-    engine = Engine(model, context_size=2048, parallel=2, threads=1, batch_size=256, metrics=RuntimeMetrics())
-    yield engine
-    engine.close()
-    model.close()
+    """The chat model with two slots."""
+    yield from stepped_engine(chat_model_path, 2)
 
 
 def test_a_lower_priority_stream_sits_out_the_steps_that_prefill_a_higher_one(two_slots: Engine) -> None:
