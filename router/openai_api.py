@@ -348,6 +348,8 @@ class OpenAIRoutes:
             scanner.feed(chunk)
             if filters:
                 chunk = filtered(filters, chunk)
+                if not chunk:  # all held back: nothing to write
+                    continue
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if transcript is not None and (rest := transcript.rest()):
             await send(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from inferflux.crds.guardrails import EntityType, PiiAction
 from inferflux.router.guardrails.detect import Detector
@@ -47,20 +48,55 @@ def _number_group(group: str) -> bool:
     return any(char.isdigit() for char in core) or (len(core) <= 4 and core.isalnum() and core.isupper())
 
 
-def safe_cut(text: str) -> int:
+@dataclass(slots=True)
+class Walk:
+    """What the last `safe_cut` over a growing text found, so that the next one only walks the new
+    part: the text's length then, where its trailing run of non-space characters started, and where
+    the chain of number groups before that run started. Positions are in the text the walk saw."""
+
+    end: int = 0
+    run: int = 0
+    chain: int = 0
+
+    def shift(self, cut: int) -> None:
+        """The first ``cut`` characters were released: the text now starts at ``cut``.
+
+        A chain cut into (the `HOLD_MAX` bound released part of it) is taken to reach the new start:
+        that holds the rest, where a fresh walk might stop at the truncated group and release more."""
+        self.end, self.run, self.chain = self.end - cut, self.run - cut, max(self.chain - cut, 0)
+
+
+def safe_cut(text: str, walk: Walk | None = None) -> int:
     """How much of ``text`` can be released without splitting anything that may still grow into an
-    entity when more text comes."""
-    start = len(text)
-    while start > 0 and not text[start - 1].isspace():
-        start -= 1
+    entity when more text comes.
+
+    Given the `Walk` of the previous call on a prefix of ``text`` (the same text with more appended),
+    only the appended part is walked, which keeps filtering a stream linear in its length; the walk
+    is updated for the next call."""
+    previous = walk if walk is not None and 0 <= walk.run <= walk.end <= len(text) else None
+    run = len(text)
+    stop = previous.end if previous is not None else 0
+    while run > stop and not text[run - 1].isspace():
+        run -= 1
+    if previous is not None and run == stop:
+        run = previous.run  # no space since the last walk: the same trailing run, grown
+    start = run
     # Short groups with digits before it, one separator apart, belong to the same number.
     while start >= 2 and text[start - 1] in _GROUP_SEPARATORS and not text[start - 2].isspace():
+        if previous is not None and start == previous.run:
+            start = previous.chain  # the chain behind this point was walked last time
+            break
         group_start = start - 1
-        while group_start > 0 and not text[group_start - 1].isspace():
+        # one character past the longest group is enough to know this one is too long
+        while (
+            group_start > 0 and not text[group_start - 1].isspace() and start - group_start <= GROUP_MAX + 1
+        ):
             group_start -= 1
         if not _number_group(text[group_start : start - 1]):
             break
         start = group_start
+    if walk is not None:
+        walk.end, walk.run, walk.chain = len(text), run, start
     start = max(start, len(text) - HOLD_MAX)
     begin = text.rfind(PEM_MARK)
     if begin >= 0 and not _PEM_END.search(text, begin):
@@ -76,6 +112,7 @@ class Holdback:
         self.actions = actions
         self.pending = ""
         self.context = ""
+        self.walk = Walk()
 
     def feed(self, text: str) -> Applied:
         """Take the next piece of the stream; return what can be released now, actions applied."""
@@ -88,7 +125,7 @@ class Holdback:
 
     def _release(self, *, final: bool) -> Applied:
         pending = self.pending
-        cut = len(pending) if final else safe_cut(pending)
+        cut = len(pending) if final else safe_cut(pending, self.walk)
         if cut == 0:
             return Applied("")
         offset = len(self.context)
@@ -108,4 +145,5 @@ class Holdback:
             applied = Applied("", applied.hits)
         self.context = (self.context + released)[-CONTEXT:]
         self.pending = pending[cut:]
+        self.walk.shift(cut)
         return applied

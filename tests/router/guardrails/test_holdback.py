@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from inferflux.crds.guardrails import EntityType, PiiAction
+from inferflux.router.guardrails import holdback as holdback_module
 from inferflux.router.guardrails.detect import Detector
-from inferflux.router.guardrails.holdback import HOLD_MAX, Holdback, safe_cut
+from inferflux.router.guardrails.holdback import HOLD_MAX, Holdback, Walk, safe_cut
 from inferflux.router.guardrails.redact import apply_actions
 
 REDACT_ALL = dict.fromkeys(EntityType, PiiAction.REDACT)
@@ -103,3 +104,35 @@ def test_token_sized_chunks_of_the_corpus_give_the_same_text_as_the_whole(corpus
         released, _ = stream(chunks)
         expected = apply_actions(text, DETECTOR.find(text), REDACT_ALL).text
         assert "".join(released) == expected, (line.source, chunks)
+
+
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_the_incremental_walk_cuts_where_a_fresh_walk_does(seed: int, corpus: Any) -> None:
+    """Growing text one random piece at a time, the walk that resumes from the last one finds the
+    same cut as walking the whole text again."""
+    chooser = random.Random(seed)
+    lines = [line.text for line in corpus.load()]
+    lines.append(" ".join(f"t{i}" for i in range(90)) + " +49 30 1234 / 5678 done -----BEGIN KEY x")
+    for text in lines:
+        walk, position = Walk(), 0
+        while position < len(text):
+            position = min(len(text), position + chooser.randint(1, 6))
+            assert safe_cut(text[:position], walk) == safe_cut(text[:position]), (text, position)
+
+
+def test_a_stream_of_number_groups_is_walked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every word of "t0 t1 t2 ..." may be part of a number, so the whole answer is held; each new
+    chunk must not walk all the held groups again (that made filtering a stream quadratic)."""
+    calls = 0
+    real = holdback_module._number_group
+
+    def counted(group: str) -> bool:
+        nonlocal calls
+        calls += 1
+        return real(group)
+
+    monkeypatch.setattr(holdback_module, "_number_group", counted)
+    chunks = [f"t{i} " for i in range(400)]
+    released, _ = stream(chunks)
+    assert "".join(released) == "".join(chunks)
+    assert calls <= 2 * len(chunks)
