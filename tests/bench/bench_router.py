@@ -205,7 +205,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         help="run only this scenario "
-        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing, tail)",
+        "(latency, saturation, streams_paced, streams_fast, auth, budgets, tracing, tail, workers)",
     )
     parser.add_argument("--header", default="", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -269,6 +269,8 @@ def main() -> int:
             tracing_cell(router_env, args.seconds)
         if not args.only or args.only == "tail":
             tail_cell(router_env, mock_port, args.seconds, args.vllm_router)
+        if not args.only or args.only == "workers":
+            workers_cell(router_env, workdir, mock_port, args.seconds)
         if args.long:
             long_stream(router_port)
     finally:
@@ -394,6 +396,77 @@ def print_side_by_side(cell: str, results: dict[tuple[str, str], float]) -> None
         f"{'saturation':<16}{'per_s':<16}{results[('saturation', 'off')]:>12.1f}"
         f"{results[('saturation', 'on')]:>12.1f}{ratio:>15.3f}{'':>10}  on/off >= 0.9 "
         f"{'PASS' if ratio >= 0.9 else 'FAIL'}"
+    )
+
+
+def worker_pids(supervisor: int) -> list[int]:
+    """The worker processes of a router started with INFERFLUX_ROUTER_WORKERS > 1, or the router."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [int(pid) for pid in children] or [supervisor]
+
+
+def workers_cell(router_env: dict[str, str], workdir: Path, mock_port: int, seconds: float) -> None:
+    """One router process vs two workers on one port (`INFERFLUX_ROUTER_WORKERS`), both with Redis
+    and a resume keys file (two workers need them), so the worker count is the only difference.
+
+    Unlike the other cells, the routers are not pinned: the workers may use both cores, but core 1
+    also runs the fake backend and the load driver (and, at real-time priority, those two come
+    first there). So the cell reports, beside RPS and p99 at 64 in flight, how many cores the
+    router processes used (their CPU seconds over the run's seconds) and RPS per router core."""
+    redis_port = 18913
+    redis_server = start(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    )
+    keys = workdir / "resume-keys"
+    keys.write_text(f"bench={os.urandom(32).hex()}\n")
+    unpinned = ["chrt", "-r", "10"] if _RT else []
+    ports = {"1 worker": 18914, "2 workers": 18915}
+    routers = {
+        name: start(
+            [*unpinned, PY, "-m", "inferflux.router"],
+            {
+                **router_env,
+                "INFERFLUX_ROUTER_PORT": str(port),
+                "INFERFLUX_ROUTER_WORKERS": name[0],
+                "INFERFLUX_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "INFERFLUX_RESUME_KEYS_FILE": str(keys),
+            },
+        )
+        for name, port in ports.items()
+    }
+    results: dict[str, dict[str, float]] = {}
+    try:
+        for port in ports.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
+        for _ in range(AUTH_ROUNDS):
+            for name, port in {"direct": mock_port, **ports}.items():
+                pids = worker_pids(routers[name].pid) if name in routers else []
+                cpu_before = sum(cpu_seconds(pid) for pid in pids)
+                start_time = time.perf_counter()
+                measured = run_driver("saturation", port, seconds)
+                elapsed = time.perf_counter() - start_time
+                assert not measured.get("errors"), f"workers {name}: {measured}"
+                cores = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) / elapsed
+                kept = results.setdefault(name, {"rps": 0.0, "p99": measured["ttft_p99_ms"], "cores": 0.0})
+                if measured["per_s"] > kept["rps"]:
+                    kept.update(rps=measured["per_s"], cores=cores)
+                kept["p99"] = min(kept["p99"], measured["ttft_p99_ms"])
+    finally:
+        for process in (*routers.values(), redis_server):
+            process.terminate()
+            process.wait(45)
+    one, two = results["1 worker"], results["2 workers"]
+    head = f"{'direct':>12}{'1 worker':>12}{'2 workers':>12}{'2/1':>10}"
+    print(f"\n{'workers cell':<16}{'64 in flight':<16}{head}")
+    print(
+        f"{'':<16}{'per_s':<16}{results['direct']['rps']:>12.0f}{one['rps']:>12.0f}{two['rps']:>12.0f}"
+        f"{two['rps'] / one['rps']:>10.2f}"
+    )
+    print(f"{'':<16}{'p99_ms':<16}{results['direct']['p99']:>12.1f}{one['p99']:>12.1f}{two['p99']:>12.1f}")
+    print(f"{'':<16}{'router cores':<16}{'':>12}{one['cores']:>12.2f}{two['cores']:>12.2f}")
+    print(
+        f"{'':<16}{'per_s per core':<16}{'':>12}{one['rps'] / one['cores']:>12.0f}"
+        f"{two['rps'] / two['cores']:>12.0f}  (core 1 also runs the backend and the driver)"
     )
 
 
