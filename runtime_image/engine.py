@@ -8,12 +8,16 @@ text deltas from an asyncio queue that the decode thread feeds once per step.
 Between steps, a waiting job of higher priority may take the slot of the lowest-priority running
 sequence, which is parked with its KV cache under a spare sequence id and resumed later, and
 lower-priority sequences sit out the steps that prefill a higher one (preemption.py says how the
-engine chooses).
+engine chooses). A job that outranks every sequence of the step running when it arrives stops that
+step part-way (`Engine.submit`): llama.cpp checks an abort flag between the nodes of its graph and
+drops the step's KV entries, and the engine redoes the step later, so the lower sequences only see
+a gap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import threading
 import time
@@ -25,12 +29,19 @@ import llama_cpp as llama
 
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
-from inferflux.runtime.preemption import Running, Waiting, next_waiting, step_floor, victim
+from inferflux.runtime.preemption import Running, Waiting, abandons_step, next_waiting, step_floor, victim
 from inferflux.runtime.prefix import choose_slot, swa_allows_reuse
 from inferflux.runtime.sampling import Sampler, SamplingParams
 from inferflux.runtime.textstream import TextStream
 
 log = logging.getLogger("inferflux.runtime.engine")
+ABORTED = 2  # llama_decode's status for a step its abort callback stopped
+
+# llama.cpp's abort callback, ``bool (*)(void * data)``, is called between every two nodes of the
+# graph on the decode thread. A Python callback would take the GIL hundreds of times per step, and
+# wait for the event loop's thread each time; libc's ``strlen`` over a two-byte flag is C that
+# reads one byte: 0 (an empty string, false) runs on, 1 (a one-character string, true) aborts.
+_READ_FLAG = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
 
 
 @dataclass
@@ -143,6 +154,10 @@ class Engine:
         params.n_threads_batch = threads
         params.kv_unified = True  # one shared pool: any sequence may use the whole context
         params.no_perf = True
+        self._abort_flag = ctypes.create_string_buffer(2)  # two zero bytes; byte 0 set to 1 stops a step
+        self._abort_check = llama.ggml_abort_callback(_READ_FLAG)  # kept: llama.cpp holds the pointer
+        params.abort_callback = self._abort_check
+        params.abort_callback_data = ctypes.cast(self._abort_flag, ctypes.c_void_p)
         ctx = llama.llama_init_from_model(model.handle, params)
         if not ctx:
             raise RuntimeError("llama.cpp could not create a context (out of memory?)")
@@ -160,6 +175,8 @@ class Engine:
         self.free_parking = list(range(2 * parallel - 1, parallel - 1, -1))
         self._admissions = 0  # admission order, for fair ties between equal priorities
         self._step_sequences = 0
+        self._batch_top = 0  # highest priority among the sequences in the batch
+        self._step_top: int | None = None  # the same while the batch is decoded, None between
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = threading.Event()
         self._stopping = False
@@ -181,6 +198,8 @@ class Engine:
         job.timeline.submitted = time.time_ns()
         self.pending.append(job)
         self.metrics.queue_depth.set(len(self.pending))
+        if abandons_step(self._step_top, job.priority) and self.free_parking:
+            self._abort_flag[0] = b"\x01"
         self._wakeup.set()
         return job
 
@@ -232,7 +251,13 @@ class Engine:
         if n_tokens == 0:
             self._update_gauges()
             return False
-        status = llama.llama_decode(self.ctx, self.batch)
+        # A job submitted from here on may stop this step; one that came earlier was just admitted.
+        self._abort_flag[0] = b"\x00"
+        self._step_top = self._batch_top
+        try:
+            status = llama.llama_decode(self.ctx, self.batch)
+        finally:
+            self._step_top = None
         if status == 0:
             self.metrics.step_sequences.observe(self._step_sequences)
             self._sample(outbox)
@@ -398,7 +423,7 @@ class Engine:
         """Put the next step in the batch: its token count (``_step_sequences``: its sequences)."""
         batch, count, sequences = self.batch, 0, 0
         floor = step_floor(a.job.priority for a in self.active if a is not None and a.next_token < 0)
-        held = 0
+        held, top = 0, None
         for slot, state in enumerate(self.active):  # one token for every decoding sequence
             if state is None or state.next_token < 0:
                 continue
@@ -406,6 +431,7 @@ class Engine:
                 held += 1
                 continue
             _put(batch, count, state.next_token, len(self.slot_tokens[slot]), slot, True)
+            top = state.job.priority if top is None else max(top, state.job.priority)
             self.slot_tokens[slot].append(state.next_token)
             state.out_index, count, sequences = count, count + 1, sequences + 1
         for slot, state in enumerate(self.active):  # then prompt chunks in what room is left
@@ -415,6 +441,7 @@ class Engine:
                 held += 1
                 continue
             sequences += 1
+            top = state.job.priority if top is None else max(top, state.job.priority)
             prompt, tokens = state.source, self.slot_tokens[slot]
             end = min(len(prompt), state.n_past + self.n_batch - count)
             for index in range(state.n_past, end):
@@ -425,6 +452,7 @@ class Engine:
             state.out_index = count - 1 if end == len(prompt) else -1
         batch.n_tokens = count
         self._step_sequences = sequences
+        self._batch_top = top if top is not None else 0
         if held and count:
             self.metrics.held.inc(held)
         return count
@@ -475,6 +503,9 @@ class Engine:
             if state.next_token < 0:
                 state.n_past = min(state.n_past, kept)
             state.out_index = -1
+        if status == ABORTED:  # stopped for a higher-priority job: the step is redone, nothing lost
+            self.metrics.steps_abandoned.inc()
+            return
         if status != 1:
             log.error("llama_decode failed with status %d; failing the running requests", status)
             for slot, state in enumerate(self.active):

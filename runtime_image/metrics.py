@@ -91,6 +91,11 @@ class RuntimeMetrics:
             "Steps a running sequence sat out while a higher-priority one was prefilling",
             registry=r,
         )
+        self.steps_abandoned = Counter(
+            f"{PREFIX}_steps_abandoned",
+            "Decode steps stopped part-way for a higher-priority job, redone later",
+            registry=r,
+        )
         self.parked = Gauge(f"{PREFIX}_parked_sequences", "Sequences paused, waiting for a slot", registry=r)
         hit_rate = Gauge(
             f"{PREFIX}_prefix_cache_hit_ratio", "Reused prompt tokens over all prompt tokens", registry=r

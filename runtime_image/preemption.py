@@ -67,6 +67,17 @@ def step_floor(prefilling: Iterable[int]) -> int | None:
     return max(prefilling, default=None)
 
 
+def abandons_step(running_top: int | None, priority: int) -> bool:
+    """Whether a job of ``priority`` arriving while a step runs should stop that step part-way.
+
+    ``running_top`` is the highest priority among the sequences in the step (None: no step is
+    running). A step made only of lower-priority sequences is abandoned: the job would park one of
+    them and keep the others out of its prefill step anyway (`victim`, `step_floor`), so without
+    this it would first wait for work it outranks, up to a whole step of a batch. Equal priorities
+    never abandon a step."""
+    return running_top is not None and priority > running_top
+
+
 def parse_priority(value: str | None) -> int:
     """A request's priority from its ``x-inferflux-priority`` header (0 when absent), clamped.
 

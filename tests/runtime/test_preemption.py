@@ -3,16 +3,27 @@ with exactly the tokens it would have produced alone."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import llama_cpp as llama
 import pytest
 
 from inferflux.runtime.chat import ChatTemplate
 from inferflux.runtime.engine import Engine, Finish, Job
 from inferflux.runtime.metrics import RuntimeMetrics
 from inferflux.runtime.model import Model
-from inferflux.runtime.preemption import Running, Waiting, next_waiting, parse_priority, step_floor, victim
+from inferflux.runtime.preemption import (
+    Running,
+    Waiting,
+    abandons_step,
+    next_waiting,
+    parse_priority,
+    step_floor,
+    victim,
+)
 from inferflux.runtime.sampling import SamplingParams
 
 GREEDY = SamplingParams(temperature=0)
@@ -121,6 +132,50 @@ def test_a_preempted_stream_resumes_with_exactly_its_own_tokens(engine: Engine) 
     assert any(item is low for item, _ in events[:first_high]), "the low one had started streaming"
     assert text_of(events, low) == low_alone, "nothing lost, nothing repeated, nothing changed"
     assert text_of(events, high) == high_alone
+
+
+def test_a_step_of_lower_sequences_is_abandoned_for_a_higher_job_and_redone_exactly(engine: Engine) -> None:
+    """A high job submitted while a step of only lower sequences decodes stops that step part-way
+    (it does not wait for it); the step is redone later and the low stream loses nothing."""
+    low_alone, high_alone = alone(engine, LOW), alone(engine, HIGH)
+    abandoned = engine.metrics.steps_abandoned._value.get()
+    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+    engine.submit(low)
+    events: list[tuple[Job, str | Finish]] = []
+    for _ in range(6):
+        engine.step(events)
+    assert text_of(events, low), "the low one is decoding"
+    slot = next(slot for slot, state in enumerate(engine.active) if state is not None)
+    before = len(engine.slot_tokens[slot])
+
+    stepped: list[bool] = []
+    outbox: list[tuple[Job, str | Finish]] = []
+    decoding = threading.Thread(target=lambda: stepped.append(engine.step(outbox)))
+    decoding.start()
+    deadline = time.monotonic() + 30
+    while engine._step_top is None:  # the step is under way (its batch is built)
+        assert decoding.is_alive(), "the step ended before it was watched"
+        assert time.monotonic() < deadline
+        time.sleep(0.0001)
+    engine.submit(high)
+    decoding.join(30)
+
+    assert stepped == [True]
+    assert engine.metrics.steps_abandoned._value.get() == abandoned + 1
+    assert outbox == [], "an abandoned step delivers nothing"
+    assert len(engine.slot_tokens[slot]) == before, "the low one's token was taken back"
+    assert llama.llama_memory_seq_pos_max(engine.memory, slot) + 1 == before, "and its KV entry too"
+    events += run(engine, [])
+    assert finish_index(events, high) < finish_index(events, low)
+    assert text_of(events, low) == low_alone, "nothing lost, nothing repeated"
+    assert text_of(events, high) == high_alone
+
+
+def test_only_a_job_that_outranks_the_whole_step_abandons_it() -> None:
+    assert abandons_step(-5, 5)
+    assert not abandons_step(None, 5)  # no step running
+    assert not abandons_step(0, 0)  # equal priorities share steps as before
+    assert not abandons_step(5, 0)
 
 
 def test_a_resumed_stream_whose_parked_cache_was_dropped_recomputes_it_exactly(engine: Engine) -> None:
