@@ -100,6 +100,7 @@ class _Active:
         "out_index",
         "resume_token",
         "sampler",
+        "shown",
         "source",
         "stream",
         "t_last",
@@ -116,6 +117,7 @@ class _Active:
         self.resume_token = -1  # after recomputing a history: the token to decode next, not sample
         self.stream = TextStream(job.stops)
         self.generated = 0
+        self.shown = False  # some of its text went to the client (its time to first token is over)
         self.next_token = -1
         self.out_index = -1
         self.t_start = time.perf_counter()
@@ -422,7 +424,9 @@ class Engine:
     def _fill_batch(self) -> int:
         """Put the next step in the batch: its token count (``_step_sequences``: its sequences)."""
         batch, count, sequences = self.batch, 0, 0
-        floor = step_floor(a.job.priority for a in self.active if a is not None and a.next_token < 0)
+        # Lower sequences wait while a higher one has shown its client nothing yet: prefilling, or
+        # sampling tokens that are not text so far (a stop string's start, part of a character).
+        floor = step_floor(a.job.priority for a in self.active if a is not None and not a.shown)
         held, top = 0, None
         for slot, state in enumerate(self.active):  # one token for every decoding sequence
             if state is None or state.next_token < 0:
@@ -491,6 +495,7 @@ class Engine:
                 continue
             if text:
                 outbox.append((state.job, text))
+                state.shown = True
             state.next_token = token
 
     def _recover(self, status: int, outbox: list[tuple[Job, str | Finish]]) -> None:

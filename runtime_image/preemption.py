@@ -7,10 +7,11 @@ and text state stay as they were, and it resumes where it stopped once a slot is
 its client sees a gap in the stream and nothing else. Within one priority, order is first come,
 first served, and a parked sequence goes before a waiting one (it was admitted earlier).
 
-While a sequence is prefilling (its first token not yet sampled), sequences of lower priority sit
-out the engine's steps: a step's time grows with the tokens in it, and the first token of the
-higher one is what its client waits for. They keep their slot and their KV, and go on at the next
-step without it, so their streams only see a gap (``step_floor``).
+Until a sequence has shown its client some text (while it prefills, and while its first tokens
+are not text yet: the start of a stop string, part of a character), sequences of lower priority
+sit out the engine's steps: a step's time grows with the sequences and tokens in it, and that first
+text is what the higher one's client waits for. They keep their slot and their KV, and go on at
+the next step without it, so their streams only see a gap (``step_floor``).
 
 These functions decide only; `engine.Engine` does the moving of KV cells.
 """
@@ -62,8 +63,8 @@ def victim(running: Sequence[Running], priority: int) -> int | None:
 
 def step_floor(prefilling: Iterable[int]) -> int | None:
     """The lowest priority that takes part in the next step, given the priorities of the sequences
-    still prefilling: the highest of them, so that only equal or higher ones share its steps.
-    None when nothing is prefilling: every running sequence steps."""
+    that have shown no text yet: the highest of them, so that only equal or higher ones share its
+    steps. None when there are none: every running sequence steps."""
     return max(prefilling, default=None)
 
 
