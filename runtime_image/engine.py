@@ -41,7 +41,17 @@ ABORTED = 2  # llama_decode's status for a step its abort callback stopped
 # graph on the decode thread. A Python callback would take the GIL hundreds of times per step, and
 # wait for the event loop's thread each time; libc's ``strlen`` over a two-byte flag is C that
 # reads one byte: 0 (an empty string, false) runs on, 1 (a one-character string, true) aborts.
-_READ_FLAG = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
+
+
+def _flag_reader() -> int:
+    """The address of libc's ``strlen``: the abort callback (see above)."""
+    address = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value
+    if not address:
+        raise RuntimeError("libc's strlen was not found: the decode thread's abort flag needs it")
+    return address
+
+
+_READ_FLAG = _flag_reader()
 
 
 @dataclass
