@@ -162,8 +162,9 @@ bench-batch: system-deps install ## Batch tasks/s vs direct requests (mock backe
 bench-guardrails: install ## Guardrail verdict p95 on a 4 KB prompt, on vs off; TTFT through the router to the runtime; the PII corpus table
 	$(PY) tests/bench/bench_guardrails.py
 
-bench-scheduling: install ## Fair queue: tenants' token shares (equal, 3:1, 10x flood), high-priority TTFT under a sheddable flood, saturation req/s vs FIFO
+bench-scheduling: install ## Fair queue: tenants' token shares (equal, 3:1, 10x flood), high-priority TTFT under a sheddable flood, saturation req/s vs FIFO; then the same on the real runtime (SmolLM2), with preemption
 	$(PY) tests/bench/bench_scheduling.py
+	$(PY) tests/bench/bench_scheduling.py --seconds 60 --runtime-model "$$($(PY) -c 'from inferflux.operator.local.bundled import smollm2_path; print(smollm2_path())')"
 
 run: install-run ## Local embedded mode: the bundled model behind the router, no cluster
 	$(VENV)/bin/inferctl up $(UP_ARGS)
