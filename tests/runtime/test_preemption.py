@@ -134,19 +134,24 @@ def test_a_preempted_stream_resumes_with_exactly_its_own_tokens(engine: Engine) 
     assert text_of(events, high) == high_alone
 
 
-def test_a_step_of_lower_sequences_is_abandoned_for_a_higher_job_and_redone_exactly(engine: Engine) -> None:
-    """A high job submitted while a step of only lower sequences decodes stops that step part-way
-    (it does not wait for it); the step is redone later and the low stream loses nothing."""
-    low_alone, high_alone = alone(engine, LOW), alone(engine, HIGH)
-    abandoned = engine.metrics.steps_abandoned._value.get()
-    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+def start_decoding(engine: Engine, low: Job) -> tuple[list[tuple[Job, str | Finish]], int, int]:
+    """Submit ``low`` and step until it decodes: its events so far, its slot, its tokens in that slot."""
     engine.submit(low)
     events: list[tuple[Job, str | Finish]] = []
     for _ in range(6):
         engine.step(events)
     assert text_of(events, low), "the low one is decoding"
     slot = next(slot for slot, state in enumerate(engine.active) if state is not None)
-    before = len(engine.slot_tokens[slot])
+    return events, slot, len(engine.slot_tokens[slot])
+
+
+def test_a_step_of_lower_sequences_is_abandoned_for_a_higher_job_and_redone_exactly(engine: Engine) -> None:
+    """A high job submitted while a step of only lower sequences decodes stops that step part-way
+    (it does not wait for it); the step is redone later and the low stream loses nothing."""
+    low_alone, high_alone = alone(engine, LOW), alone(engine, HIGH)
+    abandoned = engine.metrics.steps_abandoned._value.get()
+    low, high = job(engine, LOW, priority=-5), job(engine, HIGH, priority=5)
+    events, slot, before = start_decoding(engine, low)
 
     stepped: list[bool] = []
     outbox: list[tuple[Job, str | Finish]] = []
@@ -232,14 +237,8 @@ def two_slots(chat_model_path: Path) -> Iterator[Engine]:
 def test_a_lower_priority_stream_sits_out_the_steps_that_prefill_a_higher_one(two_slots: Engine) -> None:
     engine = two_slots
     low, high = job(engine, LOW, priority=-10), job(engine, HIGH)
-    engine.submit(low)
-    events: list[tuple[Job, str | Finish]] = []
-    for _ in range(6):
-        engine.step(events)
-    assert text_of(events, low), "the low one is decoding"
-    low_slot = next(slot for slot, state in enumerate(engine.active) if state is not None)
+    events, low_slot, before = start_decoding(engine, low)
     held = engine.metrics.held._value.get()
-    before = len(engine.slot_tokens[low_slot])
 
     engine.submit(high)
     outbox: list[tuple[Job, str | Finish]] = []
