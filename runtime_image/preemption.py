@@ -61,11 +61,11 @@ def victim(running: Sequence[Running], priority: int) -> int | None:
     return lowest.slot
 
 
-def step_floor(prefilling: Iterable[int]) -> int | None:
+def step_floor(unshown: Iterable[int]) -> int | None:
     """The lowest priority that takes part in the next step, given the priorities of the sequences
     that have shown no text yet: the highest of them, so that only equal or higher ones share its
     steps. None when there are none: every running sequence steps."""
-    return max(prefilling, default=None)
+    return max(unshown, default=None)
 
 
 def abandons_step(running_top: int | None, priority: int) -> bool:
