@@ -487,6 +487,7 @@ async def test_a_quiet_ledger_still_settles_within_the_delay(ledger: Ledger) -> 
     records: list[CostRecord] = []
     first = await admit(ledger, "quiet", 1_000, limits)
     second = await admit(ledger, "quiet2", 1_000, limits)
+    assert (await admit(ledger, "still-open", 1_000, limits)).admitted  # so neither goes at once
     ledger.settle_soon(first, 300, 10, records.append)
     ledger.release_soon(second, records.append)
     loop = asyncio.get_running_loop()
@@ -495,6 +496,25 @@ async def test_a_quiet_ledger_still_settles_within_the_delay(ledger: Ledger) -> 
         assert loop.time() < deadline, "the settles were never sent"
         await asyncio.sleep(0.01)
     assert [(r.outcome, r.charged) for r in records] == [("settled", 300), ("released", 0)]
+    total = (await ledger.spend("acme")).tenant["total"]
+    assert (total.spent, total.reserved) == (300, 1_000)
+
+
+async def test_the_last_open_request_settles_at_once(ledger: Ledger, redis: Any) -> None:
+    """With no other admitted request open, a settle does not wait for an admission to carry it."""
+    ledger.settle_delay = 60.0  # were it waiting for a carrier or the delay, this test would time out
+    limits = Limits(ScopeLimits(total=10_000))
+    records: list[CostRecord] = []
+    only = await admit(ledger, "only", 1_000, limits)
+    before = await evalsha_calls(redis.url)
+    ledger.settle_soon(only, 300, 10, records.append)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not records:
+        assert loop.time() < deadline, "the settle waited for a carrier"
+        await asyncio.sleep(0.01)
+    assert [(r.outcome, r.charged) for r in records] == [("settled", 300)]
+    assert await evalsha_calls(redis.url) - before == 1
     total = (await ledger.spend("acme")).tenant["total"]
     assert (total.spent, total.reserved) == (300, 0)
 
