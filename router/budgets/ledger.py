@@ -133,6 +133,11 @@ class ScopeLimits:
         return tuple("" if value is None else str(int(value)) for value in values)
 
 
+#: The limits of a scope that declares none. One shared instance: the script arguments it caches
+#: were worked out anew for every request of a key without limits (a profile's 13 % of the ledger).
+NO_LIMITS = ScopeLimits()
+
+
 @dataclass(frozen=True)
 class Limits:
     """What applies to one request: its tenant's limits and, optionally, its key's."""
@@ -503,7 +508,7 @@ class Ledger:
         if max_cost < 0:
             raise ValueError("max_cost is a non-negative number of micro-units")
         ttl = self.reservation_ttl if reservation_ttl is None else reservation_ttl
-        key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
+        key_limits = limits.key if key_id is not None and limits.key is not None else NO_LIMITS
         earlier = self._settling.get((tenant, request_id))
         if earlier is not None and not self._carries(tenant, request_id):
             # This id's previous attempt is still being settled from here, in a call already sent.
@@ -812,7 +817,7 @@ class Ledger:
         if key_id is not None:
             _check_name("key id", key_id)
         limits = limits or Limits()
-        key_limits = limits.key if key_id is not None and limits.key is not None else ScopeLimits()
+        key_limits = limits.key if key_id is not None and limits.key is not None else NO_LIMITS
         reply = await self._run(
             "rates",
             self.prefix,
