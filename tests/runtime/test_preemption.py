@@ -256,6 +256,36 @@ def test_a_lower_priority_stream_sits_out_the_steps_that_prefill_a_higher_one(tw
     assert [e.reason for item, e in events if item is low and isinstance(e, Finish)] == ["length"]
 
 
+def test_a_lower_priority_stream_sits_out_a_higher_ones_steps_until_it_shows_text(two_slots: Engine) -> None:
+    """A higher job whose first tokens are held back (they could start one of its stop strings) has
+    shown its client nothing after its prefill: the lower stream keeps sitting out its steps."""
+    engine = two_slots
+    answer = alone(engine, HIGH)
+    words = answer.split(" ")
+    assert len(words) >= 4, answer
+    # A stop string that agrees with the answer's first three words and then differs: those words
+    # are held back as its possible start, and shown only when the answer parts from it.
+    high = job(engine, HIGH)
+    high.stops = (" ".join(words[:3]) + " \x00never",)
+    low = job(engine, LOW, priority=-10)
+    events, low_slot, before = start_decoding(engine, low)
+
+    engine.submit(high)
+    unshown_steps = 0
+    while True:
+        outbox: list[tuple[Job, str | Finish]] = []
+        engine.step(outbox)
+        events += outbox
+        if any(item is high for item, _ in outbox):
+            break
+        assert len(engine.slot_tokens[low_slot]) == before, "the low one stepped beside the unshown high one"
+        unshown_steps += 1
+    assert unshown_steps >= 2, "the high one's first tokens were held back for more than its prefill step"
+    events += run(engine, [])
+    assert text_of(events, high) == answer, "held back, then shown whole"
+    assert [e.reason for item, e in events if item is low and isinstance(e, Finish)] == ["length"]
+
+
 def test_an_equal_priority_prefill_shares_the_step(two_slots: Engine) -> None:
     first, second = job(engine=two_slots, question=LOW), job(engine=two_slots, question=HIGH)
     two_slots.submit(first)
