@@ -62,8 +62,10 @@ def parse_json(body: bytes) -> Any:
 async def send_bytes(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """A complete response in two messages."""
-    await send({"type": "http.response.start", "status": status, "headers": headers or [JSON]})
+    """A complete response in two messages, with its ``content-length`` (not chunked: the server
+    then writes head and body in one go, router/server_protocol.py)."""
+    length = (b"content-length", b"%d" % len(body))
+    await send({"type": "http.response.start", "status": status, "headers": [*(headers or [JSON]), length]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -2,7 +2,7 @@
 
 With ``INFERFLUX_TLS_CLIENT_CA_FILE`` set, uvicorn serves TLS and requires a client certificate
 signed by that CA (the TLS handshake fails otherwise). uvicorn does not pass the peer certificate
-to the application, so `ClientCertProtocol` (its httptools protocol, extended) reads it once per
+to the application, so `ClientCertProtocol` (the router's server protocol, extended) reads it once per
 connection and puts its RFC 4514 subject (``CN=team-a,O=Example``) in every request's scope under
 ``inferflux.client_subject``. `Policy.subjects` maps that subject to a tenant.
 """
@@ -14,11 +14,11 @@ import ssl
 from typing import Any
 
 from cryptography import x509
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from inferflux.router.asgi import Scope
 from inferflux.router.identity.principal import Principal, within
 from inferflux.router.policy.effective import Policy
+from inferflux.router.server_protocol import CoalescingProtocol
 from inferflux.router.settings import Settings, SettingsError
 
 SUBJECT_KEY = "inferflux.client_subject"
@@ -35,8 +35,9 @@ def peer_subject(transport: asyncio.BaseTransport) -> str | None:
     return x509.load_der_x509_certificate(der).subject.rfc4514_string()
 
 
-class ClientCertProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol that adds the client certificate's subject to each scope."""
+class ClientCertProtocol(CoalescingProtocol):
+    """The router's server protocol (router/server_protocol.py), adding the client certificate's
+    subject to each scope."""
 
     client_subject: str | None = None
 
@@ -52,13 +53,13 @@ class ClientCertProtocol(HttpToolsProtocol):
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run``/``uvicorn.Config``: TLS and, with a client CA, mTLS."""
     if not settings.tls_cert_file and not settings.tls_client_ca_file:
-        return {"http": "httptools"}
+        return {"http": CoalescingProtocol}
     if not settings.tls_cert_file or not settings.tls_key_file:
         raise SettingsError(
             "INFERFLUX_TLS_CERT_FILE and INFERFLUX_TLS_KEY_FILE go together (and mTLS needs both)"
         )
     options: dict[str, Any] = {
-        "http": "httptools",
+        "http": CoalescingProtocol,
         "ssl_certfile": settings.tls_cert_file,
         "ssl_keyfile": settings.tls_key_file,
     }

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from inferflux.crds.policy import PolicySnapshot, TenantPolicy
 from inferflux.router.identity.mtls import ClientCertProtocol, uvicorn_options
 from inferflux.router.policy.effective import PolicyHolder
+from inferflux.router.server_protocol import CoalescingProtocol
 from inferflux.router.settings import Settings, SettingsError
 
 CHAT = {"model": "a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
@@ -151,9 +152,9 @@ async def test_a_certificate_from_another_ca_is_refused(mtls_router, tmp_path) -
 
 
 def test_uvicorn_options() -> None:
-    assert uvicorn_options(Settings()) == {"http": "httptools"}
+    assert uvicorn_options(Settings()) == {"http": CoalescingProtocol}
     tls = uvicorn_options(Settings(tls_cert_file="c.pem", tls_key_file="k.pem"))
-    assert tls == {"http": "httptools", "ssl_certfile": "c.pem", "ssl_keyfile": "k.pem"}
+    assert tls == {"http": CoalescingProtocol, "ssl_certfile": "c.pem", "ssl_keyfile": "k.pem"}
     mutual = uvicorn_options(
         Settings(tls_cert_file="c.pem", tls_key_file="k.pem", tls_client_ca_file="ca.pem")
     )

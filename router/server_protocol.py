@@ -1,0 +1,83 @@
+"""The router's HTTP/1.1 server protocol: uvicorn's httptools protocol, writing each answer in one go.
+
+uvicorn writes a response's head (status line and headers) the moment the application sends
+``http.response.start``, and its body in a second write. Each write to a socket with nothing
+queued is a system call, and on the router's busiest path (a whole answer relayed from a runtime)
+those calls were the largest single cost in a profile (docs/router.md, "Answers written in one
+go"). `CoalescingProtocol` hands each request's cycle a `HeadHeld` transport: the head of a
+response with a ``content-length`` waits for the body, and both leave in one write. A client can
+do nothing with such a head before its body anyway. Streams (chunked, such as Server-Sent Events)
+are not held: their headers go out at once, however long the first event takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+#: `HeadHeld.state`: nothing written for the response yet, its head held, or its head written.
+BEFORE_HEAD, HEAD_HELD, HEAD_SENT = 0, 1, 2
+
+
+class HeadHeld:
+    """The connection's transport as one request-response cycle sees it.
+
+    The cycle's first write once a response with a ``content-length`` has started is its head: it
+    is kept, and sent together with the next write (the body) or before the connection closes.
+    Every other write (``100 Continue`` before the response, a chunked response's head and chunks)
+    goes straight through.
+    """
+
+    __slots__ = ("cycle", "head", "state", "transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle) -> None:
+        self.transport = transport
+        self.cycle = cycle
+        self.state = BEFORE_HEAD
+        self.head = b""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``, or keep it if it is the response's head."""
+        state = self.state
+        if state == HEAD_HELD:
+            self.state = HEAD_SENT
+            head, self.head = self.head, b""
+            self.transport.write(head + data)
+        elif state == BEFORE_HEAD and self.cycle.response_started:
+            if self.cycle.chunked_encoding is False:  # uvicorn decided it from the headers
+                self.state = HEAD_HELD
+                self.head = data
+            else:
+                self.state = HEAD_SENT
+                self.transport.write(data)
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        """Send a head still held (the connection closes before its body was sent)."""
+        if self.state == HEAD_HELD:
+            self.state = HEAD_SENT
+            head, self.head = self.head, b""
+            if not self.transport.is_closing():
+                self.transport.write(head)
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        return self.transport.is_closing()
+
+    def close(self) -> None:
+        """Close the connection after whatever head is still held."""
+        self.flush()
+        self.transport.close()
+
+
+class CoalescingProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol whose request cycles write a response's head with its body."""
+
+    def on_headers_complete(self) -> None:
+        before = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not before and cycle is not None:  # a new request (not a WebSocket upgrade)
+            cycle.transport = HeadHeld(self.transport, cycle)  # type: ignore[assignment]
