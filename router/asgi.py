@@ -100,16 +100,24 @@ async def until_disconnect(receive: Receive) -> None:
             return
 
 
+#: How long a request runs before a watcher looks out for its client leaving (`cancel_on_disconnect`).
+WATCH_AFTER_SECONDS = 0.1
+
+
 async def cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
-    """Run ``work`` and cancel it the moment the client disconnects; True when it was cancelled.
+    """Run ``work`` and cancel it once the client disconnects; True when it was cancelled.
 
     This is what makes a dropped client stop the upstream request at once instead of when the
     next chunk fails to write. ``work`` runs in the calling task (a new task would cost an extra
     trip through a busy event loop before the request even starts); a watcher task cancels it.
+    The watcher starts after `WATCH_AFTER_SECONDS`: most short answers are out by then, and a
+    watcher costs a task, a wait and a cancellation (about 7 us, a few per cent of a short proxied
+    request), so a client that leaves in the first 0.1 s is noticed up to 0.1 s late.
     """
     current = asyncio.current_task()
     assert current is not None
     client_left = False
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         nonlocal client_left
@@ -117,7 +125,11 @@ async def cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
         client_left = True
         current.cancel()
 
-    watcher = asyncio.ensure_future(watch())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    timer = current.get_loop().call_later(WATCH_AFTER_SECONDS, start_watching)
     try:
         await work
     except (asyncio.CancelledError, ClientGone):
@@ -126,5 +138,7 @@ async def cancel_on_disconnect(receive: Receive, work: Awaitable[None]) -> bool:
         current.uncancel()
         return True
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
     return False
