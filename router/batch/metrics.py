@@ -8,8 +8,9 @@ tasks this process runs now. Sum over pods for the cluster's figures.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
+from inferflux.router.labelled import Counter, Gauge, Histogram
 from inferflux.router.metrics import PREFIX
 
 _DURATION = (1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400)

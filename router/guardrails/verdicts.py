@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from prometheus_client import CollectorRegistry
-from prometheus_client import Counter as PromCounter
 
+from inferflux.router.labelled import Counter as PromCounter
 from inferflux.router.metrics import PREFIX
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from inferflux.crds.tenant import Scope
 from inferflux.router.asgi import Scope as AsgiScope
@@ -30,6 +30,7 @@ from inferflux.router.identity.jwks import JwksCache
 from inferflux.router.identity.jwt import JwtVerifier, OidcSettings, parse_algorithms
 from inferflux.router.identity.principal import Principal
 from inferflux.router.identity.scopes import prefix_scope, route_scopes
+from inferflux.router.labelled import Counter
 from inferflux.router.metrics import PREFIX
 from inferflux.router.policy.effective import Policy, PolicyHolder
 from inferflux.router.settings import Settings, SettingsError

@@ -7,7 +7,9 @@ upstreams and served models, never prompt text or keys.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
+
+from inferflux.router.labelled import Counter, Gauge
 
 PREFIX = "inferflux_router_"
 

@@ -7,8 +7,9 @@ declares it (the installation's admins write those), ``other`` for tenants of th
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
+from inferflux.router.labelled import Counter
 from inferflux.router.metrics import PREFIX
 
 

@@ -1,0 +1,41 @@
+"""Prometheus metric types whose ``labels`` is a dictionary read when the series exists.
+
+prometheus_client's ``labels`` checks its arguments, converts every value with ``str`` and takes a
+lock on each call, about 1 us; a routed request makes a dozen such calls (counters, gauges and
+histograms by model, route and status). These types look the child up in the metric's own table
+of children first, without the lock: a plain dictionary read, atomic under the GIL. A miss (a new
+series, values that are not strings yet, keyword arguments) goes the library's way. Removing a
+series removes it from that same table, so nothing stale is ever returned.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import prometheus_client
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class FastLabels(MetricWrapperBase):
+    """``labels`` served from the metric's children when the series exists (mixed in first)."""
+
+    def labels(self: M, *labelvalues: object, **labelkwargs: object) -> M:
+        if not labelkwargs:
+            child = self._metrics.get(labelvalues)  # type: ignore[call-overload]
+            if child is not None:
+                return child
+        return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc]
+
+
+class Counter(FastLabels, prometheus_client.Counter):
+    """`prometheus_client.Counter` with `FastLabels`."""
+
+
+class Gauge(FastLabels, prometheus_client.Gauge):
+    """`prometheus_client.Gauge` with `FastLabels`."""
+
+
+class Histogram(FastLabels, prometheus_client.Histogram):
+    """`prometheus_client.Histogram` with `FastLabels`."""
