@@ -9,6 +9,7 @@ has no multi-millisecond tail, which is most of the router's time-to-first-token
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -16,6 +17,16 @@ from urllib.parse import urlsplit
 
 HEAD_LIMIT = 64 * 1024
 Key = tuple[str, int, bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def destination(url: str) -> tuple[Key, str, str]:
+    """Where ``url`` goes: the pool's key (host, port, TLS), the request target and the ``host``
+    header. Cached: a router posts to a handful of replica URLs over and over."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "https"
+    key = (parts.hostname or "", parts.port or (443 if tls else 80), tls)
+    return key, parts.path + ("?" + parts.query if parts.query else ""), parts.netloc
 
 
 class ProtocolError(Exception):
@@ -171,12 +182,8 @@ class Pool:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Response:
         """POST ``body`` to ``url``; a stale pooled connection is replaced once, transparently."""
-        parts = urlsplit(url)
-        tls = parts.scheme == "https"
-        host = parts.hostname or ""
-        key = (host, parts.port or (443 if tls else 80), tls)
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        lines = [f"POST {target} HTTP/1.1", f"host: {parts.netloc}", f"content-length: {len(body)}"]
+        key, target, netloc = destination(url)
+        lines = [f"POST {target} HTTP/1.1", f"host: {netloc}", f"content-length: {len(body)}"]
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         while True:
