@@ -21,6 +21,7 @@ from inferflux.crds.policy import ApiKeyRecord, PolicySnapshot, TenantPolicy
 from inferflux.router.app import Router
 from inferflux.router.budgets.factory import budgets_for
 from inferflux.router.discovery import FileSource
+from inferflux.router.heap import freeze_startup_heap
 from inferflux.router.identity.mtls import uvicorn_options
 from inferflux.router.policy.effective import PolicyHolder
 from inferflux.router.settings import from_env
@@ -41,6 +42,7 @@ def main() -> int:
     if settings.redis_url:
         router.pipeline.extend([budgets_for(settings, holder, router.metrics.registry).stage])
     router.holder.swap(source.load())
+    freeze_startup_heap()  # as `python -m inferflux.router` does before serving (router/heap.py)
     uvicorn.run(
         router,
         host=settings.host,
