@@ -168,3 +168,12 @@ async def test_send_bytes_declares_the_length() -> None:
     await send_bytes(send, 201, b"12345")
     assert (b"content-length", b"5") in sent[0]["headers"]
     assert sent[1]["body"] == b"12345"
+
+
+def test_the_cycle_is_let_go_once_its_head_is_written() -> None:
+    """No reference cycle outlives the head, so a finished request is freed at once, not by a
+    later garbage collection."""
+    held = HeadHeld(FakeTransport(), Cycle())  # type: ignore[arg-type]
+    held.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    held.write(b"{}")
+    assert held.cycle is None
