@@ -10,7 +10,7 @@ series removes it from that same table, so nothing stale is ever returned.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import prometheus_client
 from prometheus_client.metrics import MetricWrapperBase
@@ -23,10 +23,10 @@ class FastLabels(MetricWrapperBase):
 
     def labels(self: M, *labelvalues: object, **labelkwargs: object) -> M:
         if not labelkwargs:
-            child = self._metrics.get(labelvalues)  # type: ignore[call-overload]
+            child = self._metrics.get(labelvalues)  # type: ignore[arg-type]
             if child is not None:
-                return child
-        return super().labels(*labelvalues, **labelkwargs)  # type: ignore[misc]
+                return cast(M, child)
+        return super().labels(*labelvalues, **labelkwargs)
 
 
 class Counter(FastLabels, prometheus_client.Counter):
