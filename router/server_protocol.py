@@ -3,8 +3,8 @@
 uvicorn writes a response's head (status line and headers) the moment the application sends
 ``http.response.start``, and its body in a second write. Each write to a socket with nothing
 queued is a system call, and on the router's busiest path (a whole answer relayed from a runtime)
-those calls were the largest single cost in a profile (docs/router.md, "Answers written in one
-go"). `CoalescingProtocol` hands each request's cycle a `HeadHeld` transport: the head of a
+those calls were the largest single cost in a profile (docs/router.md, "fewer writes per
+answer"). `CoalescingProtocol` hands each request's cycle a `HeadHeld` transport: the head of a
 response with a ``content-length`` waits for the body, and both leave in one write. A client can
 do nothing with such a head before its body anyway. Streams (chunked, such as Server-Sent Events)
 are not held: their headers go out at once, however long the first event takes.
