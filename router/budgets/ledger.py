@@ -569,18 +569,22 @@ class Ledger:
         )
 
     # Settling ------------------------------------------------------------------------------------
+    def _settling_one(self) -> None:
+        """An admitted request's settle or release is on its way: one fewer still open."""
+        self._unsettled = max(self._unsettled - 1, 0)
+
     async def settle(self, admission: Admission, cost: int, tokens: int) -> CostRecord:
         """Charge ``cost`` (micro-units, from the same pricing as admission) and count ``tokens``.
 
         Settling an attempt twice changes nothing the second time. If Redis is unreachable the
         settle is queued and retried (outcome ``queued``); it never raises LedgerUnavailable.
         """
-        self._unsettled = max(self._unsettled - 1, 0)
+        self._settling_one()
         return await self._settle(_PendingSettle(admission, max(cost, 0), max(tokens, 0), release=False))
 
     async def release(self, admission: Admission) -> CostRecord:
         """Release a reservation without charging (the request was refused downstream)."""
-        self._unsettled = max(self._unsettled - 1, 0)
+        self._settling_one()
         return await self._settle(_PendingSettle(admission, 0, 0, release=True))
 
     def settle_soon(
@@ -610,7 +614,7 @@ class Ledger:
         landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._settling[key] = landed
         background = _Background(self, pending, key, landed, done)
-        self._unsettled = max(self._unsettled - 1, 0)
+        self._settling_one()
         if self.fast is None or self._sha is None:
             background.slow_way()
             return
