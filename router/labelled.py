@@ -23,7 +23,10 @@ class FastLabels(MetricWrapperBase):
 
     def labels(self: M, *labelvalues: object, **labelkwargs: object) -> M:
         if not labelkwargs:
-            child = self._metrics.get(labelvalues)  # type: ignore[arg-type]
+            try:
+                child = self._metrics.get(labelvalues)  # type: ignore[arg-type]
+            except AttributeError:  # not a labelled parent: the library's call says why
+                child = None
             if child is not None:
                 return cast(M, child)
         return super().labels(*labelvalues, **labelkwargs)

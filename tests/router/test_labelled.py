@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from inferflux.router.labelled import Counter, Gauge, Histogram
@@ -34,3 +35,13 @@ def test_histogram_children_observe_into_their_series() -> None:
         duration.labels("m").observe(0.5)
     assert registry.get_sample_value("duration_bucket", {"model": "m", "le": "1.0"}) == 3
     assert registry.get_sample_value("duration_bucket", {"model": "m", "le": "0.1"}) == 0
+
+
+def test_misuse_gets_the_librarys_own_error() -> None:
+    registry = CollectorRegistry()
+    requests = Counter("requests", "Requests.", ["route"], registry=registry)
+    unlabelled = Counter("plain", "Plain.", registry=registry)
+    with pytest.raises(ValueError, match="already has labels set"):
+        requests.labels("chat").labels("chat")
+    with pytest.raises(ValueError, match="No label names"):
+        unlabelled.labels("chat")
