@@ -151,7 +151,14 @@ PHASE_MESSAGES = {
 def _swap_verdicts(plan: Plan, verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
     """Progressing names the blue/green step while a revision serves; a failed candidate degrades."""
     if plan.active is None:
-        return verdicts  # the first rollout: the Deployment's own progress says it all
+        # The first rollout: the Deployment's own progress says it all, except that no pod is
+        # routed before a revision is active (all its pods Ready), so Ready cannot be True yet.
+        status, _reason, message = verdicts[ConditionType.READY]
+        if status != "True":
+            return verdicts
+        return verdicts | {
+            ConditionType.READY: ("False", "FirstRevisionStarting", f"{message}; traffic starts once all are")
+        }
     if plan.phase == COMPLETED:
         progressing: Verdict = ("False", "RolloutComplete", "all runtime pods run the active revision")
     else:

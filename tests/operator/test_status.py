@@ -193,6 +193,25 @@ def test_a_swap_step_is_reported_on_progressing_while_the_active_revision_serves
     assert got["Degraded"][0] == "False"
 
 
+def test_the_first_revision_is_not_ready_before_it_is_active_even_with_some_pods_ready() -> None:
+    m = InferenceModel.from_body(sample("llamacpp-model"))
+    assert m.spec.replicas == 2
+    first = plan("rev1", None, {"rev1": RevisionState("rev1", ready=False)}, 0.0, 10.0, True)
+    assert (first.active, first.candidate) == (None, "rev1")
+    rolling = [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}]
+    one_of_two = deployment(m, ready=1, revision="rev1", conditions=rolling)
+    status = compute_status(m, "rev1", one_of_two, plan=first, at=T0)
+    assert status.active_revision is None  # so the routing table lists none of its pods
+    got = conditions(status)
+    assert got["Ready"] == ("False", "FirstRevisionStarting")
+    assert got["Progressing"][0] == "True"
+    m = m.model_copy(update={"status": status})
+    switched = plan("rev1", None, {"rev1": RevisionState("rev1", ready=True)}, 0.0, 10.0, True)
+    status = compute_status(m, "rev1", deployment(m, ready=2, revision="rev1"), plan=switched, at=T1)
+    assert status.active_revision == "rev1"
+    assert conditions(status)["Ready"] == ("True", "Serving")
+
+
 def test_a_rolled_back_candidate_degrades_but_the_active_revision_stays_ready() -> None:
     m = InferenceModel.from_body(sample("llamacpp-model"))
     step = Plan("old", "new", ROLLED_BACK, False, delete=["new"], failure="ProgressDeadlineExceeded")
