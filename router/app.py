@@ -61,7 +61,7 @@ from inferflux.router.scheduling.demand import Demands
 from inferflux.router.settings import Settings, SettingsError
 from inferflux.router.telemetry import request_id_var
 from inferflux.router.telemetry.exemplars import accept_header, exposition
-from inferflux.router.telemetry.http import record_status, server_attributes, trace_headers
+from inferflux.router.telemetry.http import record_status, request_span
 from inferflux.router.upstream import Timeouts, UpstreamClient
 
 if TYPE_CHECKING:
@@ -294,11 +294,7 @@ class Router:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("%s %s answered %d", scope["method"], scope["path"], status)
             return
-        with telemetry.server_span(
-            f"{scope['method']} {scope['path']}",
-            server_attributes(scope, rid),
-            telemetry.extract(trace_headers(scope)),
-        ) as span:
+        with request_span(scope, rid) as span:
             status = await self._http(scope, receive, send, rid)
             record_status(span, status)
             if log.isEnabledFor(logging.DEBUG):  # an access log, off below debug: the hot path

@@ -34,7 +34,7 @@ import orjson
 
 from inferflux.router.errors import UpstreamError
 from inferflux.router.identity.principal import Principal
-from inferflux.router.telemetry import tracing
+from inferflux.router.telemetry.spans import NOOP, LeafSpan, current_span
 
 log = logging.getLogger("inferflux.router.pipeline")
 
@@ -161,10 +161,15 @@ class Pipeline:
         self.stages = (*self.stages, *stages)
 
     async def admit(self, call: Call) -> None:
-        """Run every stage's ``admit``; on a refusal, finish the ones that admitted and re-raise."""
+        """Run every stage's ``admit``; on a refusal, finish the ones that admitted and re-raise.
+
+        Each stage's admission is a span under the request's span when tracing is on (none while
+        it is off, or outside a traced request).
+        """
+        parent = current_span.get()
         for stage in self.stages:
             try:
-                with tracing.span(stage.name):  # a no-op object when tracing is off
+                with NOOP if parent is None else LeafSpan(parent, stage.name):
                     await stage.admit(call)
             except UpstreamError as error:
                 call.fail(error)

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from inferflux.router.telemetry.spans import TraceSpan
-from inferflux.router.telemetry.tracing import fail
+from opentelemetry.trace import SpanKind
+
+from inferflux.router.telemetry.spans import NoopSpan, Recorder, TraceSpan, parse_traceparent
+from inferflux.router.telemetry.tracing import fail, start
 
 REQUEST_ID = "inferflux.request_id"
 CANCELLED = "cancelled"
@@ -19,26 +21,32 @@ CANCELLED = "cancelled"
 
 def trace_headers(scope: Mapping[str, Any]) -> dict[str, str]:
     """The W3C trace-context headers of a request (``traceparent``, ``tracestate``), if any."""
-    found: dict[str, str] = {}
-    for name, value in scope.get("headers", ()):
-        if name in (b"traceparent", b"tracestate"):
-            found[name.decode()] = value.decode("latin-1")
+    headers = dict(scope.get("headers", ()))  # one pass in C: this runs for every request
+    parent = headers.get(b"traceparent")
+    if parent is None:
+        return {}
+    found = {"traceparent": parent.decode("latin-1")}
+    state = headers.get(b"tracestate")
+    if state is not None:
+        found["tracestate"] = state.decode("latin-1")
     return found
 
 
-def server_attributes(scope: Mapping[str, Any], request_id: str) -> dict[str, Any]:
-    """Method, route and request id of an ASGI HTTP request."""
-    return {
-        "http.request.method": scope.get("method", ""),
-        "url.path": scope.get("path", ""),
-        REQUEST_ID: request_id,
-    }
+def request_span(scope: Mapping[str, Any], request_id: str) -> Recorder | NoopSpan:
+    """The server span of an ASGI HTTP request (``METHOD /path``), continuing the caller's trace.
+
+    Its attributes are the method, the path and the request id; one step, as every request pays
+    for it.
+    """
+    value = dict(scope["headers"]).get(b"traceparent")
+    parent = parse_traceparent(value.decode("latin-1")) if value is not None else None
+    method, path = scope["method"], scope["path"]
+    attributes = {"http.request.method": method, "url.path": path, REQUEST_ID: request_id}
+    return start(f"{method} {path}", SpanKind.SERVER, attributes, parent)
 
 
 def record_status(span: TraceSpan, status: int) -> None:
     """The response status on ``span``; a 4xx/5xx, or no answer at all (0), marks it failed."""
-    if not span.is_recording():
-        return
     if status:
         span.set_attribute("http.response.status_code", status)
     if status >= 400:
@@ -49,8 +57,6 @@ def record_status(span: TraceSpan, status: int) -> None:
 
 def record_response(span: TraceSpan, status: int) -> None:
     """An upstream's answer status on a client span; 4xx/5xx mark it failed."""
-    if not span.is_recording():
-        return
     span.set_attribute("http.response.status_code", status)
     if status >= 400:
         fail(span, str(status))

@@ -5,6 +5,8 @@ all of them (attribute validation, locks, a read-only copy at every end) would c
 third of its throughput. A `Recorder` stores a name, two timestamps and a dict; only a trace that is
 kept becomes `ReadableSpan` objects for the exporter (`Recorder.readable`). Recorders implement the
 few span methods InferFlux uses (`TraceSpan`); `NOOP` is the shared span that records nothing.
+A pipeline stage's span is cheaper still (`LeafSpan`): a row on its trace, which becomes a
+`Recorder` only when the trace is kept or a span is started under it.
 
 Spans of one request live on one event loop: recorders are not locked.
 """
@@ -13,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from random import getrandbits
+from time import time_ns
 from typing import Any, Protocol
 
 from opentelemetry.attributes import BoundedAttributes
@@ -56,7 +58,7 @@ class TraceRecord:
     ``__init__`` skips the generated one's default-factory machinery.
     """
 
-    __slots__ = ("decided", "failed", "kept", "spans", "trace_id")
+    __slots__ = ("decided", "failed", "kept", "leaves", "open_leaf", "spans", "trace_id")
 
     def __init__(self, trace_id: int) -> None:
         self.trace_id = trace_id
@@ -64,6 +66,20 @@ class TraceRecord:
         self.failed = False
         self.decided = False
         self.kept = False
+        # Ended leaf spans as rows: name, parent span id, start, end, error.type or None.
+        self.leaves: list[tuple[str, int, int, int, str | None]] = []
+        self.open_leaf: LeafSpan | None = None  # the leaf span inside which the trace now runs
+
+    def leaf_spans(self) -> list[Recorder]:
+        """The ended leaf spans as recorders, for export (taken: the rows are cleared)."""
+        rows, self.leaves = self.leaves, []
+        spans = []
+        for name, parent_id, start, end, kind in rows:
+            attributes = {ERROR_TYPE: kind} if kind else None
+            span = Recorder(name, SpanKind.INTERNAL, self, parent_id, False, attributes, start, None)
+            span.end_time = end
+            spans.append(span)
+        return spans
 
 
 class TraceSpan(Protocol):
@@ -151,7 +167,7 @@ class Recorder:
         self.name = name
         self.kind = kind
         self.trace = trace
-        self.span_id = random.getrandbits(64) or 1
+        self.span_id = getrandbits(64) or 1
         self.parent_id = parent_id
         self.parent_remote = parent_remote
         # A dict is taken over, not copied: callers build a fresh one per span.
@@ -160,7 +176,7 @@ class Recorder:
         )
         self.events: list[tuple[str, dict[str, Any], int]] = NO_EVENTS  # a list once one is added
         self.error = False
-        self.start_time = start_time or time.time_ns()
+        self.start_time = start_time or time_ns()
         self.end_time = 0
         self.deferred: list[tuple[Callable[[Any], Mapping[str, Any]], Any]] | None = None
         self._on_end = on_end
@@ -197,7 +213,7 @@ class Recorder:
     def add_event(self, name: str, attributes: Attributes = None, timestamp: int | None = None) -> None:
         if self.events is NO_EVENTS:
             self.events = []
-        self.events.append((name, dict(attributes or {}), timestamp or time.time_ns()))
+        self.events.append((name, dict(attributes or {}), timestamp or time_ns()))
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         code = status.status_code if isinstance(status, Status) else status
@@ -207,8 +223,11 @@ class Recorder:
     def end(self, end_time: int | None = None) -> None:
         if self.end_time:
             return
-        self.end_time = end_time or time.time_ns()
-        self._on_end(self)
+        self.end_time = end_time or time_ns()
+        # A child waits with its trace (`tail.TailSampler.started`) and is decided with its local
+        # root; only a root, or a span of a trace decided already, has anything to do here.
+        if not self.parent_id or self.parent_remote or self.trace.decided:
+            self._on_end(self)
 
     def defer(self, compute: Callable[[Any], Mapping[str, Any]], source: Any) -> None:
         """Attributes ``compute(source)`` adds, computed only if the trace is kept (`resolve`).
@@ -278,6 +297,58 @@ def error_type(error: BaseException) -> str:
     code = getattr(error, "code", None)
     value = getattr(code, "value", code)
     return value if isinstance(value, str) and value else type(error).__name__
+
+
+class LeafSpan:
+    """The span of a step that starts no spans of its own and only ends, maybe failed: a pipeline stage.
+
+    Used in a ``with`` block like a `Recorder`, but it is not made the current span and records
+    one row on its trace when it ends, four calls where a recorder takes eight: every request
+    pays for it, kept or not. The row becomes a recorder if the trace is kept
+    (`TraceRecord.leaf_spans`). Should a span be started under the leaf's parent while the leaf
+    runs (a guardrail's judge model called from its stage), the leaf turns into a recorder first
+    (`promote`) and that span goes under it, so the tree is the same as with a recorder.
+    """
+
+    __slots__ = ("name", "parent", "promoted", "start_time")
+
+    def __init__(self, parent: Recorder, name: str) -> None:
+        self.parent = parent
+        self.name = name
+        self.promoted: Recorder | None = None
+        self.start_time = time_ns()
+        parent.trace.open_leaf = self
+
+    def promote(self) -> Recorder:
+        """This leaf as a recorder (made once), so spans can be started under it."""
+        if self.promoted is None:
+            parent = self.parent
+            self.promoted = Recorder(
+                self.name, SpanKind.INTERNAL, parent.trace, parent.span_id, False, None, self.start_time,
+                parent._on_end,
+            )  # fmt: skip
+        return self.promoted
+
+    def __enter__(self) -> LeafSpan:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        parent = self.parent
+        trace = parent.trace
+        if trace.open_leaf is self:
+            trace.open_leaf = None
+        if error is None and self.promoted is None and not trace.decided:  # the usual case
+            trace.leaves.append((self.name, parent.span_id, self.start_time, time_ns(), None))
+            return
+        failure = error_type(error) if error is not None else None
+        if self.promoted is not None or trace.decided:  # a recorder, or its trace was already decided
+            span = self.promote()
+            if failure is not None:
+                span.set_attribute(ERROR_TYPE, failure)
+            span.end()
+            return
+        trace.failed = True
+        trace.leaves.append((self.name, parent.span_id, self.start_time, time_ns(), failure))
 
 
 #: The span every helper hands out while tracing is off: all its methods are no-ops.

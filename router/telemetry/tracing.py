@@ -52,6 +52,9 @@ class Tracing:
     sampler: TailSampler
     sink: Sink
 
+    def __post_init__(self) -> None:
+        self.on_end = self.sampler.ended  # bound once: every span is handed it
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Export whatever kept spans are queued; True when done in time."""
         return self.sink.flush(timeout)
@@ -113,12 +116,20 @@ def start(
     if parent is None:
         parent = current_span.get()
     if type(parent) is Recorder:  # the common case, tested first and exactly (no subclasses)
-        record, parent_id, remote = parent.trace, parent.span_id, False
-    elif isinstance(parent, RemoteParent):
+        record = parent.trace
+        leaf = record.open_leaf
+        if leaf is not None and leaf.parent is parent:  # started inside a leaf span: goes under it
+            if leaf.promoted is None:
+                tracing.sampler.started(leaf.promote())
+            parent = leaf.promote()
+        span = Recorder(name, kind, record, parent.span_id, False, attributes, start_time, tracing.on_end)
+        tracing.sampler.started(span)
+        return span
+    if isinstance(parent, RemoteParent):
         record, parent_id, remote = TraceRecord(parent.trace_id), parent.span_id, True
     else:
         record, parent_id, remote = TraceRecord(random.getrandbits(128) or 1), 0, False
-    return Recorder(name, kind, record, parent_id, remote, attributes, start_time, tracing.sampler.ended)
+    return Recorder(name, kind, record, parent_id, remote, attributes, start_time, tracing.on_end)
 
 
 def extract(headers: Mapping[str, str]) -> RemoteParent | None:

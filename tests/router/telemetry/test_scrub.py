@@ -66,3 +66,19 @@ def test_capture_keeps_the_content() -> None:
 )
 def test_which_names_carry_content(name: str, content: bool) -> None:
     assert carries_content(name) is content
+
+
+def test_names_seen_safe_do_not_let_a_new_content_name_through() -> None:
+    exporter = InMemorySpanExporter()
+    telemetry.install(telemetry.TraceSettings(sample_ratio=1.0), exporter=exporter)
+    try:
+        for attributes in (
+            {"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 7},  # every name safe: remembered
+            {"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 7, "gen_ai.output.messages": CANARY},
+        ):
+            start("chat m", attributes=attributes).end()
+    finally:
+        telemetry.uninstall()
+    first, second = exporter.get_finished_spans()
+    assert dict(first.attributes) == {"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 7}
+    assert dict(second.attributes) == {"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 7}

@@ -10,7 +10,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from inferflux.router import telemetry
 from inferflux.router.errors import ErrorCode, UpstreamError
-from inferflux.router.telemetry.spans import NOOP, current_span, error_type
+from inferflux.router.telemetry.spans import NOOP, LeafSpan, Recorder, current_span, error_type
 from tests.router.telemetry.conftest import Exported
 
 
@@ -60,6 +60,70 @@ def test_a_span_ends_once_even_when_ended_inside_its_block(traced: Callable[...,
     with telemetry.server_span("root") as root:
         root.end(end_time=5)
     assert [span.end_time for span in exported.spans()] == [5]  # type: ignore[attr-defined]
+
+
+def test_a_leaf_span_is_a_child_of_its_parent_but_not_current(traced: Callable[..., Exported]) -> None:
+    exported = traced(sample_ratio=1.0)
+    with telemetry.server_span("root") as root:
+        assert isinstance(root, Recorder)
+        with LeafSpan(root, "budget"):
+            assert current_span.get() is root
+        with pytest.raises(UpstreamError), LeafSpan(root, "guardrails"):
+            raise UpstreamError(ErrorCode.INSUFFICIENT_QUOTA, "no")
+    spans = {span.name: span for span in exported.spans()}  # type: ignore[attr-defined]
+    assert set(spans) == {"root", "budget", "guardrails"}
+    for name in ("budget", "guardrails"):
+        assert spans[name].parent.span_id == spans["root"].context.span_id
+        assert spans[name].kind is SpanKind.INTERNAL
+        assert spans["root"].start_time <= spans[name].start_time <= spans[name].end_time
+    assert spans["budget"].status.status_code is StatusCode.UNSET
+    assert "error.type" not in spans["budget"].attributes
+    assert spans["guardrails"].attributes["error.type"] == ErrorCode.INSUFFICIENT_QUOTA.value
+    assert spans["guardrails"].status.status_code is StatusCode.ERROR
+    assert spans["budget"].context.span_id != spans["guardrails"].context.span_id
+
+
+def test_a_failed_leaf_keeps_its_trace_and_a_successful_one_does_not(traced: Callable[..., Exported]) -> None:
+    exported = traced(sample_ratio=0.0)
+    with telemetry.server_span("fine") as root, LeafSpan(root, "budget"):  # type: ignore[arg-type]
+        pass
+    assert exported.spans() == []
+    with (
+        telemetry.server_span("refused") as root,
+        pytest.raises(UpstreamError),
+        LeafSpan(root, "budget"),  # type: ignore[arg-type]
+    ):
+        raise UpstreamError(ErrorCode.RATE_LIMITED, "slow down")
+    assert {span.name for span in exported.spans()} == {"refused", "budget"}  # type: ignore[attr-defined]
+
+
+def test_a_span_started_inside_a_leaf_goes_under_it(traced: Callable[..., Exported]) -> None:
+    exported = traced(sample_ratio=1.0)
+    with telemetry.server_span("root") as root:
+        with LeafSpan(root, "guardrails"):  # type: ignore[arg-type]
+            judge = telemetry.client_span("chat judge")
+            judge.end()
+        after = telemetry.client_span("chat m")
+        after.end()
+    spans = {span.name: span for span in exported.spans()}  # type: ignore[attr-defined]
+    assert set(spans) == {"root", "guardrails", "chat judge", "chat m"}
+    assert spans["chat judge"].parent.span_id == spans["guardrails"].context.span_id
+    assert spans["guardrails"].parent.span_id == spans["root"].context.span_id
+    assert spans["chat m"].parent.span_id == spans["root"].context.span_id
+
+
+def test_a_leaf_ending_after_its_trace_was_decided_follows_the_decision(
+    traced: Callable[..., Exported],
+) -> None:
+    exported = traced(sample_ratio=1.0)
+    root = telemetry.server_span("root")
+    assert isinstance(root, Recorder)
+    late = LeafSpan(root, "late")
+    root.end()
+    assert {span.name for span in exported.spans()} == {"root"}  # type: ignore[attr-defined]
+    with late:
+        pass
+    assert {span.name for span in exported.spans()} == {"root", "late"}  # type: ignore[attr-defined]
 
 
 def test_with_tracing_off_the_blocks_hand_out_the_shared_noop() -> None:
