@@ -32,7 +32,6 @@ from inferflux.router.budgets.ledger import (
     Ledger,
     LedgerUnavailable,
     Limits,
-    RateState,
     Refusal,
     ScopeLimits,
 )
@@ -82,26 +81,26 @@ def reset_text(seconds: float) -> str:
 def rate_headers(admission: Admission) -> list[Header]:
     """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none when none do)."""
     headers: list[Header] = []
-    for kind, state in (("requests", admission.requests), ("tokens", admission.tokens)):
+    for (limit, remaining, reset), state in (
+        (_REQUESTS_HEADERS, admission.requests),
+        (_TOKENS_HEADERS, admission.tokens),
+    ):
         if state is not None:
-            headers.extend(_rate_pair(kind, state))
+            headers += (
+                (limit, b"%d" % state.limit),
+                (remaining, b"%d" % max(0, state.remaining)),
+                (reset, reset_text(state.reset_seconds).encode()),
+            )
     return headers
 
 
-_RATE_HEADER_NAMES = {
-    kind: (f"x-ratelimit-limit-{kind}".encode(), f"x-ratelimit-remaining-{kind}".encode(),
-           f"x-ratelimit-reset-{kind}".encode())
-    for kind in ("requests", "tokens")
-}  # fmt: skip
-
-
-def _rate_pair(kind: str, state: RateState) -> list[Header]:
-    limit, remaining, reset = _RATE_HEADER_NAMES[kind]  # built once: this runs on every response
-    return [
-        (limit, str(state.limit).encode()),
-        (remaining, str(max(0, state.remaining)).encode()),
-        (reset, reset_text(state.reset_seconds).encode()),
-    ]
+# Built once: these go on every response to a caller with rate limits.
+_REQUESTS_HEADERS = (
+    b"x-ratelimit-limit-requests",
+    b"x-ratelimit-remaining-requests",
+    b"x-ratelimit-reset-requests",
+)
+_TOKENS_HEADERS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens", b"x-ratelimit-reset-tokens")
 
 
 def refusal_error(admission: Admission, currency: str) -> UpstreamError:
