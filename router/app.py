@@ -58,6 +58,7 @@ from inferflux.router.replay import MemoryReplayStore, ReplayStore
 from inferflux.router.replay_redis import RedisReplayStore
 from inferflux.router.resume import KeyHolder, KeyringFile, ephemeral_keyring
 from inferflux.router.scheduling.demand import Demands
+from inferflux.router.server_protocol import HEAD_LINES, head_lines
 from inferflux.router.settings import Settings, SettingsError
 from inferflux.router.telemetry import request_id_var
 from inferflux.router.telemetry.exemplars import accept_header, exposition
@@ -312,7 +313,12 @@ class Router:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
+                # Up to two lines, the server's own checks cost about what joining them does.
+                lines = head_lines(extra) if len(extra) > 2 and HEAD_LINES in scope else None
+                if lines is not None:  # the server puts them in the head as they are
+                    scope[HEAD_LINES] = lines
+                else:
+                    message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         handler = self.routes.get((scope["method"], scope["path"])) or self._mounted(scope["path"])

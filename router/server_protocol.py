@@ -8,6 +8,12 @@ answer"). `CoalescingProtocol` hands each request's cycle a `HeadHeld` transport
 response with a ``content-length`` waits for the body, and both leave in one write. A client can
 do nothing with such a head before its body anyway. Streams (chunked, such as Server-Sent Events)
 are not held: their headers go out at once, however long the first event takes.
+
+The protocol also takes header lines the application built itself (`HEAD_LINES`, `head_lines`):
+uvicorn checks and lowercases each header of ``http.response.start`` in Python, which for the
+router's own headers (``x-request-id``, the six ``x-ratelimit-*`` of a budgeted caller) was a
+measured share of a request's work (docs/budgets.md). Lines given here are checked once, as a
+whole, and go into the head as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +21,22 @@ from __future__ import annotations
 import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+#: An ASGI scope key `CoalescingProtocol` sets on every HTTP request's scope (to ``b""``). An
+#: application that finds it may put there, before ``http.response.start``, header lines of its own
+#: (`head_lines`), which go into the response head after uvicorn's.
+HEAD_LINES = "inferflux.head_lines"
+
+
+def head_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """``headers`` as response head lines (``name: value\r\n`` each), or None when a name or a
+    value holds a line break or a NUL (then they must go through the server's own checks)."""
+    lines = b"".join([b"%s: %s\r\n" % header for header in headers])
+    count = len(headers)
+    if lines.count(b"\n") != count or lines.count(b"\r") != count or b"\0" in lines:
+        return None
+    return lines
+
 
 #: `HeadHeld.state`: nothing written for the response yet, its head held, or its head written.
 BEFORE_HEAD, HEAD_HELD, HEAD_SENT = 0, 1, 2
@@ -53,6 +75,9 @@ class HeadHeld:
         cycle = self.cycle
         if state == BEFORE_HEAD and cycle is not None and cycle.response_started:
             self.cycle = None
+            lines = cycle.scope.get(HEAD_LINES)
+            if lines and isinstance(lines, bytes):  # the application's own, before the head's end
+                data = data[:-2] + lines + b"\r\n"
             if cycle.chunked_encoding is False:  # uvicorn decided it from the headers
                 self.state = HEAD_HELD
                 self.head = data
@@ -87,3 +112,4 @@ class CoalescingProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is not before and cycle is not None:  # a new request (not a WebSocket upgrade)
             cycle.transport = HeadHeld(self.transport, cycle)  # type: ignore[assignment]
+            cycle.scope[HEAD_LINES] = b""  # type: ignore[literal-required]

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from inferflux.router.asgi import Message, Receive, Scope, Send, send_bytes
-from inferflux.router.server_protocol import HEAD_SENT, CoalescingProtocol, HeadHeld
+from inferflux.router.server_protocol import HEAD_LINES, HEAD_SENT, CoalescingProtocol, HeadHeld, head_lines
 
 WRITES: list[bytes] = []
 
@@ -41,9 +41,16 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     ``/echo``: the request body back (read first, so ``Expect: 100-continue`` is answered)."""
     if scope["type"] != "http":
         return
-    if scope["path"] == "/whole":
+    if scope["path"] in ("/whole", "/lines"):
+        if scope["path"] == "/lines":
+            lines = head_lines([(b"x-ratelimit-remaining-requests", b"7"), (b"x-request-id", b"r-1")])
+            assert HEAD_LINES in scope
+            assert lines is not None
+            scope[HEAD_LINES] = lines
         await send_bytes(send, 200, b'{"answer": 42}')
-    elif scope["path"] == "/stream":
+    elif scope["path"] in ("/stream", "/stream-lines"):
+        if scope["path"] == "/stream-lines":
+            scope[HEAD_LINES] = b"x-request-id: r-2\r\n"
         await send(
             {
                 "type": "http.response.start",
@@ -146,6 +153,34 @@ class FakeTransport:
 class Cycle:
     response_started = True
     chunked_encoding: bool | None = False
+    scope: dict[str, Any] = {}
+
+
+async def test_head_lines_go_into_the_head_of_whole_answers_and_of_streams() -> None:
+    async with serving() as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /lines HTTP/1.1\r\nhost: t\r\n\r\n")
+        head, body = await read_response(reader)
+        assert b"\r\nx-ratelimit-remaining-requests: 7\r\nx-request-id: r-1\r\n\r\n" in head
+        assert head.count(b"\r\n\r\n") == 1
+        assert body == b'{"answer": 42}'
+        writer.write(b"GET /whole HTTP/1.1\r\nhost: t\r\n\r\n")  # the next request has none
+        head, _ = await read_response(reader)
+        assert b"x-request-id" not in head
+        writer.write(b"GET /stream-lines HTTP/1.1\r\nhost: t\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # before any event
+        assert b"transfer-encoding: chunked\r\nx-request-id: r-2\r\n\r\n" in head
+        RELEASE.set()
+        writer.close()
+
+
+def test_head_lines_refuse_what_would_break_the_head() -> None:
+    assert head_lines([(b"a", b"1"), (b"b", b"2")]) == b"a: 1\r\nb: 2\r\n"
+    assert head_lines([]) == b""
+    assert head_lines([(b"x-request-id", b"r\r\nset-cookie: stolen")]) is None
+    assert head_lines([(b"x-request-id", b"r\nx: y")]) is None
+    assert head_lines([(b"x-request-id", b"r\rx")]) is None
+    assert head_lines([(b"x-request-id", b"r\x00")]) is None
 
 
 def test_a_held_head_goes_out_before_the_connection_closes() -> None:
