@@ -713,7 +713,7 @@ class Ledger:
         """The cost record for the script's answer to a settle (warning on what needs a look)."""
         admission = pending.admission
         outcome = _text(reply[0])
-        charged, total, reserved = (int(part) for part in reply[1:4])
+        charged, total, reserved = map(int, reply[1:4])
         if outcome == "settled" and charged > reserved and reserved >= 0:
             log.warning(
                 "request %s of tenant %s cost %d micro-units, more than the %d reserved",
