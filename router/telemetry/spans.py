@@ -225,7 +225,8 @@ class Recorder:
             return
         self.end_time = end_time or time_ns()
         # A child waits with its trace (`tail.TailSampler.started`) and is decided with its local
-        # root; only a root, or a span of a trace decided already, has anything to do here.
+        # root; only a local root (`is_local_root`, inlined: every span ends here), or a span of a
+        # trace decided already, has anything to do here.
         if not self.parent_id or self.parent_remote or self.trace.decided:
             self._on_end(self)
 
@@ -337,9 +338,6 @@ class LeafSpan:
         trace = parent.trace
         if trace.open_leaf is self:
             trace.open_leaf = None
-        if error is None and self.promoted is None and not trace.decided:  # the usual case
-            trace.leaves.append((self.name, parent.span_id, self.start_time, time_ns(), None))
-            return
         failure = error_type(error) if error is not None else None
         if self.promoted is not None or trace.decided:  # a recorder, or its trace was already decided
             span = self.promote()
@@ -347,7 +345,8 @@ class LeafSpan:
                 span.set_attribute(ERROR_TYPE, failure)
             span.end()
             return
-        trace.failed = True
+        if failure is not None:
+            trace.failed = True
         trace.leaves.append((self.name, parent.span_id, self.start_time, time_ns(), failure))
 
 

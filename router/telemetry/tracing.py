@@ -119,9 +119,10 @@ def start(
         record = parent.trace
         leaf = record.open_leaf
         if leaf is not None and leaf.parent is parent:  # started inside a leaf span: goes under it
-            if leaf.promoted is None:
-                tracing.sampler.started(leaf.promote())
-            parent = leaf.promote()
+            parent = leaf.promoted
+            if parent is None:
+                parent = leaf.promote()
+                tracing.sampler.started(parent)
         span = Recorder(name, kind, record, parent.span_id, False, attributes, start_time, tracing.on_end)
         tracing.sampler.started(span)
         return span
