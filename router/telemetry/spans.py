@@ -304,8 +304,9 @@ class LeafSpan:
     """The span of a step that starts no spans of its own and only ends, maybe failed: a pipeline stage.
 
     Used in a ``with`` block like a `Recorder`, but it is not made the current span and records
-    one row on its trace when it ends, four calls where a recorder takes eight: every request
-    pays for it, kept or not. The row becomes a recorder if the trace is kept
+    one row on its trace when it ends: three Python calls (init, enter, exit) where a stage's
+    recorder took seven, and every request pays for it, kept or not. The row becomes a recorder
+    if the trace is kept
     (`TraceRecord.leaf_spans`). Should a span be started under the leaf's parent while the leaf
     runs (a guardrail's judge model called from its stage), the leaf turns into a recorder first
     (`promote`) and that span goes under it, so the tree is the same as with a recorder.
