@@ -11,10 +11,15 @@
 --                                     d, m (its windows), key, exp, win (idempotency window), tt, kt
 --                                     (TPM limits), done:<n>; no expiry while open, then the window
 --   P open:<tenant>             zset  request ids with an open reservation, scored by expiry
---   P <scope>:d:YYYY-MM-DD      hash  spent, reserved (scope: t:<tenant> or k:<tenant>:<key id>)
---   P <scope>:m:YYYY-MM         hash  spent, reserved
---   P <scope>:all               hash  spent, reserved (the total window)
+--   P <scope>:spend             hash  one scope's money (scope: t:<tenant> or k:<tenant>:<key id>):
+--                                     d:YYYY-MM-DD, m:YYYY-MM (spent in that day, month), all (spent
+--                                     in total), reserved (its open reservations, counted against
+--                                     every window); dated fields are dropped 35 days after their end
 --   P <scope>:rpm, :tpm         string GCRA theoretical arrival time (us)
+--
+-- Why one hash per scope: the windows move together, and Redis's cost is in writes (each is also
+-- appended to the AOF). A settle reads the four fields and writes them back in one HSET where a
+-- hash per window took six HINCRBYs per scope; a reservation is one HINCRBY per scope.
 
 local P = ARGV[2]
 local now
@@ -25,7 +30,7 @@ else
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local MINUTE = 60000000
-local RETAIN = 35 * 86400          -- window hashes are kept this long after their window ends
+local RETAIN = 35 * 86400          -- a day's or month's spend is kept this long after it ends
 local RECLAIM_BATCH = 100          -- expired reservations released per call, at most
 
 -- Calendar (UTC), after Howard Hinnant's days_from_civil / civil_from_days.
@@ -79,39 +84,48 @@ local function scopes(tenant, key)
   return list
 end
 
-local function window_ends(window)
-  if window == DAY then return DAY_END end
-  if window == MONTH then return MONTH_END end
-  return nil
-end
-
--- When a dated window's hash expires: RETAIN after its window ends (any window, not only today's).
+-- When a dated window's field is dropped: RETAIN after its window ends (any window, not only
+-- today's); nil for the fields that are not dated.
 local function window_expiry(window)
   local y, m, d = string.match(window, '^d:(%d+)-(%d+)-(%d+)$')
   if y then return (days_from_civil(tonumber(y), tonumber(m), tonumber(d)) + 1) * 86400 + RETAIN end
   y, m = string.match(window, '^m:(%d+)-(%d+)$')
+  if not y then return nil end
   y, m = tonumber(y), tonumber(m)
   if m == 12 then y, m = y + 1, 0 end
   return days_from_civil(y, m + 1, 1) * 86400 + RETAIN
 end
 
--- Add to a field of a scope's windows (day, month, total). A field that ends equal to the amount
--- may have just been created: that is when a dated window gets its EXPIREAT. Taking away from a
--- window hash that had already expired would create it negative: it is deleted again instead.
-local function add(scope_list, day, month, field, amount)
+-- Drop the scope's dated fields whose window ended more than RETAIN ago (when a day is first charged).
+local function prune(hash)
+  local stale = {}
+  for _, field in ipairs(redis.call('HKEYS', hash)) do
+    local expiry = window_expiry(field)
+    if expiry and expiry <= seconds then stale[#stale + 1] = field end
+  end
+  if #stale > 0 then redis.call('HDEL', hash, unpack(stale)) end
+end
+
+-- Take ``amount`` off the scopes' open reservations, never below zero (a lost write must not leave
+-- the tenant with negative reservations, which would let it overspend).
+local function unreserve(scope_list, amount)
   if amount == 0 then return end
   for _, scope in ipairs(scope_list) do
-    for _, window in ipairs({ day, month, 'all' }) do
-      local hash = P .. scope .. ':' .. window
-      if redis.call('HINCRBY', hash, field, int(amount)) == amount then
-        if amount < 0 then
-          if redis.call('HLEN', hash) == 1 then redis.call('DEL', hash)     -- it had expired
-          else redis.call('HINCRBY', hash, field, int(-amount)) end         -- never below zero
-        elseif window ~= 'all' then
-          redis.call('EXPIREAT', hash, int(window_expiry(window)))
-        end
-      end
-    end
+    local hash = P .. scope .. ':spend'
+    if redis.call('HINCRBY', hash, 'reserved', int(-amount)) < 0 then redis.call('HSET', hash, 'reserved', 0) end
+  end
+end
+
+-- Move an attempt's reservation into spent: ``released`` off the open reservations, ``spent`` onto
+-- the day and month it reserved in and the total. One read and one write per scope.
+local function charge(scope_list, day, month, released, spent)
+  if spent == 0 then return unreserve(scope_list, released) end
+  for _, scope in ipairs(scope_list) do
+    local hash = P .. scope .. ':spend'
+    local f = redis.call('HMGET', hash, day, month, 'all', 'reserved')
+    redis.call('HSET', hash, day, int((tonumber(f[1]) or 0) + spent), month, int((tonumber(f[2]) or 0) + spent),
+      'all', int((tonumber(f[3]) or 0) + spent), 'reserved', int(math.max((tonumber(f[4]) or 0) - released, 0)))
+    if not f[1] and day == DAY then prune(hash) end
   end
 end
 
@@ -123,7 +137,7 @@ local function reclaim(tenant)
     local record = P .. 'r:' .. tenant .. ':' .. rid
     local f = redis.call('HMGET', record, 'st', 'res', 'd', 'm', 'key')
     if f[1] == 'open' then
-      add(scopes(tenant, f[5]), f[3], f[4], 'reserved', -tonumber(f[2]))
+      unreserve(scopes(tenant, f[5]), tonumber(f[2]))
       redis.call('HSET', record, 'st', 'expired')
       redis.call('PEXPIRE', record, int(tonumber(redis.call('HGET', record, 'win') or 0) / 1000))
     end
@@ -250,12 +264,12 @@ local function admit()
   -- Budgets: settled + open reservations + this one within every window's limit.
   for s, scope in ipairs(scope_list) do
     local l = limits[s]
-    for _, w in ipairs({ { 'daily', DAY, l.daily }, { 'monthly', MONTH, l.monthly }, { 'total', 'all', l.total } }) do
-      if w[3] then
-        local used = redis.call('HMGET', P .. scope .. ':' .. w[2], 'spent', 'reserved')
-        if (tonumber(used[1]) or 0) + (tonumber(used[2]) or 0) + reserve > w[3] then
-          local ends = window_ends(w[2])
-          return answer('budget_exceeded', scope_names[s], w[1], ends and (ends * 1000000 - now) or 0, 0)
+    if l.daily or l.monthly or l.total then
+      local used = redis.call('HMGET', P .. scope .. ':spend', DAY, MONTH, 'all', 'reserved')
+      local open = (tonumber(used[4]) or 0) + reserve
+      for i, w in ipairs({ { 'daily', l.daily, DAY_END }, { 'monthly', l.monthly, MONTH_END }, { 'total', l.total } }) do
+        if w[2] and (tonumber(used[i]) or 0) + open > w[2] then
+          return answer('budget_exceeded', scope_names[s], w[1], w[3] and (w[3] * 1000000 - now) or 0, 0)
         end
       end
     end
@@ -265,14 +279,17 @@ local function admit()
   for _, write in ipairs(writes) do
     redis.call('SET', write[1], int(write[2]), 'PX', int(floor((write[2] - now) / 1000) + 1000))
   end
-  add(scope_list, DAY, MONTH, 'reserved', reserve)
+  if reserve > 0 then
+    for _, scope in ipairs(scope_list) do redis.call('HINCRBY', P .. scope .. ':spend', 'reserved', int(reserve)) end
+  end
   local expires = now + ttl
   redis.call('ZADD', P .. 'open:' .. tenant, int(expires), rid)
   redis.call('HSET', record, 'st', 'open', 'n', int(attempt), 'chg', int(charged), 'res', int(reserve),
     'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[16], 'kt', ARGV[22],
     'tok', ARGV[23])
-  -- While open the record must outlive its reservation (reclaim reads it): no expiry until then.
-  redis.call('PERSIST', record)
+  -- While open the record must outlive its reservation (reclaim reads it): a retry's record had
+  -- an expiry (its idempotency window), which is taken off until it is settled again.
+  if f[1] then redis.call('PERSIST', record) end
   if rq.limit >= 0 and rq.remaining < 0 then rq.remaining = 0 end
   return answer('ok', '', '', 0, reserve)
 end
@@ -294,19 +311,19 @@ local function settle(tenant, rid, attempt, cost, tokens, window_us, release)
   local reserved = 0
   if current and f[1] == 'open' then
     reserved = tonumber(f[4])
-    add(scope_list, f[5], f[6], 'reserved', -reserved)
     redis.call('ZREM', P .. 'open:' .. tenant, rid)
   end
   local delta = math.max(cost - charged, 0)
-  add(scope_list, f[5], f[6], 'spent', delta)
+  charge(scope_list, f[5], f[6], reserved, delta)
   charged = charged + delta
   gcra_tokens_add(P .. scope_list[1] .. ':tpm', num(f[8]), tokens)
   if scope_list[2] then gcra_tokens_add(P .. scope_list[2] .. ':tpm', num(f[9]), tokens) end
-  redis.call('HSET', record, 'chg', int(charged), 'done:' .. int(attempt), 1)
   local outcome = release == 'release' and 'released' or 'settled'
   if current then
-    redis.call('HSET', record, 'st', outcome)
+    redis.call('HSET', record, 'chg', int(charged), 'done:' .. int(attempt), 1, 'st', outcome)
     redis.call('PEXPIRE', record, int(floor(window_us / 1000)))
+  else
+    redis.call('HSET', record, 'chg', int(charged), 'done:' .. int(attempt), 1)
   end
   return { outcome, delta, charged, reserved }
 end
@@ -319,7 +336,7 @@ local function cancel()
   local record = P .. 'r:' .. tenant .. ':' .. rid
   local f = redis.call('HMGET', record, 'st', 'tok', 'res', 'd', 'm', 'key', 'n', 'win')
   if f[1] ~= 'open' or f[2] ~= ARGV[6] then return { 0 } end
-  add(scopes(tenant, f[6]), f[4], f[5], 'reserved', -tonumber(f[3]))
+  unreserve(scopes(tenant, f[6]), tonumber(f[3]))
   redis.call('ZREM', P .. 'open:' .. tenant, rid)
   redis.call('HSET', record, 'st', 'released', 'done:' .. f[7], 1)
   redis.call('PEXPIRE', record, int(tonumber(f[8]) / 1000))
@@ -333,10 +350,11 @@ local function spend()
   reclaim(tenant)
   local out = { DAY, MONTH }
   for _, scope in ipairs(scopes(tenant, key)) do
-    for _, window in ipairs({ DAY, MONTH, 'all' }) do
-      local used = redis.call('HMGET', P .. scope .. ':' .. window, 'spent', 'reserved')
-      out[#out + 1] = tonumber(used[1]) or 0
-      out[#out + 1] = tonumber(used[2]) or 0
+    local used = redis.call('HMGET', P .. scope .. ':spend', DAY, MONTH, 'all', 'reserved')
+    local reserved = tonumber(used[4]) or 0
+    for i = 1, 3 do
+      out[#out + 1] = tonumber(used[i]) or 0
+      out[#out + 1] = reserved
     end
   end
   return out

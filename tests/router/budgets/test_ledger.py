@@ -357,17 +357,31 @@ async def test_daily_and_monthly_windows_roll_over_at_utc_boundaries(
     spend = await timed.spend("acme", limits=limits)
     assert (spend.day, spend.month) == ("2027-02-01", "2027-02")
     assert (spend.tenant["monthly"].reserved, spend.tenant["total"].spent) == (1_000, 2_000)
-    # Each window's hash expires after its window ends (35 days kept for reporting).
+    # One hash per scope: a field per day and month charged, the total, the open reservations.
     client = Redis.from_url(redis.url)
     try:
-        day_end = utc(2027, 1, 31).timestamp()
-        expires = await client.expiretime("inferflux:ledger:t:acme:d:2027-01-30")
-        assert expires == day_end + 35 * 86400
-        assert (
-            await client.expiretime("inferflux:ledger:t:acme:m:2027-01")
-            == utc(2027, 2, 1).timestamp() + 35 * 86400
-        )
-        assert await client.expiretime("inferflux:ledger:t:acme:all") == -1
+        spend_hash = "inferflux:ledger:t:acme:spend"
+        assert await client.hgetall(spend_hash) == {
+            b"d:2027-01-30": b"1000",
+            b"d:2027-01-31": b"1000",
+            b"m:2027-01": b"2000",
+            b"all": b"2000",
+            b"reserved": b"1000",
+        }
+        # A day's and a month's fields are dropped 35 days after their window ends, when a new day
+        # is first charged: 2027-01-30 ended on 01-31, so on 03-07 it goes; 01-31 and January stay.
+        await timed.release(feb)
+        clock.now = int(utc(2027, 3, 7, 12).timestamp() * 1_000_000)
+        await timed.settle(await admit(timed, "mar7", 10, limits), 10, 1)
+        assert set(await client.hkeys(spend_hash)) == {
+            b"d:2027-01-31", b"m:2027-01", b"d:2027-03-07", b"m:2027-03", b"all", b"reserved"
+        }  # fmt: skip
+        clock.now = int(utc(2027, 3, 8, 12).timestamp() * 1_000_000)
+        await timed.settle(await admit(timed, "mar8", 10, limits), 10, 1)
+        assert set(await client.hkeys(spend_hash)) == {
+            b"d:2027-03-07", b"d:2027-03-08", b"m:2027-03", b"all", b"reserved"
+        }  # fmt: skip
+        assert (await timed.spend("acme", limits=limits)).tenant["total"].spent == 2_020
     finally:
         await client.aclose()
 
