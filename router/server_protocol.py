@@ -28,10 +28,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 HEAD_LINES = "inferflux.head_lines"
 
 
+_LINE = b"%s: %s\r\n"
+
+
 def head_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
     """``headers`` as response head lines (``name: value\r\n`` each), or None when a name or a
     value holds a line break or a NUL (then they must go through the server's own checks)."""
-    lines = b"".join([b"%s: %s\r\n" % header for header in headers])
+    lines = b"".join(map(_LINE.__mod__, headers))
     count = len(headers)
     if lines.count(b"\n") != count or lines.count(b"\r") != count or b"\0" in lines:
         return None

@@ -187,20 +187,22 @@ local function gcra_tokens_add(key, limit, tokens)
   redis.call('SET', key, int(tat), 'PX', int(floor((tat - now) / 1000) + 1000))
 end
 
--- admit: ARGV[4] tenant, [5] key id, [6] request id, [7] max cost, [8] reservation ttl (us),
--- [9] idempotency window (us), [10] max attempts, then per scope (tenant [11..16], key [17..22]):
--- daily, monthly, total, requests/minute, request burst, tokens/minute ('' = none); [23] a token
--- naming this admission call (for cancel); from [24] on, optionally, settles to apply first (carried).
+-- admit: ARGV[4] tenant, [5] key id, [6] reservation ttl (us), [7] idempotency window (us), [8] max
+-- attempts, then per scope (tenant [9..14], key [15..20]): daily, monthly, total, requests/minute,
+-- request burst, tokens/minute ('' = none); then what differs per request: [21] request id, [22]
+-- max cost, [23] a token naming this admission call (for cancel); from [24] on, optionally,
+-- settles to apply first (carried). (A caller's arguments up to [20] are the same for each of its
+-- requests: the router encodes them once.)
 -- Returns {verdict, scope, window, retry (us), attempt, reserved, charged before,
 --          rpm limit, rpm remaining, rpm reset (us), tpm limit, tpm remaining, tpm reset (us)}
 -- (-1 where there is no such limit); verdict 'ok' or the refusal; then the carried settles' answers.
 local function admit()
-  local tenant, key, rid = ARGV[4], ARGV[5], ARGV[6]
+  local tenant, key, rid = ARGV[4], ARGV[5], ARGV[21]
   local max_cost, ttl, window_us, max_attempts =
-    tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+    tonumber(ARGV[22]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
   local limits = { {}, {} }
   for s = 1, 2 do
-    local base = 10 + (s - 1) * 6
+    local base = 8 + (s - 1) * 6
     limits[s] = {
       daily = num(ARGV[base + 1]), monthly = num(ARGV[base + 2]), total = num(ARGV[base + 3]),
       rpm = num(ARGV[base + 4]), burst = num(ARGV[base + 5]), tpm = num(ARGV[base + 6]),
@@ -285,7 +287,7 @@ local function admit()
   local expires = now + ttl
   redis.call('ZADD', P .. 'open:' .. tenant, int(expires), rid)
   redis.call('HSET', record, 'st', 'open', 'n', int(attempt), 'chg', int(charged), 'res', int(reserve),
-    'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[16], 'kt', ARGV[22],
+    'd', DAY, 'm', MONTH, 'key', key, 'exp', int(expires), 'win', int(window_us), 'tt', ARGV[14], 'kt', ARGV[20],
     'tok', ARGV[23])
   -- While open the record must outlive its reservation (reclaim reads it): a retry's record had
   -- an expiry (its idempotency window), which is taken off until it is settled again.

@@ -65,7 +65,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from inferflux.router.budgets.resp import Multiplexed, ReplyError
+from inferflux.router.budgets.resp import Multiplexed, ReplyError, bulk
 
 log = logging.getLogger("inferflux.router.budgets.ledger")
 
@@ -73,6 +73,7 @@ SCRIPT = resources.files("inferflux.router.budgets").joinpath("ledger.lua").read
 MICROS = 1_000_000
 MAX_REQUEST_ID = 200
 MAX_BATCH = 128  # calls per pipeline, at most
+MAX_CALLERS = 10_000  # callers whose admission arguments are kept encoded, at most
 MAX_CARRY = 32  # settles waiting to ride along with an admission, at most (then they go alone)
 # Redis answers these (as errors) when it cannot take writes now: treated as unavailable.
 _UNAVAILABLE_REPLIES = ("LOADING", "MISCONF", "READONLY", "BUSY", "MASTERDOWN", "NOREPLICAS")
@@ -246,6 +247,19 @@ class Rates:
     key: ScopeRates | None
 
 
+class _Caller(NamedTuple):
+    """What every admission of one caller (tenant, key, limits) sends alike, worked out once.
+
+    ``arguments``: the script's arguments before the request's own (ledger.lua's admit, [1]-[20]).
+    ``encoded``: ``EVALSHA <sha> 0`` and those arguments as RESP (`resp.bulk`), for the pipelined
+    connection; empty where they cannot be reused (a test clock puts the time among them).
+    """
+
+    limits: Limits
+    arguments: tuple[str, ...]
+    encoded: bytes
+
+
 class _PendingSettle(NamedTuple):
     admission: Admission
     cost: int
@@ -318,7 +332,7 @@ class Ledger:
         self._senders = 0  # single calls and pipelines in flight
         self._waiting: list[tuple[tuple[str, ...], asyncio.Future[list[Any]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
-        self._settling: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._settling: dict[tuple[str, str], _Background] = {}
         self.round_trips = 0
         self.dropped_settles = 0  # settles lost because the retry queue was full
         self._sha: str | None = None
@@ -336,6 +350,7 @@ class Ledger:
         # next admission comes right after a settle and would carry it, paying the settle's script
         # time (measured: 51 of the 122 us a carrying call costs Redis) before its own answer.
         self._unsettled = 0
+        self._callers: dict[tuple[str, str | None, float], _Caller] = {}
         # Admission tokens only need to differ from every other admission's of the same id.
         self._token_prefix = secrets.token_hex(6)
         self._tokens = itertools.count()
@@ -502,38 +517,22 @@ class Ledger:
         Raises `LedgerUnavailable` when Redis cannot answer, ValueError on malformed arguments.
         """
         _check_name("request id", request_id, MAX_REQUEST_ID, colon=True)
-        _check_name("tenant", tenant)
-        if key_id is not None:
-            _check_name("key id", key_id)
         if max_cost < 0:
             raise ValueError("max_cost is a non-negative number of micro-units")
-        ttl = self.reservation_ttl if reservation_ttl is None else reservation_ttl
-        key_limits = limits.key if key_id is not None and limits.key is not None else NO_LIMITS
+        caller = self._caller(
+            tenant, key_id, limits, self.reservation_ttl if reservation_ttl is None else reservation_ttl
+        )
         earlier = self._settling.get((tenant, request_id))
         if earlier is not None and not self._carries(tenant, request_id):
             # This id's previous attempt is still being settled from here, in a call already sent.
-            await asyncio.wait([earlier])
+            await asyncio.wait([earlier.landing()])
         token = f"{self._token_prefix}{next(self._tokens)}"
-        arguments = (
-            "admit",
-            self.prefix,
-            self._now(),
-            tenant,
-            key_id or "",
-            request_id,
-            str(int(max_cost)),
-            str(int(ttl * MICROS)),
-            str(int(self.idempotency_window * MICROS)),
-            str(self.max_attempts),
-            *limits.tenant.arguments(),
-            *key_limits.arguments(),
-            token,
-        )
+        own: tuple[str, ...] = (request_id, str(int(max_cost)), token)
         carried = self._take_carry()
         if carried:
-            arguments += self._carried_arguments(carried)
+            own += self._carried_arguments(carried)
         try:
-            reply = await self._run(*arguments)
+            reply = await self._admit_call(caller, own)
         except (LedgerUnavailable, asyncio.CancelledError):
             # The script may have run and reserved without our seeing the answer (a timeout, or the
             # caller cancelled): left alone, the id would be "in flight" until the reservation expires.
@@ -546,6 +545,23 @@ class Ledger:
             raise
         if carried:
             _answer(carried, reply[13:])
+        if reply[0] == b"ok":  # the common answer, read without the refusal's fields
+            self._unsettled += 1
+            return Admission(
+                request_id,
+                tenant,
+                key_id,
+                pricing_checksum,
+                None,
+                reply[4],
+                reply[5] if reply[5] > 0 else 0,
+                reply[6] if reply[6] > 0 else 0,
+                None,
+                None,
+                None,
+                _rate(reply[7], reply[8], reply[9]),
+                _rate(reply[10], reply[11], reply[12]),
+            )
         verdict, scope, window = map(_text, reply[:3])
         numbers = list(map(int, reply[3:13]))
         if len(numbers) < 10:
@@ -566,9 +582,62 @@ class Ledger:
             refused_scope="tenant" if scope == "tenant" else "key" if scope == "key" else None,
             refused_window=window if window in WINDOWS else None,
             retry_after=wait / MICROS if refusal is not None and wait > 0 else None,
-            requests=_rate(numbers[4:7]),
-            tokens=_rate(numbers[7:10]),
+            requests=_rate(*numbers[4:7]),
+            tokens=_rate(*numbers[7:10]),
         )
+
+    def _caller(self, tenant: str, key_id: str | None, limits: Limits, ttl: float) -> _Caller:
+        """The arguments every admission of this caller shares (names checked once, not per request).
+
+        Kept per (tenant, key, ttl) while ``limits`` is the same object: the budget stage reuses one
+        per caller and policy version. Bounded: cleared when it grows past `MAX_CALLERS`.
+        """
+        found = self._callers.get((tenant, key_id, ttl))
+        if found is not None and found.limits is limits and self.clock is None:
+            return found
+        _check_name("tenant", tenant)
+        if key_id is not None:
+            _check_name("key id", key_id)
+        key_limits = limits.key if key_id is not None and limits.key is not None else NO_LIMITS
+        arguments = (
+            "admit",
+            self.prefix,
+            self._now(),
+            tenant,
+            key_id or "",
+            str(int(ttl * MICROS)),
+            str(int(self.idempotency_window * MICROS)),
+            str(self.max_attempts),
+            *limits.tenant.arguments(),
+            *key_limits.arguments(),
+        )
+        if self.clock is not None or self._sha is None:
+            return _Caller(limits, arguments, b"")
+        if len(self._callers) >= MAX_CALLERS:
+            self._callers.clear()
+        caller = self._callers[(tenant, key_id, ttl)] = _Caller(
+            limits, arguments, bulk(("EVALSHA", self._sha, "0", *arguments))
+        )
+        return caller
+
+    async def _admit_call(self, caller: _Caller, own: tuple[str, ...]) -> list[Any]:
+        """The admission's script call: on the pipelined connection, its shared part encoded once."""
+        if self.fast is None or not caller.encoded:
+            return await self._run(*caller.arguments, *own)
+        command = b"*%d\r\n%s%s" % (len(caller.arguments) + len(own) + 3, caller.encoded, bulk(own))
+        try:
+            try:
+                self.round_trips += 1
+                reply: list[Any] = await self.fast.call_encoded(command)
+            except ReplyError as error:
+                if not str(error).startswith("NOSCRIPT"):
+                    raise
+                await self.load()  # Redis lost the script (a restart): its SHA-1 stays the same
+                self.round_trips += 1
+                reply = await self.fast.call_encoded(command)
+        except Exception as error:
+            raise self._translate(error) from error
+        return reply
 
     # Settling ------------------------------------------------------------------------------------
     def _settling_one(self) -> None:
@@ -598,7 +667,8 @@ class Ledger:
         of the same (tenant, request id) in this process waits for it first, so a client retrying
         at once is not told its previous attempt is still in flight. `close` waits for these.
         """
-        self._in_background(_PendingSettle(admission, max(cost, 0), max(tokens, 0), release=False), done)
+        pending = _PendingSettle(admission, cost if cost > 0 else 0, tokens if tokens > 0 else 0, False)
+        self._in_background(pending, done)
 
     def release_soon(self, admission: Admission, done: Callable[[CostRecord], None] | None = None) -> None:
         """`release` without waiting, like `settle_soon`."""
@@ -613,10 +683,9 @@ class Ledger:
         if not pending.admission.admitted:
             raise ValueError("only an admitted request can be settled or released")
         key = (pending.admission.tenant, pending.admission.request_id)
-        landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._settling[key] = landed
-        background = _Background(self, pending, key, landed, done)
-        self._settling_one()
+        background = self._settling[key] = _Background(self, pending, key, done)
+        if self._unsettled:
+            self._unsettled -= 1
         if self.fast is None or self._sha is None:
             background.slow_way()
             return
@@ -750,7 +819,8 @@ class Ledger:
         """Wait until every `settle_soon` / `release_soon` made so far has landed (or was queued)."""
         self._send_carry_now()
         while self._settling:
-            await asyncio.gather(*list(self._settling.values()), return_exceptions=True)
+            landings = [each.landing() for each in self._settling.values()]
+            await asyncio.gather(*landings, return_exceptions=True)
 
     @property
     def pending_settles(self) -> int:
@@ -851,7 +921,7 @@ class Ledger:
         close the connections."""
         self._send_carry_now()
         if self._settling:
-            await asyncio.wait(list(self._settling.values()), timeout=settle_within)
+            await asyncio.wait([each.landing() for each in self._settling.values()], timeout=settle_within)
         for task in list(self._sending):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -871,11 +941,10 @@ class Ledger:
         await self.client.aclose()
 
 
-def _rate(values: list[int]) -> RateState | None:
-    limit, remaining, reset = values
+def _rate(limit: int, remaining: int, reset: int) -> RateState | None:
     if limit < 0:
         return None
-    return RateState(limit=limit, remaining=max(remaining, 0), reset_seconds=max(reset, 0) / MICROS)
+    return RateState(limit, remaining if remaining > 0 else 0, reset / MICROS if reset > 0 else 0.0)
 
 
 def _use(limit: int, capacity: int, remaining: int, reset: int) -> RateUse | None:
@@ -904,7 +973,12 @@ def _record(pending: _PendingSettle, outcome: Outcome, charged: int, total: int,
 
 
 class _Background:
-    """One settle sent without waiting: where it stands, and whom to tell when it has landed."""
+    """One settle sent without waiting: where it stands, and whom to tell when it has landed.
+
+    It stays in the ledger's ``_settling`` until it has landed. Whoever must wait for that (a
+    retry of its request id, `Ledger.settled`, `Ledger.close`) asks for `landing`: the future is
+    made only then, not for every request.
+    """
 
     __slots__ = ("done", "key", "landed", "ledger", "pending")
 
@@ -913,14 +987,19 @@ class _Background:
         ledger: Ledger,
         pending: _PendingSettle,
         key: tuple[str, str],
-        landed: asyncio.Future[None],
         done: Callable[[CostRecord], None] | None,
     ) -> None:
         self.ledger = ledger
         self.pending = pending
         self.key = key
-        self.landed = landed
+        self.landed: asyncio.Future[None] | None = None
         self.done = done
+
+    def landing(self) -> asyncio.Future[None]:
+        """A future resolved when this settle has landed (or was queued, or failed)."""
+        if self.landed is None:
+            self.landed = asyncio.get_running_loop().create_future()
+        return self.landed
 
     def answered(self, reply: list[Any]) -> None:
         """The script's answer to this settle (carried along with another call)."""
@@ -945,10 +1024,11 @@ class _Background:
             self.finish(task.result())
 
     def finish(self, record: CostRecord | None, error: BaseException | None = None) -> None:
-        if not self.landed.done():
-            self.landed.set_result(None)
+        landed = self.landed
+        if landed is not None and not landed.done():
+            landed.set_result(None)
         settling = self.ledger._settling
-        if settling.get(self.key) is self.landed:
+        if settling.get(self.key) is self:
             del settling[self.key]
         if error is not None:
             log.error("a background settle failed", exc_info=error)

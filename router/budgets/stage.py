@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +61,11 @@ def scope_limits(budget: Budget | None, rates: RateLimits | None) -> ScopeLimits
 
 def requested_max_tokens(document: dict[str, Any]) -> int | None:
     """The output limit the request sets (``max_completion_tokens`` wins, as in OpenAI's API)."""
-    for field in ("max_completion_tokens", "max_tokens"):
-        value = document.get(field)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    value = document.get("max_completion_tokens")
+    if type(value) is int and value > 0:  # not a bool, which is an int too
+        return value
+    value = document.get("max_tokens")
+    return value if type(value) is int and value > 0 else None
 
 
 def reset_text(seconds: float) -> str:
@@ -81,16 +80,21 @@ def reset_text(seconds: float) -> str:
 def rate_headers(admission: Admission) -> list[Header]:
     """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none when none do)."""
     headers: list[Header] = []
-    for (limit, remaining, reset), state in (
-        (_REQUESTS_HEADERS, admission.requests),
-        (_TOKENS_HEADERS, admission.tokens),
-    ):
-        if state is not None:
-            headers += (
-                (limit, b"%d" % state.limit),
-                (remaining, b"%d" % max(0, state.remaining)),
-                (reset, reset_text(state.reset_seconds).encode()),
-            )
+    requests, tokens = admission.requests, admission.tokens
+    if requests is not None:
+        limit, remaining, reset = _REQUESTS_HEADERS
+        headers += (
+            (limit, b"%d" % requests.limit),
+            (remaining, b"%d" % requests.remaining),  # never below 0 (ledger._rate)
+            (reset, reset_text(requests.reset_seconds).encode()),
+        )
+    if tokens is not None:
+        limit, remaining, reset = _TOKENS_HEADERS
+        headers += (
+            (limit, b"%d" % tokens.limit),
+            (remaining, b"%d" % tokens.remaining),
+            (reset, reset_text(tokens.reset_seconds).encode()),
+        )
     return headers
 
 
@@ -255,23 +259,21 @@ class BudgetStage:
         if usage is not None:
             cost = pricing.cost(call.model, usage.prompt_tokens, usage.completion_tokens)
             call.notes["cost_micros"] = cost  # for the audit record (router/audit/stage.py)
-            self.ledger.settle_soon(admission, cost, usage.total, self._count(call.tenant))
+            self.ledger.settle_soon(admission, cost, usage.total, self._count)
         elif call.status == 200 or call.notes.get("events"):
             events = int(call.notes.get("events", 0))
             estimate = min(pricing.cost(call.model, reserved.prompt_bound, events), admission.reserved)
             call.notes["cost_micros"] = estimate
-            self.ledger.settle_soon(admission, estimate, events, self._count(call.tenant))
+            self.ledger.settle_soon(admission, estimate, events, self._count)
             self.metrics.estimated.inc()
         else:
-            self.ledger.release_soon(admission, self._count(call.tenant))
+            self.ledger.release_soon(admission, self._count)
 
-    def _count(self, tenant: str | None) -> Callable[[CostRecord], None]:
-        def count(record: CostRecord) -> None:
-            self.metrics.settled_as(record.outcome).inc()
-            if record.charged:
-                self.metrics.spend_of(tenant or "-").inc(record.charged / 1_000_000)
-
-        return count
+    def _count(self, record: CostRecord) -> None:
+        """Count a landed settle in the metrics (its tenant's spend, in currency units)."""
+        self.metrics.settled_as(record.outcome).inc()
+        if record.charged:
+            self.metrics.spend_of(record.tenant).inc(record.charged / 1_000_000)
 
     def output(self, call: Call) -> OutputFilter | None:
         """Hide the usage chunk the stage asked for from a client that did not ask for it."""
