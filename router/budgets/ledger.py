@@ -516,7 +516,8 @@ class Ledger:
 
         Raises `LedgerUnavailable` when Redis cannot answer, ValueError on malformed arguments.
         """
-        _check_name("request id", request_id, MAX_REQUEST_ID, colon=True)
+        if not request_id or len(request_id) > MAX_REQUEST_ID:
+            _check_name("request id", request_id, MAX_REQUEST_ID, colon=True)  # raises
         if max_cost < 0:
             raise ValueError("max_cost is a non-negative number of micro-units")
         caller = self._caller(
@@ -528,8 +529,9 @@ class Ledger:
             await asyncio.wait([earlier.landing()])
         token = f"{self._token_prefix}{next(self._tokens)}"
         own: tuple[str, ...] = (request_id, str(int(max_cost)), token)
-        carried = self._take_carry()
+        carried = self._carry
         if carried:
+            self._carry = []
             own += self._carried_arguments(carried)
         try:
             reply = await self._admit_call(caller, own)
@@ -547,20 +549,21 @@ class Ledger:
             _answer(carried, reply[13:])
         if reply[0] == b"ok":  # the common answer, read without the refusal's fields
             self._unsettled += 1
+            attempt, reserved, charged, rpm, rpm_left, rpm_reset, tpm, tpm_left, tpm_reset = reply[4:13]
             return Admission(
                 request_id,
                 tenant,
                 key_id,
                 pricing_checksum,
                 None,
-                reply[4],
-                reply[5] if reply[5] > 0 else 0,
-                reply[6] if reply[6] > 0 else 0,
+                attempt,
+                reserved if reserved > 0 else 0,
+                charged if charged > 0 else 0,
                 None,
                 None,
                 None,
-                _rate(reply[7], reply[8], reply[9]),
-                _rate(reply[10], reply[11], reply[12]),
+                None if rpm < 0 else RateState(rpm, max(rpm_left, 0), max(rpm_reset, 0) / MICROS),
+                None if tpm < 0 else RateState(tpm, max(tpm_left, 0), max(tpm_reset, 0) / MICROS),
             )
         verdict, scope, window = map(_text, reply[:3])
         numbers = list(map(int, reply[3:13]))
@@ -680,9 +683,10 @@ class Ledger:
         task per request. When that cannot be done, or fails, the settle goes the slow way
         (`_settle`: reload the script, retry, queue while Redis is away); settling twice is
         harmless, so one whose call timed out can."""
-        if not pending.admission.admitted:
+        admission = pending.admission
+        if admission.refusal is not None:
             raise ValueError("only an admitted request can be settled or released")
-        key = (pending.admission.tenant, pending.admission.request_id)
+        key = (admission.tenant, admission.request_id)
         background = self._settling[key] = _Background(self, pending, key, done)
         if self._unsettled:
             self._unsettled -= 1
@@ -781,9 +785,9 @@ class Ledger:
     def _settled(self, pending: _PendingSettle, reply: list[Any]) -> CostRecord:
         """The cost record for the script's answer to a settle (warning on what needs a look)."""
         admission = pending.admission
-        outcome = _text(reply[0])
-        charged, total, reserved = map(int, reply[1:4])
-        if outcome == "settled" and charged > reserved and reserved >= 0:
+        outcome, charged, total, reserved = reply  # the amounts are Redis integers: ints already
+        outcome = outcome.decode() if type(outcome) is bytes else str(outcome)
+        if charged > reserved and reserved >= 0 and outcome == "settled":
             log.warning(
                 "request %s of tenant %s cost %d micro-units, more than the %d reserved",
                 admission.request_id,
@@ -956,19 +960,10 @@ def _use(limit: int, capacity: int, remaining: int, reset: int) -> RateUse | Non
 
 
 def _record(pending: _PendingSettle, outcome: Outcome, charged: int, total: int, reserved: int) -> CostRecord:
-    admission = pending.admission
+    admission, cost, tokens, _ = pending
+    request_id, tenant, key_id, checksum, _, attempt = admission[:6]
     return CostRecord(
-        request_id=admission.request_id,
-        tenant=admission.tenant,
-        key_id=admission.key_id,
-        attempt=admission.attempt,
-        outcome=outcome,
-        cost=pending.cost,
-        tokens=pending.tokens,
-        charged=charged,
-        total_charged=total,
-        reserved=reserved,
-        pricing_checksum=admission.pricing_checksum,
+        request_id, tenant, key_id, attempt, outcome, cost, tokens, charged, total, reserved, checksum
     )
 
 

@@ -27,7 +27,6 @@ from inferflux.crds.budget import Budget, RateLimits, Window
 from inferflux.crds.policy import ApiKeyRecord, TenantPolicy
 from inferflux.router.budgets.ledger import (
     Admission,
-    CostRecord,
     Ledger,
     LedgerUnavailable,
     Limits,
@@ -35,7 +34,7 @@ from inferflux.router.budgets.ledger import (
     ScopeLimits,
 )
 from inferflux.router.budgets.metrics import BudgetMetrics
-from inferflux.router.budgets.pricing import Pricing
+from inferflux.router.budgets.pricing import ModelPrice, Pricing
 from inferflux.router.errors import ErrorCode, UpstreamError
 from inferflux.router.pipeline import Call, Header, OutputFilter
 from inferflux.router.policy.effective import Policy, PolicyHolder
@@ -149,12 +148,17 @@ def _limits_of(tenant: TenantPolicy | None, key: ApiKeyRecord | None) -> tuple[L
 
 @dataclass(slots=True)
 class Reserved:
-    """What `finish` needs: the admission, the pricing it was priced with, and the prompt bound."""
+    """What `finish` needs: the admission, the model's price it was priced with (None: the model is
+    free), and the prompt bound."""
 
     admission: Admission
-    pricing: Pricing
+    price: ModelPrice | None
     prompt_bound: int
     strip_usage: bool
+
+    def cost(self, input_tokens: int, output_tokens: int) -> int:
+        """What this usage costs at the admission's prices, in micro-units."""
+        return 0 if self.price is None else self.price.cost(input_tokens, output_tokens)
 
 
 class BudgetStage:
@@ -172,27 +176,29 @@ class BudgetStage:
         self._policy: Policy | None = None
         self._limits: dict[tuple[str, str | None], tuple[Limits, Budget | None] | None] = {}
 
-    def limits(self, call: Call) -> tuple[Limits, Budget | None] | None:
-        """The limits that apply to ``call``'s caller, and its tenant's budget; None when none do.
+    def limits(self, tenant: str, key_id: str | None) -> tuple[Limits, Budget | None] | None:
+        """The limits that apply to a caller, and its tenant's budget; None when none do.
 
         Worked out once per caller and policy version (amounts parse as decimals), not per request.
         """
-        principal = call.principal
-        if principal is None:
-            return None
         current = self.policy.current
         if current is not self._policy:
             self._policy, self._limits = current, {}
-        found = self._limits.get((principal.tenant, call.key_id), _UNKNOWN)
+        found = self._limits.get((tenant, key_id), _UNKNOWN)
         if found is _UNKNOWN:
-            found = self._limits[(principal.tenant, call.key_id)] = _limits_of(
-                current.tenants.get(principal.tenant), current.keys.get(call.key_id) if call.key_id else None
+            found = self._limits[(tenant, key_id)] = _limits_of(
+                current.tenants.get(tenant), current.keys.get(key_id) if key_id else None
             )
         return found  # type: ignore[return-value]
 
     async def admit(self, call: Call) -> None:
         """Reserve the most ``call`` can cost, or refuse it."""
-        found = self.limits(call)
+        principal = call.principal
+        if principal is None:
+            return
+        tenant = principal.tenant
+        key_id = principal.subject if principal.kind == "api_key" else None  # as Call.key_id
+        found = self.limits(tenant, key_id)
         if found is None:
             return
         limits, budget = found
@@ -205,15 +211,13 @@ class BudgetStage:
             max_tokens = price.max_output_tokens
         strip_usage = self._ask_for_usage(call)
         prompt_bound = len(call.body)
-        tenant = call.tenant
-        assert tenant is not None
         try:
             if self.ledger is None:  # no Redis configured: limits cannot be kept, like Redis being down
                 raise LedgerUnavailable("INFERFLUX_REDIS_URL is not set")
             admission = await self.ledger.admit(
                 call.request_id,
                 tenant,
-                call.key_id,
+                key_id,
                 pricing.max_cost(call.model, prompt_bound, max_tokens),
                 limits,
                 pricing_checksum=pricing.checksum or "",
@@ -227,11 +231,10 @@ class BudgetStage:
                 ErrorCode.UNAVAILABLE, "the budget store cannot be reached; retry later", retry_after=1
             ) from None
         call.headers.extend(rate_headers(admission))
-        if not admission.admitted:
-            assert admission.refusal is not None
+        if admission.refusal is not None:
             self.metrics.refusals.labels(admission.refusal.value).inc()
             raise refusal_error(admission, pricing.currency)
-        call.notes[NOTE] = Reserved(admission, pricing, prompt_bound, strip_usage)
+        call.notes[NOTE] = Reserved(admission, price, prompt_bound, strip_usage)
 
     @staticmethod
     def _ask_for_usage(call: Call) -> bool:
@@ -254,26 +257,20 @@ class BudgetStage:
         reserved: Reserved | None = call.notes.get(NOTE)
         if reserved is None or self.ledger is None:
             return
-        admission, pricing = reserved.admission, reserved.pricing
+        admission = reserved.admission
         usage = call.usage
         if usage is not None:
-            cost = pricing.cost(call.model, usage.prompt_tokens, usage.completion_tokens)
+            cost = reserved.cost(usage.prompt_tokens, usage.completion_tokens)
             call.notes["cost_micros"] = cost  # for the audit record (router/audit/stage.py)
-            self.ledger.settle_soon(admission, cost, usage.total, self._count)
+            self.ledger.settle_soon(admission, cost, usage.total, self.metrics.count_settle)
         elif call.status == 200 or call.notes.get("events"):
             events = int(call.notes.get("events", 0))
-            estimate = min(pricing.cost(call.model, reserved.prompt_bound, events), admission.reserved)
+            estimate = min(reserved.cost(reserved.prompt_bound, events), admission.reserved)
             call.notes["cost_micros"] = estimate
-            self.ledger.settle_soon(admission, estimate, events, self._count)
+            self.ledger.settle_soon(admission, estimate, events, self.metrics.count_settle)
             self.metrics.estimated.inc()
         else:
-            self.ledger.release_soon(admission, self._count)
-
-    def _count(self, record: CostRecord) -> None:
-        """Count a landed settle in the metrics (its tenant's spend, in currency units)."""
-        self.metrics.settled_as(record.outcome).inc()
-        if record.charged:
-            self.metrics.spend_of(record.tenant).inc(record.charged / 1_000_000)
+            self.ledger.release_soon(admission, self.metrics.count_settle)
 
     def output(self, call: Call) -> OutputFilter | None:
         """Hide the usage chunk the stage asked for from a client that did not ask for it."""

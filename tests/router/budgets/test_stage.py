@@ -51,6 +51,7 @@ class Setup:
 
     def __init__(self, harness: Any, budgets: Budgets, holder: PolicyHolder, keys: dict[str, str]) -> None:
         self.harness, self.budgets, self.holder, self.keys = harness, budgets, holder, keys
+        self.registry = CollectorRegistry()  # the budget metrics' (make_setup sets it)
 
     async def ask(self, tenant: str, document: dict[str, Any], **headers: str) -> tuple[int, Any, Any]:
         auth = {"authorization": f"Bearer {self.keys[tenant]}", **headers}
@@ -92,7 +93,8 @@ async def make_setup(
             "pricing_file": str(write_pricing(tmp_path / "pricing.yaml")),
             **settings,
         }
-        budgets = budgets_for(Settings(**options), holder, CollectorRegistry())
+        registry = CollectorRegistry()
+        budgets = budgets_for(Settings(**options), holder, registry)
         made.append(budgets)
         backend = await mocks()
         harness = await make_router(
@@ -104,7 +106,9 @@ async def make_setup(
             **options,
         )
         harness.backend = backend
-        return Setup(harness, budgets, holder, keys)
+        setup = Setup(harness, budgets, holder, keys)
+        setup.registry = registry
+        return setup
 
     yield make
     for budgets in made:
@@ -146,6 +150,13 @@ async def test_one_request_id_sent_ten_times_is_charged_once(make_setup: Any) ->
     assert set(statuses) <= {200, 409}, statuses
     spent, reserved = await setup.spent("acme")
     assert (spent, reserved) == (COST, 0)
+    # Every admitted attempt settled; only the first was charged (later ones found it charged).
+    settled = setup.registry.get_sample_value(
+        "inferflux_router_budget_settlements_total", {"outcome": "settled"}
+    )
+    assert settled == statuses.count(200)
+    charged = setup.registry.get_sample_value("inferflux_router_budget_spend_total", {"tenant": "acme"})
+    assert charged == COST / 1_000_000
 
 
 async def test_a_stream_settles_its_real_usage_and_the_client_sees_no_usage_chunk(make_setup: Any) -> None:
