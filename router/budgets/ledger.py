@@ -533,6 +533,8 @@ class Ledger:
         if carried:
             self._carry = []
             own += self._carried_arguments(carried)
+        else:
+            carried = []  # not the queue itself: settles queued while this call is out are not in it
         try:
             reply = await self._admit_call(caller, own)
         except (LedgerUnavailable, asyncio.CancelledError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import random
 from collections import Counter
@@ -493,6 +494,37 @@ async def test_a_background_settle_rides_along_with_the_next_admission(ledger: L
     assert spend.key is not None
     for windows in (spend.tenant, spend.key):
         assert (windows["total"].spent, windows["total"].reserved) == (20 * 400, 0)
+
+
+async def test_settles_queued_while_an_admission_is_out_ride_with_a_later_one_once(
+    ledger: Ledger, redis: Any
+) -> None:
+    """Concurrent requests: settles queued while an admission's call is out are not that call's;
+    each is sent once (carried by a later admission, or alone) and reported once."""
+    ledger.settle_delay = 60.0
+    limits = Limits(ScopeLimits(total=10_000_000, requests_per_minute=600_000))
+    records: list[CostRecord] = []
+    before = await evalsha_calls(redis.url)
+
+    async def client(name: str) -> None:
+        previous = None  # settled once the next is admitted: always a request open, as in a router
+        for i in range(25):
+            admission = await admit(ledger, f"{name}-{i}", 1_000, limits, key="k1")
+            assert admission.admitted
+            if previous is not None:
+                ledger.settle_soon(previous, 400, 10, records.append)
+            previous = admission
+        assert previous is not None
+        ledger.settle_soon(previous, 400, 10, records.append)
+
+    await asyncio.gather(*(client(f"c{n}") for n in range(8)))
+    await ledger.settled()
+    assert collections.Counter(r.outcome for r in records) == {"settled": 200}
+    assert len({r.request_id for r in records}) == 200
+    # 200 admissions, and a settle alone only when no other admission was open (the last ones)
+    assert await evalsha_calls(redis.url) - before <= 200 + 8
+    total = (await ledger.spend("acme", "k1")).tenant["total"]
+    assert (total.spent, total.reserved) == (200 * 400, 0)
 
 
 async def test_a_quiet_ledger_still_settles_within_the_delay(ledger: Ledger) -> None:
