@@ -633,7 +633,10 @@ class Ledger:
         try:
             try:
                 self.round_trips += 1
-                reply: list[Any] = await self.fast.call_encoded(command)
+                sent = self.fast.send_encoded(command)
+                reply: list[Any] = await (self.fast.call_encoded(command) if sent is None else sent)
+                if isinstance(reply, ReplyError):
+                    raise reply
             except ReplyError as error:
                 if not str(error).startswith("NOSCRIPT"):
                     raise

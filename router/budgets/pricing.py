@@ -61,6 +61,11 @@ class ModelPrice(BaseModel):
         exact = input_tokens * self.input_per_million + output_tokens * self.output_per_million
         return math.ceil(exact)
 
+    def max_cost(self, prompt_tokens: int, max_tokens: int | None) -> int:
+        """The most a request can cost: its prompt plus ``max_tokens`` (or ``maxOutputTokens`` when
+        the request sets none) of output."""
+        return self.cost(prompt_tokens, self.max_output_tokens if max_tokens is None else max_tokens)
+
 
 class Pricing(BaseModel):
     """A pricing document (``pricing.yaml``); `load_pricing` is how a router gets a verified one."""
@@ -86,10 +91,7 @@ class Pricing(BaseModel):
         """The most a request can cost: its prompt plus ``max_tokens`` (or the model's
         ``maxOutputTokens`` when the request sets none) of output. This is what admission reserves."""
         price = self.price_of(model)
-        if price is None:
-            return 0
-        output = price.max_output_tokens if max_tokens is None else max_tokens
-        return price.cost(prompt_tokens, output)
+        return 0 if price is None else price.max_cost(prompt_tokens, max_tokens)
 
 
 def _one_line(error: ValidationError) -> str:

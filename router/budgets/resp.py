@@ -212,13 +212,19 @@ class Multiplexed:
             raise reply
         return reply
 
-    def send_now(self, *arguments: bytes | str) -> asyncio.Future[Any] | None:
-        """Queue one command on the open connection without waiting for it: a future of its reply
-        (a `ReplyError` reply is the result, not raised), or None when no connection is open."""
+    def send_encoded(self, command: bytes) -> asyncio.Future[Any] | None:
+        """Queue an encoded command on the open connection: a future of its reply (a `ReplyError`
+        reply is the result, not raised), or None when no connection is open (then `call_encoded`
+        connects). One coroutine less than `call_encoded` on the hot path."""
         connection = self._connection
         if connection is None or connection.closed:
             return None
-        return connection.send(encode(arguments))
+        return connection.send(command)
+
+    def send_now(self, *arguments: bytes | str) -> asyncio.Future[Any] | None:
+        """Queue one command on the open connection without waiting for it: a future of its reply
+        (a `ReplyError` reply is the result, not raised), or None when no connection is open."""
+        return self.send_encoded(encode(arguments))
 
     async def close(self) -> None:
         """Close the connection and stop its reader."""

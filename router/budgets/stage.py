@@ -218,7 +218,7 @@ class BudgetStage:
                 call.request_id,
                 tenant,
                 key_id,
-                pricing.max_cost(call.model, prompt_bound, max_tokens),
+                0 if price is None else price.max_cost(prompt_bound, max_tokens),
                 limits,
                 pricing_checksum=pricing.checksum or "",
             )
