@@ -55,6 +55,18 @@ async def admit(ledger: Ledger, rid: str, cost: int, limits: Limits, key: str | 
     return await ledger.admit(rid, "acme", key, cost, limits, pricing_checksum=CHECKSUM)
 
 
+async def test_a_callers_new_limits_apply_to_its_next_admission(ledger: Ledger) -> None:
+    """The arguments a caller's admissions share are kept per limits object: new limits (a policy
+    change) take effect at once, for the same tenant and key."""
+    roomy = Limits(ScopeLimits(total=10_000), ScopeLimits(total=10_000))
+    assert (await admit(ledger, "before", 800, roomy, key="k1")).admitted
+    assert (await admit(ledger, "again", 800, roomy, key="k1")).admitted
+    tight = Limits(ScopeLimits(total=10_000), ScopeLimits(total=2_000))
+    refused = await admit(ledger, "after", 800, tight, key="k1")
+    assert (refused.refusal, refused.refused_scope) == (Refusal.BUDGET, "key")
+    assert (await admit(ledger, "roomy-again", 800, roomy, key="k1")).admitted
+
+
 async def test_reserve_then_settle_then_release(ledger: Ledger) -> None:
     limits = Limits(ScopeLimits(daily=10_000), ScopeLimits(total=5_000))
     first = await admit(ledger, "r1", 1_000, limits, key="k1")
