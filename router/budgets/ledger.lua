@@ -11,15 +11,15 @@
 --                                     d, m (its windows), key, exp, win (idempotency window), tt, kt
 --                                     (TPM limits), done:<n>; no expiry while open, then the window
 --   P open:<tenant>             zset  request ids with an open reservation, scored by expiry
---   P <scope>:spend             hash  one scope's money (scope: t:<tenant> or k:<tenant>:<key id>):
+--   P <scope>                   hash  one scope's state (scope: t:<tenant> or k:<tenant>:<key id>):
 --                                     d:YYYY-MM-DD, m:YYYY-MM (spent in that day, month), all (spent
 --                                     in total), reserved (its open reservations, counted against
---                                     every window); dated fields are dropped 35 days after their end
---   P <scope>:rpm, :tpm         string GCRA theoretical arrival time (us)
+--                                     every window), rpm, tpm (GCRA theoretical arrival times, us);
+--                                     dated fields are dropped 35 days after their window ends
 --
--- Why one hash per scope: the windows move together, and Redis's cost is in writes (each is also
--- appended to the AOF). A settle reads the four fields and writes them back in one HSET where a
--- hash per window took six HINCRBYs per scope; a reservation is one HINCRBY per scope.
+-- Why one hash per scope: Redis's cost is in commands, writes most (each is also appended to the
+-- AOF). An admission reads a scope's windows, reservations and rate state in one HMGET and writes
+-- them back in one HSET; a settle likewise, where a key per window and per rate took a command each.
 
 local P = ARGV[2]
 local now
@@ -111,21 +111,37 @@ end
 local function unreserve(scope_list, amount)
   if amount == 0 then return end
   for _, scope in ipairs(scope_list) do
-    local hash = P .. scope .. ':spend'
+    local hash = P .. scope
     if redis.call('HINCRBY', hash, 'reserved', int(-amount)) < 0 then redis.call('HSET', hash, 'reserved', 0) end
   end
 end
 
--- Move an attempt's reservation into spent: ``released`` off the open reservations, ``spent`` onto
--- the day and month it reserved in and the total. One read and one write per scope.
-local function charge(scope_list, day, month, released, spent)
-  if spent == 0 then return unreserve(scope_list, released) end
-  for _, scope in ipairs(scope_list) do
-    local hash = P .. scope .. ':spend'
-    local f = redis.call('HMGET', hash, day, month, 'all', 'reserved')
-    redis.call('HSET', hash, day, int((tonumber(f[1]) or 0) + spent), month, int((tonumber(f[2]) or 0) + spent),
-      'all', int((tonumber(f[3]) or 0) + spent), 'reserved', int(math.max((tonumber(f[4]) or 0) - released, 0)))
-    if not f[1] and day == DAY then prune(hash) end
+-- Settle into the scopes: ``released`` off the open reservations, ``spent`` onto the day and month
+-- the attempt reserved in and the total, ``tokens`` onto each scope's tokens-per-minute state
+-- (``tpm_limits``: per scope, nil where it has none). One read and one write per scope, or one
+-- HINCRBY where only a reservation is released.
+local function charge(scope_list, day, month, released, spent, tokens, tpm_limits)
+  for s, scope in ipairs(scope_list) do
+    local hash = P .. scope
+    local tpm = tokens > 0 and tpm_limits[s] or nil
+    if spent == 0 and not tpm then
+      if released ~= 0 then unreserve({ scope }, released) end
+    else
+      local f = redis.call('HMGET', hash, day, month, 'all', 'reserved', 'tpm')
+      local fields = { 'reserved', int(math.max((tonumber(f[4]) or 0) - released, 0)) }
+      if spent ~= 0 then
+        for i, field in ipairs({ day, month, 'all' }) do
+          fields[#fields + 1] = field
+          fields[#fields + 1] = int((tonumber(f[i]) or 0) + spent)
+        end
+      end
+      if tpm then
+        fields[#fields + 1] = 'tpm'
+        fields[#fields + 1] = int(math.max(num(f[5]) or now, now) + tokens * MINUTE / tpm)
+      end
+      redis.call('HSET', hash, unpack(fields))
+      if spent ~= 0 and not f[1] and day == DAY then prune(hash) end
+    end
   end
 end
 
@@ -146,11 +162,12 @@ local function reclaim(tenant)
   return #expired
 end
 
--- GCRA over requests: ``limit`` per minute, ``burst`` at once. Returns allowed, new TAT, remaining,
--- reset (us until the bucket is full again), retry (us until one more is allowed).
-local function gcra_request(key, limit, burst)
+-- GCRA over requests: ``limit`` per minute, ``burst`` at once, from the stored TAT (nil: none).
+-- Returns allowed, new TAT, remaining, reset (us until the bucket is full again), retry (us until
+-- one more is allowed).
+local function gcra_request(stored, limit, burst)
   local interval = MINUTE / limit
-  local tat = math.max(num(redis.call('GET', key)) or now, now)
+  local tat = math.max(num(stored) or now, now)
   local new = tat + interval
   local capacity = burst * interval
   if new - now <= capacity + 0.5 then
@@ -160,9 +177,9 @@ local function gcra_request(key, limit, burst)
 end
 
 -- The request slots a scope has now, without taking one (the rates operation): remaining, reset (us).
-local function gcra_request_state(key, limit, burst)
+local function gcra_request_state(stored, limit, burst)
   local interval = MINUTE / limit
-  local tat = math.max(num(redis.call('GET', key)) or now, now)
+  local tat = math.max(num(stored) or now, now)
   return math.max(floor((burst * interval - (tat - now)) / interval + 1e-9), 0), tat - now
 end
 
@@ -171,20 +188,14 @@ local function request_burst(rpm, burst)
   return burst or math.max(1, floor(rpm / 60))
 end
 
--- GCRA over tokens: ``limit`` per minute, a full minute of burst; admission needs one token of room.
-local function gcra_tokens_state(key, limit)
+-- GCRA over tokens: ``limit`` per minute, a full minute of burst; admission needs one token of
+-- room. Tokens are added at settle (`charge`).
+local function gcra_tokens_state(stored, limit)
   local interval = MINUTE / limit
-  local debt = math.max((num(redis.call('GET', key)) or now) - now, 0)
+  local debt = math.max((num(stored) or now) - now, 0)
   local remaining = floor((MINUTE - debt) / interval + 1e-9)
   if remaining >= 1 then return true, remaining, debt, 0 end
   return false, 0, debt, debt - MINUTE + interval
-end
-
-local function gcra_tokens_add(key, limit, tokens)
-  if limit == nil or tokens <= 0 then return end
-  local interval = MINUTE / limit
-  local tat = math.max(num(redis.call('GET', key)) or now, now) + tokens * interval
-  redis.call('SET', key, int(tat), 'PX', int(floor((tat - now) / 1000) + 1000))
 end
 
 -- admit: ARGV[4] tenant, [5] key id, [6] reservation ttl (us), [7] idempotency window (us), [8] max
@@ -225,27 +236,36 @@ local function admit()
   end
   local reserve = math.max(max_cost - charged, 0)
 
+  -- Each limited scope's state, read once: the windows, the open reservations, the rate state.
+  local state = {}
+  for s, scope in ipairs(scope_list) do
+    local l = limits[s]
+    if l.daily or l.monthly or l.total or l.rpm or l.tpm then
+      state[s] = redis.call('HMGET', P .. scope, DAY, MONTH, 'all', 'reserved', 'rpm', 'tpm')
+    end
+  end
+
   -- Rate limits: check everything before writing anything, so a refusal costs nothing.
   local rq = { limit = -1, remaining = -1, reset = -1 }
   local tk = { limit = -1, remaining = -1, reset = -1 }
   local refusal, refused_scope, retry = nil, '', 0
-  local writes = {}
-  for s, scope in ipairs(scope_list) do
+  local slots = {}  -- per scope, the request slot's new TAT
+  for s, _ in ipairs(scope_list) do
     local l = limits[s]
     if l.rpm then
       local burst = request_burst(l.rpm, l.burst)
-      local ok, tat, remaining, reset, wait = gcra_request(P .. scope .. ':rpm', l.rpm, burst)
+      local ok, tat, remaining, reset, wait = gcra_request(state[s][5], l.rpm, burst)
       if not ok then
         if refusal == nil or wait > retry then refusal, refused_scope, retry = 'rate_limited_requests', scope_names[s], wait end
       else
-        writes[#writes + 1] = { P .. scope .. ':rpm', tat }
+        slots[s] = tat
       end
       if rq.remaining < 0 or remaining < rq.remaining then
         rq = { limit = l.rpm, remaining = remaining, reset = reset }
       end
     end
     if l.tpm then
-      local ok, remaining, reset, wait = gcra_tokens_state(P .. scope .. ':tpm', l.tpm)
+      local ok, remaining, reset, wait = gcra_tokens_state(state[s][6], l.tpm)
       if not ok and (refusal == nil or wait > retry) then
         refusal, refused_scope, retry = 'rate_limited_tokens', scope_names[s], wait
       end
@@ -264,10 +284,10 @@ local function admit()
   end
 
   -- Budgets: settled + open reservations + this one within every window's limit.
-  for s, scope in ipairs(scope_list) do
+  for s, _ in ipairs(scope_list) do
     local l = limits[s]
     if l.daily or l.monthly or l.total then
-      local used = redis.call('HMGET', P .. scope .. ':spend', DAY, MONTH, 'all', 'reserved')
+      local used = state[s]
       local open = (tonumber(used[4]) or 0) + reserve
       for i, w in ipairs({ { 'daily', l.daily, DAY_END }, { 'monthly', l.monthly, MONTH_END }, { 'total', l.total } }) do
         if w[2] and (tonumber(used[i]) or 0) + open > w[2] then
@@ -277,12 +297,17 @@ local function admit()
     end
   end
 
-  -- Admitted: take the request slot(s), reserve in every window, remember the id.
-  for _, write in ipairs(writes) do
-    redis.call('SET', write[1], int(write[2]), 'PX', int(floor((write[2] - now) / 1000) + 1000))
-  end
-  if reserve > 0 then
-    for _, scope in ipairs(scope_list) do redis.call('HINCRBY', P .. scope .. ':spend', 'reserved', int(reserve)) end
+  -- Admitted: take the request slot(s), reserve for every scope, remember the id.
+  for s, scope in ipairs(scope_list) do
+    if state[s] then  -- read above: written back in one HSET
+      local fields = { 'reserved', int((tonumber(state[s][4]) or 0) + reserve) }
+      if slots[s] then
+        fields[3], fields[4] = 'rpm', int(slots[s])
+      end
+      if reserve > 0 or slots[s] then redis.call('HSET', P .. scope, unpack(fields)) end
+    elseif reserve > 0 then
+      redis.call('HINCRBY', P .. scope, 'reserved', int(reserve))
+    end
   end
   local expires = now + ttl
   redis.call('ZADD', P .. 'open:' .. tenant, int(expires), rid)
@@ -316,10 +341,8 @@ local function settle(tenant, rid, attempt, cost, tokens, window_us, release)
     redis.call('ZREM', P .. 'open:' .. tenant, rid)
   end
   local delta = math.max(cost - charged, 0)
-  charge(scope_list, f[5], f[6], reserved, delta)
+  charge(scope_list, f[5], f[6], reserved, delta, tokens, { num(f[8]), num(f[9]) })
   charged = charged + delta
-  gcra_tokens_add(P .. scope_list[1] .. ':tpm', num(f[8]), tokens)
-  if scope_list[2] then gcra_tokens_add(P .. scope_list[2] .. ':tpm', num(f[9]), tokens) end
   local outcome = release == 'release' and 'released' or 'settled'
   if current then
     redis.call('HSET', record, 'chg', int(charged), 'done:' .. int(attempt), 1, 'st', outcome)
@@ -352,7 +375,7 @@ local function spend()
   reclaim(tenant)
   local out = { DAY, MONTH }
   for _, scope in ipairs(scopes(tenant, key)) do
-    local used = redis.call('HMGET', P .. scope .. ':spend', DAY, MONTH, 'all', 'reserved')
+    local used = redis.call('HMGET', P .. scope, DAY, MONTH, 'all', 'reserved')
     local reserved = tonumber(used[4]) or 0
     for i = 1, 3 do
       out[#out + 1] = tonumber(used[i]) or 0
@@ -372,15 +395,16 @@ local function rates()
   for s, scope in ipairs(scopes(ARGV[4], ARGV[5])) do
     local base = 5 + (s - 1) * 3
     local rpm, burst, tpm = num(ARGV[base + 1]), num(ARGV[base + 2]), num(ARGV[base + 3])
+    local stored = redis.call('HMGET', P .. scope, 'rpm', 'tpm')
     if rpm then
       burst = request_burst(rpm, burst)
-      local remaining, reset = gcra_request_state(P .. scope .. ':rpm', rpm, burst)
+      local remaining, reset = gcra_request_state(stored[1], rpm, burst)
       for _, value in ipairs({ rpm, burst, remaining, floor(reset) }) do out[#out + 1] = value end
     else
       for _ = 1, 4 do out[#out + 1] = -1 end
     end
     if tpm then
-      local _, remaining, reset = gcra_tokens_state(P .. scope .. ':tpm', tpm)
+      local _, remaining, reset = gcra_tokens_state(stored[2], tpm)
       for _, value in ipairs({ tpm, remaining, floor(reset) }) do out[#out + 1] = value end
     else
       for _ = 1, 3 do out[#out + 1] = -1 end

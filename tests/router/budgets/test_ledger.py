@@ -373,7 +373,7 @@ async def test_daily_and_monthly_windows_roll_over_at_utc_boundaries(
     # One hash per scope: a field per day and month charged, the total, the open reservations.
     client = Redis.from_url(redis.url)
     try:
-        spend_hash = "inferflux:ledger:t:acme:spend"
+        spend_hash = "inferflux:ledger:t:acme"
         assert await client.hgetall(spend_hash) == {
             b"d:2027-01-30": b"1000",
             b"d:2027-01-31": b"1000",
