@@ -66,13 +66,7 @@ class Gauge(FastLabels, prometheus_client.Gauge):
         value.inc(amount)
 
     def dec(self, amount: float = 1) -> None:
-        try:
-            value = self._value
-        except AttributeError:
-            return super().dec(amount)
-        if self._is_most_recent:  # a multiprocess mode: the library's checks
-            return super().dec(amount)
-        value.inc(-amount)
+        self.inc(-amount)  # as the library's own dec does
 
     def set(self, value: float) -> None:
         try:

@@ -8,7 +8,8 @@ and at once when it was the last admitted request of the process still open (not
 flight, so the next admission would carry it only by adding the settle's script time to its wait).
 At admission the script, in this order, releases the tenant's expired reservations, checks the
 request id (idempotency), the rate limits (GCRA on Redis time) and every budget window, and only if
-all pass reserves the request's maximum cost in every window and takes a request slot. At the end
+all pass reserves the request's maximum cost (one counter per tenant and key, checked against every
+window) and takes a request slot. At the end
 the request is settled: its real cost moves into spent, the rest of the reservation is released,
 its tokens count against tokens-per-minute.
 
@@ -259,6 +260,10 @@ class _Caller(NamedTuple):
     arguments: tuple[str, ...]
     encoded: bytes
 
+    def command(self, own: tuple[str, ...]) -> bytes:
+        """The whole admission command in RESP, with the request's own arguments after the shared."""
+        return b"*%d\r\n%s%s" % (len(self.arguments) + len(own) + 3, self.encoded, bulk(own))
+
 
 class _PendingSettle(NamedTuple):
     admission: Admission
@@ -479,26 +484,35 @@ class Ledger:
             await self.load()
         return replies
 
-    async def _single(self, arguments: tuple[str, ...]) -> list[Any]:
-        """One EVALSHA (reloading the script once if Redis lost it, e.g. after a restart)."""
+    async def _single(self, arguments: tuple[str, ...], encoded: bytes = b"") -> list[Any]:
+        """One EVALSHA (reloading the script once if Redis lost it, e.g. after a restart).
+
+        ``encoded``: the same command already in RESP, sent as it is on the pipelined connection.
+        """
         try:
             try:
-                reply = await self._evalsha(arguments)
+                reply = await self._evalsha(arguments, encoded)
             except (NoScriptError, ReplyError) as error:
                 if not str(error).startswith("NOSCRIPT"):
                     raise
-                await self.load()
-                reply = await self._evalsha(arguments)
+                await self.load()  # the script's SHA-1 stays the same: ``encoded`` still holds
+                reply = await self._evalsha(arguments, encoded)
         except Exception as error:
             raise self._translate(error) from error
         return list(reply)
 
-    async def _evalsha(self, arguments: tuple[str, ...]) -> Any:
+    async def _evalsha(self, arguments: tuple[str, ...], encoded: bytes = b"") -> Any:
         assert self._sha is not None
         self.round_trips += 1
-        if self.fast is not None:
+        if self.fast is None:
+            return await self.client.evalsha(self._sha, 0, *arguments)
+        if not encoded:
             return await self.fast.call("EVALSHA", self._sha, "0", *arguments)
-        return await self.client.evalsha(self._sha, 0, *arguments)
+        sent = self.fast.send_encoded(encoded)  # on the open connection: no coroutine of its own
+        reply = await (self.fast.call_encoded(encoded) if sent is None else sent)
+        if isinstance(reply, ReplyError):
+            raise reply
+        return reply
 
     # Admission -----------------------------------------------------------------------------------
     async def admit(
@@ -535,8 +549,12 @@ class Ledger:
             own += self._carried_arguments(carried)
         else:
             carried = []  # not the queue itself: settles queued while this call is out are not in it
+        arguments = caller.arguments + own
         try:
-            reply = await self._admit_call(caller, own)
+            if caller.encoded and self.fast is not None:
+                reply = await self._single(arguments, caller.command(own))
+            else:
+                reply = await self._run(*arguments)
         except (LedgerUnavailable, asyncio.CancelledError):
             # The script may have run and reserved without our seeing the answer (a timeout, or the
             # caller cancelled): left alone, the id would be "in flight" until the reservation expires.
@@ -564,8 +582,8 @@ class Ledger:
                 None,
                 None,
                 None,
-                None if rpm < 0 else RateState(rpm, max(rpm_left, 0), max(rpm_reset, 0) / MICROS),
-                None if tpm < 0 else RateState(tpm, max(tpm_left, 0), max(tpm_reset, 0) / MICROS),
+                _rate(rpm, rpm_left, rpm_reset),
+                _rate(tpm, tpm_left, tpm_reset),
             )
         verdict, scope, window = map(_text, reply[:3])
         numbers = list(map(int, reply[3:13]))
@@ -625,32 +643,11 @@ class Ledger:
         )
         return caller
 
-    async def _admit_call(self, caller: _Caller, own: tuple[str, ...]) -> list[Any]:
-        """The admission's script call: on the pipelined connection, its shared part encoded once."""
-        if self.fast is None or not caller.encoded:
-            return await self._run(*caller.arguments, *own)
-        command = b"*%d\r\n%s%s" % (len(caller.arguments) + len(own) + 3, caller.encoded, bulk(own))
-        try:
-            try:
-                self.round_trips += 1
-                sent = self.fast.send_encoded(command)
-                reply: list[Any] = await (self.fast.call_encoded(command) if sent is None else sent)
-                if isinstance(reply, ReplyError):
-                    raise reply
-            except ReplyError as error:
-                if not str(error).startswith("NOSCRIPT"):
-                    raise
-                await self.load()  # Redis lost the script (a restart): its SHA-1 stays the same
-                self.round_trips += 1
-                reply = await self.fast.call_encoded(command)
-        except Exception as error:
-            raise self._translate(error) from error
-        return reply
-
     # Settling ------------------------------------------------------------------------------------
     def _settling_one(self) -> None:
         """An admitted request's settle or release is on its way: one fewer still open."""
-        self._unsettled = max(self._unsettled - 1, 0)
+        if self._unsettled:
+            self._unsettled -= 1
 
     async def settle(self, admission: Admission, cost: int, tokens: int) -> CostRecord:
         """Charge ``cost`` (micro-units, from the same pricing as admission) and count ``tokens``.
@@ -693,8 +690,7 @@ class Ledger:
             raise ValueError("only an admitted request can be settled or released")
         key = (admission.tenant, admission.request_id)
         background = self._settling[key] = _Background(self, pending, key, done)
-        if self._unsettled:
-            self._unsettled -= 1
+        self._settling_one()
         if self.fast is None or self._sha is None:
             background.slow_way()
             return

@@ -79,21 +79,16 @@ def reset_text(seconds: float) -> str:
 def rate_headers(admission: Admission) -> list[Header]:
     """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none when none do)."""
     headers: list[Header] = []
-    requests, tokens = admission.requests, admission.tokens
-    if requests is not None:
-        limit, remaining, reset = _REQUESTS_HEADERS
-        headers += (
-            (limit, b"%d" % requests.limit),
-            (remaining, b"%d" % requests.remaining),  # never below 0 (ledger._rate)
-            (reset, reset_text(requests.reset_seconds).encode()),
-        )
-    if tokens is not None:
-        limit, remaining, reset = _TOKENS_HEADERS
-        headers += (
-            (limit, b"%d" % tokens.limit),
-            (remaining, b"%d" % tokens.remaining),
-            (reset, reset_text(tokens.reset_seconds).encode()),
-        )
+    for (limit, remaining, reset), state in (
+        (_REQUESTS_HEADERS, admission.requests),
+        (_TOKENS_HEADERS, admission.tokens),
+    ):
+        if state is not None:
+            headers += (
+                (limit, b"%d" % state.limit),
+                (remaining, b"%d" % state.remaining),  # never below 0 (ledger._rate)
+                (reset, reset_text(state.reset_seconds).encode()),
+            )
     return headers
 
 
@@ -196,8 +191,7 @@ class BudgetStage:
         principal = call.principal
         if principal is None:
             return
-        tenant = principal.tenant
-        key_id = principal.subject if principal.kind == "api_key" else None  # as Call.key_id
+        tenant, key_id = principal.tenant, call.key_id
         found = self.limits(tenant, key_id)
         if found is None:
             return
