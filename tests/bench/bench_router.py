@@ -710,14 +710,15 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
         for mode, port in ports.items()
     }
     header = f"authorization: Bearer {key}"
-    calls: list[float] = []  # EVALSHA per request, limits on, at one in flight
+    calls: dict[str, list[float]] = {"latency": [], "saturation": []}  # EVALSHA per request, limits on
 
     def count_calls(scenario: str, mode: str) -> Callable[[dict[str, Any]], None]:
         before = redis_commands(redis_port)
 
         def after(measured: dict[str, Any]) -> None:
-            if scenario == "latency" and mode == "on":
-                calls.append((redis_commands(redis_port) - before) / LATENCY_REQUESTS)
+            if mode == "on":
+                served = LATENCY_REQUESTS if scenario == "latency" else measured["requests_served"]
+                calls[scenario].append((redis_commands(redis_port) - before) / served)
 
         return after
 
@@ -730,8 +731,12 @@ def budget_cell(router_env: dict[str, str], workdir: Path, seconds: float) -> No
             process.wait(10)
     print_side_by_side("budget", results, added_target=0.5, ratio_target=0.8, labels="limits")
     print(
-        f"{'redis':<16}{'EVALSHA/request':<16}{'':>12}{max(calls):>12.2f}"
-        "  goal 1: each settle rides along with the next admission"
+        f"{'redis':<16}{'EVALSHA/request':<16}{'':>12}{max(calls['latency']):>12.2f}"
+        "  at one in flight: the admission, then the settle (sent at once, after the response)"
+    )
+    print(
+        f"{'redis':<16}{'EVALSHA/request':<16}{'':>12}{max(calls['saturation']):>12.2f}"
+        "  at saturation: admissions of one event-loop turn and the settles waiting share a call"
     )
 
 

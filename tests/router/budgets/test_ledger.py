@@ -600,3 +600,39 @@ async def test_a_retry_waits_for_a_settle_already_on_its_way(ledger: Ledger) -> 
     retry = await admit(ledger, "way", 1_000, limits)
     assert (retry.refusal, retry.attempt, retry.previously_charged) == (None, 2, 700)
     assert (await carrier).admitted
+
+
+async def test_admissions_of_one_turn_go_in_one_call_checked_in_order(ledger: Ledger, redis: Any) -> None:
+    """Admissions made in one turn of the event loop share one script call: each is checked against
+    the budget as the ones before it left it, so a burst cannot overspend; two callers, both scopes."""
+    ledger.settle_delay = 60.0
+    acme = Limits(ScopeLimits(total=30_000), key=ScopeLimits(total=25_000))
+    other = Limits(ScopeLimits(requests_per_minute=600, request_burst=3))
+    before = await evalsha_calls(redis.url)
+    burst = [ledger.admit(f"b{i}", "acme", "k1", 1_000, acme, pricing_checksum=CHECKSUM) for i in range(40)]
+    burst += [ledger.admit(f"o{i}", "other", None, 1_000, other, pricing_checksum=CHECKSUM) for i in range(5)]
+    burst.append(ledger.admit("b0", "acme", "k1", 1_000, acme, pricing_checksum=CHECKSUM))  # the same id
+    admissions = await asyncio.gather(*burst)
+    assert await evalsha_calls(redis.url) - before == 1
+    assert [a.admitted for a in admissions[:40]] == [True] * 25 + [False] * 15  # the key's 25,000 first
+    assert {(a.refusal, a.refused_scope, a.refused_window) for a in admissions[25:40]} == {
+        (Refusal.BUDGET, "key", "total")
+    }
+    assert [a.admitted for a in admissions[40:45]] == [True] * 3 + [False] * 2  # a burst of 3
+    assert {a.refusal for a in admissions[43:45]} == {Refusal.REQUESTS_RATE}
+    assert admissions[45].refusal is Refusal.DUPLICATE_IN_FLIGHT
+    spend = await ledger.spend("acme", "k1")
+    assert spend.key is not None
+    assert (spend.tenant["total"].reserved, spend.key["total"].reserved) == (25_000, 25_000)
+    # Their settles ride along with the next burst's call, applied before its admissions.
+    for admission in admissions[:25]:
+        ledger.settle_soon(admission, 600, 10)
+    again = await asyncio.gather(
+        *(ledger.admit(f"c{i}", "acme", "k1", 1_000, acme, pricing_checksum=CHECKSUM) for i in range(12))
+    )
+    assert await evalsha_calls(redis.url) - before == 3  # the burst, the spend read, this burst
+    assert [a.admitted for a in again] == [True] * 10 + [False] * 2  # 25 x 600 spent: 10,000 left
+    await ledger.settled()
+    spend = await ledger.spend("acme", "k1")
+    assert spend.key is not None
+    assert (spend.key["total"].spent, spend.key["total"].reserved) == (15_000, 10_000)
