@@ -350,9 +350,12 @@ class Ledger:
         max_pipelines: int = 8,
         fast: Multiplexed | None = None,
         settle_delay: float = 0.002,
+        send_at: int = 8,
     ) -> None:
         if reservation_ttl <= 0 or idempotency_window <= 0 or max_attempts < 1:
             raise ValueError("reservation_ttl and idempotency_window are > 0, max_attempts >= 1")
+        if not 1 <= send_at <= MAX_BATCH:
+            raise ValueError(f"send_at is 1-{MAX_BATCH} admissions")
         self.client = client
         # The pipelined connection EVALSHA goes through when set (resp.py says why); else redis-py.
         self.fast = fast
@@ -386,6 +389,9 @@ class Ledger:
         self._unsettled = 0
         self._callers: dict[tuple[str, str | None, float], _Caller] = {}
         self._batch: _Batch | None = None  # admissions of this turn of the event loop, not sent yet
+        # A batch this full goes at once, not at the end of the turn: Redis works on it while this
+        # process goes on with the rest of the turn (else the two take turns, see docs/budgets.md).
+        self.send_at = send_at
         self._batch_head: bytes | None = None
         # Admission tokens only need to differ from every other admission's of the same id.
         self._token_prefix = secrets.token_hex(6)
@@ -624,17 +630,21 @@ class Ledger:
         The settles waiting to ride along go with the batch, applied first.
         """
         batch = self._batch
-        if batch is None or len(batch.waiters) >= MAX_BATCH:
+        if batch is None:
             batch = self._batch = _Batch()
             asyncio.get_running_loop().call_soon(self._send_batch, batch)
         waiter = batch.add(caller, own)
         if self._carry:
             batch.carried += self._take_carry()
+        if len(batch.waiters) >= self.send_at:
+            self._send_batch(batch)
         return waiter
 
     def _send_batch(self, batch: _Batch) -> None:
         """One script call for the batch's admissions and carried settles; the reply is handed out
         in a callback, with no task per request."""
+        if batch.command:  # sent already (it filled up)
+            return
         if self._batch is batch:
             self._batch = None
         if self._carry:  # settles queued since the batch's last admission: not sent yet either
@@ -661,7 +671,9 @@ class Ledger:
     def _send_batch_command(self, batch: _Batch) -> None:
         assert self.fast is not None
         self.round_trips += 1
-        sent: asyncio.Future[Any] | None = self.fast.send_encoded(batch.command)
+        # Written now: at the end of the turn already, or filled up (then Redis works on it while
+        # this process goes on with the turn's other requests).
+        sent: asyncio.Future[Any] | None = self.fast.send_encoded(batch.command, at_once=True)
         if sent is None:  # no connection open yet (or any more): a task connects, then sends
             sent = asyncio.get_running_loop().create_task(self.fast.call_encoded(batch.command))
             self._sending.add(sent)

@@ -112,8 +112,9 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.close(ConnectionError("Redis connection lost"))
 
-    def send(self, command: bytes) -> asyncio.Future[Any]:
-        """Queue ``command`` for this turn's write; the future resolves with its reply."""
+    def send(self, command: bytes, at_once: bool = False) -> asyncio.Future[Any]:
+        """Queue ``command`` for this turn's write (``at_once``: write it, and what is queued before
+        it, now); the future resolves with its reply."""
         waiter: asyncio.Future[Any] = self.loop.create_future()
         waiter.add_done_callback(_retrieved)  # its caller may be gone: no "never retrieved" noise
         self.waiting.append((waiter, self.loop.time() + self.timeout))
@@ -122,9 +123,13 @@ class Connection(asyncio.Protocol):
         self._outgoing.append(command)
         if self._watchdog is None:
             self._watchdog = self.loop.call_later(self.timeout, self._check)
+        if at_once:
+            self._flush()
         return waiter
 
     def _flush(self) -> None:
+        if not self._outgoing:  # written at once since this flush was scheduled
+            return
         data, self._outgoing = b"".join(self._outgoing), []
         if not self.closed and self.transport is not None:
             self.transport.write(data)
@@ -212,14 +217,15 @@ class Multiplexed:
             raise reply
         return reply
 
-    def send_encoded(self, command: bytes) -> asyncio.Future[Any] | None:
+    def send_encoded(self, command: bytes, at_once: bool = False) -> asyncio.Future[Any] | None:
         """Queue an encoded command on the open connection: a future of its reply (a `ReplyError`
         reply is the result, not raised), or None when no connection is open (then `call_encoded`
-        connects). One coroutine less than `call_encoded` on the hot path."""
+        connects). One coroutine less than `call_encoded` on the hot path. ``at_once``: written
+        now, not at the end of this turn of the event loop."""
         connection = self._connection
         if connection is None or connection.closed:
             return None
-        return connection.send(command)
+        return connection.send(command, at_once)
 
     def send_now(self, *arguments: bytes | str) -> asyncio.Future[Any] | None:
         """Queue one command on the open connection without waiting for it: a future of its reply

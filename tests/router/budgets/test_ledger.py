@@ -606,6 +606,7 @@ async def test_admissions_of_one_turn_go_in_one_call_checked_in_order(ledger: Le
     """Admissions made in one turn of the event loop share one script call: each is checked against
     the budget as the ones before it left it, so a burst cannot overspend; two callers, both scopes."""
     ledger.settle_delay = 60.0
+    ledger.send_at = 128  # else a batch goes as soon as it holds 8 (the next test)
     acme = Limits(ScopeLimits(total=30_000), key=ScopeLimits(total=25_000))
     other = Limits(ScopeLimits(requests_per_minute=600, request_burst=3))
     before = await evalsha_calls(redis.url)
@@ -636,3 +637,17 @@ async def test_admissions_of_one_turn_go_in_one_call_checked_in_order(ledger: Le
     spend = await ledger.spend("acme", "k1")
     assert spend.key is not None
     assert (spend.key["total"].spent, spend.key["total"].reserved) == (15_000, 10_000)
+
+
+async def test_a_batch_goes_as_soon_as_it_holds_send_at_admissions(ledger: Ledger, redis: Any) -> None:
+    """A full batch is written at once (Redis works on it while the turn goes on), the rest at the
+    end of the turn: 20 admissions at 8 a call are 3 calls, still checked in order."""
+    assert ledger.send_at == 8
+    limits = Limits(ScopeLimits(total=15_000))
+    before = await evalsha_calls(redis.url)
+    admissions = await asyncio.gather(*(admit(ledger, f"s{i}", 1_000, limits) for i in range(20)))
+    assert await evalsha_calls(redis.url) - before == 3
+    assert [a.admitted for a in admissions] == [True] * 15 + [False] * 5
+    assert (await ledger.spend("acme")).tenant["total"].reserved == 15_000
+    with pytest.raises(ValueError, match="send_at"):
+        Ledger(Redis.from_url(redis.url), send_at=0)

@@ -50,6 +50,29 @@ def test_the_router_s_event_loop_uvloop_serves_it_too(redis: Any) -> None:
     assert uvloop.run(exchange()) == [b"OK", b"1"]
 
 
+async def test_a_command_written_at_once_keeps_its_place_after_those_queued_before(redis: Any) -> None:
+    """``at_once`` writes the turn's queued commands and this one now, in order (replies are matched
+    to callers by order); nothing is written twice when the turn's own write comes."""
+    client = Multiplexed(redis.url)
+    try:
+        await client.call("DEL", "order")
+        queued = [client.send_encoded(encode(("RPUSH", "order", str(i)))) for i in range(3)]
+        connection = client._connection
+        assert connection is not None
+        assert len(connection._outgoing) == 3  # waiting for the turn's end
+        now = client.send_encoded(encode(("RPUSH", "order", "now")), at_once=True)
+        assert connection._outgoing == []  # written, with the three before it
+        later = client.send_encoded(encode(("RPUSH", "order", "later")))
+        assert all(future is not None for future in (*queued, now, later))
+        assert now is not None
+        assert await now == 4
+        replies = await asyncio.gather(*(f for f in (*queued, later) if f is not None))
+        assert replies == [1, 2, 3, 5]
+        assert await client.call("LRANGE", "order", "0", "-1") == [b"0", b"1", b"2", b"now", b"later"]
+    finally:
+        await client.close()
+
+
 async def test_an_error_reply_raises_and_the_connection_goes_on(redis: Any) -> None:
     client = Multiplexed(redis.url)
     try:
