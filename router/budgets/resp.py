@@ -79,9 +79,10 @@ class Connection(asyncio.Protocol):
 
     A protocol, not a stream reader: replies are parsed and handed to their callers in the socket's
     own callback, with no reader task to wake (one event-loop step less per batch of replies).
-    Commands written in one turn of the event loop leave in one write (one system call), and one
-    timer, not one per call, fails the connection when its oldest caller has waited ``timeout`` and
-    Redis has answered nothing for as long.
+    Commands written in one turn of the event loop leave in one write (one system call) at its end,
+    unless one is sent ``at_once`` (it and those queued before it leave then); and one timer, not
+    one per call, fails the connection when its oldest caller has waited ``timeout`` and Redis has
+    answered nothing for as long.
     """
 
     def __init__(self, timeout: float) -> None:
