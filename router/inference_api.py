@@ -52,13 +52,14 @@ RESUME_REPLICA = (b"x-inferflux-resume", b"replica")
 
 
 def validate(model: type[BaseModel], document: Any) -> Any:
-    """``document`` as ``model``, or a 400 naming the first problem."""
+    """``document`` as ``model``, or a 400 naming the first problem (and its field, as ``param``)."""
     try:
         return model.model_validate(document)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise UpstreamError(ErrorCode.BAD_REQUEST, f"{where}: {first['msg']}") from None
+        param = ".".join(str(part) for part in first["loc"]) or None
+        message = f"{param or 'body'}: {first['msg']}"
+        raise UpstreamError(ErrorCode.BAD_REQUEST, message, param=param) from None
 
 
 def upstream_call(request: InferenceRequest, stream: bool) -> tuple[str, bytes]:

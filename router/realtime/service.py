@@ -58,6 +58,12 @@ class SessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = Field(default=None, min_length=1)
     max_tokens: int = Field(default=128, ge=1, le=4096)
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature of every answer (0 is greedy); unset, the model's default.",
+    )
     variables: dict[str, Any] | None = Field(
         default=None, description="Values for the managed voice/xr prompt's variables."
     )
@@ -160,7 +166,11 @@ class Realtime:
                 )
             permit_model(scope, request.model)
             await self.runner.inference.dispatcher.route(request.model)  # 404 for an unknown model now
-            options = {"max_tokens": request.max_tokens, "variables": request.variables or {}}
+            options = {
+                "max_tokens": request.max_tokens,
+                "temperature": request.temperature,
+                "variables": request.variables or {},
+            }
             created = self.sessions.create(kind, principal, request.model, options)
             if created is None:
                 raise UpstreamError(ErrorCode.OVERLOADED, "too many realtime sessions", status=503)
@@ -313,6 +323,7 @@ class Realtime:
             prompt_id="xr",
             variables={**XR_DEFAULTS, **(options.get("variables") or {})},
             max_tokens=options.get("max_tokens", 128),
+            temperature=options.get("temperature"),
             variant_key=session.id,
         )
         final = {"context": snapshot(context)}

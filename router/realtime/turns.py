@@ -37,6 +37,7 @@ class Turn:
     prompt_id: str | None = None
     variables: dict[str, Any] | None = None
     max_tokens: int = 128
+    temperature: float | None = None  # None: the model's default
     request_id: str = field(default_factory=lambda: secrets.token_hex(16))
     # Picks the prompt's A/B variant: the session's id, so that one conversation keeps one variant
     # (and the runtime can reuse the cached prompt across its turns); the request id when empty.
@@ -60,6 +61,7 @@ class TurnRunner:
                 "model": turn.model,
                 "messages": turn.messages,
                 "max_tokens": turn.max_tokens,
+                **({"temperature": turn.temperature} if turn.temperature is not None else {}),
                 **(
                     {"prompt_id": turn.prompt_id, "variables": turn.variables}
                     if prompts is not None and turn.prompt_id

@@ -175,6 +175,7 @@ class VoicePipeline:
             prompt_id="voice",
             variables={**DEFAULT_VARIABLES, **(options.get("variables") or {})},
             max_tokens=options.get("max_tokens", 128),
+            temperature=options.get("temperature"),
             variant_key=session.id,
         )
         pieces: list[str] = []

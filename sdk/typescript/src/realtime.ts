@@ -47,10 +47,14 @@ export type WebSocketFactory = new (url: string, protocols?: string | string[]) 
 
 export type RealtimeKind = "voice" | "xr";
 
-/** A new session of `model`; `variables` fill the managed `voice` or `xr` prompt. */
+/**
+ * A new session of `model`; `variables` fill the managed `voice` or `xr` prompt, and `temperature`
+ * (0 to 2, 0 greedy) samples every answer of the session; unset, the model's default.
+ */
 export interface NewSession {
   model: string;
   max_tokens?: number;
+  temperature?: number;
   variables?: Record<string, unknown>;
 }
 

@@ -69,7 +69,7 @@ async function until(condition, what, within = 120_000) {
 
 test("voice: spoken audio gets partial, final and metrics frames, whole across a dropped connection", LIMIT, async (t) => {
   const { Socket, opened } = recordingSockets();
-  const voice = new VoiceClient({ baseUrl, session: { model: "gemma", max_tokens: 24 }, WebSocket: Socket });
+  const voice = new VoiceClient({ baseUrl, session: { model: "gemma", max_tokens: 24, temperature: 0 }, WebSocket: Socket });
   t.after(() => voice.close());
   const frames = [];
   let framesAtDrop = null;
@@ -145,7 +145,7 @@ test("voice: a spent or made-up ticket is closed with 4401, an AuthenticationErr
 });
 
 test("xr: observations reach the session and are fused into the answer; a bad frame gets bad_frame", LIMIT, async (t) => {
-  const xr = new XRClient({ baseUrl, session: { model: "gemma", max_tokens: 8 }, WebSocket });
+  const xr = new XRClient({ baseUrl, session: { model: "gemma", max_tokens: 8, temperature: 0 }, WebSocket });
   t.after(() => xr.close());
   const frames = [];
   xr.onFrame((frame) => frames.push(frame));

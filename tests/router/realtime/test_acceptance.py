@@ -18,7 +18,8 @@ import pytest
 from inferflux.prompts.resolver import PromptResolver
 from inferflux.prompts.sources import DirectorySource
 
-pytestmark = pytest.mark.slow
+# Every wait below is bounded; a hang fails here with a stack dump, long before the suite-wide 600 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 speech = importlib.import_module("inferflux_tests_speech")
 RealtimeClient = importlib.import_module("inferflux_tests_realtime_client").RealtimeClient
 MANIFESTS = Path(__file__).resolve().parents[3] / "prompts" / "manifests"
@@ -36,7 +37,7 @@ async def test_a_spoken_question_gets_a_real_answer(runtime_url, make_router, ro
     prompts = PromptResolver([DirectorySource(MANIFESTS)])
     harness = await make_router({"gemma": route([runtime_url])}, prompts=prompts)
     client = RealtimeClient(harness.session, harness.url)
-    await client.open(model="gemma", max_tokens=24)
+    await client.open(model="gemma", max_tokens=24, temperature=0)
     spoken = speech.silence(300) + speech.speak_pcm16("what is your name") + speech.silence(700)
     for seq, chunk in enumerate(speech.frames(spoken)):
         await client.send(speech.audio_frame(chunk, seq))
@@ -58,8 +59,11 @@ async def test_a_spoken_question_gets_a_real_answer(runtime_url, make_router, ro
 async def test_barge_in_stops_generation_on_the_runtime(runtime_url, make_router, route) -> None:
     harness = await make_router({"gemma": route([runtime_url])})
     client = RealtimeClient(harness.session, harness.url)
-    await client.open(model="gemma", max_tokens=400)
-    await client.send({"type": "control", "payload": {"action": "text", "text": "Tell me a long story."}})
+    # Greedy, the small model repeats this request until max_tokens: about 20 s of generation at
+    # 40 tokens a second, so the answer is still streaming when the user speaks, and a runtime that
+    # kept generating after barge_in would still be at it when the deadline below passes.
+    await client.open(model="gemma", max_tokens=800, temperature=0)
+    await client.send({"type": "control", "payload": {"action": "text", "text": "Count to one thousand."}})
     await client.until("partial", 180)
     assert running_sequences(runtime_url) == 1
     for seq, chunk in enumerate(speech.frames(speech.speak_pcm16("wait"))[:10]):
@@ -67,7 +71,7 @@ async def test_barge_in_stops_generation_on_the_runtime(runtime_url, make_router
     barge = await client.until("barge_in")
     assert barge["reason"] == "speech"
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10
+    deadline = loop.time() + 5
     while running_sequences(runtime_url) != 0:
         assert loop.time() < deadline, "the runtime kept generating after barge_in"
         await asyncio.sleep(0.05)

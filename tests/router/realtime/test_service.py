@@ -65,7 +65,29 @@ async def test_a_text_turn_streams_partials_then_final_then_metrics(make_router,
     assert mock.state.bodies[-1]["messages"][-1] == {"role": "user", "content": "hello there"}
     seqs = [frame["seq"] for frame in client.frames if "seq" in frame]
     assert seqs == list(range(1, len(seqs) + 1))
+    assert "temperature" not in mock.state.bodies[-1]  # unset: the model's default
     await client.close()
+
+
+async def test_a_sessions_temperature_goes_with_each_of_its_turns(make_router, mocks, route) -> None:
+    harness, mock = await router_over_mock(make_router, mocks, route)
+    voice = RealtimeClient(harness.session, harness.url)
+    await voice.open(model="m", max_tokens=1, temperature=0)
+    await voice.send(text_turn("hello"))
+    await voice.until("final")
+    assert mock.state.bodies[-1]["temperature"] == 0
+    xr = RealtimeClient(harness.session, harness.url, kind="xr")
+    await xr.open(model="m", max_tokens=1, temperature=0.7)
+    async with harness.post("/api/v1/xr:stream", {"session_id": xr.session_id, "question": "hi"}) as response:
+        assert response.status == 200
+        await response.read()
+    assert mock.state.bodies[-1]["temperature"] == 0.7
+    async with harness.post("/api/v1/voice/session", {"model": "m", "temperature": 3}) as response:
+        assert response.status == 400
+        error = (await response.json())["error"]
+        assert error["param"] == "temperature"
+    await voice.close()
+    await xr.close()
 
 
 async def test_spoken_words_barge_in_and_the_upstream_request_is_closed(make_router, mocks, route) -> None:
