@@ -47,4 +47,4 @@ class Detector:
         if self._phones is not None:
             taken = [(span.start, span.end) for span in found]
             found += [Span(EntityType.PHONE, start, end) for start, end in self._phones.find(text, taken)]
-        return settle(found)
+        return settle(found) if found else found  # nothing found: the common answer, as it is

@@ -33,7 +33,10 @@ GROUP_MAX = 8
 PEM_MARK = "-----BEGIN"
 _PEM_END = re.compile(r"-----END [A-Z0-9 ]*-----")
 _GROUP_SEPARATORS = " \t\u00a0"
-_SEPARATOR_GROUP = frozenset("/-+.\u2013")  # the last is an en dash
+_SEPARATORS_IN_GROUP = "/-+.\u2013"  # the last is an en dash
+# The group before a position: the run of non-space characters that ends there, cut at one character
+# more than a group may have (searched in a window that ends there).
+_GROUP_BEFORE = re.compile(rf"\S{{1,{GROUP_MAX + 1}}}\Z")
 
 
 def _number_group(group: str) -> bool:
@@ -43,7 +46,9 @@ def _number_group(group: str) -> bool:
     core = group.strip("()[]<>\"'")
     if len(group) > GROUP_MAX or not core:
         return False
-    if all(char in _SEPARATOR_GROUP for char in core):
+    if core.isalpha():  # a word (most groups in prose): no digit, so only a few capitals qualify
+        return len(core) <= 4 and core.isupper()
+    if not core.strip(_SEPARATORS_IN_GROUP):  # separators only
         return True
     return any(char.isdigit() for char in core) or (len(core) <= 4 and core.isalnum() and core.isupper())
 
@@ -86,13 +91,11 @@ def safe_cut(text: str, walk: Walk | None = None) -> int:
         if previous is not None and start == previous.run:
             start = previous.chain  # the chain behind this point was walked last time
             break
-        group_start = start - 1
         # one character past the longest group is enough to know this one is too long
-        while (
-            group_start > 0 and not text[group_start - 1].isspace() and start - group_start <= GROUP_MAX + 1
-        ):
-            group_start -= 1
-        if not _number_group(text[group_start : start - 1]):
+        group = _GROUP_BEFORE.search(text, max(0, start - 2 - GROUP_MAX), start - 1)
+        assert group is not None  # text[start - 2] is not a space
+        group_start = group.start()
+        if not _number_group(group.group()):
             break
         start = group_start
     if walk is not None:
@@ -129,20 +132,25 @@ class Holdback:
         if cut == 0:
             return Applied("")
         offset = len(self.context)
-        spans = [
-            Span(span.entity, max(0, span.start - offset), span.end - offset)
-            for span in self.detector.find(self.context + pending)
-            if span.end > offset
-        ]
-        for span in reversed(spans):
-            if span.start < cut < span.end:
-                cut = span.start
-        if cut == 0:
-            return Applied("")
-        released = pending[:cut]
-        applied = apply_actions(released, [s for s in spans if s.end <= cut], self.actions)
-        if applied.blocked:  # nothing of a blocked answer goes out, not even what came before
-            applied = Applied("", applied.hits)
+        found = self.detector.find(self.context + pending)
+        if found:
+            spans = [
+                Span(span.entity, max(0, span.start - offset), span.end - offset)
+                for span in found
+                if span.end > offset
+            ]
+            for span in reversed(spans):
+                if span.start < cut < span.end:
+                    cut = span.start
+            if cut == 0:
+                return Applied("")
+            released = pending[:cut]
+            applied = apply_actions(released, [s for s in spans if s.end <= cut], self.actions)
+            if applied.blocked:  # nothing of a blocked answer goes out, not even what came before
+                applied = Applied("", applied.hits)
+        else:  # nothing found (most of the time): released as it is
+            released = pending[:cut]
+            applied = Applied(released)
         self.context = (self.context + released)[-CONTEXT:]
         self.pending = pending[cut:]
         self.walk.shift(cut)

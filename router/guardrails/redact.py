@@ -21,6 +21,8 @@ class Applied:
     @property
     def blocked(self) -> list[EntityType]:
         """Entity types whose action is ``block``, in the order found, without repeats."""
+        if not self.hits:
+            return []
         return list(dict.fromkeys(entity for entity, action in self.hits if action is PiiAction.BLOCK))
 
 

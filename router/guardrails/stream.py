@@ -72,7 +72,7 @@ class StreamFilter:
         self._buffer = b""
         self._choices: dict[int, Holdback] = {}
         self._chat = True
-        self._template: dict[str, Any] = {}
+        self._last: dict[str, Any] = {}  # the last answer event
 
     def feed(self, chunk: bytes) -> bytes:
         """Filter the next upstream bytes; returns what to send the client now.
@@ -81,6 +81,15 @@ class StreamFilter:
         relay then ends the stream with an error event); nothing passes after that."""
         if self.blocked:
             return b""
+        if (
+            not self._buffer
+            and chunk.endswith(b"\n\n")
+            and chunk.find(b"\n\n") == len(chunk) - 2
+            and b"\r" not in chunk
+        ):
+            filtered = self._event(chunk)  # one whole event, the common chunk: no buffering
+            self._raise_if_blocked()
+            return filtered
         self._buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
         out: list[bytes] = []
         while True:
@@ -113,10 +122,13 @@ class StreamFilter:
             raise blocked_error("answer", self.blocked)
 
     def _event(self, event: bytes) -> bytes:
-        data = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
-        if not data:
-            return event
-        payload = b"\n".join(data)
+        if event.startswith(b"data:") and event.find(b"\n") == len(event) - 2:
+            payload = event[5:-2].lstrip()  # one data line, as every upstream here writes them
+        else:
+            data = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+            if not data:
+                return event
+            payload = b"\n".join(data)
         if payload == DONE:
             tail = self._flush_all()
             return b"" if self.blocked else tail + event
@@ -124,7 +136,7 @@ class StreamFilter:
         if answer is None:
             return event
         document, choices = answer
-        self._template = {k: v for k, v in document.items() if k not in ("choices", "usage")}
+        self._last = document  # `_flush_all` makes its chunk in this one's image
         keep = bool(document.get("usage"))
         for choice in choices:
             if isinstance(choice, dict):
@@ -153,16 +165,17 @@ class StreamFilter:
         if finished:
             flushed = holdback.flush()
             applied = Applied(applied.text + flushed.text, applied.hits + flushed.hits)
-        _record(self.tally, applied)
-        if applied.blocked:
-            self.blocked = applied.blocked
-            return False
+        if applied.hits:
+            _record(self.tally, applied)
+            if applied.blocked:
+                self.blocked = applied.blocked
+                return False
         if applied.text or key in holder:
             holder[key] = applied.text
         if finished:
             return True
-        other = {k for k in holder if k != key} if holder is not choice else set()
-        return bool(applied.text) or bool(other)
+        # something else to tell: text, or other fields of the delta (a role, tool calls)
+        return bool(applied.text) or (holder is not choice and len(holder) > (key in holder))
 
     def _flush_all(self) -> bytes:
         """A chunk releasing whatever every choice still holds (b"" when nothing is held)."""
@@ -182,7 +195,8 @@ class StreamFilter:
                     choices.append({"index": index, "text": applied.text, "finish_reason": None})
         if not choices:
             return b""
-        return b"data: " + orjson.dumps({**self._template, "choices": choices}) + b"\n\n"
+        template = {k: v for k, v in self._last.items() if k not in ("choices", "usage")}
+        return b"data: " + orjson.dumps({**template, "choices": choices}) + b"\n\n"
 
 
 class BodyFilter:
