@@ -70,7 +70,7 @@ async def test_chunked_body_with_extensions_and_trailers(server) -> None:
     url = await server(lambda n: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
     pool = Pool(1.0)
     response = await pool.post(url, b"", {})
-    assert [chunk async for chunk in response.iter_any()] == [b"data", b": x"]
+    assert [chunk async for chunk in response.iter_any()] == [b"data: x"]  # arrived together
     assert response.at_eof()
     response.release()
     again = await pool.post(url, b"", {})
@@ -112,3 +112,64 @@ async def test_garbage_is_a_protocol_error(server) -> None:
 async def test_refused_connection_raises_oserror() -> None:
     with pytest.raises(OSError):
         await Pool(1.0).post("http://127.0.0.1:9/v1/x", b"", {})
+
+
+async def paced(parts: list[bytes], pause: float = 0.05) -> tuple[str, asyncio.Server]:
+    """A server answering one request with ``parts``, written ``pause`` apart."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        writer.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}/v1/x", srv
+
+
+async def test_each_chunk_is_given_once_whole_as_soon_as_it_has_arrived() -> None:
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    # A chunk split across writes (even inside its size line and its CRLF), two chunks in one write,
+    # trailers split too: each piece comes out when its last chunk is whole, and no sooner.
+    parts = [
+        head + b"5\r\nhel",
+        b"lo\r",
+        b"\n1",
+        b"0\r\n, world! and so \r\n2\r\nmo\r\n",
+        b"0\r\nx-t: 1\r",
+        b"\n\r\n",
+    ]
+    url, srv = await paced(parts)
+    pool = Pool(1.0)
+    response = await pool.post(url, b"", {})
+    got = []
+    async for chunk in response.iter_any():
+        got.append(chunk)
+    assert got == [b"hello", b", world! and so mo"]
+    assert response.at_eof()
+    assert response.reusable
+    srv.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zz\r\nhello\r\n0\r\n\r\n", b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"1" * 2000],
+    ids=["not-hex", "negative", "no-crlf-after-data", "endless-size-line"],
+)
+async def test_bad_chunked_framing_is_a_protocol_error(server, body: bytes) -> None:
+    url = await server(lambda n: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    response = await Pool(1.0).post(url, b"", {})
+    with pytest.raises(ProtocolError):
+        await response.read()
+
+
+async def test_a_chunked_body_cut_short_raises_incomplete_read() -> None:
+    url, srv = await paced([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhe"])
+    response = await Pool(1.0).post(url, b"", {})
+    with pytest.raises(asyncio.IncompleteReadError):
+        await response.read()
+    assert not response.at_eof()
+    srv.close()
