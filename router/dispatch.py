@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +174,7 @@ class Dispatcher:
         self.scheduling_metrics = SchedulingMetrics(metrics.registry)
         self.limiters: dict[str, FairAdmission | FifoAdmission] = {}
         self._held: dict[str, int] = {}
+        metrics.slots.sources.append(self.slot_counts)
         holder.on_swap(self._on_swap)
 
     def _on_swap(self, table: RoutingTable) -> None:
@@ -227,6 +228,11 @@ class Dispatcher:
         if route is None:
             raise UpstreamError(ErrorCode.NOT_FOUND, f"model {model!r} is not served here", param="model")
         return route
+
+    def slot_counts(self) -> Iterator[tuple[str, int, int]]:
+        """Per model: requests holding a slot and requests waiting for one (the metrics' gauges)."""
+        for model, limiter in list(self.limiters.items()):
+            yield model, limiter.active, limiter.queued
 
     def load(self, model: str) -> int:
         """Requests for ``model`` in this router now: held, queued or being served."""
@@ -308,27 +314,18 @@ class Dispatcher:
         limiter = self.limiter(model, route)
         demand = demand or self.demands.default(len(body))
         headers = {**headers, PRIORITY_HEADER: str(demand.priority)}
-        self.metrics.queue_depth.labels(model).set(limiter.queued + 1)
         waiting = time.perf_counter()
-        entry: Entry | None
-        try:
-            entry = await limiter.acquire(demand)
-        finally:
-            self.metrics.queue_depth.labels(model).set(limiter.queued)
+        entry: Entry | None = await limiter.acquire(demand)
         demand.granted = time.perf_counter()
         demand.waited = demand.granted - waiting
         self.metrics.queue_wait.labels(model).observe(demand.waited)
-        in_flight = self.metrics.in_flight.labels(model)
-        in_flight.inc()
         try:
             async with self._attempts(
                 model, route, path, body, headers, prefix, trace, set(), self.retries
             ) as ex:
                 yield ex
         finally:
-            in_flight.dec()
             limiter.release(entry, demand.used)
-            self.metrics.queue_depth.labels(model).set(limiter.queued)
 
     @asynccontextmanager
     async def failover(

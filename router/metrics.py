@@ -8,8 +8,11 @@ histograms carry OpenMetrics exemplars (a trace id) when tracing is on (`telemet
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from inferflux.router.labelled import Counter, Gauge, Histogram
 
@@ -62,12 +65,8 @@ class Metrics:
         self.stream_chunks = Counter(
             PREFIX + "stream_chunks", "SSE data events relayed.", ["model"], registry=r
         )
-        self.in_flight = Gauge(
-            PREFIX + "in_flight", "Requests holding a slot, per model.", ["model"], registry=r
-        )
-        self.queue_depth = Gauge(
-            PREFIX + "queue_depth", "Requests waiting for a slot, per model.", ["model"], registry=r
-        )
+        self.slots = SlotGauges()  # in_flight and queue_depth, read from the dispatcher when scraped
+        r.register(self.slots)
         self.held = Gauge(
             PREFIX + "held_requests",
             "Requests held until a model with no ready replica gets one (a model loading), per model.",
@@ -144,3 +143,44 @@ class BoundedLabel:
                 return OTHER
             self._seen.add(value)
             return value
+
+
+#: A source of slot counts: (model, requests holding a slot, requests waiting for one) per model.
+SlotCounts = Callable[[], Iterable[tuple[str, int, int]]]
+
+
+class SlotGauges(Collector):
+    """``in_flight`` and ``queue_depth`` per model, read from the admissions when scraped.
+
+    Kept up to date per request they were six label lookups and five gauge updates on every
+    request (docs/router.md, session 16); read at scrape time they cost nothing in between and are
+    exact when read. ``sources`` are the dispatchers' counts (one per router).
+    """
+
+    def __init__(self) -> None:
+        self.sources: list[SlotCounts] = []
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families({})
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        counts: dict[str, tuple[int, int]] = {}
+        for source in self.sources:
+            for model, active, queued in source():
+                had_active, had_queued = counts.get(model, (0, 0))
+                counts[model] = (had_active + active, had_queued + queued)
+        yield from self._families(counts)
+
+    @staticmethod
+    def _families(counts: dict[str, tuple[int, int]]) -> Iterator[GaugeMetricFamily]:
+        in_flight = GaugeMetricFamily(
+            PREFIX + "in_flight", "Requests holding a slot, per model.", labels=["model"]
+        )
+        queued = GaugeMetricFamily(
+            PREFIX + "queue_depth", "Requests waiting for a slot, per model.", labels=["model"]
+        )
+        for model, (active, waiting) in sorted(counts.items()):
+            in_flight.add_metric([model], active)
+            queued.add_metric([model], waiting)
+        yield in_flight
+        yield queued

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from inferflux.router.metrics import OTHER, BoundedLabel, Metrics
@@ -66,3 +67,30 @@ def test_tenants_past_the_limit_share_one_series() -> None:
     }
     assert tenants == {"tenant-0", "tenant-1", "tenant-2", OTHER}
     assert _value(metrics, "inferflux_router_tenant_tokens_total", {"tenant": OTHER, "kind": "prompt"}) == 47
+
+
+async def test_in_flight_and_queue_depth_are_read_from_the_model_slots_when_scraped(
+    mocks: Any, make_router: Any, route: Any
+) -> None:
+    backend = await mocks(answer_delay_ms=400.0)
+    harness = await make_router({"m": route([backend.url], name="m", maxConcurrency=1, maxQueue=4)})
+    metrics = harness.router.metrics
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+
+    async def ask() -> int:
+        async with harness.post("/v1/chat/completions", request) as response:
+            await response.read()
+            return response.status
+
+    calls = [asyncio.ensure_future(ask()) for _ in range(2)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while _value(metrics, "inferflux_router_queue_depth", {"model": "m"}) < 1:  # one served, one waiting
+        assert loop.time() < deadline, "the second request never queued"
+        await asyncio.sleep(0.01)
+    assert _value(metrics, "inferflux_router_in_flight", {"model": "m"}) == 1
+    assert await asyncio.gather(*calls) == [200, 200]
+    assert _value(metrics, "inferflux_router_in_flight", {"model": "m"}) == 0
+    assert _value(metrics, "inferflux_router_queue_depth", {"model": "m"}) == 0
+    async with harness.session.get(harness.url + "/metrics") as response:
+        assert 'inferflux_router_in_flight{model="m"} 0.0' in await response.text()
