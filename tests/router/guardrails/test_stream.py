@@ -86,7 +86,8 @@ async def test_events_split_anywhere_in_their_bytes_are_reassembled() -> None:
 async def test_events_fed_a_few_bytes_at_a_time_pass_nothing_unfiltered(size: int) -> None:
     # A one-, two- or three-byte piece is not a whole event (a whole one ends its first blank line).
     whole = chat_event("key sk-proj-abcdefghijklmnopqrstuvwxyz123456 ", finish="stop") + b"data: [DONE]\n\n"
-    raw = run(StreamFilter(DETECTOR, REDACT, Tally()), [whole[i : i + size] for i in range(0, len(whole), size)])
+    pieces = [whole[i : i + size] for i in range(0, len(whole), size)]
+    raw = run(StreamFilter(DETECTOR, REDACT, Tally()), pieces)
     assert b"sk-proj" not in raw
     assert text_of(await events(raw)) == "key [SECRET] "
 
