@@ -7,6 +7,7 @@ import string
 
 import pytest
 
+from inferflux.router.guardrails import credentials
 from inferflux.router.guardrails.credentials import entropy_floor, find_secrets, looks_random, shannon_entropy
 from inferflux.router.identity.api_keys import KeyHasher, generate
 
@@ -106,3 +107,12 @@ def test_entropy() -> None:
     assert shannon_entropy("aaaa") == 0
     assert shannon_entropy("abcd") == 2
     assert entropy_floor(32) < entropy_floor(64)
+
+
+def test_every_known_prefix_holds_a_mark_the_gate_looks_for() -> None:
+    # The gate before the twenty prefixes: adding a prefix without a mark would hide its keys.
+    assert all(
+        any(mark in prefix for mark in credentials.KNOWN_MARKS) for prefix in credentials.KNOWN_PREFIXES
+    )
+    assert all(credentials._may_hold_a_known_prefix(f"a {mark} b") for mark in credentials.KNOWN_MARKS)
+    assert not credentials._may_hold_a_known_prefix("The quick brown fox jumps over the lazy dog, A to Z.")
