@@ -106,15 +106,15 @@ KNOWN_PREFIXES = (
 )  # fmt: skip
 ASSIGNED_HINTS = ("pass", "pwd", "kennwort", "contrase", "key", "secret", "token")
 # The tests that gate each pattern: a streamed answer is scanned once per event, so these are
-# counted (docs/router.md, session 16). Every known prefix holds one of `KNOWN_MARKS`: most text
-# holds none, and nine substring tests cost a quarter of looking for the twenty prefixes.
-KNOWN_MARKS = ("-", "_", "AK", "AS", "AB", "AC", "AI", "xox", "eyJ")
+# counted (docs/router.md, session 16).
 _ANY_ASSIGNED_HINT = re.compile("|".join(map(re.escape, ASSIGNED_HINTS)))
 _LONG_WORD = re.compile(rf"\S{{{MIN_RANDOM}}}")  # a run of MIN_RANDOM characters without whitespace
 
 
 def _may_hold_a_known_prefix(text: str) -> bool:
-    """False when ``text`` holds none of `KNOWN_MARKS` (so none of `KNOWN_PREFIXES`)."""
+    """False when ``text`` holds none of the marks one of which every known prefix holds (so none of
+    `KNOWN_PREFIXES`): most text holds none, and these nine substring tests cost a quarter of
+    looking for the twenty prefixes."""
     return (
         "-" in text
         or "_" in text

@@ -61,7 +61,7 @@ class TurnRunner:
                 "model": turn.model,
                 "messages": turn.messages,
                 "max_tokens": turn.max_tokens,
-                **({"temperature": turn.temperature} if turn.temperature is not None else {}),
+                "temperature": turn.temperature,  # None is left out of what goes upstream
                 **(
                     {"prompt_id": turn.prompt_id, "variables": turn.variables}
                     if prompts is not None and turn.prompt_id
